@@ -1,0 +1,27 @@
+"""The README's set-up is what CI runs, so the documented commands cannot rot."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import REPO
+
+
+def readme_setup_commands() -> list[str]:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Set-up", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_setup_is_two_commands():
+    commands = readme_setup_commands()
+    assert len(commands) == 2
+    assert "pip install torch==2.14.1 torchvision==0.29.1 -e ." in commands[0]
+    assert "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_commands_verbatim():
+    ci_lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    for command in readme_setup_commands():
+        assert command in ci_lines, f"README command missing from .ci/run: {command}"

@@ -1,0 +1,258 @@
+"""Running a submission in its own Jupyter kernel, cell by cell, and keeping it for the checks.
+
+Why a kernel and not ``exec``: student code is untrusted and may hang, exit
+or crash, so it runs in a separate process (an ipykernel driven by
+nbclient) in a fresh working directory. The grader's process only ever sees
+messages from it.
+
+What this module guarantees, whatever the notebook does:
+
+* a cell that raises is recorded (exception and line) and the next cells
+  still run, as "Run all" with errors ignored would;
+* a cell that exceeds ``cell_timeout`` is interrupted, recorded as
+  ``timeout``, and execution goes on; past the whole-notebook ``timeout``
+  the remaining cells are ``skipped``;
+* if the kernel dies (``os._exit``, a segfault, the OOM killer) a fresh
+  kernel replays the cells that ran before the fatal one, skips it, and
+  carries on, so every question whose code ran can still be graded;
+* after the last cell the kernel stays up (:meth:`KernelSession.run_code`)
+  so checks can call the student's functions with their own inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+from nbformat import NotebookNode
+
+from grader.results import CellRecord, ExecutionRecord
+
+TIMEOUT_ENAME = "GraderCellTimeout"
+MAX_RESTARTS = 3
+
+
+@dataclass
+class ExecutionOptions:
+    """Limits and environment for one submission's kernel."""
+
+    workdir: Path
+    cell_timeout: float = 300.0
+    timeout: float = 3600.0
+    kernel_name: str = "python3"
+    env: dict[str, str] = field(default_factory=dict)
+    #: Code run in the kernel before the first cell (the budget's patches).
+    preamble: str = ""
+
+
+@dataclass
+class CodeResult:
+    """What a piece of grader code printed in the kernel, or how it failed."""
+
+    status: str  # "ok" | "error" | "timeout" | "dead"
+    stdout: str = ""
+    error: str = ""
+    seconds: float = 0.0
+
+
+def _error_of(cell: NotebookNode) -> tuple[str, str] | None:
+    """``(ename, 'Ename: evalue')`` of the cell's error output, if it has one."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            ename, evalue = output.get("ename", "Error"), output.get("evalue", "")
+            return ename, f"{ename}: {evalue}".strip().rstrip(":")
+    return None
+
+
+def _stdout_of(cell: NotebookNode) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
+
+
+class KernelSession:
+    """One submission's kernel: run the notebook, then answer the checks' requests.
+
+    Use as ``async with KernelSession(notebook, options) as session:``; the
+    kernel is shut down (and its process group killed) on exit.
+    """
+
+    def __init__(self, notebook: NotebookNode, options: ExecutionOptions):
+        self.notebook = notebook
+        self.options = options
+        self.restarts = 0
+        options.workdir.mkdir(parents=True, exist_ok=True)
+        self.client = NotebookClient(
+            notebook,
+            timeout=max(1, int(options.cell_timeout)),
+            interrupt_on_timeout=True,
+            error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": f"cell exceeded {options.cell_timeout:g} s", "traceback": []},
+            allow_errors=True,
+            kernel_name=options.kernel_name,
+            kernel_manager_class=AsyncKernelManager,
+            resources={"metadata": {"path": str(options.workdir)}},
+            shutdown_kernel="immediate",
+            iopub_timeout=5,
+        )
+
+    async def __aenter__(self) -> KernelSession:
+        await self._start_kernel()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def _start_kernel(self) -> None:
+        client = self.client
+        client.km = client.create_kernel_manager()
+        # IPC sockets in the private working folder: no TCP port is opened, and
+        # the kernel stays reachable where a sandbox cuts the network.
+        client.km.transport = "ipc"
+        client.km.ip = str(self.options.workdir / f".kernel-{id(self)}-{self.restarts}")
+        await client.async_start_new_kernel(cwd=str(self.options.workdir), env=self._kernel_env())
+        await client.async_start_new_kernel_client()
+        if self.options.preamble:
+            result = await self.run_code(self.options.preamble, timeout=120)
+            if result.status != "ok":
+                raise RuntimeError(f"the grader's preamble failed in the kernel: {result.error}")
+
+    def _kernel_env(self) -> dict[str, str]:
+        import os
+
+        env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
+        env.update(self.options.env)
+        return env
+
+    async def _restart(self) -> None:
+        self.restarts += 1
+        await self._shutdown_kernel()
+        await self._start_kernel()
+
+    async def _shutdown_kernel(self) -> None:
+        client = self.client
+        try:
+            if client.kc is not None:
+                client.kc.stop_channels()
+        finally:
+            client.kc = None
+            if client.km is not None:
+                try:
+                    await client.km.shutdown_kernel(now=True)
+                except Exception:  # a dead kernel may refuse a polite shutdown
+                    await client.km.kill_kernel()
+                client.km = None
+
+    async def close(self) -> None:
+        await self._shutdown_kernel()
+
+    async def _execute(self, cell: NotebookNode, index: int, timeout: float | None = None) -> str:
+        """Run one cell; return 'ok', 'error', 'timeout' or 'dead'."""
+        limit = max(1, int(timeout if timeout is not None else self.options.cell_timeout))
+        self.client.timeout = limit
+        start = time.monotonic()
+        try:
+            await self.client.async_execute_cell(cell, index, store_history=index >= 0)
+        except DeadKernelError:
+            return "dead"
+        finally:
+            self.client.timeout = max(1, int(self.options.cell_timeout))
+        error = _error_of(cell)
+        if error is None:
+            return "ok"
+        # The interrupt surfaces as the kernel's own KeyboardInterrupt, so the clock decides.
+        if error[0] == TIMEOUT_ENAME or (error[0] == "KeyboardInterrupt" and time.monotonic() - start >= limit):
+            return "timeout"
+        return "error"
+
+    async def run_notebook(
+        self, on_cell: Callable[[int, int], None] | None = None, after_cell: Callable[[int, NotebookNode], str] | None = None
+    ) -> ExecutionRecord:
+        """Run every code cell; return the per-cell record and the overall status.
+
+        ``on_cell(position, total)`` reports progress; ``after_cell(index,
+        cell)`` may return grader code to run right after a cell that ran
+        (snapshots of the student's definitions), never shown to the student.
+        """
+        start = time.monotonic()
+        code_cells = [(i, c) for i, c in enumerate(self.notebook.cells) if c.cell_type == "code" and c.source.strip()]
+        records: list[CellRecord] = []
+        done: list[tuple[int, NotebookNode]] = []  # cells that ran cleanly, for a replay after a crash
+        status, message = "ok", ""
+        for position, (index, cell) in enumerate(code_cells):
+            if on_cell:
+                on_cell(position, len(code_cells))
+            if time.monotonic() - start > self.options.timeout:
+                records.append(CellRecord(index, "skipped", 0.0, "whole-notebook time limit reached"))
+                status, message = "timeout", f"the notebook exceeded its {self.options.timeout:g} s limit at cell {index}"
+                continue
+            cell_start = time.monotonic()
+            outcome = await self._execute(cell, index)
+            seconds = round(time.monotonic() - cell_start, 3)
+            if outcome == "dead":
+                records.append(CellRecord(index, "error", seconds, "the kernel died while running this cell"))
+                status, message = "crashed", f"the kernel died in cell {index}"
+                if self.restarts >= MAX_RESTARTS:
+                    records.extend(CellRecord(i, "skipped", 0.0, "too many kernel crashes") for i, _ in code_cells[position + 1 :])
+                    message += f"; gave up after {MAX_RESTARTS} restarts"
+                    break
+                await self._restart()
+                await self._replay(done, after_cell)
+                continue
+            error = _error_of(cell)
+            detail = f"interrupted after {self.options.cell_timeout:g} s" if outcome == "timeout" else (error[1] if error else "")
+            records.append(CellRecord(index, outcome, seconds, detail))
+            if outcome == "timeout" and status == "ok":
+                status, message = "timeout", f"cell {index} exceeded {self.options.cell_timeout:g} s and was interrupted"
+            elif outcome == "error" and status == "ok":
+                status, message = "error", f"cell {index} raised {error[1]}"
+            if outcome == "ok":
+                done.append((index, cell))
+            if after_cell:
+                await self._after(index, cell, after_cell)
+        return ExecutionRecord(status, message, round(time.monotonic() - start, 3), records)
+
+    async def _after(self, index: int, cell: NotebookNode, after_cell: Callable[[int, NotebookNode], str]) -> None:
+        code = after_cell(index, cell)
+        if code:
+            await self.run_code(code, timeout=60)
+
+    async def _replay(self, done: list[tuple[int, NotebookNode]], after_cell) -> None:
+        for index, cell in done:
+            replay = nbformat.v4.new_code_cell(cell.source)
+            if await self._execute(replay, index) == "dead":
+                return
+            if after_cell:
+                await self._after(index, replay, after_cell)
+
+    async def run_code(self, code: str, timeout: float = 60) -> CodeResult:
+        """Run grader code in the kernel (not stored in its history) and collect stdout.
+
+        A hang is interrupted at ``timeout``; a kernel that dies is restarted
+        *without* replaying the notebook, so later checks report the crash.
+        """
+        cell = nbformat.v4.new_code_cell(code)
+        start = time.monotonic()
+        outcome = await self._execute(cell, -1, timeout=timeout)
+        seconds = round(time.monotonic() - start, 3)
+        error = _error_of(cell)
+        if outcome == "timeout":
+            return CodeResult(outcome, _stdout_of(cell), f"interrupted after {timeout:g} s", seconds)
+        if outcome == "dead":
+            await self._restart()
+            return CodeResult(outcome, "", "the kernel died", seconds)
+        return CodeResult(outcome, _stdout_of(cell), error[1] if error else "", seconds)
+
+
+def run_notebook_sync(notebook: NotebookNode, options: ExecutionOptions) -> ExecutionRecord:
+    """Execute ``notebook`` and return its record, shutting the kernel down afterwards."""
+
+    async def go() -> ExecutionRecord:
+        async with KernelSession(notebook, options) as session:
+            return await session.run_notebook()
+
+    return asyncio.run(go())

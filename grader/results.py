@@ -1,0 +1,157 @@
+"""The result of grading one submission (schema version 1), and writing it safely.
+
+Everything the grader decides ends up in a :class:`GradeResult`; reports,
+gradebooks and the ``--json`` output are all rendered from its dictionary
+form, so this module is the one place the schema is spelled out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+ExecutionStatus = Literal["ok", "error", "timeout", "crashed", "invalid"]
+CellStatus = Literal["ok", "error", "timeout", "skipped", "neutralized"]
+QuestionStatus = Literal["pass", "fail", "error", "manual", "missing"]
+
+
+@dataclass
+class CellRecord:
+    """How one code cell ran: its index in the notebook, status, time and error line."""
+
+    index: int
+    status: CellStatus
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class NeutralizedLine:
+    """A line the grader did not run (``!pip ...``, ``drive.mount(...)``), kept for the report."""
+
+    cell: int
+    line: int
+    source: str
+    reason: str
+
+
+@dataclass
+class ExecutionRecord:
+    status: ExecutionStatus
+    message: str = ""
+    seconds: float = 0.0
+    cells: list[CellRecord] = field(default_factory=list)
+    neutralized: list[NeutralizedLine] = field(default_factory=list)
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    title: str
+    status: QuestionStatus
+    points: float
+    max_points: float
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GradeResult:
+    submission: str
+    sha256: str
+    assignment: str
+    budget: str
+    device: str
+    grader_version: str
+    execution: ExecutionRecord
+    questions: list[QuestionResult] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def score(self) -> float:
+        """Auto-graded points earned (manual questions count once a TA scores them)."""
+        return sum(q.points for q in self.questions if q.status != "manual")
+
+    @property
+    def max_score(self) -> float:
+        return sum(q.max_points for q in self.questions if q.status != "manual")
+
+    @property
+    def manual_points_pending(self) -> float:
+        return sum(q.max_points for q in self.questions if q.status == "manual")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        ordered = {"schema_version": data.pop("schema_version")}
+        ordered.update(data)
+        ordered.update(score=self.score, max_score=self.max_score, manual_points_pending=self.manual_points_pending)
+        return ordered
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GradeResult:
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"unsupported result schema version {data.get('schema_version')!r}")
+        execution = dict(data["execution"])
+        execution["cells"] = [CellRecord(**c) for c in execution.get("cells", [])]
+        execution["neutralized"] = [NeutralizedLine(**n) for n in execution.get("neutralized", [])]
+        return cls(
+            submission=data["submission"],
+            sha256=data["sha256"],
+            assignment=data["assignment"],
+            budget=data["budget"],
+            device=data["device"],
+            grader_version=data["grader_version"],
+            execution=ExecutionRecord(**execution),
+            questions=[QuestionResult(**q) for q in data.get("questions", [])],
+        )
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The bytes go to a temporary file in the same folder, are flushed to
+    disk, and replace ``path`` with one ``os.replace`` (atomic on POSIX and
+    Windows). A crash at any point leaves at most a stray ``.tmp`` file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(result: GradeResult, path: Path) -> None:
+    write_atomic(path, json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+def unique_stems(paths: Iterable[Path]) -> list[str]:
+    """One output stem per submission, unique within a batch.
+
+    ``a/hw2.ipynb`` and ``b/hw2.ipynb`` both want ``hw2``; the second becomes
+    ``hw2-2`` (then ``-3``...), in the order given, so reruns agree.
+    """
+    seen: set[str] = set()
+    stems = []
+    for path in paths:
+        stem = Path(path).stem or "notebook"
+        candidate, n = stem, 1
+        while candidate.lower() in seen:
+            n += 1
+            candidate = f"{stem}-{n}"
+        seen.add(candidate.lower())
+        stems.append(candidate)
+    return stems

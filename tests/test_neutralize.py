@@ -1,0 +1,65 @@
+"""Colab and shell lines are neutralized one by one; everything else still runs."""
+
+from __future__ import annotations
+
+import ast
+
+import nbformat
+
+from grader.neutralize import neutralize, neutralize_source
+
+
+def test_shell_line_becomes_pass_and_the_rest_of_the_cell_is_kept():
+    result = neutralize_source("!pip install d2l==1.0.3\nimport torch", 1)
+    assert result.source == "pass  # [grader] neutralized: shell command\nimport torch"
+    assert [(r.cell, r.line, r.source, r.reason) for r in result.lines] == [(1, 0, "!pip install d2l==1.0.3", "shell command")]
+
+
+def test_indentation_is_kept_so_the_cell_still_parses():
+    source = "if True:\n    !pip install d2l\n    x = 1"
+    result = neutralize_source(source, 0)
+    ast.parse(result.source)
+    assert result.source.splitlines()[1].startswith("    pass")
+
+
+def test_colab_drive_and_files_lines_are_neutralized():
+    source = "from google.colab import drive\ndrive.mount('/content/drive')\nfrom google.colab import files\nfiles.download('x.csv')\ny = 2"
+    result = neutralize_source(source, 3)
+    assert [r.reason for r in result.lines] == ["Colab-only import", "Google Drive mount", "Colab-only import", "Colab file transfer"]
+    assert result.source.splitlines()[-1] == "y = 2"
+
+
+def test_installing_magics_are_neutralized_but_display_magics_are_kept():
+    result = neutralize_source("%pip install d2l\n%matplotlib inline\n%cd /content\n%config InlineBackend.figure_format = 'svg'", 0)
+    assert [r.source for r in result.lines] == ["%pip install d2l", "%cd /content"]
+    assert "%matplotlib inline" in result.source and "%config" in result.source
+
+
+def test_a_shell_cell_magic_neutralizes_the_whole_cell():
+    result = neutralize_source("%%bash\nrm -rf /\necho hi", 5)
+    assert result.source.startswith("pass") and len(result.lines) == 1
+    assert result.lines[0].reason == "cell magic %%bash"
+
+
+def test_a_capture_cell_magic_is_kept():
+    assert neutralize_source("%%capture\nx = 1", 0).lines == []
+
+
+def test_backslash_continuations_go_with_their_shell_line():
+    result = neutralize_source("!jupyter nbconvert \\\n    --to html x.ipynb\nz = 3", 0)
+    assert [r.line for r in result.lines] == [0, 1]
+    assert result.source.splitlines()[2] == "z = 3"
+
+
+def test_plain_python_that_mentions_drive_is_untouched():
+    source = "drive_mount = 3\nprint('!pip is not run')\nx = files_download = 1"
+    result = neutralize_source(source, 0)
+    assert result.source == source and result.lines == []
+
+
+def test_neutralize_copies_the_notebook_and_skips_markdown():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("!not code"), nbformat.v4.new_code_cell("!ls")])
+    clean, records = neutralize(nb)
+    assert nb.cells[1].source == "!ls"
+    assert clean.cells[0].source == "!not code" and clean.cells[1].source.startswith("pass")
+    assert [r.cell for r in records] == [1]

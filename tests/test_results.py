@@ -1,0 +1,77 @@
+"""Result files follow schema 1, are written atomically, and get unique names in a batch."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from grader import results as r
+
+
+def sample() -> r.GradeResult:
+    return r.GradeResult(
+        submission="subs/a.ipynb", sha256="ab" * 32, assignment="hw2", budget="quick", device="cpu",
+        grader_version="0.1.0",
+        execution=r.ExecutionRecord("ok", "", 1.5, [r.CellRecord(0, "ok", 0.2)], [r.NeutralizedLine(1, 0, "!ls", "shell command")]),
+        questions=[
+            r.QuestionResult("corr2d", "2-D cross-correlation", "pass", 3.0, 3.0),
+            r.QuestionResult("pool2d", "Pooling", "fail", 0.0, 3.0, "avg: expected 2.0, got 4.0"),
+            r.QuestionResult("ex_conv_commutative", "Proof", "manual", 0.0, 2.0, details={"answer": "..."}),
+        ],
+    )  # fmt: skip
+
+
+def test_scores_count_auto_graded_points_and_manual_points_are_pending():
+    data = sample().to_dict()
+    assert (data["score"], data["max_score"], data["manual_points_pending"]) == (3.0, 6.0, 2.0)
+
+
+def test_schema_keys_are_the_documented_ones():
+    data = sample().to_dict()
+    assert list(data) == [
+        "schema_version", "submission", "sha256", "assignment", "budget", "device", "grader_version",
+        "execution", "questions", "score", "max_score", "manual_points_pending",
+    ]  # fmt: skip
+    assert data["schema_version"] == 1
+    assert set(data["execution"]) >= {"status", "message", "seconds", "cells"}
+    assert set(data["questions"][0]) == {"id", "title", "status", "points", "max_points", "message", "details"}
+
+
+def test_a_result_survives_a_round_trip_through_json(tmp_path):
+    path = tmp_path / "a.json"
+    r.write_result(sample(), path)
+    again = r.GradeResult.from_dict(json.loads(path.read_text()))
+    assert again.to_dict() == sample().to_dict()
+
+
+def test_from_dict_rejects_another_schema_version():
+    data = sample().to_dict() | {"schema_version": 2}
+    with pytest.raises(ValueError, match="schema version 2"):
+        r.GradeResult.from_dict(data)
+
+
+def test_write_atomic_never_leaves_a_half_written_file(tmp_path, monkeypatch):
+    path = tmp_path / "out.json"
+    r.write_atomic(path, "old")
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        r.write_atomic(path, "new" * 1000)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_write_atomic_creates_the_folder(tmp_path):
+    r.write_atomic(tmp_path / "deep" / "er" / "x.json", "{}")
+    assert (tmp_path / "deep" / "er" / "x.json").read_text() == "{}"
+
+
+def test_unique_stems_number_repeated_names_in_order():
+    paths = [Path("a/hw2.ipynb"), Path("b/hw2.ipynb"), Path("c/HW2.ipynb"), Path("x.ipynb")]
+    assert r.unique_stems(paths) == ["hw2", "hw2-2", "HW2-3", "x"]

@@ -26,9 +26,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_async
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
@@ -150,17 +152,14 @@ class KernelSession:
     async def close(self) -> None:
         await self._shutdown_kernel()
 
-    async def _execute(self, cell: NotebookNode, index: int, timeout: float | None = None) -> str:
-        """Run one cell; return 'ok', 'error', 'timeout' or 'dead'."""
-        limit = max(1, int(timeout if timeout is not None else self.options.cell_timeout))
-        self.client.timeout = limit
+    async def _execute(self, cell: NotebookNode, index: int) -> str:
+        """Run one notebook cell; return 'ok', 'error', 'timeout' or 'dead'."""
+        limit = max(1, int(self.options.cell_timeout))
         start = time.monotonic()
         try:
-            await self.client.async_execute_cell(cell, index, store_history=index >= 0)
+            await self.client.async_execute_cell(cell, index)
         except DeadKernelError:
             return "dead"
-        finally:
-            self.client.timeout = max(1, int(self.options.cell_timeout))
         error = _error_of(cell)
         if error is None:
             return "ok"
@@ -230,22 +229,50 @@ class KernelSession:
                 await self._after(index, replay, after_cell)
 
     async def run_code(self, code: str, timeout: float = 60) -> CodeResult:
-        """Run grader code in the kernel (not stored in its history) and collect stdout.
+        """Run grader code in the kernel, outside the notebook and its history; collect stdout.
 
-        A hang is interrupted at ``timeout``; a kernel that dies is restarted
-        *without* replaying the notebook, so later checks report the crash.
+        Messages are read straight off the kernel's channels (not through
+        nbclient's cell machinery, which would file the outputs under a
+        notebook cell). A hang is interrupted at ``timeout``; a kernel that
+        does not come back from the interrupt, or dies, is restarted
+        *without* replaying the notebook, so later checks report it.
         """
-        cell = nbformat.v4.new_code_cell(code)
+        kc = self.client.kc
         start = time.monotonic()
-        outcome = await self._execute(cell, -1, timeout=timeout)
+        msg_id = kc.execute(code, silent=False, store_history=False, allow_stdin=False, stop_on_error=False)
+        stdout: list[str] = []
+        error = ""
+        deadline = start + timeout
+        interrupted = False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if interrupted:  # the interrupt did not end it: the kernel is stuck
+                    await self._restart()
+                    return CodeResult("timeout", "".join(stdout), f"interrupted after {timeout:g} s; kernel restarted", round(time.monotonic() - start, 3))
+                await ensure_async(self.client.km.interrupt_kernel())
+                interrupted, deadline = True, time.monotonic() + 5
+                continue
+            try:
+                msg = await ensure_async(kc.iopub_channel.get_msg(timeout=min(remaining, 1.0)))
+            except Empty:
+                if not await ensure_async(kc.is_alive()):
+                    await self._restart()
+                    return CodeResult("dead", "".join(stdout), "the kernel died", round(time.monotonic() - start, 3))
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content.get("name") == "stdout":
+                stdout.append(content.get("text", ""))
+            elif kind == "error":
+                error = f"{content.get('ename', 'Error')}: {content.get('evalue', '')}".strip().rstrip(":")
+            elif kind == "status" and content.get("execution_state") == "idle":
+                break
         seconds = round(time.monotonic() - start, 3)
-        error = _error_of(cell)
-        if outcome == "timeout":
-            return CodeResult(outcome, _stdout_of(cell), f"interrupted after {timeout:g} s", seconds)
-        if outcome == "dead":
-            await self._restart()
-            return CodeResult(outcome, "", "the kernel died", seconds)
-        return CodeResult(outcome, _stdout_of(cell), error[1] if error else "", seconds)
+        if interrupted:
+            return CodeResult("timeout", "".join(stdout), f"interrupted after {timeout:g} s", seconds)
+        return CodeResult("error" if error else "ok", "".join(stdout), error, seconds)
 
 
 def run_notebook_sync(notebook: NotebookNode, options: ExecutionOptions) -> ExecutionRecord:

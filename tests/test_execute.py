@@ -107,3 +107,26 @@ def test_a_failing_preamble_is_the_graders_error_not_the_students(tmp_path):
 
     with pytest.raises(RuntimeError, match="preamble failed"):
         asyncio.run(go())
+
+
+def test_the_preamble_runs_first_and_every_cell_still_runs(tmp_path):
+    async def go():
+        nb = notebook("y = x + 1", "print(y)")
+        async with KernelSession(nb, ExecutionOptions(tmp_path / "w", preamble="x = 41")) as session:
+            record = await session.run_notebook()
+            return record, nb.cells[1].outputs
+
+    record, outputs = asyncio.run(go())
+    assert statuses(record) == ["ok", "ok"]
+    assert outputs[0]["text"] == "42\n"
+
+
+def test_run_code_output_never_lands_in_a_notebook_cell(tmp_path):
+    async def go():
+        nb = notebook("print('cell')")
+        async with KernelSession(nb, ExecutionOptions(tmp_path / "w")) as session:
+            await session.run_notebook()
+            await session.run_code("print('grader')")
+            return nb.cells[0].outputs
+
+    assert [o["text"] for o in asyncio.run(go())] == ["cell\n"]

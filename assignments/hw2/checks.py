@@ -1,0 +1,370 @@
+"""HW2's checks, one ``check_<question id>(submission)`` per auto-graded question.
+
+Each check calls the student's code through ``submission`` (inputs are
+chosen here, outputs come back as data) and compares with ``reference``.
+A check passes by returning (optionally a dict of details for the report)
+and fails by raising ``Fail`` -- see ``grader.checking``.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+from torch.nn import functional as F
+
+from grader.bridge import Module, Submission
+from grader.checking import Fail, expect_equal, expect_tensor, property_check, tensors
+from grader.data import fixed_batch
+from reference import claims, models, ops
+
+BOOK_X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
+BOOK_K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+BOOK_X2 = torch.stack((BOOK_X, BOOK_X + 1))
+BOOK_K2 = torch.stack((BOOK_K, BOOK_K + 1))
+EXAMPLES = 30
+
+
+def _shape(t) -> str:
+    return "x".join(str(s) for s in t.shape)
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+@st.composite
+def image_and_kernel(draw, channels_in: int | None = None, channels_out: int | None = None, one_by_one: bool = False):
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    kh, kw = (1, 1) if one_by_one else (draw(st.integers(1, h)), draw(st.integers(1, w)))
+    x_shape = (h, w) if channels_in is None else (channels_in, h, w)
+    k_shape = (kh, kw) if channels_in is None else (channels_in, kh, kw)
+    if channels_out is not None:
+        k_shape = (channels_out, *k_shape)
+    return draw(tensors(x_shape)), draw(tensors(k_shape))
+
+
+@st.composite
+def pooling_case(draw):
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    window = (draw(st.integers(1, h)), draw(st.integers(1, w)))
+    return draw(tensors((h, w))), window, draw(st.sampled_from(["max", "avg"]))
+
+
+def _show_pair(case) -> str:
+    X, K = case
+    return f"X = {X.tolist()}, K = {K.tolist()}"
+
+
+# --------------------------------------------------------------------------- 7.2
+
+
+def check_corr2d(sub: Submission):
+    corr2d = sub.function("corr2d")
+    expect_tensor(corr2d(BOOK_X, BOOK_K), ops.corr2d(BOOK_X, BOOK_K), "corr2d on the book's example")
+
+    def same(case):
+        X, K = case
+        expect_tensor(corr2d(X, K), ops.corr2d(X, K), f"corr2d(X {_shape(X)}, K {_shape(K)})")
+
+    property_check("corr2d", image_and_kernel(), same, examples=EXAMPLES, show=_show_pair)
+
+
+def check_conv2d_layer(sub: Submission):
+    for kernel_size, X in (((1, 2), torch.arange(12.0).reshape(3, 4)), ((2, 3), torch.linspace(-1, 1, 30).reshape(5, 6))):
+        run = sub.forward("Conv2D", X, args=[kernel_size], modes=("eval",))
+        params = dict(zip(run["keys"], run["state"]))
+        if "weight" not in params or "bias" not in params:
+            raise Fail(f"Conv2D({kernel_size}) should have parameters `weight` and `bias`, found {sorted(params)}")
+        weight, bias = params["weight"], params["bias"]
+        if tuple(weight.shape) != kernel_size:
+            raise Fail(f"Conv2D({kernel_size}).weight should have shape {kernel_size}, got {tuple(weight.shape)}")
+        if bias.numel() != 1:
+            raise Fail(f"Conv2D({kernel_size}).bias should have 1 element, got shape {tuple(bias.shape)}")
+        expect_tensor(run["outputs"]["eval"], ops.corr2d(X, weight) + bias, f"Conv2D({kernel_size}) on a {_shape(X)} input")
+
+
+def _edge_image() -> torch.Tensor:
+    X = torch.ones((6, 8))
+    X[:, 2:6] = 0
+    return X
+
+
+def check_edge_detect(sub: Submission):
+    taken = sub.values("edge_detect")
+    X, K, Y = taken["X"], taken["K"], taken["Y"]
+    expect_tensor(X, _edge_image(), "X (6x8, columns 2-5 zero)")
+    expect_tensor(K, torch.tensor([[1.0, -1.0]]), "K")
+    expected = ops.corr2d(_edge_image(), torch.tensor([[1.0, -1.0]]))
+    expect_tensor(Y, expected, "Y = corr2d(X, K) (1 in column 1, -1 in column 5)")
+    transposed = sub.call("corr2d", _edge_image().t(), torch.tensor([[1.0, -1.0]]))
+    expect_tensor(transposed, torch.zeros((8, 5)), "corr2d(X.t(), K) (a vertical edge detector sees nothing)")
+    return {"snapshot_cell": taken.get("__cell__")}
+
+
+def check_learn_kernel(sub: Submission):
+    taken = sub.values("learn_kernel")
+    weight = taken["weight"]
+    if not isinstance(weight, torch.Tensor) or weight.numel() != 2:
+        raise Fail(f"expected conv2d.weight with 2 entries after the training loop, got {weight!r:.80}")
+    learned = weight.reshape(-1).to(torch.float64)
+    target = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    if not bool(((learned - target).abs() <= 0.2).all()):
+        raise Fail(f"the learned kernel {learned.tolist()} is not within 0.2 of [1, -1]", learned=learned.tolist())
+    return {"learned": [round(v, 4) for v in learned.tolist()], "snapshot_cell": taken.get("__cell__")}
+
+
+# --------------------------------------------------------------------------- 7.3
+
+
+@st.composite
+def conv_layer_case(draw):
+    n_h, n_w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    p_h, p_w = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    k_h, k_w = draw(st.integers(1, n_h + 2 * p_h)), draw(st.integers(1, n_w + 2 * p_w))
+    s_h, s_w = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (n_h, n_w), (k_h, k_w), (p_h, p_w), (s_h, s_w)
+
+
+def check_comp_conv2d(sub: Submission):
+    comp_conv2d = sub.function("comp_conv2d")
+    book = [((3, 3), (1, 1), (1, 1), (8, 8)), ((5, 3), (2, 1), (1, 1), (8, 8)),
+            ((3, 3), (1, 1), (2, 2), (4, 4)), ((3, 5), (0, 1), (3, 4), (2, 2))]  # fmt: skip
+
+    def shape_of(n, k, p, s):
+        layer = Module("LazyConv2d", out_channels=1, kernel_size=list(k), padding=list(p), stride=list(s))
+        Y = comp_conv2d(layer, torch.rand(n))
+        if not isinstance(Y, torch.Tensor):
+            raise Fail(f"comp_conv2d should return a tensor, got {Y!r:.80}")
+        return tuple(Y.shape)
+
+    for k, p, s, expected in book:
+        expect_equal(shape_of((8, 8), k, p, s), expected, f"comp_conv2d with kernel {k}, padding {p}, stride {s} on 8x8")
+
+    def same(case):
+        n, k, p, s = case
+        want = ops.output_shape(n, k, tuple(2 * v for v in p), s)
+        expect_equal(shape_of(n, k, p, s), want, f"comp_conv2d shape for input {n}, kernel {k}, padding {p}, stride {s}")
+
+    property_check("comp_conv2d", conv_layer_case(), same, examples=20)
+
+
+def check_ex_output_shape(sub: Submission):
+    taken = sub.values("output_shape")
+    shape = taken["shape"]
+    shape = tuple(shape) if isinstance(shape, (list, tuple)) else shape
+    expect_equal(shape, (2, 2), "ANSWER_OUTPUT_SHAPE for an 8x8 input, kernel (3, 5), padding (0, 1), stride (3, 4)")
+    verdict = claims.equivalent(taken["formula"], claims.OUTPUT_SHAPE_FORMULA, "nkps", claims.OUTPUT_SHAPE_DOMAIN)
+    if not verdict:
+        raise Fail(f"ANSWER_OUTPUT_SHAPE_FORMULA: {verdict.reason}", method=verdict.method, counterexample=verdict.counterexample)
+    return {"formula": verdict.answer, "method": verdict.method}
+
+
+# --------------------------------------------------------------------------- 7.4
+
+
+def check_corr2d_multi_in(sub: Submission):
+    f = sub.function("corr2d_multi_in")
+    expect_tensor(f(BOOK_X2, BOOK_K2), ops.corr2d_multi_in(BOOK_X2, BOOK_K2), "corr2d_multi_in on the book's example")
+
+    def same(case):
+        X, K = case
+        expect_tensor(f(X, K), ops.corr2d_multi_in(X, K), f"corr2d_multi_in(X {_shape(X)}, K {_shape(K)})")
+
+    property_check("corr2d_multi_in", st.integers(1, 3).flatmap(lambda c: image_and_kernel(channels_in=c)), same,
+                   examples=EXAMPLES, show=_show_pair)  # fmt: skip
+
+
+def check_corr2d_multi_in_out(sub: Submission):
+    f = sub.function("corr2d_multi_in_out")
+    K3 = torch.stack((BOOK_K2, BOOK_K2 + 1, BOOK_K2 + 2), 0)
+    expect_tensor(f(BOOK_X2, K3), ops.corr2d_multi_in_out(BOOK_X2, K3), "corr2d_multi_in_out on the book's example")
+
+    def same(case):
+        X, K = case
+        expect_tensor(f(X, K), ops.corr2d_multi_in_out(X, K), f"corr2d_multi_in_out(X {_shape(X)}, K {_shape(K)})")
+
+    cases = st.tuples(st.integers(1, 3), st.integers(1, 3)).flatmap(lambda c: image_and_kernel(c[0], c[1]))
+    property_check("corr2d_multi_in_out", cases, same, examples=EXAMPLES, show=_show_pair)
+
+
+def check_conv1x1(sub: Submission):
+    f = sub.function("corr2d_multi_in_out_1x1")
+
+    def same(case):
+        X, K = case
+        expect_tensor(f(X, K), ops.corr2d_multi_in_out(X, K), f"corr2d_multi_in_out_1x1(X {_shape(X)}, K {_shape(K)})")
+
+    cases = st.tuples(st.integers(1, 4), st.integers(1, 4)).flatmap(lambda c: image_and_kernel(c[0], c[1], one_by_one=True))
+    property_check("conv1x1", cases, same, examples=EXAMPLES, show=_show_pair)
+
+
+def check_ex_composed_kernel(sub: Submission):
+    formula = sub.values("composed_kernel")["formula"]
+    verdict = claims.equivalent(formula, "k1 + k2 - 1", ["k1", "k2"])
+    if not verdict:
+        raise Fail(f"ANSWER_COMPOSED_KERNEL: {verdict.reason}", method=verdict.method, counterexample=verdict.counterexample)
+    return {"formula": verdict.answer, "method": verdict.method}
+
+
+# --------------------------------------------------------------------------- 7.5
+
+
+def check_pool2d(sub: Submission):
+    pool2d = sub.function("pool2d")
+    expect_tensor(pool2d(BOOK_X, (2, 2)), torch.tensor([[4.0, 5.0], [7.0, 8.0]]), "pool2d(X, (2, 2)) on the book's example")
+    expect_tensor(pool2d(BOOK_X, (2, 2), "avg"), torch.tensor([[2.0, 3.0], [5.0, 6.0]]),
+                  "pool2d(X, (2, 2), 'avg') on the book's example")  # fmt: skip
+
+    def same(case):
+        X, window, mode = case
+        expect_tensor(pool2d(X, window, mode), ops.pool2d(X, window, mode), f"pool2d(X {_shape(X)}, {window}, {mode!r})")
+
+    property_check("pool2d", pooling_case(), same, examples=EXAMPLES,
+                   show=lambda c: f"X = {c[0].tolist()}, pool_size = {c[1]}, mode = {c[2]!r}")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- architectures
+
+
+def _compare_layers(sub: Submission, name: str, reference, input_shape, kwargs=None) -> dict:
+    got = sub.summary(name, input_shape, kwargs=kwargs or {})
+    want = models.layer_shapes(reference, input_shape)
+    rows = [{"layer": i, "kind": r["kind"], "shape": r["shape"]} for i, r in enumerate(got["rows"])]
+    table = [
+        {"layer": i, "student": rows[i] if i < len(rows) else None, "reference": {"kind": w.kind, "shape": list(w.shape)}}
+        for i, w in enumerate(want)
+    ]
+    for i, w in enumerate(want):
+        if i >= len(rows):
+            raise Fail(f"{name}: expected {len(want)} layers in `net`, got {len(rows)}", layers=table)
+        if tuple(rows[i]["shape"]) != w.shape:
+            raise Fail(f"{name}: layer {i} ({rows[i]['kind']}) outputs {tuple(rows[i]['shape'])}, expected {w.shape} "
+                       f"(reference {w.kind})", layers=table, first_diverging_layer=i)  # fmt: skip
+    if len(rows) != len(want):
+        raise Fail(f"{name}: expected {len(want)} layers in `net`, got {len(rows)}", layers=table)
+    expected_params = models.num_parameters(reference)
+    if got["parameters"] != expected_params:
+        raise Fail(f"{name}: {got['parameters']:,} parameters, expected {expected_params:,}", layers=table)
+    return {"layers": table, "parameters": got["parameters"], "module_types": got["module_types"]}
+
+
+def check_lenet_arch(sub: Submission):
+    details = _compare_layers(sub, "LeNet", models.LeNet(), (1, 1, 28, 28))
+    kinds = [row["student"]["kind"] for row in details["layers"]]
+    if kinds.count("Sigmoid") != 4 or kinds.count("AvgPool2d") != 2:
+        raise Fail(f"LeNet should use sigmoid activations and average pooling, found layers {kinds}", **details)
+    return details
+
+
+def check_vgg_block(sub: Submission):
+    for num_convs, out_channels, shape in ((1, 4, (1, 3, 8, 10)), (2, 8, (2, 2, 6, 6))):
+        got = sub.summary("vgg_block", shape, args=[num_convs, out_channels])
+        reference = models.vgg_block(num_convs, out_channels)
+        want = [row.kind for row in models.layer_shapes(reference, shape)]
+        kinds = [row["kind"] for row in got["rows"]]
+        expect_equal(kinds, want, f"vgg_block({num_convs}, {out_channels}) layers")
+        expected_shape = (shape[0], out_channels, shape[2] // 2, shape[3] // 2)
+        expect_equal(tuple(got["rows"][-1]["shape"]), expected_shape, f"vgg_block({num_convs}, {out_channels}) output on {shape}")
+        expect_equal(got["parameters"], models.num_parameters(reference),
+                     f"vgg_block({num_convs}, {out_channels}) parameter count (3x3 kernels)")  # fmt: skip
+
+
+def check_vgg_arch(sub: Submission):
+    return _compare_layers(sub, "VGG", models.VGG(models.VGG11_ARCH), (1, 1, 224, 224), kwargs={"arch": models.VGG11_ARCH})
+
+
+def check_residual(sub: Submission):
+    X = torch.randn(4, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    outputs = {}
+    for args, expected in (((3,), (4, 3, 6, 6)), ((6, True, 2), (4, 6, 3, 3))):
+        run = sub.forward("Residual", X, args=list(args))
+        reference = models.materialize(models.Residual(*args), X.shape)
+        try:
+            models.load_state_by_order(reference, run["state"])
+        except ValueError as exc:
+            raise Fail(f"Residual{args}: its parameters do not match the book's block: {exc}") from None
+        for mode in ("train", "eval"):
+            reference.train(mode == "train")
+            with torch.no_grad():
+                want = reference(X)
+            got = run["outputs"][mode]
+            if isinstance(got, torch.Tensor) and tuple(got.shape) != expected:
+                raise Fail(f"Residual{args} on (4, 3, 6, 6) should give {expected}, got {tuple(got.shape)}")
+            expect_tensor(got, want, f"Residual{args} output in {mode} mode", rtol=1e-4, atol=1e-5)
+        outputs[str(args)] = expected
+    return {"shapes": outputs}
+
+
+def check_resnet18_arch(sub: Submission):
+    return _compare_layers(sub, "ResNet18", models.ResNet18(), (1, 1, 96, 96))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _loss(model, X, y, mode: str) -> float:
+    model.train(mode == "train")
+    with torch.no_grad():
+        return F.cross_entropy(model(X), y).item()
+
+
+_REFERENCE_RUNS: dict[str, tuple[float, float]] = {}
+
+
+def _train_reference(key: str, build, X, y, procedure) -> tuple[float, float]:
+    """The reference's loss before and after the procedure; deterministic, so computed once per process."""
+    if key not in _REFERENCE_RUNS:
+        _REFERENCE_RUNS[key] = _train_reference_once(build, X, y, procedure)
+    return _REFERENCE_RUNS[key]
+
+
+def _train_reference_once(build, X, y, procedure) -> tuple[float, float]:
+    torch.manual_seed(procedure["seed"])
+    model = models.materialize(build(), X.shape)
+    first = _loss(model, X, y, procedure["loss_mode"])
+    optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[procedure["optimizer"]](model.parameters(), lr=procedure["lr"])
+    model.train()
+    for _ in range(procedure["steps"]):
+        optimizer.zero_grad()
+        F.cross_entropy(model(X), y).backward()
+        optimizer.step()
+    return first, _loss(model, X, y, procedure["loss_mode"])
+
+
+def _check_training(sub: Submission, name: str, build, kwargs=None):
+    q = sub.question
+    arch = sub.results.get(q["architecture"])
+    if arch is not None and arch.status != "pass":
+        raise Fail(f"not trained: the architecture question `{q['architecture']}` did not pass ({arch.status})")
+    procedure = {"optimizer": q["optimizer"], "lr": q["lr"], "steps": q["steps"], "seed": 0, "loss_mode": q["loss_mode"]}
+    X, y = fixed_batch(str(sub.data_dir), q["input_size"], 64)
+    run = sub.train(name, X, y, procedure, kwargs=kwargs or {}, timeout=600)
+    student = models.materialize(build(), X.shape)
+    try:
+        models.load_state_by_order(student, run["before"])
+        before = _loss(student, X, y, q["loss_mode"])
+        models.load_state_by_order(student, run["after"])
+        after = _loss(student, X, y, q["loss_mode"])
+    except ValueError as exc:
+        raise Fail(f"{name}'s trained weights do not fit the book's architecture: {exc}") from None
+    ref_before, ref_after = _train_reference(f"{name}:{sub.data_dir}:{sorted(q.items())}", build, X, y, procedure)
+    drop, ref_drop = before - after, ref_before - ref_after
+    details = {"procedure": procedure, "student_loss": [round(before, 4), round(after, 4)],
+               "reference_loss": [round(ref_before, 4), round(ref_after, 4)], "required_fraction": 0.7}  # fmt: skip
+    if not drop >= 0.7 * ref_drop:
+        raise Fail(f"{name}'s loss fell by {drop:.3f} ({before:.3f} -> {after:.3f}) under the fixed procedure; "
+                   f"the reference's fell by {ref_drop:.3f}, and at least 70% of that is needed", **details)  # fmt: skip
+    details["message"] = f"loss {before:.3f} -> {after:.3f} (reference {ref_before:.3f} -> {ref_after:.3f})"
+    return details
+
+
+def check_lenet_train(sub: Submission):
+    return _check_training(sub, "LeNet", models.LeNet)
+
+
+def check_vgg_train(sub: Submission):
+    arch = tuple(tuple(a) for a in sub.question["arch"])
+    return _check_training(sub, "VGG", lambda: models.VGG(arch), kwargs={"arch": arch})
+
+
+def check_resnet_train(sub: Submission):
+    return _check_training(sub, "ResNet18", models.ResNet18)

@@ -1,0 +1,99 @@
+"""An assignment: its configuration (``config.toml``) and its checks (``checks.py``).
+
+The grader core knows nothing about HW2. Everything specific -- questions,
+points, sections, the names a question needs, which values to snapshot
+after which cell, budgets, thresholds -- lives in ``assignments/<name>/``,
+so a TA adds an assignment by adding a folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+ASSIGNMENTS_DIR = Path(__file__).resolve().parents[1] / "assignments"
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    title: str
+    points: float
+    section: str = ""
+    kind: str = "auto"  # "auto" | "manual"
+    defines: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Values to copy right after the last cell whose source matches ``after``."""
+
+    key: str
+    after: re.Pattern[str]
+    values: dict[str, str]
+
+
+@dataclass
+class Assignment:
+    name: str
+    title: str
+    folder: Path
+    questions: list[Question]
+    snapshots: list[Snapshot]
+    budgets: dict[str, dict[str, Any]]
+    checks: ModuleType
+    config_text: str
+
+    def check_for(self, question: Question) -> Callable | None:
+        return getattr(self.checks, f"check_{question.id}", None)
+
+    @property
+    def defined_names(self) -> list[str]:
+        return sorted({name for q in self.questions for name in q.defines})
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the config and checks: part of what makes a cached result reusable."""
+        digest = hashlib.sha256(self.config_text.encode())
+        digest.update((self.folder / "checks.py").read_bytes())
+        return digest.hexdigest()
+
+
+def load_assignment(name_or_folder: str | Path) -> Assignment:
+    """Load ``assignments/<name>/`` (or a folder path) and validate it."""
+    folder = Path(name_or_folder)
+    if not folder.is_dir():
+        folder = ASSIGNMENTS_DIR / str(name_or_folder)
+    config_path = folder / "config.toml"
+    if not config_path.is_file():
+        raise ValueError(f"no assignment {name_or_folder!r} (looked for {config_path})")
+    text = config_path.read_text(encoding="utf-8")
+    config = tomllib.loads(text)
+    questions = [
+        Question(
+            id=q["id"], title=q.get("title", q["id"]), points=float(q["points"]), section=q.get("section", ""),
+            kind=q.get("kind", "auto"), defines=tuple(q.get("defines", ())),
+            options={k: v for k, v in q.items() if k not in {"id", "title", "points", "section", "kind", "defines"}},
+        )  # fmt: skip
+        for q in config.get("questions", [])
+    ]
+    ids = [q.id for q in questions]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"{config_path}: duplicate question ids")
+    snapshots = [Snapshot(s["key"], re.compile(s["after"], re.M), dict(s["values"])) for s in config.get("snapshots", [])]
+    spec = importlib.util.spec_from_file_location(f"assignment_checks_{folder.name}", folder / "checks.py")
+    checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checks)
+    assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
+                            snapshots, config.get("budgets", {}), checks, text)  # fmt: skip
+    missing = [q.id for q in questions if q.kind == "auto" and assignment.check_for(q) is None]
+    if missing:
+        raise ValueError(f"{folder / 'checks.py'} has no check_<id> for: {', '.join(missing)}")
+    return assignment

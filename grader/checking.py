@@ -1,0 +1,135 @@
+"""Helpers for writing checks: failing with evidence, comparing tensors, property testing.
+
+A check is a plain function ``check_<question id>(submission)`` in an
+assignment's ``checks.py``. It passes by returning, and fails by raising
+:class:`Fail` with a message a student can act on and ``details`` the
+report can show (expected vs got, the first differing entry, the shrunk
+Hypothesis example). These helpers make that the easy way to write one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as fixed_seed
+from hypothesis import strategies as st
+
+from grader.bridge import CheckTimeout, KernelCrashed, Missing, RemoteObject, StudentError
+
+
+class Fail(AssertionError):
+    """The student's answer is wrong; ``message`` says how, ``details`` carry the evidence."""
+
+    def __init__(self, message: str, **details: Any):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+def describe(value: Any) -> str:
+    """A short, human description of a returned value (for 'expected X, got Y')."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, RemoteObject):
+        return f"a {value.type} ({value.repr[:80]})"
+    return f"{type(value).__name__} {value!r:.80}"
+
+
+def tensor_data(t: torch.Tensor, limit: int = 64) -> Any:
+    """A tensor as nested lists for a report (only when small enough to read)."""
+    return t.tolist() if t.numel() <= limit else f"{tuple(t.shape)} tensor"
+
+
+def expect_tensor(got: Any, want: torch.Tensor, what: str, rtol: float = 1e-4, atol: float = 1e-4) -> None:
+    """Raise :class:`Fail` unless ``got`` is a tensor equal to ``want`` (shape, then values).
+
+    The message names the first differing entry and the largest absolute
+    difference, which is what a student needs to find an off-by-one.
+    """
+    if not isinstance(got, torch.Tensor):
+        raise Fail(f"{what}: expected {describe(want)}, got {describe(got)}", expected=tensor_data(want))
+    if tuple(got.shape) != tuple(want.shape):
+        raise Fail(
+            f"{what}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}",
+            expected_shape=list(want.shape), got_shape=list(got.shape),
+            expected=tensor_data(want), got=tensor_data(got),
+        )  # fmt: skip
+    got64, want64 = got.detach().to(torch.float64), want.detach().to(torch.float64)
+    close = torch.isclose(got64, want64, rtol=rtol, atol=atol, equal_nan=False)
+    if bool(close.all()):
+        return
+    diff = (got64 - want64).abs().nan_to_num(nan=float("inf"))
+    index = tuple(int(i) for i in (~close).nonzero()[0])
+    raise Fail(
+        f"{what}: first difference at {list(index)}: expected {want64[index].item():.6g}, got {got64[index].item():.6g}; "
+        f"max abs difference {diff.max().item():.3g} ({int((~close).sum())} of {close.numel()} entries differ)",
+        first_difference=list(index), expected=tensor_data(want), got=tensor_data(got),
+        max_abs_difference=diff.max().item(),
+    )  # fmt: skip
+
+
+def expect_equal(got: Any, want: Any, what: str) -> None:
+    if got != want:
+        raise Fail(f"{what}: expected {want!r}, got {got!r}", expected=want, got=got if _jsonable(got) else describe(got))
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, list, tuple, dict))
+
+
+#: Errors that mean the student's code, not the grader, stopped a property run.
+STOP = (Missing, StudentError, CheckTimeout, KernelCrashed)
+
+
+def property_check(
+    name: str,
+    strategy: st.SearchStrategy,
+    check: Callable[[Any], None],
+    examples: int = 40,
+    seed: int = 0,
+    show: Callable[[Any], Any] = repr,
+) -> None:
+    """Run ``check`` on Hypothesis-generated examples; on failure, shrink and report the minimal one.
+
+    Reproducible: generation starts from the fixed ``seed`` and no example
+    database is used, so the same notebook always gets the same grade.
+    ``check(example)`` raises :class:`Fail` for a wrong answer; a student
+    error ends the run at once (shrinking an exception would only hide it).
+    """
+    failing: list[tuple[Any, Fail]] = []
+
+    @settings(
+        max_examples=examples, database=None, deadline=None, print_blob=False,
+        suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    )  # fmt: skip
+    @fixed_seed(seed)
+    @given(strategy)
+    def run(example):
+        try:
+            check(example)
+        except Fail as fail:
+            failing.append((example, fail))
+            raise
+
+    try:
+        run()
+    except STOP:
+        raise
+    except Fail:
+        example, fail = failing[-1]  # Hypothesis replays the shrunk example last
+        details = dict(fail.details)
+        details["example"] = show(example)
+        raise Fail(f"{fail.message} (smallest failing example: {show(example)})", **details) from None
+
+
+def tensors(shape: Sequence[int], low: float = -10, high: float = 10) -> st.SearchStrategy[torch.Tensor]:
+    """float32 tensors of ``shape`` with values that shrink toward 0."""
+    size = 1
+    for s in shape:
+        size *= int(s)
+    return st.lists(st.floats(low, high, allow_nan=False, width=32), min_size=size, max_size=size).map(
+        lambda values: torch.tensor(values, dtype=torch.float32).reshape(tuple(shape))
+    )

@@ -1,0 +1,186 @@
+"""Grading one submission: load -> neutralize -> execute -> check -> result.
+
+Each step hands plain data to the next. The notebook's code only ever runs
+in the kernel; the checks run here and see the kernel through
+:class:`grader.bridge.Submission`.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbformat import NotebookNode
+
+from grader import __version__
+from grader.assignment import Assignment, Question
+from grader.bridge import BridgeError, CheckTimeout, KernelCrashed, Missing, StudentError, Submission
+from grader.budget import Budget
+from grader.checking import Fail
+from grader.execute import ExecutionOptions, KernelSession
+from grader.load import load_notebook
+from grader.neutralize import neutralize
+from grader.results import ExecutionRecord, GradeResult, QuestionResult
+
+
+@dataclass
+class GradeOptions:
+    budget: Budget
+    device: str = "cpu"
+    cell_timeout: float | None = None
+    timeout: float | None = None
+    check_timeout: float = 60.0
+    on_cell: Callable[[int, int], None] | None = None
+
+
+def defined_names(source: str) -> list[str]:
+    """Names a cell binds with a top-level ``def`` or ``class`` (what a question grades)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+
+
+def _after_cell_code(assignment: Assignment) -> Callable[[int, NotebookNode], str]:
+    """Grader code to run after each cell: snapshot the student's own definitions and values."""
+    wanted = set(assignment.defined_names)
+
+    def code(index: int, cell: NotebookNode) -> str:
+        lines = []
+        names = [n for n in defined_names(cell.source) if n in wanted]
+        if names:
+            lines.append(f"__import__('_hwgrader').snap_defs({names!r}, {index})")
+        for snap in assignment.snapshots:
+            if snap.after.search(cell.source):
+                lines.append(f"__import__('_hwgrader').snap_values({snap.key!r}, {snap.values!r}, {index})")
+        return "\n".join(lines)
+
+    return code
+
+
+def _manual_answer(notebook: NotebookNode, question: Question) -> dict[str, Any]:
+    """The markdown after the heading that introduces a manual exercise, for the TA."""
+    import re
+
+    pattern = question.options.get("answer_after")
+    if not pattern:
+        return {"answer": "", "note": "no answer location configured"}
+    regex = re.compile(pattern, re.I | re.M)
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown" and regex.search(cell.source):
+            parts = [cell.source]
+            for follower in notebook.cells[index + 1 :]:
+                if follower.cell_type != "markdown" or follower.source.lstrip().startswith("#"):
+                    break
+                parts.append(follower.source)
+            return {"answer": "\n\n".join(parts), "cell": index}
+    return {"answer": "", "note": f"no markdown cell matching {pattern!r} was found"}
+
+
+def _question_result(question: Question, status: str, message: str = "", details: dict | None = None) -> QuestionResult:
+    points = question.points if status == "pass" else 0.0
+    return QuestionResult(question.id, question.title, status, points, question.points, message, details or {})
+
+
+def run_check(submission: Submission, question: Question, check: Callable) -> QuestionResult:
+    """One question's verdict; every way a check can end maps to a status and a message."""
+    start = time.monotonic()
+    submission.question = dict(question.options)
+    try:
+        outcome = check(submission)
+    except Fail as fail:
+        return _question_result(question, "fail", fail.message, fail.details)
+    except Missing as missing:
+        return _question_result(question, "missing", str(missing))
+    except StudentError as error:
+        return _question_result(question, "error", str(error), {"exception": error.type, "cell": error.cell,
+                                                                 "line": error.line, "traceback": error.traceback})  # fmt: skip
+    except CheckTimeout as exc:
+        return _question_result(question, "fail", f"your code did not finish: {exc}")
+    except KernelCrashed as exc:
+        return _question_result(question, "error", str(exc))
+    except BridgeError as exc:
+        return _question_result(question, "error", f"the grader could not read your kernel's answer: {exc}")
+    except Exception as exc:  # a bug in a check must not cost the rest of the batch
+        return _question_result(question, "error", f"the check itself failed ({type(exc).__name__}: {exc}); tell your TA")
+    details = outcome if isinstance(outcome, dict) else {}
+    details.setdefault("seconds", round(time.monotonic() - start, 3))
+    message = details.pop("message", "")
+    return _question_result(question, "pass", message, details)
+
+
+def grade_notebook(path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None = None) -> GradeResult:
+    """Grade the notebook at ``path`` completely; never raises for anything the notebook does."""
+    loaded = load_notebook(path)
+    result = GradeResult(
+        submission=shown_path or str(path), sha256=loaded.sha256, assignment=assignment.name,
+        budget=options.budget.name, device=options.device, grader_version=__version__,
+        execution=ExecutionRecord("invalid", loaded.reason),
+    )  # fmt: skip
+    if not loaded.valid:
+        result.questions = [
+            _question_result(q, "error", f"the notebook could not be read: {loaded.reason}")
+            if q.kind == "auto" else _question_result(q, "manual", "", {"answer": "", "note": loaded.reason})
+            for q in assignment.questions
+        ]  # fmt: skip
+        return result
+    notebook, neutralized = neutralize(loaded.notebook)
+    budget_config = assignment.budgets.get(options.budget.name, {})
+    workdir = Path(tempfile.mkdtemp(prefix="hwgrader-"))
+    loop = asyncio.new_event_loop()
+    try:
+        submission = Submission(None, loop, notebook, assignment=assignment, call_timeout=options.check_timeout,
+                                data_dir=options.budget.data_dir, budget=options.budget.name)  # fmt: skip
+        exec_options = ExecutionOptions(
+            workdir=workdir / "work",
+            cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", 600),
+            timeout=options.timeout or budget_config.get("timeout", 3600),
+            env={"CUDA_VISIBLE_DEVICES": ""} if options.device == "cpu" else {},
+            preamble=submission.install_code() + options.budget.preamble(),
+        )  # fmt: skip
+        session = KernelSession(notebook, exec_options)
+        submission.session = session
+        loop.run_until_complete(session.__aenter__())
+        try:
+            record = loop.run_until_complete(session.run_notebook(options.on_cell, _after_cell_code(assignment)))
+            record.neutralized = neutralized
+            result.execution = record
+            for question in assignment.questions:
+                verdict = _grade_question(submission, notebook, question, assignment)
+                submission.results[question.id] = verdict
+                result.questions.append(verdict)
+            _note_rebinding(submission, result, assignment)
+        finally:
+            loop.run_until_complete(session.close())
+    finally:
+        loop.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def _grade_question(submission: Submission, notebook: NotebookNode, question: Question, assignment: Assignment) -> QuestionResult:
+    if question.kind == "manual":
+        return _question_result(question, "manual", "", _manual_answer(notebook, question))
+    return run_check(submission, question, assignment.check_for(question))
+
+
+def _note_rebinding(submission: Submission, result: GradeResult, assignment: Assignment) -> None:
+    """Say where the notebook later rebound a graded name (``pool2d = nn.MaxPool2d(3)``)."""
+    try:
+        rebound = submission.rebinding(assignment.defined_names)
+    except (BridgeError, StudentError, Missing, CheckTimeout, KernelCrashed):
+        return
+    for question in result.questions:
+        for name in assignment.questions[[q.id for q in assignment.questions].index(question.id)].defines:
+            if name in rebound:
+                question.details["rebound"] = (
+                    f"`{name}` was later rebound to a {rebound[name]}; your own definition of `{name}` was graded"
+                )

@@ -1,0 +1,324 @@
+"""Code that runs *inside the student's kernel*, sent there as text.
+
+It is never imported by the grader's own process: :data:`SOURCE` is this
+file's text, executed in the kernel as a module named ``_hwgrader`` before
+the first cell. It gives the grader a small fixed set of operations --
+snapshot the student's definitions and values, call a function, summarise,
+materialise, run and train a model -- whose inputs and outputs cross the
+process boundary as JSON with tensors as raw bytes (dtype, shape, base64).
+Nothing is ever unpickled on either side.
+
+A notebook can tamper with this module; that only garbles its own answers,
+because the grader chooses the inputs and computes every verdict itself.
+"""
+
+# ruff: noqa
+import base64
+import json
+import sys
+import traceback
+import types
+
+MARKER = "@@hwgrader:"  # replaced per session by the grader, with a random nonce appended
+MAX_ELEMENTS = 50_000_000
+
+defs = {}  # name -> (object, cell index): the student's own def/class
+values = {}  # snapshot key -> {name: value} right after the producing cell
+
+
+def _ns():
+    from IPython import get_ipython
+
+    return get_ipython().user_ns
+
+
+class SnapshotFailure:
+    """A snapshot expression that raised; sent to the grader as ``__error__``."""
+
+    def __init__(self, info):
+        self.info = info
+
+
+def encode(obj, depth=0):
+    import torch
+
+    if isinstance(obj, SnapshotFailure):
+        return {"__error__": obj.info}
+    if depth > 20:
+        return {"__object__": "too deeply nested"}
+    if isinstance(obj, torch.nn.Parameter):
+        obj = obj.data
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().to("cpu").contiguous()
+        if t.numel() > MAX_ELEMENTS:
+            return {"__object__": f"tensor with {t.numel()} elements (too large)"}
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        return {
+            "__tensor__": str(t.dtype).replace("torch.", ""),
+            "shape": list(t.shape),
+            "b64": base64.b64encode(t.numpy().tobytes()).decode("ascii"),
+        }
+    if isinstance(obj, torch.Size):
+        return [int(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        if isinstance(obj, float) and obj != obj:
+            return {"__float__": "nan"}
+        if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
+            return {"__float__": "inf" if obj > 0 else "-inf"}
+        return obj
+    if isinstance(obj, (list, tuple)):
+        items = [encode(v, depth + 1) for v in obj]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
+        return {"__dict__": {k: encode(v, depth + 1) for k, v in obj.items()}}
+    return {"__object__": type(obj).__module__ + "." + type(obj).__qualname__, "repr": repr(obj)[:300]}
+
+
+def decode(data):
+    import torch
+
+    if isinstance(data, list):
+        return [decode(v) for v in data]
+    if isinstance(data, dict):
+        if "__tensor__" in data:
+            dtype = getattr(torch, data["__tensor__"])
+            raw = bytearray(base64.b64decode(data["b64"]))
+            flat = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+            return flat.reshape(data["shape"]).clone()
+        if "__tuple__" in data:
+            return tuple(decode(v) for v in data["__tuple__"])
+        if "__dict__" in data:
+            return {k: decode(v) for k, v in data["__dict__"].items()}
+        if "__module__" in data:
+            allowed = {"LazyConv2d": torch.nn.LazyConv2d, "Conv2d": torch.nn.Conv2d,
+                       "MaxPool2d": torch.nn.MaxPool2d, "AvgPool2d": torch.nn.AvgPool2d}
+            return allowed[data["__module__"]](**decode(data["kwargs"]))
+    return data
+
+
+def emit(payload):
+    sys.stdout.write(MARKER + json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def _error(exc, where=None):
+    frames = traceback.extract_tb(exc.__traceback__)
+    student = [f for f in frames if "_hwgrader" not in f.filename]
+    last = student[-1] if student else (frames[-1] if frames else None)
+    return {
+        "error": {
+            "type": type(exc).__name__,
+            "message": str(exc)[:2000],
+            "line": last.lineno if last else None,
+            "code": (last.line or "") if last else "",
+            "where": where,
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:],
+        }
+    }
+
+
+def snap_defs(names, cell):
+    ns = _ns()
+    for name in names:
+        if name in ns:
+            defs[name] = (ns[name], cell)
+
+
+def snap_values(key, expressions, cell):
+    ns = _ns()
+    taken = {"__cell__": cell}
+    for name, expression in expressions.items():
+        try:
+            value = eval(expression, ns)
+            import torch
+
+            if isinstance(value, torch.Tensor):
+                value = value.detach().clone()
+            taken[name] = value
+        except Exception as exc:
+            taken[name] = SnapshotFailure(_error(exc)["error"])
+    values[key] = taken
+
+
+def _defined(name):
+    if name not in defs:
+        return None
+    return defs[name]
+
+
+def rebinding(names):
+    ns = _ns()
+    out = {}
+    for name in names:
+        if name in defs and name in ns and ns[name] is not defs[name][0]:
+            out[name] = type(ns[name]).__module__ + "." + type(ns[name]).__qualname__
+    return out
+
+
+def op_call(name, args, kwargs):
+    entry = _defined(name)
+    if entry is None:
+        return {"missing": name}
+    fn, cell = entry
+    try:
+        result = fn(*decode(args), **decode(kwargs))
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code too
+        return _error(exc, cell)
+    return {"ok": result, "cell": cell}
+
+
+def op_values(key):
+    if key not in values:
+        return {"missing": key}
+    return {"ok": values[key]}
+
+
+def _construct(name, args, kwargs):
+    entry = _defined(name)
+    if entry is None:
+        raise LookupError(name)
+    cls, cell = entry
+    return cls(*decode(args), **decode(kwargs)), cell
+
+
+def _layers(model):
+    import torch
+
+    net = getattr(model, "net", None)
+    if isinstance(net, torch.nn.Sequential):
+        return list(net.named_children())
+    if isinstance(model, torch.nn.Sequential):
+        return list(model.named_children())
+    return None
+
+
+def op_summary(name, args, kwargs, input_shape, seed):
+    import torch
+
+    try:
+        torch.manual_seed(seed)
+        model, cell = _construct(name, args, kwargs)
+    except LookupError:
+        return {"missing": name}
+    except BaseException as exc:
+        return _error(exc, defs[name][1])
+    try:
+        model.eval()
+        rows = []
+        with torch.no_grad():
+            X = torch.zeros(tuple(input_shape))
+            layers = _layers(model)
+            if layers is None:
+                Y = model(X)
+                rows.append({"name": "", "kind": type(model).__name__, "shape": list(Y.shape)})
+            else:
+                for lname, layer in layers:
+                    X = layer(X)
+                    rows.append({"name": lname, "kind": type(layer).__name__, "shape": list(X.shape)})
+        modules = sorted({type(m).__name__ for m in model.modules()})
+        params = sum(p.numel() for p in model.parameters())
+    except BaseException as exc:
+        return _error(exc, cell)
+    return {"ok": {"rows": rows, "parameters": int(params), "module_types": modules, "cell": cell}}
+
+
+def _state(model):
+    state = model.state_dict()
+    return [t.detach().clone() for t in state.values()], list(state.keys())
+
+
+def op_forward(name, args, kwargs, X, seed, state=None, modes=("train", "eval")):
+    """Build, materialise on X, optionally load ``state`` by order, run forward in each mode."""
+    import torch
+
+    try:
+        torch.manual_seed(seed)
+        model, cell = _construct(name, args, kwargs)
+    except LookupError:
+        return {"missing": name}
+    except BaseException as exc:
+        return _error(exc, defs[name][1])
+    try:
+        X = decode(X)
+        with torch.no_grad():
+            model.eval()
+            model(X)  # materialise lazy layers
+            if state is not None:
+                tensors = decode(state)
+                sd = model.state_dict()
+                if len(tensors) != len(sd):
+                    raise ValueError(f"model has {len(sd)} state entries, expected {len(tensors)}")
+                model.load_state_dict({k: t.to(v.dtype) for (k, v), t in zip(sd.items(), tensors)})
+            state_out, keys = _state(model)  # before the forwards below change BatchNorm statistics
+            outputs = {}
+            for mode in modes:
+                model.train(mode == "train")
+                outputs[mode] = model(X)
+    except BaseException as exc:
+        return _error(exc, cell)
+    return {"ok": {"outputs": outputs, "state": state_out, "keys": keys, "cell": cell}}
+
+
+def op_train(name, args, kwargs, X, y, procedure):
+    """Train a fresh instance by the grader's fixed procedure; return states before and after."""
+    import torch
+    from torch.nn import functional as F
+
+    try:
+        torch.manual_seed(procedure["seed"])
+        model, cell = _construct(name, args, kwargs)
+    except LookupError:
+        return {"missing": name}
+    except BaseException as exc:
+        return _error(exc, defs[name][1])
+    try:
+        X, y = decode(X), decode(y)
+        with torch.no_grad():
+            model.eval()
+            model(X)
+        before, keys = _state(model)
+        model.train()
+        optimizer_cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[procedure["optimizer"]]
+        optimizer = optimizer_cls(model.parameters(), lr=procedure["lr"])
+        for _ in range(procedure["steps"]):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(X), y)
+            loss.backward()
+            optimizer.step()
+        after, _ = _state(model)
+    except BaseException as exc:
+        return _error(exc, cell)
+    return {"ok": {"before": before, "after": after, "keys": keys, "cell": cell}}
+
+
+def op_state_of(expression):
+    """The state_dict of a model the notebook trained itself (the full budget)."""
+    try:
+        model = eval(expression, _ns())
+        state, keys = _state(model)
+    except BaseException as exc:
+        return _error(exc)
+    return {"ok": {"state": state, "keys": keys}}
+
+
+OPS = {
+    "call": op_call,
+    "values": op_values,
+    "summary": op_summary,
+    "forward": op_forward,
+    "train": op_train,
+    "state_of": op_state_of,
+    "rebinding": lambda names: {"ok": rebinding(names)},
+}
+
+
+def request(op, payload_json):
+    """Entry point for the grader: run ``op`` on JSON arguments and emit a JSON reply."""
+    try:
+        reply = OPS[op](**json.loads(payload_json))
+        if "ok" in reply:
+            reply["ok"] = encode(reply["ok"])
+        emit(reply)
+    except BaseException as exc:
+        emit(_error(exc))

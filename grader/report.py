@@ -1,0 +1,37 @@
+"""The terminal summary of a graded submission (HTML reports are rendered from the same JSON)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from grader.results import GradeResult
+
+STATUS_STYLE = {"pass": "green", "fail": "red", "error": "magenta", "missing": "yellow", "manual": "cyan"}
+
+
+def one_line(text: str, limit: int = 110) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
+    """A per-question table with status, points and a one-line reason, then the total."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False)
+    execution = result.execution
+    console.print(f"[bold]{result.submission}[/bold]  ({result.assignment}, budget {result.budget}, {result.device})")
+    status = execution.status + (f": {execution.message}" if execution.message else "")
+    console.print(f"execution {status} in {execution.seconds:.1f} s; {len(execution.neutralized)} line(s) neutralized")
+    table = Table(show_header=True, header_style="bold")
+    for column in ("question", "status", "points", "reason"):
+        table.add_column(column, overflow="fold" if column == "reason" else "ellipsis")
+    for q in result.questions:
+        style = STATUS_STYLE.get(q.status, "")
+        points = f"{q.points:g}/{q.max_points:g}" if q.status != "manual" else f"–/{q.max_points:g}"
+        table.add_row(q.id, f"[{style}]{q.status}[/{style}]", points, one_line(q.message or q.details.get("rebound", "")))
+    console.print(table)
+    pending = f" (+{result.manual_points_pending:g} for a TA to grade)" if result.manual_points_pending else ""
+    console.print(f"[bold]score {result.score:g}/{result.max_score:g}[/bold]{pending}   result: {json_path}")

@@ -1,0 +1,248 @@
+"""End to end: real and hostile notebooks through load -> execute -> check -> result.
+
+Fixture notebooks are graded once per session (a kernel and d2l import per
+notebook is the dominant cost) and each test asserts one behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.assignment import load_assignment
+from grader.budget import Budget
+from grader.grade import GradeOptions, grade_notebook
+from tests.conftest import REPO
+
+FIXTURES = REPO.parent / "shared" / "fixtures" / "submissions"
+
+
+@pytest.fixture(scope="session")
+def hw2():
+    return load_assignment("hw2")
+
+
+@pytest.fixture(scope="session")
+def options(data_dir):
+    return GradeOptions(Budget("quick", Path(data_dir), 256, 128, 1), "cpu", cell_timeout=60)
+
+
+@pytest.fixture(scope="session")
+def graded(hw2, options):
+    """Grade a path once per session, whatever test asks first."""
+    cache: dict[str, object] = {}
+
+    def grade(path: Path, **overrides):
+        key = f"{path}:{sorted(overrides.items())}"
+        if key not in cache:
+            opts = GradeOptions(**{**options.__dict__, **overrides})
+            cache[key] = grade_notebook(path, hw2, opts)
+        return cache[key]
+
+    return grade
+
+
+def notebook_file(tmp_path_factory, name: str, *sources: str) -> Path:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    path = tmp_path_factory.mktemp("nb") / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def by_id(result):
+    return {q.id: q for q in result.questions}
+
+
+CORR2D = """
+import torch
+def corr2d(X, K):
+    h, w = K.shape
+    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
+    return Y
+"""
+
+POOL2D_AVG_IS_MAX = """
+import torch
+def pool2d(X, pool_size, mode='max'):
+    p_h, p_w = pool_size
+    Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = X[i: i + p_h, j: j + p_w].max()
+    return Y
+"""
+
+# --------------------------------------------------------------------------- fixtures of real students
+
+
+def test_the_solution_earns_every_auto_graded_point(graded):
+    result = graded(FIXTURES / "solution.ipynb")
+    failed = {q.id: q.message for q in result.questions if q.status not in ("pass", "manual")}
+    assert failed == {}
+    assert result.score == result.max_score == 42
+    assert result.manual_points_pending == 4
+
+
+def test_the_solutions_pip_line_is_neutralized_and_recorded(graded):
+    result = graded(FIXTURES / "solution.ipynb")
+    assert [(n.cell, n.source) for n in result.execution.neutralized] == [(1, "!pip install d2l==1.0.3")]
+
+
+def test_manual_questions_carry_the_students_prose(graded):
+    questions = by_id(graded(FIXTURES / "solution.ipynb"))
+    assert "max-pooling cannot be implemented" in questions["ex_maxpool_not_conv"].details["answer"]
+    assert questions["ex_conv_commutative"].status == "manual"
+
+
+@pytest.mark.parametrize("name", ["student_a.ipynb", "student_b.ipynb"])
+def test_students_who_rebind_pool2d_are_graded_on_their_own_function(graded, name):
+    pool2d = by_id(graded(FIXTURES / name))["pool2d"]
+    assert pool2d.status == "pass", pool2d.message
+    assert "MaxPool2d" in pool2d.details["rebound"]
+
+
+@pytest.mark.parametrize("name", ["student_a.ipynb", "student_b.ipynb"])
+def test_students_without_answers_get_missing_for_the_exercises(graded, name):
+    questions = by_id(graded(FIXTURES / name))
+    assert questions["ex_output_shape"].status == "missing"
+    assert "ANSWER_OUTPUT_SHAPE" in questions["ex_output_shape"].message
+    assert questions["ex_composed_kernel"].status == "missing"
+
+
+@pytest.mark.parametrize("name", ["student_a.ipynb", "student_b.ipynb"])
+def test_students_book_code_passes_the_code_questions(graded, name):
+    questions = by_id(graded(FIXTURES / name))
+    code_questions = ["corr2d", "conv2d_layer", "edge_detect", "learn_kernel", "comp_conv2d", "corr2d_multi_in",
+                      "corr2d_multi_in_out", "conv1x1", "pool2d", "lenet_arch", "vgg_block", "vgg_arch",
+                      "residual", "resnet18_arch"]  # fmt: skip
+    assert {q: questions[q].status for q in code_questions} == {q: "pass" for q in code_questions}
+
+
+def test_student_b_colab_lines_are_neutralized(graded):
+    reasons = [n.reason for n in graded(FIXTURES / "student_b.ipynb").execution.neutralized]
+    assert reasons.count("Google Drive mount") == 1 and reasons.count("Colab-only import") == 1
+    assert reasons.count("shell command") == 3
+
+
+# --------------------------------------------------------------------------- notebooks built to break things
+
+
+def test_an_off_by_one_corr2d_fails_with_the_shapes(graded, tmp_path_factory):
+    wrong = CORR2D.replace("X.shape[0] - h + 1", "X.shape[0] - h")
+    corr2d = by_id(graded(notebook_file(tmp_path_factory, "off_by_one", wrong)))["corr2d"]
+    assert corr2d.status == "fail"
+    assert "expected shape (2, 2), got (1, 2)" in corr2d.message
+
+
+def test_a_pool2d_whose_avg_computes_max_fails_on_avg(graded, tmp_path_factory):
+    pool2d = by_id(graded(notebook_file(tmp_path_factory, "avg_max", POOL2D_AVG_IS_MAX)))["pool2d"]
+    assert pool2d.status == "fail"
+    assert "'avg'" in pool2d.message and "expected 2, got 4" in pool2d.message
+
+
+def test_a_property_failure_reports_the_shrunk_example(graded, tmp_path_factory):
+    wrong = CORR2D.replace("(X[i:i + h, j:j + w] * K).sum()", "(X[i:i + h, j:j + w] * K).sum() + (1 if X.shape[0] > 3 else 0)")
+    corr2d = by_id(graded(notebook_file(tmp_path_factory, "big_only", wrong)))["corr2d"]
+    assert corr2d.status == "fail"
+    assert "smallest failing example" in corr2d.message and "example" in corr2d.details
+
+
+def test_a_missing_name_says_it_is_not_defined(graded, tmp_path_factory):
+    result = graded(notebook_file(tmp_path_factory, "empty", "x = 1"))
+    corr2d = by_id(result)["corr2d"]
+    assert corr2d.status == "missing" and corr2d.message == "`corr2d` is not defined"
+    assert result.score == 0
+
+
+def test_a_raising_function_is_an_error_naming_the_exception_and_cell(graded, tmp_path_factory):
+    source = "import torch\ndef corr2d(X, K):\n    h, w = K.shape\n    return X[h + 100]"
+    corr2d = by_id(graded(notebook_file(tmp_path_factory, "raises", source)))["corr2d"]
+    assert corr2d.status == "error"
+    assert "IndexError" in corr2d.message and "cell 0" in corr2d.message and "line 4" in corr2d.message
+
+
+def test_a_cell_that_raises_does_not_stop_later_cells(graded, tmp_path_factory):
+    result = graded(notebook_file(tmp_path_factory, "raise_then", "raise RuntimeError('oops')", CORR2D))
+    assert result.execution.cells[0].status == "error" and by_id(result)["corr2d"].status == "pass"
+
+
+def test_a_hanging_cell_times_out_and_the_rest_is_graded(graded, tmp_path_factory):
+    result = graded(notebook_file(tmp_path_factory, "hang", CORR2D, "while True:\n    pass", POOL2D_AVG_IS_MAX), cell_timeout=3)
+    assert result.execution.status == "timeout" and result.execution.cells[1].status == "timeout"
+    assert by_id(result)["corr2d"].status == "pass" and by_id(result)["pool2d"].status == "fail"
+
+
+def test_os_exit_in_the_last_cell_is_a_crash_and_earlier_work_still_counts(graded, tmp_path_factory):
+    result = graded(notebook_file(tmp_path_factory, "exit", CORR2D, "import os\nos._exit(1)"))
+    assert result.execution.status == "crashed" and "cell 1" in result.execution.message
+    assert by_id(result)["corr2d"].status == "pass"
+
+
+def test_patching_comparisons_in_the_kernel_gains_nothing(graded, tmp_path_factory):
+    hostile = """
+import torch, builtins
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+torch.Tensor.__eq__ = lambda self, other: True
+builtins.abs = lambda x: 0
+def corr2d(X, K):
+    return torch.zeros(1)
+"""
+    corr2d = by_id(graded(notebook_file(tmp_path_factory, "patcher", hostile)))["corr2d"]
+    assert corr2d.status == "fail"
+
+
+def test_printing_a_fake_score_or_reply_gains_nothing(graded, tmp_path_factory):
+    fake = 'print(\'{"score": 100, "max_score": 100}\')\nprint(\'@@hwgrader:{"ok": 1}\')'
+    result = graded(notebook_file(tmp_path_factory, "fake", fake))
+    assert result.score == 0 and by_id(result)["corr2d"].status == "missing"
+
+
+def test_invalid_json_is_graded_as_invalid_with_zero(graded, tmp_path_factory):
+    path = tmp_path_factory.mktemp("bad") / "broken.ipynb"
+    path.write_text('{"cells": [', encoding="utf-8")
+    result = graded(path)
+    assert result.execution.status == "invalid" and "not JSON" in result.execution.message
+    assert result.score == 0 and all(q.status in ("error", "manual") for q in result.questions)
+
+
+def test_an_nbformat_3_notebook_is_upgraded_and_graded(graded, tmp_path_factory):
+    v3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[nbformat.v3.new_code_cell(CORR2D)])])
+    path = tmp_path_factory.mktemp("v3") / "old.ipynb"
+    path.write_text(json.dumps(v3), encoding="utf-8")
+    assert by_id(graded(path))["corr2d"].status == "pass"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_grade_json_prints_one_result_object_and_writes_the_file(tmp_path, tmp_path_factory, data_dir):
+    path = notebook_file(tmp_path_factory, "cli", CORR2D)
+    out = subprocess.run(
+        [sys.executable, "-m", "grader.cli", str(path), "--out", str(tmp_path / "reports"), "--json",
+         "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["schema_version"] == 1 and data["budget"] == "quick"
+    assert json.loads((tmp_path / "reports" / "cli.json").read_text()) == data
+
+
+def test_grade_exits_1_under_fail_under(tmp_path, tmp_path_factory, data_dir):
+    path = notebook_file(tmp_path_factory, "low", "x = 1")
+    out = subprocess.run(
+        [sys.executable, "-m", "grader.cli", str(path), "--out", str(tmp_path), "--budget", "quick",
+         "--device", "cpu", "--data-dir", str(data_dir), "--fail-under", "50"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "score 0/42" in out.stdout

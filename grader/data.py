@@ -23,3 +23,26 @@ def fixed_batch(data_dir: str, size: int, count: int, train: bool = True) -> tup
     dataset = datasets.FashionMNIST(str(root), train=train, transform=transform, download=not present)
     images, labels = zip(*(dataset[i] for i in range(min(count, len(dataset)))))
     return torch.stack(images), torch.tensor(labels)
+
+
+def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count: int, batch_size: int = 256) -> float:
+    """Accuracy of ``model`` on the first ``count`` validation images, resized to ``size``.
+
+    Streams batches (a 224x224 validation set does not fit comfortably in
+    memory) and runs on CUDA when the grader's process has it.
+    """
+    from torchvision import datasets, transforms
+
+    root = Path(data_dir)
+    transform = transforms.Compose([transforms.Resize((size, size), antialias=True), transforms.ToTensor()])
+    present = (root / "FashionMNIST" / "raw").is_dir()
+    dataset = datasets.FashionMNIST(str(root), train=False, transform=transform, download=not present)
+    subset = torch.utils.data.Subset(dataset, range(min(count, len(dataset))))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = model.to(device).eval()
+    correct = total = 0
+    with torch.no_grad():
+        for X, y in torch.utils.data.DataLoader(subset, batch_size=batch_size):
+            correct += int((model(X.to(device)).argmax(dim=1).cpu() == y).sum())
+            total += len(y)
+    return correct / max(total, 1)

@@ -246,3 +246,40 @@ def test_grade_exits_1_under_fail_under(tmp_path, tmp_path_factory, data_dir):
     )  # fmt: skip
     assert out.returncode == 1
     assert "score 0/42" in out.stdout
+
+
+LENET_UNTRAINED = """
+import torch
+from torch import nn
+from d2l import torch as d2l
+
+class LeNet(d2l.Classifier):
+    def __init__(self, lr=0.1, num_classes=10):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(
+            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.LazyLinear(120), nn.Sigmoid(),
+            nn.LazyLinear(84), nn.Sigmoid(),
+            nn.LazyLinear(num_classes))
+"""
+TRAIN_WITH_ZERO_LR = """
+trainer = d2l.Trainer(max_epochs=1)
+data = d2l.FashionMNIST(batch_size=256)
+model = LeNet(lr=0.0)
+trainer.fit(model, data)
+"""
+
+
+def test_full_budget_evaluates_the_notebooks_own_trained_model(graded, options, tmp_path_factory):
+    path = notebook_file(tmp_path_factory, "full", LENET_UNTRAINED, TRAIN_WITH_ZERO_LR)
+    result = graded(path, budget=Budget("full", options.budget.data_dir))
+    lenet_train = by_id(result)["lenet_train"]
+    assert result.budget == "full" and by_id(result)["lenet_arch"].status == "pass"
+    assert lenet_train.status == "fail", lenet_train.message
+    assert "validation accuracy" in lenet_train.message and lenet_train.details["validation_accuracy"] < 0.3
+    assert lenet_train.details["trained_in_cell"] == 1

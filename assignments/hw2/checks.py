@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from grader.bridge import Module, Submission
 from grader.checking import Fail, expect_equal, expect_tensor, property_check, tensors
-from grader.data import fixed_batch
+from grader.data import fixed_batch, validation_accuracy
 from reference import claims, models, ops
 
 BOOK_X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
@@ -330,11 +330,34 @@ def _train_reference_once(build, X, y, procedure) -> tuple[float, float]:
     return first, _loss(model, X, y, procedure["loss_mode"])
 
 
-def _check_training(sub: Submission, name: str, build, kwargs=None):
+def _check_trained_model(sub: Submission, name: str, build):
+    """Full budget: the model the notebook trained itself, evaluated here on validation images."""
+    q = sub.question
+    taken = sub.values(q["full_snapshot"])
+    size = q["full_input_size"]
+    model = models.materialize(build(taken), (1, 1, size, size))
+    try:
+        models.load_state_by_order(model, taken["state"])
+    except ValueError as exc:
+        raise Fail(f"the trained {name} does not fit the book's architecture: {exc}") from None
+    count = sub.assignment.budgets.get("full", {}).get("val_size", 2000)
+    accuracy = validation_accuracy(model, str(sub.data_dir), size, count)
+    details = {"validation_accuracy": round(accuracy, 4), "threshold": q["full_threshold"], "images": count,
+               "trained_in_cell": taken.get("__cell__")}  # fmt: skip
+    if accuracy < q["full_threshold"]:
+        raise Fail(f"your trained {name} reaches {accuracy:.1%} validation accuracy; at least "
+                   f"{q['full_threshold']:.0%} is needed", **details)  # fmt: skip
+    details["message"] = f"validation accuracy {accuracy:.1%} (threshold {q['full_threshold']:.0%})"
+    return details
+
+
+def _check_training(sub: Submission, name: str, build, kwargs=None, build_trained=None):
     q = sub.question
     arch = sub.results.get(q["architecture"])
     if arch is not None and arch.status != "pass":
         raise Fail(f"not trained: the architecture question `{q['architecture']}` did not pass ({arch.status})")
+    if sub.budget == "full":
+        return _check_trained_model(sub, name, build_trained or (lambda taken: build()))
     procedure = {"optimizer": q["optimizer"], "lr": q["lr"], "steps": q["steps"], "seed": 0, "loss_mode": q["loss_mode"]}
     X, y = fixed_batch(str(sub.data_dir), q["input_size"], 64)
     run = sub.train(name, X, y, procedure, kwargs=kwargs or {}, timeout=600)
@@ -363,7 +386,12 @@ def check_lenet_train(sub: Submission):
 
 def check_vgg_train(sub: Submission):
     arch = tuple(tuple(a) for a in sub.question["arch"])
-    return _check_training(sub, "VGG", lambda: models.VGG(arch), kwargs={"arch": arch})
+
+    def trained(taken):  # the notebook's own model: its arch, else the book's training arch
+        own = taken.get("arch")
+        return models.VGG(tuple(tuple(a) for a in own) if own else arch)
+
+    return _check_training(sub, "VGG", lambda: models.VGG(arch), kwargs={"arch": arch}, build_trained=trained)
 
 
 def check_resnet_train(sub: Submission):

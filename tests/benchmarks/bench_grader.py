@@ -1,0 +1,68 @@
+"""The grader's wall time against plain nbclient execution of the same budget-prepared notebook.
+
+    python tests/benchmarks/bench_grader.py [NOTEBOOK] [--rounds 2] [--data-dir ../shared/data]
+
+"Budget-prepared" means what the grader's kernel runs: the neutralized
+cells after the budget's preamble. The two are run alternately in this one
+process, so machine noise hits both. Printed: the median of each, the ratio
+of the grader's *execution* phase (kernel, snapshots, bridge) to plain
+nbclient, and the ratio of the whole grading (execution plus every check,
+including the grader's own training of student and reference models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from grader.assignment import load_assignment
+from grader.budget import Budget
+from grader.grade import GradeOptions, grade_notebook
+from grader.neutralize import neutralize
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def plain_nbclient(path: Path, budget: Budget) -> float:
+    notebook, _ = neutralize(nbformat.read(path, as_version=4))
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(budget.preamble()))
+    with tempfile.TemporaryDirectory() as workdir:
+        start = time.perf_counter()
+        NotebookClient(notebook, timeout=600, allow_errors=True, resources={"metadata": {"path": workdir}}).execute()
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", nargs="?", default=str(REPO.parent / "shared/fixtures/submissions/solution.ipynb"))
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared/data"))
+    args = parser.parse_args()
+
+    path = Path(args.notebook)
+    assignment = load_assignment("hw2")
+    quick = assignment.budgets["quick"]
+    budget = Budget("quick", Path(args.data_dir).resolve(), quick["train_size"], quick["val_size"], quick["max_epochs"])
+    plain, grader_exec, grader_total = [], [], []
+    for round_ in range(args.rounds):
+        plain.append(plain_nbclient(path, budget))
+        start = time.perf_counter()
+        result = grade_notebook(path, assignment, GradeOptions(budget, "cpu"))
+        grader_total.append(time.perf_counter() - start)
+        grader_exec.append(result.execution.seconds)
+        print(f"round {round_ + 1}: plain nbclient {plain[-1]:.1f} s, grader execution {grader_exec[-1]:.1f} s, "
+              f"grader total {grader_total[-1]:.1f} s (score {result.score:g}/{result.max_score:g})")  # fmt: skip
+    p, e, t = (statistics.median(v) for v in (plain, grader_exec, grader_total))
+    print(f"median: plain {p:.1f} s, grader execution {e:.1f} s, grader total {t:.1f} s")
+    print(f"execution ratio (grader / plain nbclient): {e / p:.2f}  (target <= 1.3)")
+    print(f"total ratio, checks included:             {t / p:.2f}")
+
+
+if __name__ == "__main__":
+    main()

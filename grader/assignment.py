@@ -28,6 +28,9 @@ class Question:
     section: str = ""
     kind: str = "auto"  # "auto" | "manual"
     defines: tuple[str, ...] = ()
+    #: A hidden question's check lives in ``checks_hidden.py``, which the instructor keeps out
+    #: of the student-facing repository; without that file the question is not run.
+    hidden: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,9 +53,16 @@ class Assignment:
     budgets: dict[str, dict[str, Any]]
     checks: ModuleType
     config_text: str
+    run_claims: bool = False
+    hidden_checks: ModuleType | None = None
 
     def check_for(self, question: Question) -> Callable | None:
-        return getattr(self.checks, f"check_{question.id}", None)
+        module = self.hidden_checks if question.hidden else self.checks
+        return getattr(module, f"check_{question.id}", None) if module is not None else None
+
+    def runnable(self, question: Question) -> bool:
+        """Hidden questions run only where their checks are present (the TA's copy)."""
+        return not question.hidden or self.hidden_checks is not None
 
     @property
     def defined_names(self) -> list[str]:
@@ -62,7 +72,9 @@ class Assignment:
     def fingerprint(self) -> str:
         """A hash of the config and checks: part of what makes a cached result reusable."""
         digest = hashlib.sha256(self.config_text.encode())
-        digest.update((self.folder / "checks.py").read_bytes())
+        for name in ("checks.py", "checks_hidden.py"):
+            if (self.folder / name).is_file():
+                digest.update((self.folder / name).read_bytes())
         return digest.hexdigest()
 
 
@@ -79,8 +91,8 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
     questions = [
         Question(
             id=q["id"], title=q.get("title", q["id"]), points=float(q["points"]), section=q.get("section", ""),
-            kind=q.get("kind", "auto"), defines=tuple(q.get("defines", ())),
-            options={k: v for k, v in q.items() if k not in {"id", "title", "points", "section", "kind", "defines"}},
+            kind=q.get("kind", "auto"), defines=tuple(q.get("defines", ())), hidden=bool(q.get("hidden", False)),
+            options={k: v for k, v in q.items() if k not in {"id", "title", "points", "section", "kind", "defines", "hidden"}},
         )  # fmt: skip
         for q in config.get("questions", [])
     ]
@@ -88,12 +100,20 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
     if len(ids) != len(set(ids)):
         raise ValueError(f"{config_path}: duplicate question ids")
     snapshots = [Snapshot(s["key"], re.compile(s["after"], re.M), dict(s["values"])) for s in config.get("snapshots", [])]
-    spec = importlib.util.spec_from_file_location(f"assignment_checks_{folder.name}", folder / "checks.py")
-    checks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(checks)
+    checks = _load_module(folder / "checks.py", f"assignment_checks_{folder.name}")
+    hidden_path = folder / "checks_hidden.py"
+    hidden = _load_module(hidden_path, f"assignment_hidden_checks_{folder.name}") if hidden_path.is_file() else None
     assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
-                            snapshots, config.get("budgets", {}), checks, text)  # fmt: skip
-    missing = [q.id for q in questions if q.kind == "auto" and assignment.check_for(q) is None]
+                            snapshots, config.get("budgets", {}), checks, text, bool(config.get("claims", False)),
+                            hidden)  # fmt: skip
+    missing = [q.id for q in questions if q.kind == "auto" and assignment.runnable(q) and assignment.check_for(q) is None]
     if missing:
         raise ValueError(f"{folder / 'checks.py'} has no check_<id> for: {', '.join(missing)}")
     return assignment
+
+
+def _load_module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -228,11 +228,16 @@ class Submission:
 
     def values(self, key: str) -> dict[str, Any]:
         """The values snapshotted right after the cell that produced them (``key`` from the config)."""
+        snapshot = next((s for s in getattr(self.assignment, "snapshots", []) if s.key == key), None)
+        expressions = list(snapshot.values.values()) if snapshot else [key]
         try:
             taken = self.request("values", key=key)
         except Missing:
-            snapshot = next((s for s in getattr(self.assignment, "snapshots", []) if s.key == key), None)
-            raise (Missing(*snapshot.values.values()) if snapshot else Missing(key)) from None
+            raise Missing(*expressions) from None
+        if taken.get("__cell_error__"):
+            ename, _, evalue = str(taken["__cell_error__"]).partition(": ")
+            subject = "the cell that produces " + ", ".join(f"`{e}`" for e in expressions)
+            raise StudentError(subject, ename, evalue, taken.get("__cell__"))
         for name, value in taken.items():
             if isinstance(value, SnapshotError):
                 if value.type == "NameError":

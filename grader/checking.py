@@ -29,6 +29,22 @@ class Fail(AssertionError):
         self.details = details
 
 
+class NotGraded(Exception):
+    """A question that cannot be graded because another part is missing (status ``missing`` or ``error``)."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def answered(value: Any, name: str) -> Any:
+    """``value`` unless it is still the template's ``...``, which means not answered yet."""
+    if isinstance(value, RemoteObject) and value.type.endswith("ellipsis"):
+        raise NotGraded("missing", f"`{name}` is still `...`: not answered yet")
+    return value
+
+
 def describe(value: Any) -> str:
     """A short, human description of a returned value (for 'expected X, got Y')."""
     if isinstance(value, torch.Tensor):

@@ -113,6 +113,71 @@ def _progress(path: Path):
     return show
 
 
+def template_path_for(solution: Path) -> Path:
+    """``assignments/hw2/solution.ipynb`` -> ``assignments/hw2.ipynb`` (the student template)."""
+    return solution.parent.parent / f"{solution.parent.name}.ipynb"
+
+
+def _assign(args: argparse.Namespace) -> int:
+    """Generate the student template from a solution notebook."""
+    from grader.assign import SolutionMarkupError, write_template
+
+    solution = Path(args.solution)
+    template = Path(args.out) if args.out else template_path_for(solution)
+    try:
+        write_template(solution, template)
+    except (OSError, SolutionMarkupError) as exc:
+        print(f"grade assign: {solution}: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {template}")
+    return 0
+
+
+def _check_assignment(args: argparse.Namespace) -> int:
+    """The course's CI: template current, solution full marks, template zero, claims hold."""
+    from grader.assign import template_differences
+    from grader.assignment import load_assignment
+    from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_device
+    from grader.grade import GradeOptions, grade_notebook
+
+    try:
+        assignment = load_assignment(args.name)
+    except ValueError as exc:
+        print(f"grade check-assignment: {exc}", file=sys.stderr)
+        return 2
+    solution = assignment.folder / "solution.ipynb"
+    template = template_path_for(solution)
+    facts: list[tuple[bool, str]] = []
+
+    def fact(ok: bool, text: str) -> None:
+        facts.append((ok, text))
+        print(f"{'ok  ' if ok else 'FAIL'}  {text}", flush=True)
+
+    problems = template_differences(solution, template)
+    fact(not problems, f"{template} is generated from {solution}" + ("" if not problems else ": " + "; ".join(problems)))
+    data_dir = Path(args.data_dir or os.environ.get("GRADER_DATA_DIR") or DEFAULT_DATA_CACHE).resolve()
+    quick = assignment.budgets.get("quick", {})
+    budget = Budget("quick", data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
+    options = GradeOptions(budget, resolve_device(args.device))
+    graded = grade_notebook(solution, assignment, options)
+    wrong = [f"{q.id} ({q.status}: {q.message})" for q in graded.questions if q.status not in ("pass", "manual")]
+    fact(not wrong and graded.score == graded.max_score,
+         f"the solution earns {graded.score:g}/{graded.max_score:g}" + ("" if not wrong else "; not passing: " + ", ".join(wrong)))  # fmt: skip
+    graded = grade_notebook(template, assignment, options)
+    passing = [q.id for q in graded.questions if q.status in ("pass", "fail")]
+    fact(graded.score == 0 and not passing,
+         f"the template earns {graded.score:g}, every question missing or error"
+         + ("" if not passing else "; graded as pass/fail: " + ", ".join(passing)))  # fmt: skip
+    if assignment.run_claims:
+        from reference import claims
+
+        for result in claims.check_all():
+            fact(result.holds, f"claim {result.name}: {result.statement} [{result.method}]")
+    failed = sum(1 for ok, _ in facts if not ok)
+    print(f"{len(facts) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grade", description="Grade d2l CNN homework notebooks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -129,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--json", action="store_true", help="print the result object(s) on stdout, nothing else")
     grade.add_argument("--fail-under", type=float, metavar="PERCENT", help="exit 1 if a score is below PERCENT")
     grade.set_defaults(run=_grade)
+    assign = sub.add_parser("assign", help="generate the student template from a solution notebook")
+    assign.add_argument("solution", help="assignments/NAME/solution.ipynb")
+    assign.add_argument("--out", help="template path (default: assignments/NAME.ipynb)")
+    assign.set_defaults(run=_assign)
+    check = sub.add_parser("check-assignment", help="prove an assignment sound (for the course's CI)")
+    check.add_argument("name", help="assignment name (a folder under assignments/)")
+    check.add_argument("--data-dir", help="Fashion-MNIST in torchvision's layout (or $GRADER_DATA_DIR)")
+    check.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    check.set_defaults(run=_check_assignment)
     claims = sub.add_parser("claims", help="check the exercise claims of reference/claims.py")
     claims.add_argument("only", nargs="*", help="claim names to check (default: all)")
     claims.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -136,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = {"run", "claims"}
+SUBCOMMANDS = {"run", "claims", "assign", "check-assignment"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ What this module guarantees, whatever the notebook does:
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,8 +125,7 @@ class KernelSession:
                 raise RuntimeError(f"the grader's preamble failed in the kernel: {result.error}")
 
     def _kernel_env(self) -> dict[str, str]:
-        import os
-
+        # JPY_PARENT_PID would make a kernel in another PID namespace think its parent died.
         env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
         env.update(self.options.env)
         return env

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import re
 import shutil
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from grader import __version__
 from grader.assignment import Assignment, Question
 from grader.bridge import BridgeError, CheckTimeout, KernelCrashed, Missing, StudentError, Submission
 from grader.budget import Budget
-from grader.checking import Fail
+from grader.checking import Fail, NotGraded
 from grader.execute import ExecutionOptions, KernelSession
 from grader.load import load_notebook
 from grader.neutralize import neutralize
@@ -58,9 +60,11 @@ def _after_cell_code(assignment: Assignment) -> Callable[[int, NotebookNode], st
         names = [n for n in defined_names(cell.source) if n in wanted]
         if names:
             lines.append(f"__import__('_hwgrader').snap_defs({names!r}, {index})")
+        failed = next((f"{o.get('ename', 'Error')}: {o.get('evalue', '')}" for o in cell.get("outputs", [])
+                       if o.get("output_type") == "error"), None)  # fmt: skip
         for snap in assignment.snapshots:
             if snap.after.search(cell.source):
-                lines.append(f"__import__('_hwgrader').snap_values({snap.key!r}, {snap.values!r}, {index})")
+                lines.append(f"__import__('_hwgrader').snap_values({snap.key!r}, {snap.values!r}, {index}, {failed!r})")
         return "\n".join(lines)
 
     return code
@@ -68,8 +72,6 @@ def _after_cell_code(assignment: Assignment) -> Callable[[int, NotebookNode], st
 
 def _manual_answer(notebook: NotebookNode, question: Question) -> dict[str, Any]:
     """The markdown after the heading that introduces a manual exercise, for the TA."""
-    import re
-
     pattern = question.options.get("answer_after")
     if not pattern:
         return {"answer": "", "note": "no answer location configured"}
@@ -98,11 +100,18 @@ def run_check(submission: Submission, question: Question, check: Callable) -> Qu
         outcome = check(submission)
     except Fail as fail:
         return _question_result(question, "fail", fail.message, fail.details)
+    except NotGraded as skipped:
+        return _question_result(question, skipped.status, skipped.message)
     except Missing as missing:
         return _question_result(question, "missing", str(missing))
     except StudentError as error:
-        return _question_result(question, "error", str(error), {"exception": error.type, "cell": error.cell,
-                                                                 "line": error.line, "traceback": error.traceback})  # fmt: skip
+        message = str(error)
+        if error.type == "NotImplementedError":
+            where = f" (cell {error.cell})" if error.cell is not None else ""
+            subject = f"`{error.name}`" if error.name.isidentifier() else error.name
+            message = f"{subject} is not implemented yet: it raises NotImplementedError{where}"
+        return _question_result(question, "error", message, {"exception": error.type, "cell": error.cell,
+                                                              "line": error.line, "traceback": error.traceback})  # fmt: skip
     except CheckTimeout as exc:
         return _question_result(question, "fail", f"your code did not finish: {exc}")
     except KernelCrashed as exc:
@@ -110,7 +119,8 @@ def run_check(submission: Submission, question: Question, check: Callable) -> Qu
     except BridgeError as exc:
         return _question_result(question, "error", f"the grader could not read your kernel's answer: {exc}")
     except Exception as exc:  # a bug in a check must not cost the rest of the batch
-        return _question_result(question, "error", f"the check itself failed ({type(exc).__name__}: {exc}); tell your TA")
+        return _question_result(question, "error", f"the check itself failed ({type(exc).__name__}: {exc}); tell your TA",
+                                {"grader_traceback": traceback.format_exc()[-4000:]})  # fmt: skip
     details = outcome if isinstance(outcome, dict) else {}
     details.setdefault("seconds", round(time.monotonic() - start, 3))
     message = details.pop("message", "")
@@ -129,8 +139,9 @@ def grade_notebook(path: Path, assignment: Assignment, options: GradeOptions, sh
         result.questions = [
             _question_result(q, "error", f"the notebook could not be read: {loaded.reason}")
             if q.kind == "auto" else _question_result(q, "manual", "", {"answer": "", "note": loaded.reason})
-            for q in assignment.questions
+            for q in assignment.questions if assignment.runnable(q)
         ]  # fmt: skip
+        result.hidden_questions_not_run = sum(1 for q in assignment.questions if not assignment.runnable(q))
         return result
     notebook, neutralized = neutralize(loaded.notebook)
     budget_config = assignment.budgets.get(options.budget.name, {})
@@ -154,7 +165,12 @@ def grade_notebook(path: Path, assignment: Assignment, options: GradeOptions, sh
             record.neutralized = neutralized
             result.execution = record
             for question in assignment.questions:
+                if not assignment.runnable(question):
+                    result.hidden_questions_not_run += 1
+                    continue
                 verdict = _grade_question(submission, notebook, question, assignment)
+                if question.hidden:
+                    verdict.details.pop("grader_traceback", None)  # never show a hidden check's source
                 submission.results[question.id] = verdict
                 result.questions.append(verdict)
             _note_rebinding(submission, result, assignment)
@@ -178,8 +194,9 @@ def _note_rebinding(submission: Submission, result: GradeResult, assignment: Ass
         rebound = submission.rebinding(assignment.defined_names)
     except (BridgeError, StudentError, Missing, CheckTimeout, KernelCrashed):
         return
+    defines = {q.id: q.defines for q in assignment.questions}  # only questions that ran are in the result
     for question in result.questions:
-        for name in assignment.questions[[q.id for q in assignment.questions].index(question.id)].defines:
+        for name in defines[question.id]:
             if name in rebound:
                 question.details["rebound"] = (
                     f"`{name}` was later rebound to a {rebound[name]}; your own definition of `{name}` was graded"

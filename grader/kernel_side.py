@@ -125,9 +125,11 @@ def snap_defs(names, cell):
             defs[name] = (ns[name], cell)
 
 
-def snap_values(key, expressions, cell):
+def snap_values(key, expressions, cell, failed=None):
     ns = _ns()
     taken = {"__cell__": cell}
+    if failed:
+        taken["__cell_error__"] = failed
     for name, expression in expressions.items():
         try:
             value = eval(expression, ns)
@@ -174,12 +176,19 @@ def op_values(key):
     return {"ok": values[key]}
 
 
-def _construct(name, args, kwargs):
+def _build(name, args, kwargs, seed):
+    """``(model, cell, None)`` from the student's own class or function, or ``(None, None, reply)``."""
+    import torch
+
     entry = _defined(name)
     if entry is None:
-        raise LookupError(name)
-    cls, cell = entry
-    return cls(*decode(args), **decode(kwargs)), cell
+        return None, None, {"missing": name}
+    factory, cell = entry
+    try:
+        torch.manual_seed(seed)
+        return factory(*decode(args), **decode(kwargs)), cell, None
+    except BaseException as exc:
+        return None, cell, _error(exc, cell)
 
 
 def _layers(model):
@@ -196,13 +205,9 @@ def _layers(model):
 def op_summary(name, args, kwargs, input_shape, seed):
     import torch
 
-    try:
-        torch.manual_seed(seed)
-        model, cell = _construct(name, args, kwargs)
-    except LookupError:
-        return {"missing": name}
-    except BaseException as exc:
-        return _error(exc, defs[name][1])
+    model, cell, failed = _build(name, args, kwargs, seed)
+    if failed:
+        return failed
     try:
         model.eval()
         rows = []
@@ -232,13 +237,9 @@ def op_forward(name, args, kwargs, X, seed, state=None, modes=("train", "eval"))
     """Build, materialise on X, optionally load ``state`` by order, run forward in each mode."""
     import torch
 
-    try:
-        torch.manual_seed(seed)
-        model, cell = _construct(name, args, kwargs)
-    except LookupError:
-        return {"missing": name}
-    except BaseException as exc:
-        return _error(exc, defs[name][1])
+    model, cell, failed = _build(name, args, kwargs, seed)
+    if failed:
+        return failed
     try:
         X = decode(X)
         with torch.no_grad():
@@ -265,13 +266,9 @@ def op_train(name, args, kwargs, X, y, procedure):
     import torch
     from torch.nn import functional as F
 
-    try:
-        torch.manual_seed(procedure["seed"])
-        model, cell = _construct(name, args, kwargs)
-    except LookupError:
-        return {"missing": name}
-    except BaseException as exc:
-        return _error(exc, defs[name][1])
+    model, cell, failed = _build(name, args, kwargs, procedure["seed"])
+    if failed:
+        return failed
     try:
         X, y = decode(X), decode(y)
         with torch.no_grad():

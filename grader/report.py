@@ -34,4 +34,7 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
         table.add_row(q.id, f"[{style}]{q.status}[/{style}]", points, one_line(q.message or q.details.get("rebound", "")))
     console.print(table)
     pending = f" (+{result.manual_points_pending:g} for a TA to grade)" if result.manual_points_pending else ""
+    if result.hidden_questions_not_run:
+        n = result.hidden_questions_not_run
+        pending += f"; {n} hidden question{'s' if n > 1 else ''} not run"
     console.print(f"[bold]score {result.score:g}/{result.max_score:g}[/bold]{pending}   result: {json_path}")

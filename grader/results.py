@@ -72,6 +72,8 @@ class GradeResult:
     grader_version: str
     execution: ExecutionRecord
     questions: list[QuestionResult] = field(default_factory=list)
+    #: Hidden questions skipped because their checks are not present (a student's self-check).
+    hidden_questions_not_run: int = 0
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -110,6 +112,7 @@ class GradeResult:
             grader_version=data["grader_version"],
             execution=ExecutionRecord(**execution),
             questions=[QuestionResult(**q) for q in data.get("questions", [])],
+            hidden_questions_not_run=int(data.get("hidden_questions_not_run", 0)),
         )
 
 

@@ -173,21 +173,26 @@ class _Net(nn.Module):
 # --------------------------------------------------------------------------- 7.6 LeNet
 
 
+def _lenet(activation: type[nn.Module], pool: type[nn.Module], num_classes: int) -> nn.Sequential:
+    """LeNet-5's layers with a choice of activation and pooling (the book's and the exercise's)."""
+    return nn.Sequential(
+        nn.LazyConv2d(6, kernel_size=5, padding=2), activation(),
+        pool(kernel_size=2, stride=2),
+        nn.LazyConv2d(16, kernel_size=5), activation(),
+        pool(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.LazyLinear(120), activation(),
+        nn.LazyLinear(84), activation(),
+        nn.LazyLinear(num_classes),
+    )  # fmt: skip
+
+
 class LeNet(_Net):
     """LeNet-5 as in d2l 7.6: sigmoid activations and average pooling."""
 
     def __init__(self, lr: float = 0.1, num_classes: int = 10):
         super().__init__(lr, num_classes)
-        self.net = nn.Sequential(
-            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(),
-            nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(),
-            nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.Flatten(),
-            nn.LazyLinear(120), nn.Sigmoid(),
-            nn.LazyLinear(84), nn.Sigmoid(),
-            nn.LazyLinear(num_classes),
-        )  # fmt: skip
+        self.net = _lenet(nn.Sigmoid, nn.AvgPool2d, num_classes)
 
 
 class ModernLeNet(_Net):
@@ -195,16 +200,7 @@ class ModernLeNet(_Net):
 
     def __init__(self, lr: float = 0.1, num_classes: int = 10):
         super().__init__(lr, num_classes)
-        self.net = nn.Sequential(
-            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=2, stride=2),
-            nn.LazyConv2d(16, kernel_size=5), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=2, stride=2),
-            nn.Flatten(),
-            nn.LazyLinear(120), nn.ReLU(),
-            nn.LazyLinear(84), nn.ReLU(),
-            nn.LazyLinear(num_classes),
-        )  # fmt: skip
+        self.net = _lenet(nn.ReLU, nn.MaxPool2d, num_classes)
 
 
 # --------------------------------------------------------------------------- 8.1 AlexNet

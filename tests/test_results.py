@@ -33,7 +33,7 @@ def test_schema_keys_are_the_documented_ones():
     data = sample().to_dict()
     assert list(data) == [
         "schema_version", "submission", "sha256", "assignment", "budget", "device", "grader_version",
-        "execution", "questions", "score", "max_score", "manual_points_pending",
+        "execution", "questions", "hidden_questions_not_run", "score", "max_score", "manual_points_pending",
     ]  # fmt: skip
     assert data["schema_version"] == 1
     assert set(data["execution"]) >= {"status", "message", "seconds", "cells"}

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 
 from grader.bridge import Module, Submission
-from grader.checking import Fail, expect_equal, expect_tensor, property_check, tensors
+from grader.checking import Fail, NotGraded, answered, expect_equal, expect_tensor, property_check, tensors
 from grader.data import fixed_batch, validation_accuracy
 from reference import claims, models, ops
 
@@ -149,7 +149,8 @@ def check_comp_conv2d(sub: Submission):
 
 def check_ex_output_shape(sub: Submission):
     taken = sub.values("output_shape")
-    shape = taken["shape"]
+    shape = answered(taken["shape"], "ANSWER_OUTPUT_SHAPE")
+    answered(taken["formula"], "ANSWER_OUTPUT_SHAPE_FORMULA")
     shape = tuple(shape) if isinstance(shape, (list, tuple)) else shape
     expect_equal(shape, (2, 2), "ANSWER_OUTPUT_SHAPE for an 8x8 input, kernel (3, 5), padding (0, 1), stride (3, 4)")
     verdict = claims.equivalent(taken["formula"], claims.OUTPUT_SHAPE_FORMULA, "nkps", claims.OUTPUT_SHAPE_DOMAIN)
@@ -198,7 +199,7 @@ def check_conv1x1(sub: Submission):
 
 
 def check_ex_composed_kernel(sub: Submission):
-    formula = sub.values("composed_kernel")["formula"]
+    formula = answered(sub.values("composed_kernel")["formula"], "ANSWER_COMPOSED_KERNEL")
     verdict = claims.equivalent(formula, "k1 + k2 - 1", ["k1", "k2"])
     if not verdict:
         raise Fail(f"ANSWER_COMPOSED_KERNEL: {verdict.reason}", method=verdict.method, counterexample=verdict.counterexample)
@@ -355,7 +356,10 @@ def _check_training(sub: Submission, name: str, build, kwargs=None, build_traine
     q = sub.question
     arch = sub.results.get(q["architecture"])
     if arch is not None and arch.status != "pass":
-        raise Fail(f"not trained: the architecture question `{q['architecture']}` did not pass ({arch.status})")
+        message = f"not trained: the architecture question `{q['architecture']}` did not pass ({arch.status})"
+        if arch.status in ("missing", "error"):
+            raise NotGraded(arch.status, message)
+        raise Fail(message)
     if sub.budget == "full":
         return _check_trained_model(sub, name, build_trained or (lambda taken: build()))
     procedure = {"optimizer": q["optimizer"], "lr": q["lr"], "steps": q["steps"], "seed": 0, "loss_mode": q["loss_mode"]}

@@ -1,0 +1,117 @@
+"""Generating the student template from the solution notebook (``grade assign``).
+
+The instructor edits one notebook, the solution, and marks what students
+must write with ``### BEGIN SOLUTION`` / ``### END SOLUTION``. The template
+is derived from it, so the two can never drift apart:
+
+* in a code cell, a marked region that only assigns values
+  (``ANSWER_COMPOSED_KERNEL = 'k1 + k2 - 1'``) keeps the names with ``...``
+  as the value; any other region becomes ``raise NotImplementedError()`` at
+  the region's indentation, so ``def corr2d(X, K):`` still parses;
+* in a markdown cell, a marked region becomes ``YOUR ANSWER HERE``;
+* outputs and execution counts are cleared; notebook metadata is kept.
+
+:func:`template_differences` is what CI uses to say which cell of a
+committed template no longer matches its solution.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+BEGIN = re.compile(r"^(\s*)(#+|<!--)\s*BEGIN SOLUTION\b.*$")
+END = re.compile(r"^\s*(#+|<!--)\s*END SOLUTION\b.*$")
+MARKDOWN_PLACEHOLDER = "YOUR ANSWER HERE"
+
+
+class SolutionMarkupError(ValueError):
+    """A BEGIN without END (or the reverse) in the solution; names the cell."""
+
+
+def _value_only(lines: list[str]) -> list[str] | None:
+    """``NAME = ...`` lines when the region only assigns values to plain names, else ``None``."""
+    text = "\n".join(line.strip() for line in lines if line.strip())
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    if not tree.body or not all(isinstance(node, ast.Assign) for node in tree.body):
+        return None
+    targets = []
+    for node in tree.body:
+        if not all(isinstance(t, ast.Name) for t in node.targets):
+            return None
+        targets.append(" = ".join(t.id for t in node.targets))
+    return [f"{target} = ..." for target in targets]
+
+
+def strip_solution(source: str, cell_type: str, cell_index: int = 0) -> str:
+    """One cell's source with every marked solution region replaced."""
+    out: list[str] = []
+    region: list[str] | None = None
+    indent = ""
+    for number, line in enumerate(source.split("\n")):
+        if region is None:
+            begin = BEGIN.match(line)
+            if begin:
+                region, indent = [], begin.group(1)
+            elif END.match(line):
+                raise SolutionMarkupError(f"cell {cell_index}, line {number + 1}: END SOLUTION without BEGIN")
+            else:
+                out.append(line)
+            continue
+        if END.match(line):
+            if cell_type == "markdown":
+                out.append(indent + MARKDOWN_PLACEHOLDER)
+            else:
+                values = _value_only(region)
+                out.extend(indent + v for v in values) if values else out.append(indent + "raise NotImplementedError()")
+            region = None
+            continue
+        region.append(line)
+    if region is not None:
+        raise SolutionMarkupError(f"cell {cell_index}: BEGIN SOLUTION without END")
+    return "\n".join(out)
+
+
+def make_template(solution: NotebookNode) -> NotebookNode:
+    """The student template of ``solution`` (a new notebook; the input is not changed)."""
+    template = copy.deepcopy(solution)
+    for index, cell in enumerate(template.cells):
+        cell.source = strip_solution(cell.source, cell.cell_type, index)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+    return template
+
+
+def template_differences(solution_path: Path, template_path: Path) -> list[str]:
+    """Why the committed template is not what ``grade assign`` would generate (empty when it is)."""
+    expected = make_template(nbformat.read(solution_path, as_version=4))
+    if not template_path.exists():
+        return [f"{template_path} does not exist; run `grade assign {solution_path}`"]
+    actual = nbformat.read(template_path, as_version=4)
+    problems = []
+    if len(expected.cells) != len(actual.cells):
+        problems.append(f"the solution has {len(expected.cells)} cells, the template {len(actual.cells)}")
+    for index, (want, got) in enumerate(zip(expected.cells, actual.cells)):
+        if want.cell_type != got.cell_type or want.source != got.source:
+            first_line = (want.source.splitlines() or [""])[0][:60]
+            problems.append(f"cell {index} ({want.cell_type}, starting {first_line!r}) differs from the solution")
+    if expected.metadata != actual.metadata:
+        problems.append("the notebook metadata differs from the solution's")
+    return problems
+
+
+def write_template(solution_path: Path, template_path: Path) -> NotebookNode:
+    template = make_template(nbformat.read(solution_path, as_version=4))
+    template_path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(template, template_path)
+    return template

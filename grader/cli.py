@@ -96,6 +96,11 @@ def _grade(args: argparse.Namespace) -> int:
         results.append((result, out / f"{stem}.json"))
         if not args.json:
             print_summary(result, out / f"{stem}.json")
+    if args.junit:
+        from grader.junit import junit_xml
+        from grader.results import write_atomic
+
+        write_atomic(Path(args.junit), junit_xml([r for r, _ in results]))
     if args.json:
         data = [r.to_dict() for r, _ in results]
         print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
@@ -193,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--cell-timeout", type=float, help="per-cell time limit in seconds")
     grade.add_argument("--json", action="store_true", help="print the result object(s) on stdout, nothing else")
     grade.add_argument("--fail-under", type=float, metavar="PERCENT", help="exit 1 if a score is below PERCENT")
+    grade.add_argument("--junit", metavar="FILE", help="also write JUnit XML (a testsuite per notebook, a testcase per question)")
     grade.set_defaults(run=_grade)
     assign = sub.add_parser("assign", help="generate the student template from a solution notebook")
     assign.add_argument("solution", help="assignments/NAME/solution.ipynb")

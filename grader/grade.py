@@ -96,6 +96,12 @@ def run_check(submission: Submission, question: Question, check: Callable) -> Qu
     """One question's verdict; every way a check can end maps to a status and a message."""
     start = time.monotonic()
     submission.question = dict(question.options)
+    verdict = _verdict(submission, question, check)
+    verdict.details.setdefault("seconds", round(time.monotonic() - start, 3))
+    return verdict
+
+
+def _verdict(submission: Submission, question: Question, check: Callable) -> QuestionResult:
     try:
         outcome = check(submission)
     except Fail as fail:
@@ -121,8 +127,7 @@ def run_check(submission: Submission, question: Question, check: Callable) -> Qu
     except Exception as exc:  # a bug in a check must not cost the rest of the batch
         return _question_result(question, "error", f"the check itself failed ({type(exc).__name__}: {exc}); tell your TA",
                                 {"grader_traceback": traceback.format_exc()[-4000:]})  # fmt: skip
-    details = outcome if isinstance(outcome, dict) else {}
-    details.setdefault("seconds", round(time.monotonic() - start, 3))
+    details = dict(outcome) if isinstance(outcome, dict) else {}
     message = details.pop("message", "")
     return _question_result(question, "pass", message, details)
 

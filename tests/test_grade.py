@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nbformat
@@ -228,13 +229,15 @@ def test_grade_json_prints_one_result_object_and_writes_the_file(tmp_path, tmp_p
     path = notebook_file(tmp_path_factory, "cli", CORR2D)
     out = subprocess.run(
         [sys.executable, "-m", "grader.cli", str(path), "--out", str(tmp_path / "reports"), "--json",
-         "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)],
+         "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir), "--junit", str(tmp_path / "junit.xml")],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["schema_version"] == 1 and data["budget"] == "quick"
     assert json.loads((tmp_path / "reports" / "cli.json").read_text()) == data
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert suite.get("tests") == str(len(data["questions"])) and suite.find("testcase[@name='corr2d']/failure") is None
 
 
 def test_grade_exits_1_under_fail_under(tmp_path, tmp_path_factory, data_dir):

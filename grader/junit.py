@@ -1,0 +1,39 @@
+"""JUnit XML for CI systems: one ``<testsuite>`` per submission, one ``<testcase>`` per question.
+
+GitHub and GitLab render this format natively, so a course's CI shows each
+question of a pull request's notebook as a test.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from grader.results import GradeResult
+
+_FAILURE_KIND = {"fail": "failure", "missing": "failure", "error": "error"}
+
+
+def junit_xml(results: Sequence[GradeResult]) -> str:
+    suites = ET.Element("testsuites", name="grade")
+    for result in results:
+        questions = result.questions
+        suite = ET.SubElement(
+            suites, "testsuite", name=result.submission, tests=str(len(questions)),
+            failures=str(sum(q.status in ("fail", "missing") for q in questions)),
+            errors=str(sum(q.status == "error" for q in questions)),
+            skipped=str(sum(q.status == "manual" for q in questions)),
+            time=f"{result.execution.seconds:.3f}",
+        )  # fmt: skip
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="score", value=f"{result.score:g}/{result.max_score:g}")
+        for q in questions:
+            case = ET.SubElement(suite, "testcase", classname=f"{result.assignment}.{result.submission}", name=q.id,
+                                 time=f"{float(q.details.get('seconds', 0.0)):.3f}")  # fmt: skip
+            if q.status in _FAILURE_KIND:
+                node = ET.SubElement(case, _FAILURE_KIND[q.status], message=q.message, type=q.status)
+                node.text = q.message
+            elif q.status == "manual":
+                ET.SubElement(case, "skipped", message="graded by a TA")
+        if result.execution.status != "ok":
+            ET.SubElement(suite, "system-err").text = f"execution {result.execution.status}: {result.execution.message}"
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

@@ -65,7 +65,7 @@ def _grade(args: argparse.Namespace) -> int:
     from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
     from grader.grade import GradeOptions, grade_notebook
     from grader.report import print_summary
-    from grader.results import unique_stems, write_result
+    from grader.results import cache_key, cached_result, unique_stems, write_result
 
     paths = _collect(args.paths)
     if not paths:
@@ -87,12 +87,19 @@ def _grade(args: argparse.Namespace) -> int:
         assignments[name] = assignment
         quick = assignment.budgets.get("quick", {})
         budget = Budget(budget_name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
-        progress = None if args.json or not sys.stderr.isatty() else _progress(path)
-        options = GradeOptions(budget, device, args.cell_timeout, args.timeout, on_cell=progress)
-        result = grade_notebook(path, assignment, options, shown_path=str(path))
-        if progress:
-            print(file=sys.stderr)
-        write_result(result, out / f"{stem}.json")
+        target = out / f"{stem}.json"
+        key = cache_key(_sha256(path), assignment.fingerprint, budget_name, device, __version__)
+        result = None if args.force else cached_result(target, key)
+        if result is None:
+            progress = None if args.json or not sys.stderr.isatty() else _progress(path)
+            options = GradeOptions(budget, device, args.cell_timeout, args.timeout, on_cell=progress)
+            result = grade_notebook(path, assignment, options, shown_path=str(path))
+            result.cache_key = key
+            if progress:
+                print(file=sys.stderr)
+            write_result(result, target)
+        elif not args.json:
+            print(f"{path}: unchanged since it was graded; reusing {target} (--force regrades)")
         results.append((result, out / f"{stem}.json"))
         if not args.json:
             print_summary(result, out / f"{stem}.json")
@@ -109,6 +116,15 @@ def _grade(args: argparse.Namespace) -> int:
             if result.max_score and 100 * result.score / result.max_score < args.fail_under:
                 return 1
     return 0
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def _progress(path: Path):
@@ -198,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--cell-timeout", type=float, help="per-cell time limit in seconds")
     grade.add_argument("--json", action="store_true", help="print the result object(s) on stdout, nothing else")
     grade.add_argument("--fail-under", type=float, metavar="PERCENT", help="exit 1 if a score is below PERCENT")
+    grade.add_argument("--force", action="store_true", help="regrade even where an up-to-date result exists")
     grade.add_argument("--junit", metavar="FILE", help="also write JUnit XML (a testsuite per notebook, a testcase per question)")
     grade.set_defaults(run=_grade)
     assign = sub.add_parser("assign", help="generate the student template from a solution notebook")

@@ -74,6 +74,8 @@ class GradeResult:
     questions: list[QuestionResult] = field(default_factory=list)
     #: Hidden questions skipped because their checks are not present (a student's self-check).
     hidden_questions_not_run: int = 0
+    #: Hash of everything the verdict depends on; a rerun reuses the result while it matches.
+    cache_key: str = ""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -113,6 +115,7 @@ class GradeResult:
             execution=ExecutionRecord(**execution),
             questions=[QuestionResult(**q) for q in data.get("questions", [])],
             hidden_questions_not_run=int(data.get("hidden_questions_not_run", 0)),
+            cache_key=str(data.get("cache_key", "")),
         )
 
 
@@ -158,3 +161,21 @@ def unique_stems(paths: Iterable[Path]) -> list[str]:
         seen.add(candidate.lower())
         stems.append(candidate)
     return stems
+
+
+def cache_key(sha256: str, assignment_fingerprint: str, budget: str, device: str, grader_version: str) -> str:
+    """What a verdict depends on: the notebook's bytes, the checks and config, the budget, the grader."""
+    import hashlib
+
+    parts = [f"schema={SCHEMA_VERSION}", sha256, assignment_fingerprint, budget, device, grader_version]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def cached_result(path: Path, key: str) -> GradeResult | None:
+    """The result at ``path`` if it was produced under ``key`` (and is readable), else ``None``."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        result = GradeResult.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return result if result.cache_key == key else None

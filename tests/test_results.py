@@ -33,7 +33,7 @@ def test_schema_keys_are_the_documented_ones():
     data = sample().to_dict()
     assert list(data) == [
         "schema_version", "submission", "sha256", "assignment", "budget", "device", "grader_version",
-        "execution", "questions", "hidden_questions_not_run", "score", "max_score", "manual_points_pending",
+        "execution", "questions", "hidden_questions_not_run", "cache_key", "score", "max_score", "manual_points_pending",
     ]  # fmt: skip
     assert data["schema_version"] == 1
     assert set(data["execution"]) >= {"status", "message", "seconds", "cells"}
@@ -75,3 +75,18 @@ def test_write_atomic_creates_the_folder(tmp_path):
 def test_unique_stems_number_repeated_names_in_order():
     paths = [Path("a/hw2.ipynb"), Path("b/hw2.ipynb"), Path("c/HW2.ipynb"), Path("x.ipynb")]
     assert r.unique_stems(paths) == ["hw2", "hw2-2", "HW2-3", "x"]
+
+
+def test_a_cached_result_is_reused_only_under_the_same_key(tmp_path):
+    result = sample()
+    result.cache_key = r.cache_key("ab" * 32, "fingerprint", "quick", "cpu", "0.1.0")
+    r.write_result(result, tmp_path / "a.json")
+    assert r.cached_result(tmp_path / "a.json", result.cache_key).to_dict() == result.to_dict()
+    other = r.cache_key("ab" * 32, "fingerprint", "full", "cpu", "0.1.0")
+    assert r.cached_result(tmp_path / "a.json", other) is None
+
+
+def test_an_unreadable_cached_result_is_ignored(tmp_path):
+    (tmp_path / "a.json").write_text("{half", encoding="utf-8")
+    assert r.cached_result(tmp_path / "a.json", "key") is None
+    assert r.cached_result(tmp_path / "missing.json", "key") is None

@@ -241,7 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, "run")  # `grade PATH...` is `grade run PATH...`
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("\ngrade: interrupted; every finished result is saved, and a rerun grades only the rest",
+              file=sys.stderr)  # fmt: skip
+        return 130
 
 
 if __name__ == "__main__":

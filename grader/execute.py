@@ -137,17 +137,15 @@ class KernelSession:
 
     async def _shutdown_kernel(self) -> None:
         client = self.client
-        try:
-            if client.kc is not None:
-                client.kc.stop_channels()
-        finally:
-            client.kc = None
-            if client.km is not None:
-                try:
-                    await client.km.shutdown_kernel(now=True)
-                except Exception:  # a dead kernel may refuse a polite shutdown
-                    await client.km.kill_kernel()
-                client.km = None
+        kc, km = client.kc, client.km
+        client.kc, client.km = None, None  # a second, concurrent shutdown finds nothing to do
+        if kc is not None:
+            kc.stop_channels()
+        if km is not None:
+            try:
+                await km.shutdown_kernel(now=True)
+            except Exception:  # a dead kernel may refuse a polite shutdown
+                await km.kill_kernel()
 
     async def close(self) -> None:
         await self._shutdown_kernel()

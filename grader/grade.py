@@ -180,11 +180,20 @@ def grade_notebook(path: Path, assignment: Assignment, options: GradeOptions, sh
                 result.questions.append(verdict)
             _note_rebinding(submission, result, assignment)
         finally:
+            _cancel_pending(loop)  # e.g. a cell still running when Ctrl-C arrived
             loop.run_until_complete(session.close())
     finally:
         loop.close()
         shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
 def _grade_question(submission: Submission, notebook: NotebookNode, question: Question, assignment: Assignment) -> QuestionResult:

@@ -286,3 +286,30 @@ def test_full_budget_evaluates_the_notebooks_own_trained_model(graded, options, 
     assert lenet_train.status == "fail", lenet_train.message
     assert "validation accuracy" in lenet_train.message and lenet_train.details["validation_accuracy"] < 0.3
     assert lenet_train.details["trained_in_cell"] == 1
+
+
+def test_ctrl_c_leaves_no_kernel_and_says_how_to_resume(tmp_path, tmp_path_factory, data_dir):
+    import os
+    import signal
+    import time
+
+    path = notebook_file(tmp_path_factory, "slow", "import time\ntime.sleep(60)")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "grader.cli", str(path), "--out", str(tmp_path), "--budget", "quick",
+         "--device", "cpu", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    kernels: list[str] = []
+    while time.monotonic() < deadline and not kernels:
+        time.sleep(0.5)
+        kernels = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert kernels, "the kernel never started"
+    time.sleep(8)  # inside the sleeping cell
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "a rerun grades only the rest" in err
+    time.sleep(2)
+    for pid in kernels:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)

@@ -61,11 +61,11 @@ def _assignment_name(path: Path, default: str) -> str:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from grader.assignment import load_assignment
+    from grader import batch
     from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
     from grader.grade import GradeOptions, grade_notebook
     from grader.report import print_summary
-    from grader.results import cache_key, cached_result, unique_stems, write_result
+    from grader.results import cached_result, write_result
 
     paths = _collect(args.paths)
     if not paths:
@@ -75,56 +75,66 @@ def _grade(args: argparse.Namespace) -> int:
     budget_name = resolve_budget(args.budget, device)
     data_dir = Path(args.data_dir or os.environ.get("GRADER_DATA_DIR") or DEFAULT_DATA_CACHE).resolve()
     out = Path(args.out)
-    results = []
-    assignments: dict[str, object] = {}
-    for path, stem in zip(paths, unique_stems(paths)):
-        name = args.assignment or _assignment_name(path, "hw2")
-        try:
-            assignment = assignments.get(name) or load_assignment(name)
-        except ValueError as exc:
-            print(f"grade: {exc}", file=sys.stderr)
-            return 2
-        assignments[name] = assignment
-        quick = assignment.budgets.get("quick", {})
-        budget = Budget(budget_name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
-        target = out / f"{stem}.json"
-        key = cache_key(_sha256(path), assignment.fingerprint, budget_name, device, __version__)
-        result = None if args.force else cached_result(target, key)
-        if result is None:
-            progress = None if args.json or not sys.stderr.isatty() else _progress(path)
-            options = GradeOptions(budget, device, args.cell_timeout, args.timeout, on_cell=progress)
-            result = grade_notebook(path, assignment, options, shown_path=str(path))
-            result.cache_key = key
+    try:
+        jobs = batch.plan(paths, out, lambda p: args.assignment or _assignment_name(p, "hw2"), budget_name, device)
+    except ValueError as exc:
+        print(f"grade: {exc}", file=sys.stderr)
+        return 2
+    if args.stem:  # a child of a parallel batch: the coordinator chose the result's name
+        jobs[0].stem, jobs[0].target = args.stem, out / f"{args.stem}.json"
+    parallel = args.jobs or batch.default_jobs()
+    threads = args.threads or batch.threads_per_job(min(parallel, len(jobs)))
+    results: dict[str, object] = {}
+    todo = []
+    for job in jobs:
+        cached = None if args.force else cached_result(job.target, job.key)
+        if cached is None:
+            todo.append(job)
+            continue
+        results[job.stem] = cached
+        if not args.json:
+            print(f"{job.path}: unchanged since it was graded; reusing {job.target} (--force regrades)")
+
+    def budget_for(job) -> Budget:
+        quick = job.assignment.budgets.get("quick", {})
+        return Budget(budget_name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
+
+    if len(todo) > 1:  # a batch: every notebook in its own grading process, so none can take others down
+        def child_args(job) -> list[str]:
+            extra = [f"--cell-timeout={args.cell_timeout}"] if args.cell_timeout else []
+            extra += [f"--timeout={args.timeout}"] if args.timeout else []
+            return [str(job.path), "--out", str(out), "--stem", job.stem, "--json", "--force", "--budget", budget_name,
+                    "--device", device, "--data-dir", str(data_dir), "--threads", str(threads), "--jobs", "1",
+                    "--assignment", job.assignment.name, *extra]  # fmt: skip
+
+        done = batch.run_in_subprocesses(todo, parallel, child_args, budget_name, device,
+                                         on_done=None if args.json else lambda job, r: print_summary(r, job.target))  # fmt: skip
+        results.update(done)
+    else:
+        for job in todo:
+            progress = None if args.json or not sys.stderr.isatty() else _progress(job.path)
+            options = GradeOptions(budget_for(job), device, args.cell_timeout, args.timeout, on_cell=progress, threads=threads)
+            result = grade_notebook(job.path, job.assignment, options, shown_path=str(job.path))
+            result.cache_key = job.key
             if progress:
                 print(file=sys.stderr)
-            write_result(result, target)
-        elif not args.json:
-            print(f"{path}: unchanged since it was graded; reusing {target} (--force regrades)")
-        results.append((result, out / f"{stem}.json"))
-        if not args.json:
-            print_summary(result, out / f"{stem}.json")
+            write_result(result, job.target)
+            results[job.stem] = result
+            if not args.json:
+                print_summary(result, job.target)
+    ordered = [results[job.stem] for job in jobs]
     if args.junit:
         from grader.junit import junit_xml
         from grader.results import write_atomic
 
-        write_atomic(Path(args.junit), junit_xml([r for r, _ in results]))
+        write_atomic(Path(args.junit), junit_xml(ordered))
     if args.json:
-        data = [r.to_dict() for r, _ in results]
+        data = [r.to_dict() for r in ordered]
         print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
     if args.fail_under is not None:
-        for result, _ in results:
-            if result.max_score and 100 * result.score / result.max_score < args.fail_under:
-                return 1
+        if any(r.max_score and 100 * r.score / r.max_score < args.fail_under for r in ordered):
+            return 1
     return 0
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return ""
 
 
 def _progress(path: Path):
@@ -215,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--json", action="store_true", help="print the result object(s) on stdout, nothing else")
     grade.add_argument("--fail-under", type=float, metavar="PERCENT", help="exit 1 if a score is below PERCENT")
     grade.add_argument("--force", action="store_true", help="regrade even where an up-to-date result exists")
+    grade.add_argument("--jobs", type=int, help="notebooks graded in parallel (default: what the machine can hold)")
+    grade.add_argument("--threads", type=int, help="CPU threads per kernel (default: cores / jobs)")
+    grade.add_argument("--stem", help=argparse.SUPPRESS)  # set by a parallel batch for its children
     grade.add_argument("--junit", metavar="FILE", help="also write JUnit XML (a testsuite per notebook, a testcase per question)")
     grade.set_defaults(run=_grade)
     assign = sub.add_parser("assign", help="generate the student template from a solution notebook")

@@ -40,6 +40,8 @@ class GradeOptions:
     timeout: float | None = None
     check_timeout: float = 60.0
     on_cell: Callable[[int, int], None] | None = None
+    #: CPU threads for the kernel's and the checks' torch (parallel jobs share the cores).
+    threads: int | None = None
 
 
 def defined_names(source: str) -> list[str]:
@@ -159,8 +161,8 @@ def grade_notebook(path: Path, assignment: Assignment, options: GradeOptions, sh
             workdir=workdir / "work",
             cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", 600),
             timeout=options.timeout or budget_config.get("timeout", 3600),
-            env={"CUDA_VISIBLE_DEVICES": ""} if options.device == "cpu" else {},
-            preamble=submission.install_code() + options.budget.preamble(),
+            env=_kernel_env(options),
+            preamble=submission.install_code() + _thread_preamble(options) + options.budget.preamble(),
         )  # fmt: skip
         session = KernelSession(notebook, exec_options)
         submission.session = session
@@ -186,6 +188,22 @@ def grade_notebook(path: Path, assignment: Assignment, options: GradeOptions, sh
         loop.close()
         shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def _kernel_env(options: GradeOptions) -> dict[str, str]:
+    env = {"CUDA_VISIBLE_DEVICES": ""} if options.device == "cpu" else {}
+    if options.threads:
+        env.update({name: str(options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    return env
+
+
+def _thread_preamble(options: GradeOptions) -> str:
+    if not options.threads:
+        return ""
+    import torch
+
+    torch.set_num_threads(options.threads)  # the checks' own training, in this process
+    return f"import torch\ntorch.set_num_threads({options.threads})\n"
 
 
 def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:

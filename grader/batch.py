@@ -1,0 +1,119 @@
+"""Grading many notebooks: planning, reuse of up-to-date results, and parallel jobs.
+
+In a batch each notebook is graded by its own ``grade`` process (which runs
+its own kernel), at most ``--jobs N`` at a time, each limited to its share
+of the CPU threads so the jobs do not fight over cores. A separate process
+per notebook means that a notebook which takes its grader down with it --
+killing its parent, exhausting memory, a hard crash -- costs only its own
+result: the coordinating process records it as ``crashed`` and the batch
+goes on. A single notebook (a student's self-check) is graded in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import __version__
+from grader.assignment import Assignment, load_assignment
+from grader.results import ExecutionRecord, GradeResult, QuestionResult, cache_key, cached_result, unique_stems, write_result
+
+
+@dataclass
+class Job:
+    path: Path
+    stem: str
+    assignment: Assignment
+    key: str
+    target: Path
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def plan(paths: Sequence[Path], out: Path, assignment_of: Callable[[Path], str], budget: str, device: str) -> list[Job]:
+    """One job per notebook, with its unique result name and cache key; raises ValueError for an unknown assignment."""
+    loaded: dict[str, Assignment] = {}
+    jobs = []
+    for path, stem in zip(paths, unique_stems(paths)):
+        name = assignment_of(path)
+        if name not in loaded:
+            loaded[name] = load_assignment(name)
+        assignment = loaded[name]
+        key = cache_key(sha256_of(path), assignment.fingerprint, budget, device, __version__)
+        jobs.append(Job(path, stem, assignment, key, out / f"{stem}.json"))
+    return jobs
+
+
+def default_jobs() -> int:
+    """What the machine can hold: one job per core, and about 6 GiB of memory per job (VGG/ResNet training)."""
+    cores = os.cpu_count() or 1
+    try:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory_gib = 8.0
+    return max(1, min(cores, int(memory_gib // 6)))
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def crashed_result(job: Job, budget: str, device: str, message: str) -> GradeResult:
+    """The record of a notebook whose grading process died: nothing is lost, and it says why."""
+    questions = [
+        QuestionResult(q.id, q.title, "error" if q.kind == "auto" else "manual", 0.0, q.points,
+                       f"not graded: {message}" if q.kind == "auto" else "")  # fmt: skip
+        for q in job.assignment.questions if job.assignment.runnable(q)
+    ]
+    return GradeResult(str(job.path), sha256_of(job.path), job.assignment.name, budget, device, __version__,
+                       ExecutionRecord("crashed", message), questions, cache_key="")  # fmt: skip
+
+
+def run_in_subprocesses(
+    jobs: Sequence[Job], parallel: int, child_args: Callable[[Job], list[str]], budget: str, device: str,
+    on_done: Callable[[Job, GradeResult], None] | None = None,
+) -> dict[str, GradeResult]:  # fmt: skip
+    """Grade ``jobs`` with at most ``parallel`` child ``grade`` processes; results by stem."""
+    queue = list(jobs)
+    running: dict[subprocess.Popen, Job] = {}
+    results: dict[str, GradeResult] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < parallel:
+                job = queue.pop(0)
+                command = [sys.executable, "-m", "grader.cli", "run", *child_args(job)]
+                running[subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)] = job
+            time.sleep(0.1)
+            for process in [p for p in running if p.poll() is not None]:
+                job = running.pop(process)
+                _, err = process.communicate()
+                result = cached_result(job.target, job.key)
+                if result is None:
+                    tail = " ".join((err or "").strip().splitlines()[-3:])[-400:]
+                    result = crashed_result(job, budget, device, f"the grading process exited with status {process.returncode}"
+                                            + (f": {tail}" if tail else ""))  # fmt: skip
+                    write_result(result, job.target)
+                results[job.stem] = result
+                if on_done:
+                    on_done(job, result)
+    finally:
+        for process in running:  # Ctrl-C: children get it too; make sure none outlives us
+            process.terminate()
+        for process in running:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return results

@@ -8,6 +8,7 @@ so a TA adds an assignment by adding a folder.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import re
@@ -51,18 +52,33 @@ class Assignment:
     questions: list[Question]
     snapshots: list[Snapshot]
     budgets: dict[str, dict[str, Any]]
-    checks: ModuleType
     config_text: str
     run_claims: bool = False
-    hidden_checks: ModuleType | None = None
+    _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
+
+    @property
+    def checks_path(self) -> Path:
+        return self.folder / "checks.py"
+
+    @property
+    def hidden_checks_path(self) -> Path:
+        return self.folder / "checks_hidden.py"
+
+    def _module(self, path: Path) -> ModuleType:
+        """Import a checks file on first use: reusing cached results never pays for torch's import."""
+        if path.name not in self._modules:
+            self._modules[path.name] = _load_module(path, f"assignment_{self.folder.name}_{path.stem}")
+        return self._modules[path.name]
 
     def check_for(self, question: Question) -> Callable | None:
-        module = self.hidden_checks if question.hidden else self.checks
-        return getattr(module, f"check_{question.id}", None) if module is not None else None
+        if not self.runnable(question):
+            return None
+        path = self.hidden_checks_path if question.hidden else self.checks_path
+        return getattr(self._module(path), f"check_{question.id}", None)
 
     def runnable(self, question: Question) -> bool:
         """Hidden questions run only where their checks are present (the TA's copy)."""
-        return not question.hidden or self.hidden_checks is not None
+        return not question.hidden or self.hidden_checks_path.is_file()
 
     @property
     def defined_names(self) -> list[str]:
@@ -100,16 +116,21 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
     if len(ids) != len(set(ids)):
         raise ValueError(f"{config_path}: duplicate question ids")
     snapshots = [Snapshot(s["key"], re.compile(s["after"], re.M), dict(s["values"])) for s in config.get("snapshots", [])]
-    checks = _load_module(folder / "checks.py", f"assignment_checks_{folder.name}")
-    hidden_path = folder / "checks_hidden.py"
-    hidden = _load_module(hidden_path, f"assignment_hidden_checks_{folder.name}") if hidden_path.is_file() else None
     assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
-                            snapshots, config.get("budgets", {}), checks, text, bool(config.get("claims", False)),
-                            hidden)  # fmt: skip
-    missing = [q.id for q in questions if q.kind == "auto" and assignment.runnable(q) and assignment.check_for(q) is None]
+                            snapshots, config.get("budgets", {}), text, bool(config.get("claims", False)))  # fmt: skip
+    defined = {**_check_functions(assignment.checks_path), **_check_functions(assignment.hidden_checks_path)}
+    missing = [q.id for q in questions if q.kind == "auto" and assignment.runnable(q) and f"check_{q.id}" not in defined]
     if missing:
-        raise ValueError(f"{folder / 'checks.py'} has no check_<id> for: {', '.join(missing)}")
+        raise ValueError(f"{assignment.checks_path} has no check_<id> for: {', '.join(missing)}")
     return assignment
+
+
+def _check_functions(path: Path) -> dict[str, int]:
+    """``check_*`` functions a checks file defines, found by parsing (nothing is imported)."""
+    if not path.is_file():
+        return {}
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return {node.name: node.lineno for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("check_")}
 
 
 def _load_module(path: Path, name: str) -> ModuleType:

@@ -78,6 +78,8 @@ def resolve_budget(requested: str, device: str) -> str:
 def resolve_device(requested: str) -> str:
     if requested != "auto":
         return requested
+    if not any(Path(p).exists() for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg")):
+        return "cpu"  # no NVIDIA driver: decided without importing torch (a cached rerun stays fast)
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

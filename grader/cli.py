@@ -63,7 +63,6 @@ def _assignment_name(path: Path, default: str) -> str:
 def _grade(args: argparse.Namespace) -> int:
     from grader import batch
     from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
-    from grader.grade import GradeOptions, grade_notebook
     from grader.report import print_summary
     from grader.results import cached_result, write_result
 
@@ -110,7 +109,9 @@ def _grade(args: argparse.Namespace) -> int:
         done = batch.run_in_subprocesses(todo, parallel, child_args, budget_name, device,
                                          on_done=None if args.json else lambda job, r: print_summary(r, job.target))  # fmt: skip
         results.update(done)
-    else:
+    elif todo:
+        from grader.grade import GradeOptions, grade_notebook  # imports torch: only when something is graded
+
         for job in todo:
             progress = None if args.json or not sys.stderr.isatty() else _progress(job.path)
             options = GradeOptions(budget_for(job), device, args.cell_timeout, args.timeout, on_cell=progress, threads=threads)

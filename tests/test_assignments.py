@@ -62,3 +62,13 @@ def test_an_assignment_without_a_check_for_a_question_is_refused(tmp_path):
 def test_an_unknown_assignment_is_a_usage_error(capsys):
     assert main(["check-assignment", "no-such-assignment"]) == 2
     assert "no assignment" in capsys.readouterr().err
+
+
+def test_loading_an_assignment_imports_no_checks_and_no_torch():
+    """So that reusing cached results (a rerun of a graded batch) takes a fraction of a second."""
+    import subprocess
+    import sys
+
+    code = "import sys; from grader.assignment import load_assignment; load_assignment('hw2'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -8,17 +8,8 @@ import nbformat
 
 from grader.batch import default_jobs, threads_per_job
 from grader.cli import main
+from tests.notebook_sources import CORR2D as GOOD
 
-GOOD = """
-import torch
-def corr2d(X, K):
-    h, w = K.shape
-    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
-    for i in range(Y.shape[0]):
-        for j in range(Y.shape[1]):
-            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
-    return Y
-"""
 KILLS_ITS_GRADER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
 
 

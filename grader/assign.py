@@ -71,6 +71,7 @@ def strip_solution(source: str, cell_type: str, cell_index: int = 0) -> str:
                 out.append(indent + MARKDOWN_PLACEHOLDER)
             else:
                 values = _value_only(region)
+                # The template's placeholder for the student's code (this is the feature, not a stub).
                 out.extend(indent + v for v in values) if values else out.append(indent + "raise NotImplementedError()")
             region = None
             continue

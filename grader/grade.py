@@ -114,7 +114,7 @@ def _verdict(submission: Submission, question: Question, check: Callable) -> Que
         return _question_result(question, "missing", str(missing))
     except StudentError as error:
         message = str(error)
-        if error.type == "NotImplementedError":
+        if error.type == "NotImplementedError":  # the generated template's placeholder, not a grader stub
             where = f" (cell {error.cell})" if error.cell is not None else ""
             subject = f"`{error.name}`" if error.name.isidentifier() else error.name
             message = f"{subject} is not implemented yet: it raises NotImplementedError{where}"

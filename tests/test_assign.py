@@ -1,4 +1,7 @@
-"""The student template is generated from the solution and never drifts from it."""
+"""The student template is generated from the solution and never drifts from it.
+
+The ``raise NotImplementedError()`` strings below are the template's expected placeholders.
+"""
 
 from __future__ import annotations
 

@@ -54,6 +54,8 @@ class Assignment:
     budgets: dict[str, dict[str, Any]]
     config_text: str
     run_claims: bool = False
+    #: Section titles by number, for reports (``[sections]`` in the config).
+    sections: dict[str, str] = field(default_factory=dict)
     _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
 
     @property
@@ -117,7 +119,8 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
         raise ValueError(f"{config_path}: duplicate question ids")
     snapshots = [Snapshot(s["key"], re.compile(s["after"], re.M), dict(s["values"])) for s in config.get("snapshots", [])]
     assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
-                            snapshots, config.get("budgets", {}), text, bool(config.get("claims", False)))  # fmt: skip
+                            snapshots, config.get("budgets", {}), text, bool(config.get("claims", False)),
+                            {str(k): str(v) for k, v in config.get("sections", {}).items()})  # fmt: skip
     defined = {**_check_functions(assignment.checks_path), **_check_functions(assignment.hidden_checks_path)}
     missing = [q.id for q in questions if q.kind == "auto" and assignment.runnable(q) and f"check_{q.id}" not in defined]
     if missing:

@@ -74,7 +74,7 @@ def crashed_result(job: Job, budget: str, device: str, message: str) -> GradeRes
     """The record of a notebook whose grading process died: nothing is lost, and it says why."""
     questions = [
         QuestionResult(q.id, q.title, "error" if q.kind == "auto" else "manual", 0.0, q.points,
-                       f"not graded: {message}" if q.kind == "auto" else "")  # fmt: skip
+                       f"not graded: {message}" if q.kind == "auto" else "", section=q.section)  # fmt: skip
         for q in job.assignment.questions if job.assignment.runnable(q)
     ]
     return GradeResult(str(job.path), sha256_of(job.path), job.assignment.name, budget, device, __version__,

@@ -79,12 +79,25 @@ def expect_tensor(got: Any, want: torch.Tensor, what: str, rtol: float = 1e-4, a
         return
     diff = (got64 - want64).abs().nan_to_num(nan=float("inf"))
     index = tuple(int(i) for i in (~close).nonzero()[0])
+    evidence = {"expected": tensor_data(want), "got": tensor_data(got), "tolerance": {"rtol": rtol, "atol": atol}}
+    if want.numel() > 64 and want.dim() >= 1:
+        evidence["difference_map"] = difference_map(diff, index)
     raise Fail(
         f"{what}: first difference at {list(index)}: expected {want64[index].item():.6g}, got {got64[index].item():.6g}; "
         f"max abs difference {diff.max().item():.3g} ({int((~close).sum())} of {close.numel()} entries differ)",
-        first_difference=list(index), expected=tensor_data(want), got=tensor_data(got),
-        max_abs_difference=diff.max().item(),
+        first_difference=list(index), max_abs_difference=diff.max().item(), **evidence,
     )  # fmt: skip
+
+
+def difference_map(diff: torch.Tensor, index: tuple[int, ...], limit: int = 64) -> dict[str, Any]:
+    """The 2-D slice of ``|got - want|`` holding the first difference, for the report's heat-map.
+
+    Leading dimensions are fixed at the first differing entry; the slice is
+    cut to ``limit`` x ``limit`` so a result file stays small.
+    """
+    plane = diff.reshape(1, -1) if diff.dim() == 1 else diff[index[:-2]]
+    plane = plane[:limit, :limit].clamp(max=1e30)
+    return {"slice": [*index[:-2], ":", ":"] if diff.dim() > 1 else [":"], "values": [[round(v, 6) for v in row] for row in plane.tolist()]}
 
 
 def expect_equal(got: Any, want: Any, what: str) -> None:

@@ -38,13 +38,15 @@ def _claims(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _collect(paths: Sequence[str]) -> list[Path]:
-    """Notebooks named on the command line; folders are searched, checkpoints skipped."""
+def _collect(paths: Sequence[str], out: Path | None = None) -> list[Path]:
+    """Notebooks named on the command line; folders are searched, checkpoints and our own output skipped."""
     found: list[Path] = []
+    skip = out.resolve() if out is not None else None
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts))
+            found.extend(sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+                                and not (skip and p.resolve().is_relative_to(skip))))  # fmt: skip
         else:
             found.append(path)
     return found
@@ -64,16 +66,27 @@ def _grade(args: argparse.Namespace) -> int:
     from grader import batch
     from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
     from grader.report import print_summary
-    from grader.results import cached_result, write_result
+    from grader.gradebook import gradebook_csv
+    from grader.html_report import ensure_reports, notebook_path, write_report
+    from grader.results import cached_result, write_atomic, write_result
 
-    paths = _collect(args.paths)
+    out = Path(args.out)
+    paths = _collect(args.paths, out)
     if not paths:
         print("grade: no notebooks found in " + ", ".join(args.paths), file=sys.stderr)
         return 2
     device = resolve_device(args.device)
     budget_name = resolve_budget(args.budget, device)
     data_dir = Path(args.data_dir or os.environ.get("GRADER_DATA_DIR") or DEFAULT_DATA_CACHE).resolve()
-    out = Path(args.out)
+    grades = None
+    if args.manual:  # read before grading: a bad file should not wait for the batch to say so
+        from grader.manual import ManualGradesError, read_grades
+
+        try:
+            grades = read_grades(Path(args.manual))
+        except ManualGradesError as exc:
+            print(f"grade: {exc}", file=sys.stderr)
+            return 2
     try:
         jobs = batch.plan(paths, out, lambda p: args.assignment or _assignment_name(p, "hw2"), budget_name, device)
     except ValueError as exc:
@@ -115,18 +128,39 @@ def _grade(args: argparse.Namespace) -> int:
         for job in todo:
             progress = None if args.json or not sys.stderr.isatty() else _progress(job.path)
             options = GradeOptions(budget_for(job), device, args.cell_timeout, args.timeout, on_cell=progress, threads=threads)
-            result = grade_notebook(job.path, job.assignment, options, shown_path=str(job.path))
+            result = grade_notebook(job.path, job.assignment, options, shown_path=str(job.path),
+                                    executed_to=notebook_path(job.target))  # fmt: skip
             result.cache_key = job.key
             if progress:
                 print(file=sys.stderr)
             write_result(result, job.target)
+            write_report(result, job.target)
             results[job.stem] = result
             if not args.json:
                 print_summary(result, job.target)
+    if grades is not None:
+        from grader.manual import ManualGradesError, apply_grades
+
+        try:
+            changed = apply_grades(grades, results, Path(args.manual))
+        except ManualGradesError as exc:
+            print(f"grade: {exc}", file=sys.stderr)
+            return 2
+        for job in jobs:
+            if job.stem in changed:
+                write_result(results[job.stem], job.target)
     ordered = [results[job.stem] for job in jobs]
+    ensure_reports((results[job.stem], job.target) for job in jobs)
+    if not args.stem:  # a batch's child leaves the class-wide files to its coordinator
+        write_atomic(out / "gradebook.csv", gradebook_csv(ordered))
+    if not args.stem and (len(jobs) > 1 or args.summary):
+        from grader.class_summary import write_summary
+
+        write_summary([(results[job.stem], job.target) for job in jobs], out / "index.html")
+        if not args.json:
+            print(f"class summary: {out / 'index.html'}; gradebook: {out / 'gradebook.csv'}")
     if args.junit:
         from grader.junit import junit_xml
-        from grader.results import write_atomic
 
         write_atomic(Path(args.junit), junit_xml(ordered))
     if args.json:
@@ -230,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--threads", type=int, help="CPU threads per kernel (default: cores / jobs)")
     grade.add_argument("--stem", help=argparse.SUPPRESS)  # set by a parallel batch for its children
     grade.add_argument("--junit", metavar="FILE", help="also write JUnit XML (a testsuite per notebook, a testcase per question)")
+    grade.add_argument("--manual", metavar="CSV", help="merge a TA's points for manual questions (submission,question,points,comment)")
+    grade.add_argument("--summary", action="store_true", help="write the class summary index.html even for one notebook")
     grade.set_defaults(run=_grade)
     assign = sub.add_parser("assign", help="generate the student template from a solution notebook")
     assign.add_argument("solution", help="assignments/NAME/solution.ipynb")

@@ -16,9 +16,11 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import nbformat
 from nbformat import NotebookNode
 
 from grader import __version__
@@ -29,7 +31,8 @@ from grader.checking import Fail, NotGraded
 from grader.execute import ExecutionOptions, KernelSession
 from grader.load import load_notebook
 from grader.neutralize import neutralize
-from grader.results import ExecutionRecord, GradeResult, QuestionResult
+from grader.results import ExecutionRecord, GradeResult, QuestionResult, write_atomic
+from grader.shrink import shrink_outputs
 
 
 @dataclass
@@ -91,7 +94,7 @@ def _manual_answer(notebook: NotebookNode, question: Question) -> dict[str, Any]
 
 def _question_result(question: Question, status: str, message: str = "", details: dict | None = None) -> QuestionResult:
     points = question.points if status == "pass" else 0.0
-    return QuestionResult(question.id, question.title, status, points, question.points, message, details or {})
+    return QuestionResult(question.id, question.title, status, points, question.points, message, details or {}, question.section)
 
 
 def run_check(submission: Submission, question: Question, check: Callable) -> QuestionResult:
@@ -118,8 +121,8 @@ def _verdict(submission: Submission, question: Question, check: Callable) -> Que
             where = f" (cell {error.cell})" if error.cell is not None else ""
             subject = f"`{error.name}`" if error.name.isidentifier() else error.name
             message = f"{subject} is not implemented yet: it raises NotImplementedError{where}"
-        return _question_result(question, "error", message, {"exception": error.type, "cell": error.cell,
-                                                              "line": error.line, "traceback": error.traceback})  # fmt: skip
+        return _question_result(question, "error", message, {"exception": error.type, "cell": error.cell, "line": error.line,
+                                                              "code": error.code, "traceback": error.traceback})  # fmt: skip
     except CheckTimeout as exc:
         return _question_result(question, "fail", f"your code did not finish: {exc}")
     except KernelCrashed as exc:
@@ -134,8 +137,23 @@ def _verdict(submission: Submission, question: Question, check: Callable) -> Que
     return _question_result(question, "pass", message, details)
 
 
-def grade_notebook(path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None = None) -> GradeResult:
-    """Grade the notebook at ``path`` completely; never raises for anything the notebook does."""
+def grade_notebook(
+    path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None = None, executed_to: Path | None = None
+) -> GradeResult:
+    """Grade the notebook at ``path`` completely; never raises for anything the notebook does.
+
+    ``executed_to``: where to keep the notebook as it ran (outputs included,
+    cut to a readable size), which the HTML report shows and plots come from.
+    """
+    started = time.monotonic()
+    result = _grade(path, assignment, options, shown_path, executed_to)
+    result.grading_seconds = round(time.monotonic() - started, 3)
+    result.graded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result.sections = dict(assignment.sections)
+    return result
+
+
+def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None, executed_to: Path | None) -> GradeResult:
     loaded = load_notebook(path)
     result = GradeResult(
         submission=shown_path or str(path), sha256=loaded.sha256, assignment=assignment.name,
@@ -171,11 +189,14 @@ def grade_notebook(path: Path, assignment: Assignment, options: GradeOptions, sh
             record = loop.run_until_complete(session.run_notebook(options.on_cell, _after_cell_code(assignment)))
             record.neutralized = neutralized
             result.execution = record
+            if executed_to is not None:
+                write_atomic(executed_to, nbformat.writes(shrink_outputs(session.notebook)))
             for question in assignment.questions:
                 if not assignment.runnable(question):
                     result.hidden_questions_not_run += 1
                     continue
                 verdict = _grade_question(submission, notebook, question, assignment)
+                _note_notebook_cell(verdict, question, assignment, notebook)
                 if question.hidden:
                     verdict.details.pop("grader_traceback", None)  # never show a hidden check's source
                 submission.results[question.id] = verdict
@@ -233,3 +254,14 @@ def _note_rebinding(submission: Submission, result: GradeResult, assignment: Ass
                 question.details["rebound"] = (
                     f"`{name}` was later rebound to a {rebound[name]}; your own definition of `{name}` was graded"
                 )
+
+
+def _note_notebook_cell(verdict: QuestionResult, question: Question, assignment: Assignment, notebook: NotebookNode) -> None:
+    """Name the cell where the notebook does a question's work itself (its own training), for the report's plots."""
+    key = question.options.get("full_snapshot") or question.options.get("notebook_cell_after")
+    snapshot = next((s for s in assignment.snapshots if s.key == key), None)
+    if snapshot is None:
+        return
+    cells = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and snapshot.after.search(c.source)]
+    if cells:
+        verdict.details.setdefault("notebook_cell", cells[-1])

@@ -30,11 +30,12 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
         table.add_column(column, overflow="fold" if column == "reason" else "ellipsis")
     for q in result.questions:
         style = STATUS_STYLE.get(q.status, "")
-        points = f"{q.points:g}/{q.max_points:g}" if q.status != "manual" else f"–/{q.max_points:g}"
+        points = f"{q.points:g}/{q.max_points:g}" if q.counted else f"–/{q.max_points:g}"
         table.add_row(q.id, f"[{style}]{q.status}[/{style}]", points, one_line(q.message or q.details.get("rebound", "")))
     console.print(table)
     pending = f" (+{result.manual_points_pending:g} for a TA to grade)" if result.manual_points_pending else ""
     if result.hidden_questions_not_run:
         n = result.hidden_questions_not_run
         pending += f"; {n} hidden question{'s' if n > 1 else ''} not run"
-    console.print(f"[bold]score {result.score:g}/{result.max_score:g}[/bold]{pending}   result: {json_path}")
+    console.print(f"[bold]score {result.score:g}/{result.max_score:g}[/bold]{pending}")
+    console.print(f"report: {Path(json_path).with_suffix('.html')}   result: {json_path}")

@@ -60,6 +60,16 @@ class QuestionResult:
     max_points: float
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    #: The homework's section (``7.2``...), for grouping in reports.
+    section: str = ""
+    #: A TA's points and comment for a manual question (``grade --manual grades.csv``); None until graded.
+    ta_points: float | None = None
+    ta_comment: str = ""
+
+    @property
+    def counted(self) -> bool:
+        """Whether the question is in the total yet: auto questions always, manual ones once a TA graded them."""
+        return self.status != "manual" or self.ta_points is not None
 
 
 @dataclass
@@ -76,20 +86,26 @@ class GradeResult:
     hidden_questions_not_run: int = 0
     #: Hash of everything the verdict depends on; a rerun reuses the result while it matches.
     cache_key: str = ""
+    #: Wall-clock seconds the whole grading took (execution and checks).
+    grading_seconds: float = 0.0
+    #: When it was graded (ISO 8601, UTC).
+    graded_at: str = ""
+    #: Section titles by number (``{"7.2": "Convolutions for Images"}``), for grouping in reports.
+    sections: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property
     def score(self) -> float:
-        """Auto-graded points earned (manual questions count once a TA scores them)."""
-        return sum(q.points for q in self.questions if q.status != "manual")
+        """Points earned on the questions counted so far (manual questions count once a TA scores them)."""
+        return sum(q.points for q in self.questions if q.counted)
 
     @property
     def max_score(self) -> float:
-        return sum(q.max_points for q in self.questions if q.status != "manual")
+        return sum(q.max_points for q in self.questions if q.counted)
 
     @property
     def manual_points_pending(self) -> float:
-        return sum(q.max_points for q in self.questions if q.status == "manual")
+        return sum(q.max_points for q in self.questions if not q.counted)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -116,6 +132,9 @@ class GradeResult:
             questions=[QuestionResult(**q) for q in data.get("questions", [])],
             hidden_questions_not_run=int(data.get("hidden_questions_not_run", 0)),
             cache_key=str(data.get("cache_key", "")),
+            grading_seconds=float(data.get("grading_seconds", 0.0)),
+            graded_at=str(data.get("graded_at", "")),
+            sections=dict(data.get("sections", {})),
         )
 
 
@@ -130,6 +149,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as readable as any file the user writes
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -138,6 +158,12 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_result(result: GradeResult, path: Path) -> None:

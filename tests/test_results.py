@@ -33,11 +33,20 @@ def test_schema_keys_are_the_documented_ones():
     data = sample().to_dict()
     assert list(data) == [
         "schema_version", "submission", "sha256", "assignment", "budget", "device", "grader_version",
-        "execution", "questions", "hidden_questions_not_run", "cache_key", "score", "max_score", "manual_points_pending",
+        "execution", "questions", "hidden_questions_not_run", "cache_key", "grading_seconds", "graded_at", "sections",
+        "score", "max_score", "manual_points_pending",
     ]  # fmt: skip
     assert data["schema_version"] == 1
     assert set(data["execution"]) >= {"status", "message", "seconds", "cells"}
-    assert set(data["questions"][0]) == {"id", "title", "status", "points", "max_points", "message", "details"}
+    assert set(data["questions"][0]) == {"id", "title", "status", "points", "max_points", "message", "details", "section",
+                                         "ta_points", "ta_comment"}  # fmt: skip
+
+
+def test_a_manual_question_counts_once_a_ta_has_graded_it():
+    result = sample()
+    manual = result.questions[2]
+    manual.ta_points, manual.points = 1.5, 1.5
+    assert (result.score, result.max_score, result.manual_points_pending) == (4.5, 8.0, 0.0)
 
 
 def test_a_result_survives_a_round_trip_through_json(tmp_path):

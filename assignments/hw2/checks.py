@@ -294,27 +294,30 @@ def _loss(model, X, y, mode: str) -> float:
         return F.cross_entropy(model(X), y).item()
 
 
-_REFERENCE_RUNS: dict[str, tuple[float, float]] = {}
+_REFERENCE_RUNS: dict[str, tuple[float, float, list[float]]] = {}
 
 
-def _train_reference(key: str, build, X, y, procedure) -> tuple[float, float]:
-    """The reference's loss before and after the procedure; deterministic, so computed once per process."""
+def _train_reference(key: str, build, X, y, procedure) -> tuple[float, float, list[float]]:
+    """The reference's loss before and after the procedure, and per step; deterministic, so computed once per process."""
     if key not in _REFERENCE_RUNS:
         _REFERENCE_RUNS[key] = _train_reference_once(build, X, y, procedure)
     return _REFERENCE_RUNS[key]
 
 
-def _train_reference_once(build, X, y, procedure) -> tuple[float, float]:
+def _train_reference_once(build, X, y, procedure) -> tuple[float, float, list[float]]:
     torch.manual_seed(procedure["seed"])
     model = models.materialize(build(), X.shape)
     first = _loss(model, X, y, procedure["loss_mode"])
     optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[procedure["optimizer"]](model.parameters(), lr=procedure["lr"])
     model.train()
+    losses = []
     for _ in range(procedure["steps"]):
         optimizer.zero_grad()
-        F.cross_entropy(model(X), y).backward()
+        loss = F.cross_entropy(model(X), y)
+        loss.backward()
         optimizer.step()
-    return first, _loss(model, X, y, procedure["loss_mode"])
+        losses.append(round(loss.item(), 5))
+    return first, _loss(model, X, y, procedure["loss_mode"]), losses
 
 
 def _check_trained_model(sub: Submission, name: str, build):
@@ -359,15 +362,24 @@ def _check_training(sub: Submission, name: str, build, kwargs=None, build_traine
         after = _loss(student, X, y, q["loss_mode"])
     except ValueError as exc:
         raise Fail(f"{name}'s trained weights do not fit the book's architecture: {exc}") from None
-    ref_before, ref_after = _train_reference(f"{name}:{sub.data_dir}:{sorted(q.items())}", build, X, y, procedure)
+    ref_before, ref_after, ref_curve = _train_reference(f"{name}:{sub.data_dir}:{sorted(q.items())}", build, X, y, procedure)
     drop, ref_drop = before - after, ref_before - ref_after
     details = {"procedure": procedure, "student_loss": [round(before, 4), round(after, 4)],
-               "reference_loss": [round(ref_before, 4), round(ref_after, 4)], "required_fraction": 0.7}  # fmt: skip
+               "reference_loss": [round(ref_before, 4), round(ref_after, 4)], "required_fraction": 0.7,
+               # per-step training losses for the report's plot; the student's come from the kernel (display only)
+               "loss_curves": {"reference": ref_curve, "student": _curve(run.get("losses"))}}  # fmt: skip
     if not drop >= 0.7 * ref_drop:
         raise Fail(f"{name}'s loss fell by {drop:.3f} ({before:.3f} -> {after:.3f}) under the fixed procedure; "
                    f"the reference's fell by {ref_drop:.3f}, and at least 70% of that is needed", **details)  # fmt: skip
     details["message"] = f"loss {before:.3f} -> {after:.3f} (reference {ref_before:.3f} -> {ref_after:.3f})"
     return details
+
+
+def _curve(values) -> list[float]:
+    """A loss curve sent by the kernel, kept only if it is a plain list of finite numbers (it is untrusted)."""
+    if not isinstance(values, list) or len(values) > 10_000:
+        return []
+    return [round(float(v), 5) for v in values if isinstance(v, (int, float)) and abs(v) < 1e30]
 
 
 def check_lenet_train(sub: Submission):

@@ -1,0 +1,80 @@
+"""The class summary page ``index.html``: the whole batch at a glance, linking to each report.
+
+Like the per-submission report it is one self-contained file; its only
+script (sorting the table) is inline and allowed by a per-page nonce in the
+Content-Security-Policy, so nothing else can run and nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from grader.results import GradeResult, write_atomic
+
+
+def summary_rows(results: Sequence[tuple[GradeResult, Path]]) -> list[dict]:
+    rows = []
+    for result, json_path in results:
+        percent = 100 * result.score / result.max_score if result.max_score else 0.0
+        rows.append({
+            "r": result, "href": json_path.with_suffix(".html").name, "percent": percent,
+            "statuses": {q.id: q.status for q in result.questions},
+            "problem": result.execution.status != "ok",
+        })  # fmt: skip
+    return rows
+
+
+def pass_rates(results: Sequence[GradeResult]) -> dict[str, float]:
+    """Share of submissions passing each auto-graded question, in question order."""
+    seen: dict[str, list[bool]] = {}
+    for result in results:
+        for q in result.questions:
+            if q.status != "manual":
+                seen.setdefault(q.id, []).append(q.status == "pass")
+    return {qid: sum(passed) / len(passed) for qid, passed in seen.items()}
+
+
+def inputs_key(results: Sequence[tuple[GradeResult, Path]]) -> str:
+    """What the page shows depends on these results only: a page made from the same ones is reused."""
+    digest = hashlib.sha256()
+    for result, json_path in results:
+        digest.update(json_path.name.encode() + b"\0" + json.dumps(result.to_dict(), sort_keys=True).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def write_summary(results: Sequence[tuple[GradeResult, Path]], target: Path) -> bool:
+    """Write ``index.html`` unless the one there was made from the same results; True if written."""
+    key = inputs_key(results)
+    try:
+        with open(target, encoding="utf-8") as existing:
+            if f'<meta name="grader-inputs" content="{key}">' in existing.read(4000):
+                return False
+    except OSError:
+        pass
+    write_atomic(target, render_summary(results, key))
+    return True
+
+
+def render_summary(results: Sequence[tuple[GradeResult, Path]], key: str = "") -> str:
+    from grader import figures
+    from grader.html_report import environment
+
+    graded = [r for r, _ in results]
+    rows = summary_rows(results)
+    rates = pass_rates(graded)
+    times = [r.grading_seconds for r in graded if r.grading_seconds]
+    return environment().get_template("index.html.j2").render(
+        rows=rows, count=len(rows),
+        assignments=sorted({r.assignment for r in graded}),
+        mean=statistics.fmean([row["percent"] for row in rows]) if rows else 0.0,
+        median_seconds=statistics.median(times) if times else None,
+        problems=[row for row in rows if row["problem"]],
+        histogram=figures.histogram([row["percent"] for row in rows]) if rows else None,
+        rates=rates, rates_chart=figures.pass_rates(rates) if rates else None,
+        question_ids=list(rates), nonce=secrets.token_urlsafe(16), key=key,
+    )  # fmt: skip

@@ -142,7 +142,8 @@ def question_view(q: QuestionResult, notebook: NotebookNode | None) -> dict[str,
     from grader import figures
 
     d = q.details
-    view: dict[str, Any] = {"q": q, "label": STATUS_LABEL.get(q.status, q.status), "details": d}
+    label = "graded by TA" if q.status == "manual" and q.ta_points is not None else STATUS_LABEL.get(q.status, q.status)
+    view: dict[str, Any] = {"q": q, "label": label, "details": d}
     view["tensors"] = tensor_view(d.get("expected"), d.get("got"), d.get("tolerance")) if "expected" in d else None
     difference = d.get("difference_map")
     view["heatmap"] = (

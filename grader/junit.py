@@ -22,7 +22,7 @@ def junit_xml(results: Sequence[GradeResult]) -> str:
             suites, "testsuite", name=result.submission, tests=str(len(questions)),
             failures=str(sum(q.status in ("fail", "missing") for q in questions)),
             errors=str(sum(q.status == "error" for q in questions)),
-            skipped=str(sum(q.status == "manual" for q in questions)),
+            skipped=str(sum(not q.counted for q in questions)),
             time=f"{result.execution.seconds:.3f}",
         )  # fmt: skip
         ET.SubElement(ET.SubElement(suite, "properties"), "property", name="score", value=f"{result.score:g}/{result.max_score:g}")
@@ -32,8 +32,10 @@ def junit_xml(results: Sequence[GradeResult]) -> str:
             if q.status in _FAILURE_KIND:
                 node = ET.SubElement(case, _FAILURE_KIND[q.status], message=q.message, type=q.status)
                 node.text = q.message
+            elif not q.counted:
+                ET.SubElement(case, "skipped", message="graded by a TA (not graded yet)")
             elif q.status == "manual":
-                ET.SubElement(case, "skipped", message="graded by a TA")
+                ET.SubElement(case, "system-out").text = f"TA: {q.points:g}/{q.max_points:g}" + (f" -- {q.ta_comment}" if q.ta_comment else "")
         if result.execution.status != "ok":
             ET.SubElement(suite, "system-err").text = f"execution {result.execution.status}: {result.execution.message}"
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

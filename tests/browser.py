@@ -64,7 +64,7 @@ class Browser:
 
         self.process = subprocess.Popen(
             [path, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            preexec_fn=wire_pipes, pass_fds=(3, 4),
+            preexec_fn=wire_pipes, close_fds=False,  # closing would happen after wire_pipes and take 3 and 4
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         os.close(to_browser_read)

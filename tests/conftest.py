@@ -39,3 +39,26 @@ def data_dir() -> Path:
     if (shared / "FashionMNIST" / "raw").is_dir():
         return shared
     return Path.home() / ".cache" / "hw-grader" / "data"
+
+
+FIXTURES = REPO.parent / "shared" / "fixtures" / "submissions"
+#: A TA's grades file for the fixture batch: one manual question of student_b, with a Korean comment.
+FIXTURE_GRADES = "submission,question,points,comment\nstudent_b.ipynb,ex_conv_commutative,1.5,치환 z = x - u 를 명시하세요\n"
+
+
+@pytest.fixture(scope="session")
+def fixture_batch(tmp_path_factory, data_dir) -> Path:
+    """The three fixture submissions graded together, as a TA would: ``grade FOLDER --jobs 2 --junit --manual``.
+
+    Graded once per session; tests of verdicts, reports, gradebook, JUnit
+    and the browser all read this one folder.
+    """
+    from grader.cli import main
+
+    out = tmp_path_factory.mktemp("fixture-batch")
+    grades = out.parent / "fixture-grades.csv"
+    grades.write_text(FIXTURE_GRADES, encoding="utf-8")
+    code = main([str(FIXTURES), "--out", str(out), "--jobs", "2", "--budget", "quick", "--device", "cpu",
+                 "--data-dir", str(data_dir), "--junit", str(out / "junit.xml"), "--manual", str(grades)])  # fmt: skip
+    assert code == 0
+    return out

@@ -18,10 +18,10 @@ import pytest
 from grader.assignment import load_assignment
 from grader.budget import Budget
 from grader.grade import GradeOptions, grade_notebook
-from tests.conftest import REPO
+from grader.results import GradeResult
+from tests.conftest import FIXTURES, REPO
 from tests.notebook_sources import CORR2D, POOL2D_AVG_IS_MAX
 
-FIXTURES = REPO.parent / "shared" / "fixtures" / "submissions"
 
 
 @pytest.fixture(scope="session")
@@ -35,12 +35,19 @@ def options(data_dir):
 
 
 @pytest.fixture(scope="session")
-def graded(hw2, options):
-    """Grade a path once per session, whatever test asks first."""
+def graded(hw2, options, request):
+    """Grade a path once per session, whatever test asks first.
+
+    The fixture submissions come from the session's batch (graded together
+    by the command line, as a TA does); built notebooks are graded here.
+    """
     cache: dict[str, object] = {}
 
     def grade(path: Path, **overrides):
         key = f"{path}:{sorted(overrides.items())}"
+        if key not in cache and path.parent == FIXTURES and not overrides:
+            out = request.getfixturevalue("fixture_batch")
+            cache[key] = GradeResult.from_dict(json.loads((out / f"{path.stem}.json").read_text(encoding="utf-8")))
         if key not in cache:
             opts = GradeOptions(**{**options.__dict__, **overrides})
             cache[key] = grade_notebook(path, hw2, opts)

@@ -25,3 +25,11 @@ def test_ci_runs_the_readme_commands_verbatim():
     ci_lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     for command in readme_setup_commands():
         assert command in ci_lines, f"README command missing from .ci/run: {command}"
+
+
+def test_ci_installs_the_browser_packages_the_readme_documents():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    packages = "--no-install-recommends chromium fonts-noto-cjk"
+    assert packages in readme and packages in ci
+    assert "export GRADER_REQUIRE_BROWSER=1" in ci  # in CI a missing browser fails the browser tests

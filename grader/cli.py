@@ -96,6 +96,13 @@ def _grade(args: argparse.Namespace) -> int:
         jobs[0].stem, jobs[0].target = args.stem, out / f"{args.stem}.json"
     parallel = args.jobs or batch.default_jobs()
     threads = args.threads or batch.threads_per_job(min(parallel, len(jobs)))
+    if args.no_sandbox:
+        os.environ["GRADER_NO_SANDBOX"] = "1"  # read where the kernel starts, in this process or a batch's child
+    from grader.sandbox import GiB, Limits
+
+    limits = Limits.default(min(parallel, len(jobs)))
+    if args.memory_limit:
+        limits.memory_bytes = int(args.memory_limit * GiB)
     results: dict[str, object] = {}
     todo = []
     for job in jobs:
@@ -117,6 +124,7 @@ def _grade(args: argparse.Namespace) -> int:
             extra += [f"--timeout={args.timeout}"] if args.timeout else []
             return [str(job.path), "--out", str(out), "--stem", job.stem, "--json", "--force", "--budget", budget_name,
                     "--device", device, "--data-dir", str(data_dir), "--threads", str(threads), "--jobs", "1",
+                    "--memory-limit", str(limits.memory_bytes / GiB),
                     "--assignment", job.assignment.name, *extra]  # fmt: skip
 
         done = batch.run_in_subprocesses(todo, parallel, child_args, budget_name, device,
@@ -127,7 +135,8 @@ def _grade(args: argparse.Namespace) -> int:
 
         for job in todo:
             progress = None if args.json or not sys.stderr.isatty() else _progress(job.path)
-            options = GradeOptions(budget_for(job), device, args.cell_timeout, args.timeout, on_cell=progress, threads=threads)
+            options = GradeOptions(budget_for(job), device, args.cell_timeout, args.timeout, on_cell=progress, threads=threads,
+                                   limits=limits)  # fmt: skip
             result = grade_notebook(job.path, job.assignment, options, shown_path=str(job.path),
                                     executed_to=notebook_path(job.target))  # fmt: skip
             result.cache_key = job.key
@@ -262,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--force", action="store_true", help="regrade even where an up-to-date result exists")
     grade.add_argument("--jobs", type=int, help="notebooks graded in parallel (default: what the machine can hold)")
     grade.add_argument("--threads", type=int, help="CPU threads per kernel (default: cores / jobs)")
+    grade.add_argument("--memory-limit", type=float, metavar="GIB", help="memory per kernel (default: a share of the machine, at least 6)")
+    grade.add_argument("--no-sandbox", action="store_true", help="run kernels without bubblewrap (limits still apply)")
     grade.add_argument("--stem", help=argparse.SUPPRESS)  # set by a parallel batch for its children
     grade.add_argument("--junit", metavar="FILE", help="also write JUnit XML (a testsuite per notebook, a testcase per question)")
     grade.add_argument("--manual", metavar="CSV", help="merge a TA's points for manual questions (submission,question,points,comment)")

@@ -37,6 +37,7 @@ from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 
 from grader.results import CellRecord, ExecutionRecord
+from grader.sandbox import Confinement
 
 TIMEOUT_ENAME = "GraderCellTimeout"
 MAX_RESTARTS = 3
@@ -53,6 +54,8 @@ class ExecutionOptions:
     env: dict[str, str] = field(default_factory=dict)
     #: Code run in the kernel before the first cell (the budget's patches).
     preamble: str = ""
+    #: Sandbox and limits for the kernel (``None``: a plain kernel, as in the execution tests).
+    confinement: Confinement | None = None
 
 
 @dataclass
@@ -78,6 +81,20 @@ def _stdout_of(cell: NotebookNode) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
 
 
+class ConfinedKernelManager(AsyncKernelManager):
+    """A kernel manager whose launch command goes through the submission's confinement."""
+
+    confinement: Confinement | None = None
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        command = super().format_kernel_cmd(extra_arguments)
+        return self.confinement.wrap(command) if self.confinement is not None else command
+
+
+#: Environment variables a confined kernel keeps (no tokens or credentials of the grader's user).
+KEPT_ENV = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "PYTHONHASHSEED")
+
+
 class KernelSession:
     """One submission's kernel: run the notebook, then answer the checks' requests.
 
@@ -97,7 +114,7 @@ class KernelSession:
             error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": f"cell exceeded {options.cell_timeout:g} s", "traceback": []},
             allow_errors=True,
             kernel_name=options.kernel_name,
-            kernel_manager_class=AsyncKernelManager,
+            kernel_manager_class=ConfinedKernelManager,
             resources={"metadata": {"path": str(options.workdir)}},
             shutdown_kernel="immediate",
             iopub_timeout=5,
@@ -112,12 +129,28 @@ class KernelSession:
 
     async def _start_kernel(self) -> None:
         client = self.client
-        client.km = client.create_kernel_manager()
+        client.km = km = client.create_kernel_manager()
         # IPC sockets in the private working folder: no TCP port is opened, and
         # the kernel stays reachable where a sandbox cuts the network.
-        client.km.transport = "ipc"
-        client.km.ip = str(self.options.workdir / f".kernel-{id(self)}-{self.restarts}")
-        await client.async_start_new_kernel(cwd=str(self.options.workdir), env=self._kernel_env())
+        km.transport = "ipc"
+        km.ip = str(self.options.workdir / f".kernel-{id(self)}-{self.restarts}")
+        cwd = self.options.workdir
+        confinement = self.options.confinement
+        if confinement is not None:
+            confinement.kernel_dir.mkdir(parents=True, exist_ok=True)
+            confinement.home.mkdir(parents=True, exist_ok=True)
+            km.confinement = confinement
+            km.connection_file = str(confinement.kernel_dir / f"kernel-{self.restarts}.json")
+            km.ip = str(confinement.kernel_dir / f"ipc-{self.restarts}")
+            # A signal would reach the sandbox's launcher, not the kernel: interrupt by message.
+            km.kernel_spec.interrupt_mode = "message"
+            cwd = confinement.home
+        # The kernel's own stdout/stderr (C-level messages, ipykernel's banner) go to a log, not the grader's terminal.
+        log = open(self.options.workdir / f".kernel-{self.restarts}.log", "ab")
+        try:
+            await client.async_start_new_kernel(cwd=str(cwd), env=self._kernel_env(), stdout=log, stderr=log)
+        finally:
+            log.close()  # the kernel holds its own copy of the descriptor
         await client.async_start_new_kernel_client()
         if self.options.preamble:
             result = await self.run_code(self.options.preamble, timeout=120)
@@ -127,6 +160,10 @@ class KernelSession:
     def _kernel_env(self) -> dict[str, str]:
         # JPY_PARENT_PID would make a kernel in another PID namespace think its parent died.
         env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
+        confinement = self.options.confinement
+        if confinement is not None:
+            env = {k: v for k, v in env.items() if k in KEPT_ENV or k.startswith("LC_")}
+            env["HOME"] = str(confinement.home)
         env.update(self.options.env)
         return env
 
@@ -159,8 +196,8 @@ class KernelSession:
         except DeadKernelError:
             return "dead"
         error = _error_of(cell)
-        if error is None:
-            return "ok"
+        if error is None:  # an interrupted cell whose error output was lost still ran out of time
+            return "timeout" if time.monotonic() - start >= limit else "ok"
         # The interrupt surfaces as the kernel's own KeyboardInterrupt, so the clock decides.
         if error[0] == TIMEOUT_ENAME or (error[0] == "KeyboardInterrupt" and time.monotonic() - start >= limit):
             return "timeout"
@@ -191,8 +228,9 @@ class KernelSession:
             outcome = await self._execute(cell, index)
             seconds = round(time.monotonic() - cell_start, 3)
             if outcome == "dead":
-                records.append(CellRecord(index, "error", seconds, "the kernel died while running this cell"))
-                status, message = "crashed", f"the kernel died in cell {index}"
+                why = self._why_dead()
+                records.append(CellRecord(index, "error", seconds, why or "the kernel died while running this cell"))
+                status, message = "crashed", f"{why or 'the kernel died'} in cell {index}"
                 if self.restarts >= MAX_RESTARTS:
                     records.extend(CellRecord(i, "skipped", 0.0, "too many kernel crashes") for i, _ in code_cells[position + 1 :])
                     message += f"; gave up after {MAX_RESTARTS} restarts"
@@ -212,6 +250,19 @@ class KernelSession:
             if after_cell:
                 await self._after(index, cell, after_cell)
         return ExecutionRecord(status, message, round(time.monotonic() - start, 3), records)
+
+    def _why_dead(self) -> str:
+        """What the confinement knows about a death: the memory cap, if it was hit since last asked."""
+        confinement = self.options.confinement
+        if confinement is None:
+            return ""
+        kills = confinement.oom_kills()
+        seen, self._oom_seen = getattr(self, "_oom_seen", 0), kills
+        if kills > seen and confinement.limits.memory_bytes:
+            from grader.sandbox import describe_bytes
+
+            return f"memory limit {describe_bytes(confinement.limits.memory_bytes)} exceeded"
+        return ""
 
     async def _after(self, index: int, cell: NotebookNode, after_cell: Callable[[int, NotebookNode], str]) -> None:
         code = after_cell(index, cell)

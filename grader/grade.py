@@ -32,6 +32,7 @@ from grader.execute import ExecutionOptions, KernelSession
 from grader.load import load_notebook
 from grader.neutralize import neutralize
 from grader.results import ExecutionRecord, GradeResult, QuestionResult, write_atomic
+from grader.sandbox import Confinement, Limits
 from grader.shrink import shrink_outputs
 
 
@@ -45,6 +46,10 @@ class GradeOptions:
     on_cell: Callable[[int, int], None] | None = None
     #: CPU threads for the kernel's and the checks' torch (parallel jobs share the cores).
     threads: int | None = None
+    #: Run the kernel in a bubblewrap sandbox where one can be built (see grader/sandbox.py).
+    sandbox: bool = True
+    #: Memory, process and disk limits per kernel (default: a share of the machine).
+    limits: Limits | None = None
 
 
 def defined_names(source: str) -> list[str]:
@@ -171,6 +176,9 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
     notebook, neutralized = neutralize(loaded.notebook)
     budget_config = assignment.budgets.get(options.budget.name, {})
     workdir = Path(tempfile.mkdtemp(prefix="hwgrader-"))
+    confinement = Confinement.create(
+        workdir, options.limits or Limits.default(), readonly=[options.budget.data_dir], hidden=_grader_folders(), sandbox=options.sandbox
+    )  # fmt: skip
     loop = asyncio.new_event_loop()
     try:
         submission = Submission(None, loop, notebook, assignment=assignment, call_timeout=options.check_timeout,
@@ -181,6 +189,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
             timeout=options.timeout or budget_config.get("timeout", 3600),
             env=_kernel_env(options),
             preamble=submission.install_code() + _thread_preamble(options) + options.budget.preamble(),
+            confinement=confinement,
         )  # fmt: skip
         session = KernelSession(notebook, exec_options)
         submission.session = session
@@ -188,6 +197,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
         try:
             record = loop.run_until_complete(session.run_notebook(options.on_cell, _after_cell_code(assignment)))
             record.neutralized = neutralized
+            record.isolation = confinement.isolation
             result.execution = record
             if executed_to is not None:
                 write_atomic(executed_to, nbformat.writes(shrink_outputs(session.notebook)))
@@ -207,6 +217,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
             loop.run_until_complete(session.close())
     finally:
         loop.close()
+        confinement.close()  # whatever the notebook started is killed here
         shutil.rmtree(workdir, ignore_errors=True)
     return result
 
@@ -265,3 +276,11 @@ def _note_notebook_cell(verdict: QuestionResult, question: Question, assignment:
     cells = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and snapshot.after.search(c.source)]
     if cells:
         verdict.details.setdefault("notebook_cell", cells[-1])
+
+
+def _grader_folders() -> list[Path]:
+    """The grader's code, checks and reference: hidden from the kernel should they sit under a folder it sees."""
+    import reference
+    from grader.assignment import ASSIGNMENTS_DIR
+
+    return [Path(__file__).resolve().parent, Path(reference.__file__).resolve().parent, ASSIGNMENTS_DIR]

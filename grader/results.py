@@ -49,6 +49,8 @@ class ExecutionRecord:
     seconds: float = 0.0
     cells: list[CellRecord] = field(default_factory=list)
     neutralized: list[NeutralizedLine] = field(default_factory=list)
+    #: The sandbox and limits the kernel ran under (``grader.sandbox``), in words.
+    isolation: str = ""
 
 
 @dataclass

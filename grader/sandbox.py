@@ -1,0 +1,236 @@
+"""Confining a submission's kernel: a bubblewrap sandbox and memory/process/disk limits.
+
+Why: the kernel runs a stranger's code. The checks never trust what it
+says (see ``bridge``), but without confinement it could still read the
+grader's checks, write into other students' folders, reach the network,
+or take the machine down with a fork bomb or a 200 GB allocation.
+
+What is used depends on the machine, and the result records it
+(``execution.isolation``):
+
+* **bubblewrap** (``bwrap``), where installed and working: the kernel sees
+  a read-only system (``/usr``, ``/etc``, Python), the data folder
+  read-only, a private size-capped ``/tmp`` and working directory, and
+  nothing else -- not the grader's source, the checks, the reference,
+  other submissions or the reports. It has no network (its channels to
+  the grader are IPC sockets in a folder bound in for that alone) and its
+  own PID namespace; it dies with the grader.
+* **cgroup v1** memory and pids controllers, where writable: a memory cap
+  (the kernel alone is OOM-killed, and the report says the limit was hit)
+  and a process cap (a fork bomb stops at it). Every process left in the
+  cgroup is killed when the submission is done. Without cgroups the
+  launcher falls back to ``RLIMIT_AS``/``RLIMIT_NPROC``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+GiB = 2**30
+
+
+@dataclass
+class Limits:
+    """Per-kernel limits; ``None`` means no limit of that kind."""
+
+    memory_bytes: int | None = None
+    processes: int | None = 256
+    disk_bytes: int | None = 2 * GiB
+
+    @staticmethod
+    def default(jobs: int = 1) -> Limits:
+        """A share of the machine's memory per job (at least 6 GiB: VGG/ResNet training needs it)."""
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            total = 16 * GiB
+        share = int(total * 0.8) // max(1, jobs)
+        return Limits(memory_bytes=max(6 * GiB, share))
+
+
+def describe_bytes(n: int) -> str:
+    return f"{n / GiB:.3g} GiB" if n >= GiB else f"{n / 2**20:.3g} MiB"
+
+
+def bwrap_path() -> str | None:
+    """``bwrap`` if it is installed and can build a sandbox here (it needs namespaces)."""
+    path = shutil.which("bwrap")
+    if path is None or os.environ.get("GRADER_NO_SANDBOX") == "1":
+        return None
+    try:
+        probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+                               capture_output=True, timeout=20)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return path if probe.returncode == 0 else None
+
+
+def _own_cgroup(controller: str) -> Path | None:
+    """The folder of this process's cgroup for a v1 ``controller``, if it is mounted and writable."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controller in controllers.split(","):
+                folder = CGROUP_ROOT / controller / path.lstrip("/")
+                return folder if os.access(folder, os.W_OK) else None
+    except OSError:
+        pass
+    return None
+
+
+@dataclass
+class Confinement:
+    """The sandbox and limits of one submission's kernel(s); ``close()`` leaves nothing running."""
+
+    limits: Limits
+    workdir: Path
+    readonly: list[Path] = field(default_factory=list)
+    hidden: list[Path] = field(default_factory=list)
+    bwrap: str | None = None
+    cgroups: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True) -> Confinement:
+        confinement = cls(limits, workdir, readonly, hidden, bwrap_path() if sandbox else None)
+        name = f"hwgrader-{uuid.uuid4().hex[:12]}"
+        for controller, settings in (
+            ("memory", {"memory.limit_in_bytes": limits.memory_bytes, "memory.memsw.limit_in_bytes": limits.memory_bytes}),
+            ("pids", {"pids.max": limits.processes}),
+        ):  # fmt: skip
+            parent = _own_cgroup(controller)
+            if parent is None or not any(settings.values()):
+                continue
+            folder = parent / name
+            try:
+                folder.mkdir()
+                for key, value in settings.items():
+                    if value is not None and (folder / key).exists():
+                        try:
+                            (folder / key).write_text(str(value))
+                        except OSError:
+                            if key != "memory.memsw.limit_in_bytes":  # swap accounting is optional
+                                raise
+                confinement.cgroups[controller] = folder
+            except OSError:
+                shutil.rmtree(folder, ignore_errors=True)
+        return confinement
+
+    # ------------------------------------------------------------------ description
+
+    @property
+    def isolation(self) -> str:
+        """One line for the result: what was in force for this submission."""
+        parts = ["bubblewrap sandbox (read-only system, no network, private /tmp)" if self.bwrap else "no sandbox (bubblewrap not available)"]
+        limits = self.limits
+        if limits.memory_bytes:
+            parts.append(f"memory {describe_bytes(limits.memory_bytes)} ({'cgroup' if 'memory' in self.cgroups else 'address-space rlimit'})")
+        if limits.processes:
+            parts.append(f"{limits.processes} processes ({'cgroup' if 'pids' in self.cgroups else 'rlimit'})")
+        if limits.disk_bytes:
+            parts.append(f"disk {describe_bytes(limits.disk_bytes)} ({'tmpfs size' if self.bwrap else 'file-size rlimit'})")
+        return "; ".join(parts)
+
+    # ------------------------------------------------------------------ the kernel's command
+
+    @property
+    def kernel_dir(self) -> Path:
+        """Connection file and IPC sockets: the only folder the grader and the sandbox share."""
+        return self.workdir / ".kernel"
+
+    @property
+    def home(self) -> Path:
+        """The kernel's working directory and $HOME."""
+        return self.workdir / "home"
+
+    def wrap(self, command: list[str]) -> list[str]:
+        """``command`` (the kernel's launch) run through the launcher, inside the sandbox where there is one."""
+        launcher = [sys.executable, "-m", "grader.confine"]
+        for folder in self.cgroups.values():
+            launcher += ["--cgroup", str(folder)]
+        if "memory" not in self.cgroups and self.limits.memory_bytes:
+            launcher += ["--rlimit-as", str(self.limits.memory_bytes + 4 * GiB)]  # address space > resident memory
+        if "pids" not in self.cgroups and self.limits.processes:
+            launcher += ["--rlimit-nproc", str(self.limits.processes)]
+        if not self.bwrap and self.limits.disk_bytes:
+            launcher += ["--rlimit-fsize", str(self.limits.disk_bytes)]
+        return [*launcher, "--", *(self._bwrap_args() if self.bwrap else []), *command]
+
+    def _bwrap_args(self) -> list[str]:
+        args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL"]
+        for top in ("/usr", "/etc", "/opt"):
+            args += ["--ro-bind-try", top, top]
+        for link in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(link):
+                args += ["--symlink", os.readlink(link), link]
+            elif os.path.isdir(link):
+                args += ["--ro-bind", link, link]
+        for folder in {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), *map(lambda p: Path(p).resolve(), self.readonly)}:
+            args += ["--ro-bind-try", str(folder), str(folder)]
+        args += ["--ro-bind-try", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev"]
+        for device in sorted(glob.glob("/dev/nvidia*")):  # CUDA, when the machine has it
+            args += ["--dev-bind", device, device]
+        size = [] if not self.limits.disk_bytes else ["--size", str(self.limits.disk_bytes)]
+        args += [*size, "--tmpfs", "/tmp"]
+        for path in self.hidden:  # the grader's own code, should any of it sit under a folder bound above
+            if path.is_dir():
+                args += ["--tmpfs", str(path)]
+        args += ["--bind", str(self.kernel_dir), str(self.kernel_dir)]
+        args += [*size, "--tmpfs", str(self.home), "--chdir", str(self.home)]
+        args += ["--setenv", "HOME", str(self.home), "--setenv", "TMPDIR", "/tmp", "--unsetenv", "JPY_PARENT_PID"]
+        return args
+
+    # ------------------------------------------------------------------ after
+
+    def oom_kills(self) -> int:
+        """How often the memory cap was hit so far (kernel OOM kills in the cgroup)."""
+        folder = self.cgroups.get("memory")
+        if folder is None:
+            return 0
+        try:
+            for line in (folder / "memory.oom_control").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+            return int((folder / "memory.failcnt").read_text().strip() != "0")
+        except (OSError, ValueError):
+            return 0
+
+    def kill_all(self) -> None:
+        """Kill every process in the cgroups (forked children, daemons) -- nothing outlives grading."""
+        for _ in range(20):
+            pids = set()
+            for folder in self.cgroups.values():
+                try:
+                    pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
+                except (OSError, ValueError):
+                    pass
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.kill_all()
+        for folder in self.cgroups.values():
+            for _ in range(50):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        self.cgroups.clear()

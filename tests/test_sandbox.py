@@ -1,0 +1,200 @@
+"""Hostile notebooks against the sandbox and the limits: the grader finishes, honest work keeps its verdict.
+
+Each notebook holds an honest ``corr2d`` beside the attacks; the tests
+assert what the attack achieved from the *host's* side (files that must
+not exist, a listener that must not be reached, processes that must not
+survive) and what the result says about it. Comparison patching and fake
+scores are in tests/test_grade.py; the measured table is in SECURITY.md
+(made by tests/benchmarks/attacks.py).
+
+The sandbox needs bubblewrap (``apt-get install bubblewrap``). Without it
+the sandbox-only assertions are skipped -- unless ``GRADER_REQUIRE_SANDBOX=1``
+(CI sets it), where a missing sandbox fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import grader
+import reference
+from grader.assignment import ASSIGNMENTS_DIR, load_assignment
+from grader.budget import Budget
+from grader.grade import GradeOptions, grade_notebook
+from grader.sandbox import GiB, Limits, _own_cgroup, bwrap_path
+from tests.conftest import FIXTURES
+from tests.notebook_sources import CORR2D
+
+SANDBOX = bwrap_path() is not None
+if not SANDBOX and os.environ.get("GRADER_REQUIRE_SANDBOX") == "1":
+    raise RuntimeError("GRADER_REQUIRE_SANDBOX=1 but bubblewrap cannot build a sandbox here (apt-get install bubblewrap)")
+needs_sandbox = pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not available")
+needs_pids_cgroup = pytest.mark.skipif(_own_cgroup("pids") is None, reason="no writable pids cgroup: a fork loop would not be contained")
+needs_memory_cgroup = pytest.mark.skipif(_own_cgroup("memory") is None, reason="no writable memory cgroup")
+
+
+def outputs_of(notebook_path: Path) -> list[str]:
+    """Each code cell's printed text and error, in order, from the notebook as it ran."""
+    cells = [c for c in nbformat.read(str(notebook_path), as_version=4).cells if c.cell_type == "code"]
+    return ["".join(o.get("text", "") + (f"{o.get('ename')}: {o.get('evalue')}" if o.get("output_type") == "error" else "")
+                    for o in c.outputs) for c in cells]  # fmt: skip
+
+
+def grade(tmp_path: Path, data_dir: Path, *cells: str, limits: Limits | None = None, cell_timeout: float = 60):
+    path = tmp_path / "submission.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    options = GradeOptions(Budget("quick", Path(data_dir), 256, 128, 1), "cpu", cell_timeout=cell_timeout,
+                           limits=limits or Limits(memory_bytes=4 * GiB, processes=128, disk_bytes=256 * 2**20))  # fmt: skip
+    executed = tmp_path / "out" / "executed.ipynb"
+    result = grade_notebook(path, load_assignment("hw2"), options, executed_to=executed)
+    return result, {q.id: q for q in result.questions}, outputs_of(executed)
+
+
+@pytest.fixture(scope="module")
+def host_listener():
+    """A TCP server on the host's loopback that no notebook should be able to reach."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    server.setblocking(False)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def snooping(tmp_path_factory, data_dir, host_listener):
+    """One notebook that reads, writes and connects where it should not, with an honest corr2d."""
+    tmp = tmp_path_factory.mktemp("snoop")
+    marker = f"escape-{uuid.uuid4().hex[:8]}"
+    secrets = [Path(grader.__file__).parent / "bridge.py", ASSIGNMENTS_DIR / "hw2" / "checks.py",
+               Path(reference.__file__).parent / "ops.py", FIXTURES / "student_a.ipynb", tmp]  # fmt: skip
+    read = (f"import os\nfor path in {[str(p) for p in secrets]!r}:\n    try:\n"
+            "        print('READ', path, open(path).read(60) if os.path.isfile(path) else os.listdir(path)[:3])\n"
+            "    except OSError as e:\n        print('DENIED', path, type(e).__name__)")  # fmt: skip
+    targets = [f"../{marker}", f"~/{marker}", f"/tmp/{marker}", str(tmp / marker)]
+    write = (f"import os\nfor path in {targets!r}:\n    try:\n"
+             "        open(os.path.expanduser(path), 'w').write('x')\n        print('WROTE', path)\n"
+             "    except OSError as e:\n        print('DENIED', path, type(e).__name__)")  # fmt: skip
+    port = host_listener.getsockname()[1]
+    connect = (f"import socket\nfor host, port in [('1.1.1.1', 80), ('127.0.0.1', {port})]:\n    try:\n"
+               "        socket.create_connection((host, port), timeout=3)\n        print('CONNECTED', host)\n"
+               "    except OSError as e:\n        print('DENIED', host, type(e).__name__)")  # fmt: skip
+    result, questions, outputs = grade(tmp, data_dir, CORR2D, read, write, connect)
+    return {"result": result, "questions": questions, "outputs": outputs, "marker": marker, "tmp": tmp}
+
+
+def test_the_honest_answer_beside_the_snooping_still_passes(snooping):
+    assert snooping["questions"]["corr2d"].status == "pass"
+
+
+def test_the_result_says_which_isolation_was_in_force(snooping):
+    isolation = snooping["result"].execution.isolation
+    assert ("bubblewrap sandbox" in isolation) == SANDBOX and "memory 4 GiB" in isolation
+
+
+@needs_sandbox
+def test_the_grader_the_checks_the_reference_and_other_submissions_are_invisible(snooping):
+    lines = snooping["outputs"][1].splitlines()
+    assert len(lines) == 5 and all(line.startswith("DENIED") for line in lines), lines
+
+
+@needs_sandbox
+def test_writes_outside_the_private_folders_do_not_reach_the_host(snooping):
+    marker = snooping["marker"]
+    assert "DENIED" in snooping["outputs"][2].splitlines()[3]  # the test's own folder is not even visible
+    for place in (Path("/tmp"), Path.home(), snooping["tmp"], Path(snooping["result"].submission).parent):
+        assert not (place / marker).exists(), place
+
+
+@needs_sandbox
+def test_the_network_is_unreachable_and_the_hosts_loopback_too(snooping, host_listener):
+    assert [line.split()[0] for line in snooping["outputs"][3].splitlines()] == ["DENIED", "DENIED"]
+    with pytest.raises(BlockingIOError):
+        host_listener.accept()
+
+
+def test_a_200_gb_allocation_fails_in_its_cell_and_the_kernel_lives_on(tmp_path, data_dir):
+    result, questions, outputs = grade(tmp_path, data_dir, "x = bytearray(200 * 2**30)", CORR2D)
+    assert result.execution.cells[0].status in ("error", "ok") and "MemoryError" in outputs[0]
+    assert questions["corr2d"].status == "pass"
+
+
+@needs_memory_cgroup
+def test_exceeding_the_memory_limit_kills_only_that_kernel_and_the_report_says_so(tmp_path, data_dir):
+    hog = "chunks = []\nwhile True:\n    chunks.append(b'x' * 2**28)"
+    result, questions, _ = grade(tmp_path, data_dir, CORR2D, hog, limits=Limits(memory_bytes=int(1.5 * GiB)))
+    assert result.execution.status == "crashed"
+    assert result.execution.message == "memory limit 1.5 GiB exceeded in cell 1"
+    assert questions["corr2d"].status == "pass"  # the cell before it was replayed in a fresh kernel
+
+
+@needs_pids_cgroup
+def test_a_fork_loop_stops_at_the_process_limit_and_no_child_survives(tmp_path, data_dir):
+    forks = ("import os, time\nn = 0\ntry:\n    for _ in range(5000):\n        if os.fork() == 0:\n"
+             "            time.sleep(300)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n"
+             "    print('STOPPED', n, type(e).__name__)")  # fmt: skip
+    result, questions, outputs = grade(tmp_path, data_dir, forks, CORR2D, limits=Limits(memory_bytes=4 * GiB, processes=64))
+    assert outputs[0].startswith("STOPPED") and int(outputs[0].split()[1]) < 64
+    assert questions["corr2d"].status == "pass"
+    survivors = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"hwgrader-" in _cmdline(p)]
+    assert survivors == []
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_a_recursion_that_crashes_the_interpreter_costs_only_its_cell(tmp_path, data_dir):
+    # Through map(), every level is a C call too: the C stack overflows and the interpreter dies.
+    crash = "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return list(map(f, [n + 1]))\nf(0)"
+    result, questions, _ = grade(tmp_path, data_dir, CORR2D, crash, "import sys\nsys.exit()", cell_timeout=30)
+    assert result.execution.cells[1].status == "error" and questions["corr2d"].status == "pass"
+    assert result.execution.cells[2].status == "error"  # sys.exit() only fails its cell
+
+
+def test_huge_outputs_are_cut_and_the_report_stays_small(tmp_path, data_dir):
+    image = "import base64, os\nfrom IPython.display import display\ndisplay({'image/png': base64.b64encode(os.urandom(5 * 2**20)).decode()}, raw=True)"
+    result, questions, _ = grade(tmp_path, data_dir, "print('x' * 100_000_000)", image, CORR2D)
+    assert questions["corr2d"].status == "pass"
+    executed = tmp_path / "out" / "executed.ipynb"
+    assert executed.stat().st_size < 2**20
+    text = executed.read_text(encoding="utf-8")
+    assert "characters cut by the grader" in text and "removed by the grader" in text
+    assert len(json.dumps(result.to_dict())) < 200_000
+
+
+def test_a_50_mb_notebook_is_graded(tmp_path, data_dir):
+    cell = nbformat.v4.new_code_cell(CORR2D)
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(os.urandom(37 * 2**20)).decode()})]
+    path = tmp_path / "big.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    assert path.stat().st_size > 50 * 10**6
+    options = GradeOptions(Budget("quick", Path(data_dir), 256, 128, 1), "cpu", cell_timeout=60)
+    result = grade_notebook(path, load_assignment("hw2"), options)
+    assert result.execution.status == "ok" and {q.id: q.status for q in result.questions}["corr2d"] == "pass"
+
+
+def test_replacing_the_graders_helper_in_the_kernel_gains_nothing(tmp_path, data_dir):
+    forge = ("import sys, types\nfake = types.ModuleType('_hwgrader')\n"
+             "fake.__getattr__ = lambda name: (lambda *a, **k: print('@@hwgrader:{\"ok\": true}'))\n"
+             "sys.modules['_hwgrader'] = fake")  # fmt: skip
+    result, questions, _ = grade(tmp_path, data_dir, forge, "def corr2d(X, K):\n    return X")
+    assert questions["corr2d"].status != "pass" and result.score == 0
+
+
+@needs_sandbox
+def test_killing_the_grader_from_the_sandbox_does_not_reach_it(tmp_path, data_dir):
+    kill = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+    result, questions, _ = grade(tmp_path, data_dir, CORR2D, kill)
+    assert questions["corr2d"].status == "pass"  # the grading process is still here to say so

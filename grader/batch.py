@@ -12,8 +12,10 @@ goes on. A single notebook (a student's self-check) is graded in-process.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,12 +91,16 @@ def run_in_subprocesses(
     queue = list(jobs)
     running: dict[subprocess.Popen, Job] = {}
     results: dict[str, GradeResult] = {}
+    # The children's temporary folders live under one folder of ours, removed at the end even when a
+    # child was killed before it could clean up after itself.
+    scratch = tempfile.mkdtemp(prefix="hwgrader-batch-")
+    env = {**os.environ, "TMPDIR": scratch}
     try:
         while queue or running:
             while queue and len(running) < parallel:
                 job = queue.pop(0)
                 command = [sys.executable, "-m", "grader.cli", "run", *child_args(job)]
-                running[subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)] = job
+                running[subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)] = job
             time.sleep(0.1)
             for process in [p for p in running if p.poll() is not None]:
                 job = running.pop(process)
@@ -116,4 +122,6 @@ def run_in_subprocesses(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
     return results

@@ -207,6 +207,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
                     continue
                 verdict = _grade_question(submission, notebook, question, assignment)
                 _note_notebook_cell(verdict, question, assignment, notebook)
+                _note_policy(verdict, question, notebook)
                 if question.hidden:
                     verdict.details.pop("grader_traceback", None)  # never show a hidden check's source
                 submission.results[question.id] = verdict
@@ -284,3 +285,33 @@ def _grader_folders() -> list[Path]:
     from grader.assignment import ASSIGNMENTS_DIR
 
     return [Path(__file__).resolve().parent, Path(reference.__file__).resolve().parent, ASSIGNMENTS_DIR]
+
+
+def library_calls(source: str, names: tuple[str, ...], flagged: set[str]) -> list[str]:
+    """Calls to ``flagged`` functions (by last name: ``conv2d``) inside the top-level defs/classes ``names``."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in names:
+            for call in ast.walk(node):
+                if isinstance(call, ast.Call):
+                    last = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+                    if last in flagged and ast.unparse(call.func) not in found:
+                        found.append(ast.unparse(call.func))
+    return found
+
+
+def _note_policy(verdict: QuestionResult, question: Question, notebook: NotebookNode) -> None:
+    """Flag a library shortcut (``F.conv2d`` inside ``corr2d``) for the TA: a policy question, not a wrong answer."""
+    flagged = set(question.options.get("flag_calls", ()))
+    if not flagged or not question.defines:
+        return
+    calls: list[str] = []
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            calls += [c for c in library_calls(cell.source, question.defines, flagged) if c not in calls]
+    if calls:
+        verdict.details["policy"] = "uses " + ", ".join(f"`{c}`" for c in calls) + " (allowed to pass; your TA decides)"

@@ -28,7 +28,7 @@ STATUS_LABEL = {"pass": "pass", "fail": "fail", "error": "error", "missing": "mi
 SHOWN_ELSEWHERE = {
     "expected", "got", "expected_shape", "got_shape", "tolerance", "difference_map", "first_difference", "example",
     "exception", "cell", "line", "code", "traceback", "layers", "first_diverging_layer", "loss_curves", "rebound",
-    "answer", "note", "notebook_cell", "seconds", "grader_traceback", "snapshot_cell", "module_types", "message",
+    "answer", "note", "notebook_cell", "seconds", "policy", "grader_traceback", "snapshot_cell", "module_types", "message",
 }  # fmt: skip
 
 

@@ -31,7 +31,7 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
     for q in result.questions:
         style = STATUS_STYLE.get(q.status, "")
         points = f"{q.points:g}/{q.max_points:g}" if q.counted else f"–/{q.max_points:g}"
-        table.add_row(q.id, f"[{style}]{q.status}[/{style}]", points, one_line(q.message or q.details.get("rebound", "")))
+        table.add_row(q.id, f"[{style}]{q.status}[/{style}]", points, one_line(q.message or q.details.get("policy", "") or q.details.get("rebound", "")))
     console.print(table)
     pending = f" (+{result.manual_points_pending:g} for a TA to grade)" if result.manual_points_pending else ""
     if result.hidden_questions_not_run:

@@ -130,7 +130,9 @@ class Confinement:
     @property
     def isolation(self) -> str:
         """One line for the result: what was in force for this submission."""
-        parts = ["bubblewrap sandbox (read-only system, no network, private /tmp)" if self.bwrap else "no sandbox (bubblewrap not available)"]
+        turned_off = os.environ.get("GRADER_NO_SANDBOX") == "1"
+        parts = ["bubblewrap sandbox (read-only system, no network, private /tmp)" if self.bwrap
+                 else f"no sandbox ({'turned off' if turned_off else 'bubblewrap not available'})"]  # fmt: skip
         limits = self.limits
         if limits.memory_bytes:
             parts.append(f"memory {describe_bytes(limits.memory_bytes)} ({'cgroup' if 'memory' in self.cgroups else 'address-space rlimit'})")

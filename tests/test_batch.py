@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import nbformat
 
@@ -43,12 +45,14 @@ def test_a_notebook_that_kills_its_grader_costs_only_its_own_result(tmp_path, da
     subs.mkdir()
     write(subs, "good", GOOD)
     write(subs, "hostile", KILLS_ITS_GRADER)
+    before = set(Path(tempfile.gettempdir()).glob("hwgrader-*"))
     code = main([str(subs), "--out", str(tmp_path / "out"), "--jobs", "2", "--budget", "quick", "--device", "cpu",
                  "--data-dir", str(data_dir), "--json"])  # fmt: skip
     assert code == 0
     results = {r["submission"].rsplit("/", 1)[-1]: r for r in json.loads(capsys.readouterr().out)}
     assert results["good.ipynb"]["execution"]["status"] == "ok"
     assert {q["id"]: q["status"] for q in results["good.ipynb"]["questions"]}["corr2d"] == "pass"
+    assert set(Path(tempfile.gettempdir()).glob("hwgrader-*")) == before  # the killed child's folder went with the batch's
     hostile = results["hostile.ipynb"]
     assert hostile["execution"]["status"] == "crashed" and "exited with status -9" in hostile["execution"]["message"]
     assert hostile["score"] == 0 and all(q["status"] in ("error", "manual") for q in hostile["questions"])

@@ -156,6 +156,12 @@ def test_a_raising_function_is_an_error_naming_the_exception_and_cell(graded, tm
     assert "IndexError" in corr2d.message and "cell 0" in corr2d.message and "line 4" in corr2d.message
 
 
+def test_a_library_shortcut_passes_but_is_flagged_for_the_ta(graded, tmp_path_factory):
+    shortcut = "import torch\nfrom torch.nn import functional as F\ndef corr2d(X, K):\n    return F.conv2d(X[None, None], K[None, None])[0, 0]"
+    corr2d = by_id(graded(notebook_file(tmp_path_factory, "shortcut", shortcut)))["corr2d"]
+    assert corr2d.status == "pass" and corr2d.details["policy"].startswith("uses `F.conv2d`")
+
+
 def test_a_cell_that_raises_does_not_stop_later_cells(graded, tmp_path_factory):
     result = graded(notebook_file(tmp_path_factory, "raise_then", "raise RuntimeError('oops')", CORR2D))
     assert result.execution.cells[0].status == "error" and by_id(result)["corr2d"].status == "pass"

@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import socket
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def snooping(tmp_path_factory, data_dir, host_listener):
     connect = (f"import socket\nfor host, port in [('1.1.1.1', 80), ('127.0.0.1', {port})]:\n    try:\n"
                "        socket.create_connection((host, port), timeout=3)\n        print('CONNECTED', host)\n"
                "    except OSError as e:\n        print('DENIED', host, type(e).__name__)")  # fmt: skip
-    result, questions, outputs = grade(tmp, data_dir, CORR2D, read, write, connect)
+    fill = (f"for path in {['big', '/tmp/big'] if SANDBOX else ['big']!r}:\n    try:\n        open(path, 'wb').write(b'x' * 300 * 2**20)\n"
+            "        print('WROTE', path)\n    except OSError as e:\n        print('DENIED', path, type(e).__name__)")  # fmt: skip
+    result, questions, outputs = grade(tmp, data_dir, CORR2D, read, write, connect, fill)
     return {"result": result, "questions": questions, "outputs": outputs, "marker": marker, "tmp": tmp}
 
 
@@ -119,6 +122,12 @@ def test_the_network_is_unreachable_and_the_hosts_loopback_too(snooping, host_li
     assert [line.split()[0] for line in snooping["outputs"][3].splitlines()] == ["DENIED", "DENIED"]
     with pytest.raises(BlockingIOError):
         host_listener.accept()
+
+
+def test_writing_past_the_disk_limit_fails_in_the_notebook(snooping):
+    lines = snooping["outputs"][4].splitlines()
+    expected = ["DENIED big", "DENIED /tmp/big"] if SANDBOX else ["DENIED big"]  # without the sandbox /tmp is the host's
+    assert [" ".join(line.split()[:2]) for line in lines] == expected, lines
 
 
 def test_a_200_gb_allocation_fails_in_its_cell_and_the_kernel_lives_on(tmp_path, data_dir):
@@ -198,3 +207,16 @@ def test_killing_the_grader_from_the_sandbox_does_not_reach_it(tmp_path, data_di
     kill = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
     result, questions, _ = grade(tmp_path, data_dir, CORR2D, kill)
     assert questions["corr2d"].status == "pass"  # the grading process is still here to say so
+
+
+def test_without_the_sandbox_the_limits_still_apply_and_the_result_says_so(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("GRADER_NO_SANDBOX", "1")
+    result, questions, _ = grade(tmp_path, data_dir, CORR2D)
+    assert questions["corr2d"].status == "pass"
+    assert result.execution.isolation.startswith("no sandbox (turned off); memory 4 GiB")
+
+
+def test_grading_leaves_no_temporary_folder(tmp_path, data_dir):
+    before = set(Path(tempfile.gettempdir()).glob("hwgrader-*"))
+    grade(tmp_path, data_dir, CORR2D, "import os\nos._exit(1)")
+    assert set(Path(tempfile.gettempdir()).glob("hwgrader-*")) == before

@@ -83,13 +83,31 @@ def crashed_result(job: Job, budget: str, device: str, message: str) -> GradeRes
                        ExecutionRecord("crashed", message), questions, cache_key="")  # fmt: skip
 
 
+def visible_gpus() -> list[str]:
+    """GPU indices a job may be given: ``$CUDA_VISIBLE_DEVICES`` if set, else the driver's devices (no torch import)."""
+    configured = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if configured is not None:
+        return [g.strip() for g in configured.split(",") if g.strip() and g.strip() != "-1"]
+    return sorted((p.name[len("nvidia"):] for p in Path("/dev").glob("nvidia[0-9]*")), key=int)
+
+
+def gpu_slots(gpus: Sequence[str], per_gpu: int) -> list[dict[str, str]]:
+    """One environment overlay per parallel slot: ``per_gpu`` kernels on each GPU, spread round-robin."""
+    return [{"CUDA_VISIBLE_DEVICES": gpu} for _ in range(max(1, per_gpu)) for gpu in gpus]
+
+
 def run_in_subprocesses(
     jobs: Sequence[Job], parallel: int, child_args: Callable[[Job], list[str]], budget: str, device: str,
-    on_done: Callable[[Job, GradeResult], None] | None = None,
+    on_done: Callable[[Job, GradeResult], None] | None = None, slots: Sequence[dict[str, str]] | None = None,
 ) -> dict[str, GradeResult]:  # fmt: skip
-    """Grade ``jobs`` with at most ``parallel`` child ``grade`` processes; results by stem."""
+    """Grade ``jobs`` with at most ``parallel`` child ``grade`` processes; results by stem.
+
+    With ``slots`` (see :func:`gpu_slots`) there is one child per slot, and
+    each runs with its slot's environment (its GPU).
+    """
     queue = list(jobs)
-    running: dict[subprocess.Popen, Job] = {}
+    free = [dict(s) for s in slots] if slots else [{} for _ in range(max(1, parallel))]
+    running: dict[subprocess.Popen, tuple[Job, dict[str, str]]] = {}
     results: dict[str, GradeResult] = {}
     # The children's temporary folders live under one folder of ours, removed at the end even when a
     # child was killed before it could clean up after itself.
@@ -97,17 +115,21 @@ def run_in_subprocesses(
     env = {**os.environ, "TMPDIR": scratch}
     try:
         while queue or running:
-            while queue and len(running) < parallel:
-                job = queue.pop(0)
+            while queue and free:
+                job, slot = queue.pop(0), free.pop(0)
                 command = [sys.executable, "-m", "grader.cli", "run", *child_args(job)]
-                running[subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)] = job
+                log = Path(scratch) / f"{job.stem}.stderr"  # a file, not a pipe: a chatty child can never block on it
+                with open(log, "wb") as err:
+                    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env={**env, **slot})
+                running[process] = (job, slot)
             time.sleep(0.1)
             for process in [p for p in running if p.poll() is not None]:
-                job = running.pop(process)
-                _, err = process.communicate()
+                job, slot = running.pop(process)
+                free.append(slot)
                 result = cached_result(job.target, job.key)
                 if result is None:
-                    tail = " ".join((err or "").strip().splitlines()[-3:])[-400:]
+                    err = (Path(scratch) / f"{job.stem}.stderr").read_text(encoding="utf-8", errors="replace")
+                    tail = " ".join(err.strip().splitlines()[-3:])[-400:]
                     result = crashed_result(job, budget, device, f"the grading process exited with status {process.returncode}"
                                             + (f": {tail}" if tail else ""))  # fmt: skip
                     write_result(result, job.target)

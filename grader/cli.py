@@ -65,7 +65,8 @@ def _assignment_name(path: Path, default: str) -> str:
 def _grade(args: argparse.Namespace) -> int:
     from grader import batch
     from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
-    from grader.report import print_summary
+    from grader.progress import BatchProgress, cell_progress, wanted
+    from grader.report import print_summary, summary_line
     from grader.gradebook import gradebook_csv
     from grader.html_report import ensure_reports, notebook_path, write_report
     from grader.results import cached_result, write_atomic, write_result
@@ -95,6 +96,8 @@ def _grade(args: argparse.Namespace) -> int:
     if args.stem:  # a child of a parallel batch: the coordinator chose the result's name
         jobs[0].stem, jobs[0].target = args.stem, out / f"{args.stem}.json"
     parallel = args.jobs or batch.default_jobs()
+    if device == "cuda" and args.jobs_per_gpu and not args.jobs:
+        parallel = max(1, len(batch.visible_gpus())) * args.jobs_per_gpu
     threads = args.threads or batch.threads_per_job(min(parallel, len(jobs)))
     if args.no_sandbox:
         os.environ["GRADER_NO_SANDBOX"] = "1"  # read where the kernel starts, in this process or a batch's child
@@ -118,23 +121,39 @@ def _grade(args: argparse.Namespace) -> int:
         quick = job.assignment.budgets.get("quick", {})
         return Budget(budget_name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
 
-    if len(todo) > 1:  # a batch: every notebook in its own grading process, so none can take others down
+    if args.scheduler or len(todo) > 1:  # a batch: every notebook in its own grading process, none can take others down
         def child_args(job) -> list[str]:
             extra = [f"--cell-timeout={args.cell_timeout}"] if args.cell_timeout else []
             extra += [f"--timeout={args.timeout}"] if args.timeout else []
-            return [str(job.path), "--out", str(out), "--stem", job.stem, "--json", "--force", "--budget", budget_name,
-                    "--device", device, "--data-dir", str(data_dir), "--threads", str(threads), "--jobs", "1",
-                    "--memory-limit", str(limits.memory_bytes / GiB),
-                    "--assignment", job.assignment.name, *extra]  # fmt: skip
+            extra += ["--no-sandbox"] if args.no_sandbox else []
+            return ["--budget", budget_name, "--device", device, "--data-dir", str(data_dir), "--threads", str(threads),
+                    "--memory-limit", str(limits.memory_bytes / GiB), "--assignment", job.assignment.name, *extra]  # fmt: skip
 
-        done = batch.run_in_subprocesses(todo, parallel, child_args, budget_name, device,
-                                         on_done=None if args.json else lambda job, r: print_summary(r, job.target))  # fmt: skip
-        results.update(done)
+        def crashed(job, message: str):
+            return batch.crashed_result(job, budget_name, device, message)
+
+        with BatchProgress(len(todo), wanted(args.json)) as progress:
+            def on_done(job, result) -> None:
+                progress.done(result)
+                if not args.json:
+                    progress.line(summary_line(result, job.target))
+
+            if args.scheduler:
+                from grader.cluster import run_on_cluster
+
+                results.update(run_on_cluster(todo, args.scheduler, child_args, crashed, on_done))
+            else:
+                slots = batch.gpu_slots(batch.visible_gpus(), args.jobs_per_gpu) if device == "cuda" and args.jobs_per_gpu else None
+
+                def local_args(job) -> list[str]:
+                    return [str(job.path), "--out", str(out), "--stem", job.stem, "--json", "--force", "--jobs", "1", *child_args(job)]
+
+                results.update(batch.run_in_subprocesses(todo, parallel, local_args, budget_name, device, on_done, slots))
     elif todo:
         from grader.grade import GradeOptions, grade_notebook  # imports torch: only when something is graded
 
         for job in todo:
-            progress = None if args.json or not sys.stderr.isatty() else _progress(job.path)
+            progress = cell_progress(job.path, wanted(args.json))
             options = GradeOptions(budget_for(job), device, args.cell_timeout, args.timeout, on_cell=progress, threads=threads,
                                    limits=limits)  # fmt: skip
             result = grade_notebook(job.path, job.assignment, options, shown_path=str(job.path),
@@ -179,13 +198,6 @@ def _grade(args: argparse.Namespace) -> int:
         if any(r.max_score and 100 * r.score / r.max_score < args.fail_under for r in ordered):
             return 1
     return 0
-
-
-def _progress(path: Path):
-    def show(position: int, total: int) -> None:
-        print(f"\r{path.name}: running cell {position + 1}/{total}", end="", file=sys.stderr, flush=True)
-
-    return show
 
 
 def template_path_for(solution: Path) -> Path:
@@ -271,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--force", action="store_true", help="regrade even where an up-to-date result exists")
     grade.add_argument("--jobs", type=int, help="notebooks graded in parallel (default: what the machine can hold)")
     grade.add_argument("--threads", type=int, help="CPU threads per kernel (default: cores / jobs)")
+    grade.add_argument("--jobs-per-gpu", type=int, metavar="K", help="with CUDA: K kernels on each visible GPU (sets --jobs)")
+    grade.add_argument("--scheduler", metavar="ADDRESS", help="grade on a Dask cluster: tcp://host:8786, or local:N for a LocalCluster")
     grade.add_argument("--memory-limit", type=float, metavar="GIB", help="memory per kernel (default: a share of the machine, at least 6)")
     grade.add_argument("--no-sandbox", action="store_true", help="run kernels without bubblewrap (limits still apply)")
     grade.add_argument("--stem", help=argparse.SUPPRESS)  # set by a parallel batch for its children

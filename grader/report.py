@@ -39,3 +39,12 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
         pending += f"; {n} hidden question{'s' if n > 1 else ''} not run"
     console.print(f"[bold]score {result.score:g}/{result.max_score:g}[/bold]{pending}")
     console.print(f"report: {Path(json_path).with_suffix('.html')}   result: {json_path}")
+
+
+def summary_line(result: GradeResult, json_path: Path) -> str:
+    """One line per notebook of a batch: score, what went wrong, where the report is."""
+    problems = [q.id for q in result.questions if q.status in ("fail", "error", "missing")]
+    pending = f" (+{result.manual_points_pending:g} TA)" if result.manual_points_pending else ""
+    status = "" if result.execution.status == "ok" else f" [{result.execution.status}: {one_line(result.execution.message, 60)}]"
+    failing = f"; not passing: {', '.join(problems[:6])}{'…' if len(problems) > 6 else ''}" if problems else ""
+    return f"{Path(result.submission).name}: {result.score:g}/{result.max_score:g}{pending}{status}{failing} -> {Path(json_path).with_suffix('.html')}"

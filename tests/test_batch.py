@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
 
-from grader.batch import default_jobs, threads_per_job
+from grader.batch import default_jobs, gpu_slots, threads_per_job, visible_gpus
 from grader.cli import main
 from tests.notebook_sources import CORR2D as GOOD
 
@@ -61,3 +66,39 @@ def test_a_notebook_that_kills_its_grader_costs_only_its_own_result(tmp_path, da
 def test_jobs_and_threads_fit_the_machine():
     assert default_jobs() >= 1
     assert threads_per_job(1) >= threads_per_job(2) >= 1
+
+
+def test_gpu_slots_pack_k_kernels_on_each_gpu():
+    slots = gpu_slots(["0", "1"], 3)
+    assert len(slots) == 6
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in slots].count("0") == 3
+    assert slots[:2] == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]  # spread before stacking
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert visible_gpus() == ["2", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+
+
+def test_killing_a_batch_with_sigkill_and_rerunning_grades_only_what_is_missing(tmp_path, data_dir):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    for name in "abc":
+        write(subs, name, f"import time\ntime.sleep({1 if name == 'a' else 20})\n" + GOOD)
+    command = [sys.executable, "-m", "grader.cli", str(subs), "--out", str(out), "--jobs", "1", "--budget", "quick",
+               "--device", "cpu", "--data-dir", str(data_dir)]  # fmt: skip
+    batch = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (out / "a.json").exists() and time.monotonic() < deadline and batch.poll() is None:
+        time.sleep(0.2)
+    os.killpg(batch.pid, signal.SIGKILL)  # the coordinator and every child, mid-way through b
+    batch.wait()
+    assert (out / "a.json").exists() and not (out / "c.json").exists()
+    assert not list(out.rglob("*.tmp"))  # nothing half-written
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0
+    assert "a.ipynb: unchanged since it was graded" in rerun.stdout
+    assert "b.ipynb: unchanged" not in rerun.stdout and "c.ipynb: unchanged" not in rerun.stdout
+    assert all(verdicts(out, name)[1]["corr2d"] == "pass" for name in "abc")

@@ -59,7 +59,8 @@ ATTACKS: dict[str, tuple[str, str]] = {
                                     "        time.sleep(600)\n        os._exit(0)"), CORR2D),
     "write to ../, $HOME and /tmp": (guarded("import os\nfor p in ['../pwned', os.path.expanduser('~/pwned'), '/tmp/pwned']:\n"
                                              "    open(p, 'w').write('x')\nprint('WROTE (inside the sandbox only)')"), CORR2D),
-    "write 3 GB to the working directory": (guarded("open('big', 'wb').write(b'x' * 3 * 2**30)"), CORR2D),
+    "write 3 GB to the working directory": (guarded("with open('big', 'wb') as f:\n    for _ in range(3 * 1024):\n"
+                                                    "        f.write(b'x' * 2**20)"), CORR2D),
     "read grader/ and assignments/hw2/ and print them": (
         guarded(f"print(open({str(REPO / 'assignments' / 'hw2' / 'checks.py')!r}).read()[:80])\n"
                 f"print(open({str(REPO / 'grader' / 'bridge.py')!r}).read()[:80])"), CORR2D),
@@ -115,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--batch", action="store_true")
+    parser.add_argument("--only", help="grade only the attacks whose name contains this")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "attacks"
@@ -123,8 +125,10 @@ def main() -> None:
         print("| attack | what the notebook got | corr2d verdict (honest: pass; tampered: not pass) | score | grader finished | seconds |")
         print("| --- | --- | --- | --- | --- | --- |")
         for name, path in paths.items():
+            if args.only and args.only not in name:
+                continue
             out = Path(tmp) / "out" / path.stem
-            seconds = grade([path], out, args.data_dir, extra=("--memory-limit", "2"))  # the memory hog reaches it in seconds
+            seconds = grade([path], out, args.data_dir, extra=("--memory-limit", "3"))  # the memory hog reaches it in seconds
             result, said = outcome(out, path.stem)
             corr2d = next(q for q in result["questions"] if q["id"] == "corr2d")
             html = (out / f"{path.stem}.html").stat().st_size

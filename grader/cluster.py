@@ -1,0 +1,107 @@
+"""Grading on a Dask cluster: ``grade submissions/ --scheduler tcp://host:8786`` (or ``local:N``).
+
+Each submission becomes one Dask task. On the worker it is graded exactly as
+in a local batch -- by a child ``grade`` process with its own sandboxed
+kernel, so a notebook can take down that process but not the worker -- and
+the task returns the result and the executed notebook as *text* made by the
+grader (never anything the notebook produced as an object). The
+coordinating process writes results, notebooks and reports itself, as in
+local mode, so caching, resuming and the class files are the same.
+
+A worker that dies mid-task is replaced by Dask and the task rescheduled on
+another, up to ``allowed_failures`` times; after that the submission is
+recorded as ``crashed`` -- never lost. Workers need the same hw-grader
+version installed and the data folder at the same path (a shared file
+system, as on a SLURM cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from grader.results import GradeResult, write_atomic, write_result
+
+#: Times a task may lose its worker before the submission is recorded as crashed.
+ALLOWED_FAILURES = 2
+
+
+def grade_on_worker(name: str, notebook: bytes, stem: str, args: list[str]) -> dict[str, Any]:
+    """Run on a Dask worker: grade one notebook in a child process, return its files as text."""
+    with tempfile.TemporaryDirectory(prefix="hwgrader-worker-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(notebook)
+        out = Path(tmp) / "out"
+        log = Path(tmp) / "stderr.log"
+        with open(log, "wb") as err:
+            process = subprocess.run([sys.executable, "-m", "grader.cli", "run", str(path), "--out", str(out), "--stem", stem,
+                                      "--json", "--force", "--jobs", "1", *args], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        result = out / f"{stem}.json"
+        if not result.is_file():
+            tail = " ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])[-400:]
+            return {"json": None, "error": f"the grading process exited with status {process.returncode}" + (f": {tail}" if tail else "")}
+        executed = out / "notebooks" / f"{stem}.ipynb"
+        return {"json": result.read_text(encoding="utf-8"),
+                "notebook": executed.read_text(encoding="utf-8") if executed.is_file() else None}  # fmt: skip
+
+
+def open_client(address: str):
+    """A ``dask.distributed`` client for ``tcp://...`` (an existing scheduler) or ``local:N`` (a LocalCluster)."""
+    try:
+        import dask
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise SystemExit("grade: --scheduler needs Dask: pip install 'hw-grader[cluster]'") from None
+    if address.startswith("local:"):
+        workers = int(address.split(":", 1)[1] or 1)
+        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster)
+    return Client(address)
+
+
+def run_on_cluster(
+    jobs: Sequence[Any], address: str, child_args: Callable[[Any], list[str]],
+    crashed: Callable[[Any, str], GradeResult], on_done: Callable[[Any, GradeResult], None] | None = None,
+) -> dict[str, GradeResult]:  # fmt: skip
+    """Grade ``jobs`` (see ``batch.Job``) on the cluster at ``address``; write and return results by stem."""
+    from dask.distributed import as_completed
+
+    from grader.html_report import notebook_path
+
+    client = open_client(address)
+    results: dict[str, GradeResult] = {}
+    try:
+        futures = {
+            client.submit(grade_on_worker, job.path.name, job.path.read_bytes(), job.stem, child_args(job), pure=False): job
+            for job in jobs
+        }  # fmt: skip
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                payload = future.result()
+            except Exception as exc:  # KilledWorker: the task took down every worker it was given
+                result = crashed(job, f"the Dask worker died while grading it ({type(exc).__name__}: {exc})"[:500])
+            else:
+                if payload["json"] is None:
+                    result = crashed(job, payload["error"])
+                else:
+                    result = GradeResult.from_dict(json.loads(payload["json"]))
+                    result.submission, result.cache_key = str(job.path), job.key
+                    if payload.get("notebook"):
+                        write_atomic(notebook_path(job.target), payload["notebook"])
+            write_result(result, job.target)
+            results[job.stem] = result
+            if on_done:
+                on_done(job, result)
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return results

@@ -1,0 +1,61 @@
+"""Grading on a Dask cluster (a LocalCluster here): same verdicts as local jobs; a dying worker is retried, then recorded."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from grader.cli import main
+from tests.notebook_sources import CORR2D as GOOD
+
+pytest.importorskip("dask.distributed", reason="the [cluster] extra is not installed")
+
+#: Kills the Dask worker that runs the grading process that runs this kernel (only possible without the sandbox).
+KILLS_ITS_WORKER = """
+import os, signal
+grader = os.getppid()
+worker = int(open(f'/proc/{grader}/stat').read().rsplit(')', 1)[1].split()[1])
+os.kill(worker, signal.SIGKILL)
+"""
+
+
+def write(folder, name, source):
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), folder / f"{name}.ipynb")
+
+
+def graded(out, name):
+    data = json.loads((out / f"{name}.json").read_text())
+    return data["execution"]["status"], {q["id"]: q["status"] for q in data["questions"]}, data
+
+
+def test_a_local_cluster_grades_like_local_jobs_and_the_coordinator_writes_everything(tmp_path, data_dir):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    write(subs, "good", GOOD)
+    write(subs, "wrong", GOOD.replace("- h + 1", "- h"))
+    common = ["--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir), "--json"]
+    assert main([str(subs), "--out", str(tmp_path / "dask"), "--scheduler", "local:2", *common]) == 0
+    assert main([str(subs), "--out", str(tmp_path / "local"), "--jobs", "2", *common]) == 0
+    for name in ("good", "wrong"):
+        on_dask, local = graded(tmp_path / "dask", name), graded(tmp_path / "local", name)
+        assert on_dask[:2] == local[:2]
+        assert on_dask[2]["submission"] == str(subs / f"{name}.ipynb") and on_dask[2]["cache_key"] == local[2]["cache_key"]
+        assert (tmp_path / "dask" / f"{name}.html").is_file() and (tmp_path / "dask" / "notebooks" / f"{name}.ipynb").is_file()
+    assert graded(tmp_path / "dask", "good")[1]["corr2d"] == "pass" and graded(tmp_path / "dask", "wrong")[1]["corr2d"] == "fail"
+    assert (tmp_path / "dask" / "index.html").is_file() and (tmp_path / "dask" / "gradebook.csv").is_file()
+
+
+def test_a_worker_that_keeps_dying_is_retried_then_recorded_as_crashed(tmp_path, data_dir, capsys):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    write(subs, "good", GOOD)
+    write(subs, "killer", KILLS_ITS_WORKER)
+    code = main([str(subs), "--out", str(tmp_path / "out"), "--scheduler", "local:2", "--no-sandbox", "--budget", "quick",
+                 "--device", "cpu", "--data-dir", str(data_dir), "--json"])  # fmt: skip
+    assert code == 0
+    killer = graded(tmp_path / "out", "killer")
+    assert killer[0] == "crashed" and "Dask worker died" in killer[2]["execution"]["message"]
+    assert killer[2]["score"] == 0
+    assert graded(tmp_path / "out", "good")[1]["corr2d"] == "pass"  # graded on a worker the killer did not take down

@@ -75,7 +75,7 @@ def bwrap_path() -> str | None:
     return path if probe.returncode == 0 else None
 
 
-def _own_cgroup(controller: str) -> Path | None:
+def own_cgroup(controller: str) -> Path | None:
     """The folder of this process's cgroup for a v1 ``controller``, if it is mounted and writable."""
     try:
         for line in Path("/proc/self/cgroup").read_text().splitlines():
@@ -107,7 +107,7 @@ class Confinement:
             ("memory", {"memory.limit_in_bytes": limits.memory_bytes, "memory.memsw.limit_in_bytes": limits.memory_bytes}),
             ("pids", {"pids.max": limits.processes}),
         ):  # fmt: skip
-            parent = _own_cgroup(controller)
+            parent = own_cgroup(controller)
             if parent is None or not any(settings.values()):
                 continue
             folder = parent / name

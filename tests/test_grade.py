@@ -19,7 +19,7 @@ from grader.assignment import load_assignment
 from grader.budget import Budget
 from grader.grade import GradeOptions, grade_notebook
 from grader.results import GradeResult
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES
 from tests.notebook_sources import CORR2D, POOL2D_AVG_IS_MAX
 
 

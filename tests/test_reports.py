@@ -55,6 +55,7 @@ def every_status() -> r.GradeResult:
         execution=r.ExecutionRecord(
             "ok", "", 9.0, [r.CellRecord(0, "ok", 0.5), r.CellRecord(1, "error", 3.0, "ValueError: bad"), r.CellRecord(2, "timeout", 5.0, "cell timed out")],
             [r.NeutralizedLine(0, 1, "!pip install d2l==1.0.3", "shell command"), r.NeutralizedLine(0, 2, "drive.mount('/content/drive')", "Google Drive")],
+            isolation="bubblewrap sandbox (read-only system, no network, private /tmp); memory 6 GiB (cgroup)",
         ),
         questions=[
             q("conv2d_layer", "pass", 2.0, message="all good"),
@@ -142,6 +143,10 @@ def test_a_manual_answer_is_rendered_markdown_with_the_students_html_escaped(pag
     assert "<h2>증명</h2>" in card and "<strong>치환</strong>" in card
     assert "<script>alert" not in card and "&lt;script&gt;alert" in card
     assert "TA points:" in card and "not graded yet" in card
+
+
+def test_the_report_says_which_isolation_the_kernel_ran_under(page):
+    assert '<p id="isolation"><span class="muted">isolation</span> bubblewrap sandbox' in page
 
 
 def test_neutralized_lines_and_the_time_of_every_cell_are_listed(page):

@@ -30,7 +30,7 @@ import reference
 from grader.assignment import ASSIGNMENTS_DIR, load_assignment
 from grader.budget import Budget
 from grader.grade import GradeOptions, grade_notebook
-from grader.sandbox import GiB, Limits, _own_cgroup, bwrap_path
+from grader.sandbox import GiB, Limits, own_cgroup, bwrap_path
 from tests.conftest import FIXTURES
 from tests.notebook_sources import CORR2D
 
@@ -38,8 +38,8 @@ SANDBOX = bwrap_path() is not None
 if not SANDBOX and os.environ.get("GRADER_REQUIRE_SANDBOX") == "1":
     raise RuntimeError("GRADER_REQUIRE_SANDBOX=1 but bubblewrap cannot build a sandbox here (apt-get install bubblewrap)")
 needs_sandbox = pytest.mark.skipif(not SANDBOX, reason="bubblewrap is not available")
-needs_pids_cgroup = pytest.mark.skipif(_own_cgroup("pids") is None, reason="no writable pids cgroup: a fork loop would not be contained")
-needs_memory_cgroup = pytest.mark.skipif(_own_cgroup("memory") is None, reason="no writable memory cgroup")
+needs_pids_cgroup = pytest.mark.skipif(own_cgroup("pids") is None, reason="no writable pids cgroup: a fork loop would not be contained")
+needs_memory_cgroup = pytest.mark.skipif(own_cgroup("memory") is None, reason="no writable memory cgroup")
 
 
 def outputs_of(notebook_path: Path) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,17 @@ def grade(paths: list[Path], out: Path, data_dir: str, jobs: int = 1, extra: tup
     return time.perf_counter() - start
 
 
+def describe(output) -> str:
+    """One output of the attack cell, as the kept notebook has it, in a few words."""
+    if output.get("output_type") == "error":
+        return f"{output.get('ename', '')}: {output.get('evalue', '')}"[:70]
+    text = output.get("text") or output.get("data", {}).get("text/plain", "")
+    cut = re.search(r"\[([\d,]+) characters cut by the grader\]", text)
+    if cut:
+        return f"printed {len(text) + int(cut.group(1).replace(',', '')) - len(cut.group(0)) - 8:,} characters; kept {len(text):,}"
+    return text.strip()[:70]
+
+
 def outcome(out: Path, stem: str) -> tuple[dict, str]:
     result = json.loads((out / f"{stem}.json").read_text())
     executed = out / "notebooks" / f"{stem}.ipynb"
@@ -103,8 +115,10 @@ def outcome(out: Path, stem: str) -> tuple[dict, str]:
     if executed.exists():
         cells = [c for c in nbformat.read(str(executed), as_version=4).cells if c.cell_type == "code"]
         if len(cells) > 1:
-            outs = cells[1].outputs
-            said = " ".join((o.get("text") or f"{o.get('ename', '')}: {o.get('evalue', '')}" or "").strip()[:70] for o in outs if o.get("output_type") != "display_data")
+            said = " ".join(describe(o) for o in cells[1].outputs)
+        else:  # the 50 MB file: one cell, whose saved output the run replaced
+            said = f"ran normally; kept notebook {executed.stat().st_size / 1024:.0f} KB"
+
     record = {c["index"]: c for c in result["execution"]["cells"]}
     attack_cell = max(record) if record else None
     if attack_cell is not None and record[attack_cell]["status"] != "ok":
@@ -116,7 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--batch", action="store_true")
-    parser.add_argument("--only", help="grade only the attacks whose name contains this")
+    parser.add_argument("--only", help="grade only the attacks whose name contains one of these (comma-separated)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "attacks"
@@ -125,7 +139,7 @@ def main() -> None:
         print("| attack | what the notebook got | corr2d verdict (honest: pass; tampered: not pass) | score | grader finished | seconds |")
         print("| --- | --- | --- | --- | --- | --- |")
         for name, path in paths.items():
-            if args.only and args.only not in name:
+            if args.only and not any(part in name for part in args.only.split(",")):
                 continue
             out = Path(tmp) / "out" / path.stem
             seconds = grade([path], out, args.data_dir, extra=("--memory-limit", "3"))  # the memory hog reaches it in seconds

@@ -146,12 +146,14 @@ class KernelSession:
             km.kernel_spec.interrupt_mode = "message"
             cwd = confinement.home
         # The kernel's own stdout/stderr (C-level messages, ipykernel's banner) go to a log, not the grader's terminal.
-        log = open(self.options.workdir / f".kernel-{self.restarts}.log", "ab")
-        try:
+        log_path = self.options.workdir / f".kernel-{self.restarts}.log"
+        with open(log_path, "ab") as log:  # the kernel keeps its own copy of the descriptor
             await client.async_start_new_kernel(cwd=str(cwd), env=self._kernel_env(), stdout=log, stderr=log)
-        finally:
-            log.close()  # the kernel holds its own copy of the descriptor
-        await client.async_start_new_kernel_client()
+        try:
+            await client.async_start_new_kernel_client()
+        except RuntimeError as exc:  # the kernel died at start: say why, from its own output
+            tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"{exc}; the kernel printed: {' | '.join(tail) or 'nothing'}") from None
         if self.options.preamble:
             result = await self.run_code(self.options.preamble, timeout=120)
             if result.status != "ok":

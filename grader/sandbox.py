@@ -168,7 +168,9 @@ class Confinement:
         return [*launcher, "--", *(self._bwrap_args() if self.bwrap else []), *command]
 
     def _bwrap_args(self) -> list[str]:
-        args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL"]
+        size = [] if not self.limits.disk_bytes else ["--size", str(self.limits.disk_bytes)]
+        # The private /tmp first: anything bound below it (a venv or the data under /tmp) must go on top.
+        args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", *size, "--tmpfs", "/tmp"]
         for top in ("/usr", "/etc", "/opt"):
             args += ["--ro-bind-try", top, top]
         for link in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -181,8 +183,6 @@ class Confinement:
         args += ["--ro-bind-try", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev"]
         for device in sorted(glob.glob("/dev/nvidia*")):  # CUDA, when the machine has it
             args += ["--dev-bind", device, device]
-        size = [] if not self.limits.disk_bytes else ["--size", str(self.limits.disk_bytes)]
-        args += [*size, "--tmpfs", "/tmp"]
         for path in self.hidden:  # the grader's own code, should any of it sit under a folder bound above
             if path.is_dir():
                 args += ["--tmpfs", str(path)]

@@ -30,7 +30,7 @@ import reference
 from grader.assignment import ASSIGNMENTS_DIR, load_assignment
 from grader.budget import Budget
 from grader.grade import GradeOptions, grade_notebook
-from grader.sandbox import GiB, Limits, own_cgroup, bwrap_path
+from grader.sandbox import Confinement, GiB, Limits, bwrap_path, own_cgroup
 from tests.conftest import FIXTURES
 from tests.notebook_sources import CORR2D
 
@@ -220,3 +220,12 @@ def test_grading_leaves_no_temporary_folder(tmp_path, data_dir):
     before = set(Path(tempfile.gettempdir()).glob("hwgrader-*"))
     grade(tmp_path, data_dir, CORR2D, "import os\nos._exit(1)")
     assert set(Path(tempfile.gettempdir()).glob("hwgrader-*")) == before
+
+
+def test_folders_under_tmp_stay_visible_above_the_private_tmp(tmp_path):
+    """A venv or data folder under /tmp (a CI clone, say) is bound after the private /tmp, not hidden by it."""
+    confinement = Confinement(Limits(), tmp_path / "work", readonly=[Path("/tmp/course/data")], bwrap="bwrap")
+    args = confinement._bwrap_args()
+    private_tmp = args.index("/tmp")
+    assert args[private_tmp - 1] == "--tmpfs"
+    assert args.index("/tmp/course/data") > private_tmp

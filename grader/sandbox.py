@@ -178,8 +178,11 @@ class Confinement:
                 args += ["--symlink", os.readlink(link), link]
             elif os.path.isdir(link):
                 args += ["--ro-bind", link, link]
-        for folder in {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), *map(lambda p: Path(p).resolve(), self.readonly)}:
-            args += ["--ro-bind-try", str(folder), str(folder)]
+        for folder in dict.fromkeys([Path(sys.prefix), Path(sys.base_prefix), *map(Path, self.readonly)]):
+            real, given = folder.resolve(), Path(os.path.abspath(folder))
+            args += ["--ro-bind-try", str(real), str(real)]
+            if given != real:  # reached through a symlink (../shared -> ...): the kernel is given this path
+                args += ["--ro-bind-try", str(real), str(given)]
         args += ["--ro-bind-try", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev"]
         for device in sorted(glob.glob("/dev/nvidia*")):  # CUDA, when the machine has it
             args += ["--dev-bind", device, device]

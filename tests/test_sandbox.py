@@ -229,3 +229,13 @@ def test_folders_under_tmp_stay_visible_above_the_private_tmp(tmp_path):
     private_tmp = args.index("/tmp")
     assert args[private_tmp - 1] == "--tmpfs"
     assert args.index("/tmp/course/data") > private_tmp
+
+
+def test_a_folder_reached_through_a_symlink_is_visible_at_both_paths(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    confinement = Confinement(Limits(), tmp_path / "work", readonly=[tmp_path / "link"], bwrap="bwrap")
+    args = confinement._bwrap_args()
+    binds = {(args[i + 1], args[i + 2]) for i, a in enumerate(args) if a == "--ro-bind-try"}
+    assert (str(tmp_path / "real"), str(tmp_path / "real")) in binds
+    assert (str(tmp_path / "real"), str(tmp_path / "link")) in binds

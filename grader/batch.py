@@ -96,6 +96,12 @@ def gpu_slots(gpus: Sequence[str], per_gpu: int) -> list[dict[str, str]]:
     return [{"CUDA_VISIBLE_DEVICES": gpu} for _ in range(max(1, per_gpu)) for gpu in gpus]
 
 
+def exit_message(returncode: int, log: Path) -> str:
+    """Why a grading process left no result: its exit status and the last lines it wrote to stderr."""
+    tail = " ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])[-400:]
+    return f"the grading process exited with status {returncode}" + (f": {tail}" if tail else "")
+
+
 def run_in_subprocesses(
     jobs: Sequence[Job], parallel: int, child_args: Callable[[Job], list[str]], budget: str, device: str,
     on_done: Callable[[Job, GradeResult], None] | None = None, slots: Sequence[dict[str, str]] | None = None,
@@ -128,10 +134,7 @@ def run_in_subprocesses(
                 free.append(slot)
                 result = cached_result(job.target, job.key)
                 if result is None:
-                    err = (Path(scratch) / f"{job.stem}.stderr").read_text(encoding="utf-8", errors="replace")
-                    tail = " ".join(err.strip().splitlines()[-3:])[-400:]
-                    result = crashed_result(job, budget, device, f"the grading process exited with status {process.returncode}"
-                                            + (f": {tail}" if tail else ""))  # fmt: skip
+                    result = crashed_result(job, budget, device, exit_message(process.returncode, Path(scratch) / f"{job.stem}.stderr"))
                     write_result(result, job.target)
                 results[job.stem] = result
                 if on_done:

@@ -43,8 +43,9 @@ def grade_on_worker(name: str, notebook: bytes, stem: str, args: list[str]) -> d
                                       "--json", "--force", "--jobs", "1", *args], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
         result = out / f"{stem}.json"
         if not result.is_file():
-            tail = " ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])[-400:]
-            return {"json": None, "error": f"the grading process exited with status {process.returncode}" + (f": {tail}" if tail else "")}
+            from grader.batch import exit_message
+
+            return {"json": None, "error": exit_message(process.returncode, log)}
         executed = out / "notebooks" / f"{stem}.ipynb"
         return {"json": result.read_text(encoding="utf-8"),
                 "notebook": executed.read_text(encoding="utf-8") if executed.is_file() else None}  # fmt: skip

@@ -24,6 +24,7 @@ from pathlib import Path
 from grader import __version__
 from grader.assignment import Assignment, load_assignment
 from grader.results import ExecutionRecord, GradeResult, QuestionResult, cache_key, cached_result, unique_stems, write_result
+from grader.sandbox import GiB, machine_memory
 
 
 @dataclass
@@ -60,12 +61,7 @@ def plan(paths: Sequence[Path], out: Path, assignment_of: Callable[[Path], str],
 
 def default_jobs() -> int:
     """What the machine can hold: one job per core, and about 6 GiB of memory per job (VGG/ResNet training)."""
-    cores = os.cpu_count() or 1
-    try:
-        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        memory_gib = 8.0
-    return max(1, min(cores, int(memory_gib // 6)))
+    return max(1, min(os.cpu_count() or 1, machine_memory() // (6 * GiB)))
 
 
 def threads_per_job(jobs: int) -> int:

@@ -60,7 +60,10 @@ def open_client(address: str):
         raise SystemExit("grade: --scheduler needs Dask: pip install 'hw-grader[cluster]'") from None
     if address.startswith("local:"):
         workers = int(address.split(":", 1)[1] or 1)
-        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        # Saturation 1.0: a worker holds only the task it runs. Dask's default (1.1) queues a second
+        # notebook on each one-thread worker, which can sit there minutes while another worker idles.
+        settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, "distributed.scheduler.worker-saturation": 1.0}
+        with dask.config.set(settings):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster)
     return Client(address)

@@ -280,11 +280,12 @@ def _note_notebook_cell(verdict: QuestionResult, question: Question, assignment:
 
 
 def _grader_folders() -> list[Path]:
-    """The grader's code, checks and reference: hidden from the kernel should they sit under a folder it sees."""
+    """The grader's code, checks, reference and stored values: hidden from the kernel should they sit under a folder it sees."""
     import reference
     from grader.assignment import ASSIGNMENTS_DIR
+    from grader.stored import cache_dir
 
-    return [Path(__file__).resolve().parent, Path(reference.__file__).resolve().parent, ASSIGNMENTS_DIR]
+    return [Path(__file__).resolve().parent, Path(reference.__file__).resolve().parent, ASSIGNMENTS_DIR, cache_dir()]
 
 
 def library_calls(source: str, names: tuple[str, ...], flagged: set[str]) -> list[str]:

@@ -50,12 +50,16 @@ class Limits:
     @staticmethod
     def default(jobs: int = 1) -> Limits:
         """A share of the machine's memory per job (at least 6 GiB: VGG/ResNet training needs it)."""
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            total = 16 * GiB
-        share = int(total * 0.8) // max(1, jobs)
+        share = int(machine_memory() * 0.8) // max(1, jobs)
         return Limits(memory_bytes=max(6 * GiB, share))
+
+
+def machine_memory() -> int:
+    """The machine's physical memory in bytes (8 GiB where the system will not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * GiB
 
 
 def describe_bytes(n: int) -> str:
@@ -171,14 +175,16 @@ class Confinement:
         size = [] if not self.limits.disk_bytes else ["--size", str(self.limits.disk_bytes)]
         # The private /tmp first: anything bound below it (a venv or the data under /tmp) must go on top.
         args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", *size, "--tmpfs", "/tmp"]
-        for top in ("/usr", "/etc", "/opt"):
+        tops = ("/usr", "/etc", "/opt")
+        for top in tops:
             args += ["--ro-bind-try", top, top]
         for link in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
             if os.path.islink(link):
                 args += ["--symlink", os.readlink(link), link]
             elif os.path.isdir(link):
                 args += ["--ro-bind", link, link]
-        for folder in dict.fromkeys([Path(sys.prefix), Path(sys.base_prefix), *map(Path, self.readonly)]):
+        bound = dict.fromkeys([Path(sys.prefix), Path(sys.base_prefix), *map(Path, self.readonly)])
+        for folder in bound:
             real, given = folder.resolve(), Path(os.path.abspath(folder))
             args += ["--ro-bind-try", str(real), str(real)]
             if given != real:  # reached through a symlink (../shared -> ...): the kernel is given this path
@@ -186,8 +192,9 @@ class Confinement:
         args += ["--ro-bind-try", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev"]
         for device in sorted(glob.glob("/dev/nvidia*")):  # CUDA, when the machine has it
             args += ["--dev-bind", device, device]
+        visible = [Path(top) for top in tops] + [p for folder in bound for p in (folder.resolve(), Path(os.path.abspath(folder)))]
         for path in self.hidden:  # the grader's own code, should any of it sit under a folder bound above
-            if path.is_dir():
+            if path.is_dir() and any(path.resolve().is_relative_to(v) or path.is_relative_to(v) for v in visible):
                 args += ["--tmpfs", str(path)]
         args += ["--bind", str(self.kernel_dir), str(self.kernel_dir)]
         args += [*size, "--tmpfs", str(self.home), "--chdir", str(self.home)]

@@ -239,3 +239,14 @@ def test_a_folder_reached_through_a_symlink_is_visible_at_both_paths(tmp_path):
     binds = {(args[i + 1], args[i + 2]) for i, a in enumerate(args) if a == "--ro-bind-try"}
     assert (str(tmp_path / "real"), str(tmp_path / "real")) in binds
     assert (str(tmp_path / "real"), str(tmp_path / "link")) in binds
+
+
+def test_a_grader_folder_under_a_visible_folder_is_covered_and_one_elsewhere_is_left_alone(tmp_path):
+    (tmp_path / "data" / "grader").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    hidden = [tmp_path / "data" / "grader", tmp_path / "elsewhere"]
+    confinement = Confinement(Limits(), tmp_path / "work", readonly=[tmp_path / "data"], hidden=hidden, bwrap="bwrap")
+    args = confinement._bwrap_args()
+    covered = {args[i + 1] for i, a in enumerate(args) if a == "--tmpfs"}
+    assert str(tmp_path / "data" / "grader") in covered
+    assert str(tmp_path / "elsewhere") not in covered

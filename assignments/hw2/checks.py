@@ -8,6 +8,9 @@ and fails by raising ``Fail`` -- see ``grader.checking``.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import torch
 from hypothesis import strategies as st
 from torch.nn import functional as F
@@ -15,6 +18,7 @@ from torch.nn import functional as F
 from grader.bridge import Module, Submission
 from grader.checking import Fail, NotGraded, answered, expect_equal, expect_tensor, property_check, tensors
 from grader.data import fixed_batch, validation_accuracy
+from grader.stored import source_hash, stored
 from reference import claims, models, ops
 
 BOOK_X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
@@ -294,14 +298,17 @@ def _loss(model, X, y, mode: str) -> float:
         return F.cross_entropy(model(X), y).item()
 
 
-_REFERENCE_RUNS: dict[str, tuple[float, float, list[float]]] = {}
+def _train_reference(name: str, question, build, X, y, procedure) -> tuple[float, float, list[float]]:
+    """The reference's loss before and after the procedure, and per step.
 
-
-def _train_reference(key: str, build, X, y, procedure) -> tuple[float, float, list[float]]:
-    """The reference's loss before and after the procedure, and per step; deterministic, so computed once per process."""
-    if key not in _REFERENCE_RUNS:
-        _REFERENCE_RUNS[key] = _train_reference_once(build, X, y, procedure)
-    return _REFERENCE_RUNS[key]
+    Deterministic, so stored once for the whole batch (not once per grading process), under
+    everything it depends on: the question's settings, the input batch, torch and the reference code.
+    """
+    parts = {"model": name, "question": dict(question), "procedure": procedure, "torch": torch.__version__,
+             "inputs": [hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest() for t in (X, y)],
+             "reference": source_hash(Path(models.__file__).parent)}  # fmt: skip
+    before, after, curve = stored("reference-training", parts, lambda: _train_reference_once(build, X, y, procedure))
+    return before, after, curve
 
 
 def _train_reference_once(build, X, y, procedure) -> tuple[float, float, list[float]]:
@@ -362,7 +369,7 @@ def _check_training(sub: Submission, name: str, build, kwargs=None, build_traine
         after = _loss(student, X, y, q["loss_mode"])
     except ValueError as exc:
         raise Fail(f"{name}'s trained weights do not fit the book's architecture: {exc}") from None
-    ref_before, ref_after, ref_curve = _train_reference(f"{name}:{sub.data_dir}:{sorted(q.items())}", build, X, y, procedure)
+    ref_before, ref_after, ref_curve = _train_reference(name, q, build, X, y, procedure)
     drop, ref_drop = before - after, ref_before - ref_after
     details = {"procedure": procedure, "student_loss": [round(before, 4), round(after, 4)],
                "reference_loss": [round(ref_before, 4), round(ref_after, 4)], "required_fraction": 0.7,

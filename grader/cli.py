@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import os
+import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from grader import __version__
+from grader import __version__, batch
+from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
+from grader.gradebook import gradebook_csv
+from grader.html_report import ensure_reports, notebook_path, write_report
+from grader.progress import BatchProgress, cell_progress, wanted
+from grader.report import print_summary, summary_line
+from grader.results import GradeResult, cached_result, write_atomic, write_result
+from grader.sandbox import GiB, Limits
 
 
 def _claims(args: argparse.Namespace) -> int:
@@ -62,121 +69,176 @@ def _assignment_name(path: Path, default: str) -> str:
         return default
 
 
-def _grade(args: argparse.Namespace) -> int:
-    from grader import batch
-    from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
-    from grader.progress import BatchProgress, cell_progress, wanted
-    from grader.report import print_summary, summary_line
-    from grader.gradebook import gradebook_csv
-    from grader.html_report import ensure_reports, notebook_path, write_report
-    from grader.results import cached_result, write_atomic, write_result
+class _UsageError(Exception):
+    """A mistake on the command line or in a file it names: exit status 2, nothing graded."""
 
+
+@dataclass
+class _Run:
+    """What one ``grade`` invocation settled before grading anything: where, how, how many at once."""
+
+    args: argparse.Namespace
+    out: Path
+    device: str
+    budget: str
+    data_dir: Path
+    parallel: int = 1
+    threads: int = 1
+    memory_bytes: int = 0
+
+    def budget_for(self, job: batch.Job) -> Budget:
+        quick = job.assignment.budgets.get("quick", {})
+        return Budget(self.budget, self.data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
+
+    def child_args(self, job: batch.Job) -> list[str]:
+        """The options a batch's grading process (local or on a Dask worker) is started with."""
+        args = self.args
+        extra = [f"--cell-timeout={args.cell_timeout}"] if args.cell_timeout else []
+        extra += [f"--timeout={args.timeout}"] if args.timeout else []
+        extra += ["--no-sandbox"] if args.no_sandbox else []
+        return ["--budget", self.budget, "--device", self.device, "--data-dir", str(self.data_dir), "--threads", str(self.threads),
+                "--memory-limit", str(self.memory_bytes / GiB), "--assignment", job.assignment.name, *extra]  # fmt: skip
+
+
+def _grade(args: argparse.Namespace) -> int:
+    """``grade PATH...``: plan, reuse what is up to date, grade the rest, write the class-wide files."""
     out = Path(args.out)
     paths = _collect(args.paths, out)
     if not paths:
         print("grade: no notebooks found in " + ", ".join(args.paths), file=sys.stderr)
         return 2
-    device = resolve_device(args.device)
-    budget_name = resolve_budget(args.budget, device)
-    data_dir = Path(args.data_dir or os.environ.get("GRADER_DATA_DIR") or DEFAULT_DATA_CACHE).resolve()
-    grades = None
-    if args.manual:  # read before grading: a bad file should not wait for the batch to say so
-        from grader.manual import ManualGradesError, read_grades
-
-        try:
-            grades = read_grades(Path(args.manual))
-        except ManualGradesError as exc:
-            print(f"grade: {exc}", file=sys.stderr)
-            return 2
     try:
-        jobs = batch.plan(paths, out, lambda p: args.assignment or _assignment_name(p, "hw2"), budget_name, device)
-    except ValueError as exc:
+        grades = _read_manual(args)  # before grading: a bad file should not wait for the batch to say so
+        run, jobs = _plan(args, out, paths)
+        results, todo = _reuse(run, jobs)
+        if args.scheduler or len(todo) > 1:  # a batch: every notebook in its own grading process, none can take others down
+            results.update(_grade_batch(run, todo))
+        else:
+            results.update(_grade_here(run, todo))
+        if grades is not None:
+            _apply_manual(args, grades, jobs, results)
+    except _UsageError as exc:
         print(f"grade: {exc}", file=sys.stderr)
         return 2
+    ordered = [results[job.stem] for job in jobs]
+    _write_outputs(run, jobs, results)
+    if args.json:
+        data = [r.to_dict() for r in ordered]
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
+    if args.fail_under is not None and any(r.max_score and 100 * r.score / r.max_score < args.fail_under for r in ordered):
+        return 1
+    return 0
+
+
+def _read_manual(args: argparse.Namespace):
+    if not args.manual:
+        return None
+    from grader.manual import ManualGradesError, read_grades
+
+    try:
+        return read_grades(Path(args.manual))
+    except ManualGradesError as exc:
+        raise _UsageError(exc) from None
+
+
+def _plan(args: argparse.Namespace, out: Path, paths: list[Path]) -> tuple[_Run, list[batch.Job]]:
+    """One job per notebook, and the device, budget, parallelism and limits they are graded with."""
+    device = resolve_device(args.device)
+    run = _Run(args, out, device, resolve_budget(args.budget, device),
+               Path(args.data_dir or os.environ.get("GRADER_DATA_DIR") or DEFAULT_DATA_CACHE).resolve())  # fmt: skip
+    try:
+        jobs = batch.plan(paths, out, lambda p: args.assignment or _assignment_name(p, "hw2"), run.budget, device)
+    except ValueError as exc:
+        raise _UsageError(exc) from None
     if args.stem:  # a child of a parallel batch: the coordinator chose the result's name
         jobs[0].stem, jobs[0].target = args.stem, out / f"{args.stem}.json"
-    parallel = args.jobs or batch.default_jobs()
+    run.parallel = args.jobs or batch.default_jobs()
     if device == "cuda" and args.jobs_per_gpu and not args.jobs:
-        parallel = max(1, len(batch.visible_gpus())) * args.jobs_per_gpu
-    threads = args.threads or batch.threads_per_job(min(parallel, len(jobs)))
+        run.parallel = max(1, len(batch.visible_gpus())) * args.jobs_per_gpu
+    run.threads = args.threads or batch.threads_per_job(min(run.parallel, len(jobs)))
     if args.no_sandbox:
         os.environ["GRADER_NO_SANDBOX"] = "1"  # read where the kernel starts, in this process or a batch's child
-    from grader.sandbox import GiB, Limits
+    run.memory_bytes = int(args.memory_limit * GiB) if args.memory_limit else Limits.default(min(run.parallel, len(jobs))).memory_bytes
+    return run, jobs
 
-    limits = Limits.default(min(parallel, len(jobs)))
-    if args.memory_limit:
-        limits.memory_bytes = int(args.memory_limit * GiB)
-    results: dict[str, object] = {}
+
+def _reuse(run: _Run, jobs: list[batch.Job]) -> tuple[dict[str, GradeResult], list[batch.Job]]:
+    """Results still up to date (same notebook bytes, checks, budget, grader), and the jobs left to grade."""
+    results: dict[str, GradeResult] = {}
     todo = []
     for job in jobs:
-        cached = None if args.force else cached_result(job.target, job.key)
+        cached = None if run.args.force else cached_result(job.target, job.key)
         if cached is None:
             todo.append(job)
             continue
         results[job.stem] = cached
-        if not args.json:
+        if not run.args.json:
             print(f"{job.path}: unchanged since it was graded; reusing {job.target} (--force regrades)")
+    return results, todo
 
-    def budget_for(job) -> Budget:
-        quick = job.assignment.budgets.get("quick", {})
-        return Budget(budget_name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
 
-    if args.scheduler or len(todo) > 1:  # a batch: every notebook in its own grading process, none can take others down
-        def child_args(job) -> list[str]:
-            extra = [f"--cell-timeout={args.cell_timeout}"] if args.cell_timeout else []
-            extra += [f"--timeout={args.timeout}"] if args.timeout else []
-            extra += ["--no-sandbox"] if args.no_sandbox else []
-            return ["--budget", budget_name, "--device", device, "--data-dir", str(data_dir), "--threads", str(threads),
-                    "--memory-limit", str(limits.memory_bytes / GiB), "--assignment", job.assignment.name, *extra]  # fmt: skip
+def _grade_batch(run: _Run, todo: list[batch.Job]) -> dict[str, GradeResult]:
+    """Each notebook in a grading process of its own: local child processes, or tasks on a Dask cluster."""
+    args = run.args
 
-        def crashed(job, message: str):
-            return batch.crashed_result(job, budget_name, device, message)
+    def crashed(job: batch.Job, message: str) -> GradeResult:
+        return batch.crashed_result(job, run.budget, run.device, message)
 
-        with BatchProgress(len(todo), wanted(args.json)) as progress:
-            def on_done(job, result) -> None:
-                progress.done(result)
-                if not args.json:
-                    progress.line(summary_line(result, job.target))
+    with BatchProgress(len(todo), wanted(args.json)) as progress:
 
-            if args.scheduler:
-                from grader.cluster import run_on_cluster
-
-                results.update(run_on_cluster(todo, args.scheduler, child_args, crashed, on_done))
-            else:
-                slots = batch.gpu_slots(batch.visible_gpus(), args.jobs_per_gpu) if device == "cuda" and args.jobs_per_gpu else None
-
-                def local_args(job) -> list[str]:
-                    return [str(job.path), "--out", str(out), "--stem", job.stem, "--json", "--force", "--jobs", "1", *child_args(job)]
-
-                results.update(batch.run_in_subprocesses(todo, parallel, local_args, budget_name, device, on_done, slots))
-    elif todo:
-        from grader.grade import GradeOptions, grade_notebook  # imports torch: only when something is graded
-
-        for job in todo:
-            progress = cell_progress(job.path, wanted(args.json))
-            options = GradeOptions(budget_for(job), device, args.cell_timeout, args.timeout, on_cell=progress, threads=threads,
-                                   limits=limits)  # fmt: skip
-            result = grade_notebook(job.path, job.assignment, options, shown_path=str(job.path),
-                                    executed_to=notebook_path(job.target))  # fmt: skip
-            result.cache_key = job.key
-            if progress:
-                print(file=sys.stderr)
-            write_result(result, job.target)
-            write_report(result, job.target)
-            results[job.stem] = result
+        def on_done(job: batch.Job, result: GradeResult) -> None:
+            progress.done(result)
             if not args.json:
-                print_summary(result, job.target)
-    if grades is not None:
-        from grader.manual import ManualGradesError, apply_grades
+                progress.line(summary_line(result, job.target))
 
-        try:
-            changed = apply_grades(grades, results, Path(args.manual))
-        except ManualGradesError as exc:
-            print(f"grade: {exc}", file=sys.stderr)
-            return 2
-        for job in jobs:
-            if job.stem in changed:
-                write_result(results[job.stem], job.target)
+        if args.scheduler:
+            from grader.cluster import run_on_cluster
+
+            return run_on_cluster(todo, args.scheduler, run.child_args, crashed, on_done)
+        slots = batch.gpu_slots(batch.visible_gpus(), args.jobs_per_gpu) if run.device == "cuda" and args.jobs_per_gpu else None
+
+        def local_args(job: batch.Job) -> list[str]:
+            return [str(job.path), "--out", str(run.out), "--stem", job.stem, "--json", "--force", "--jobs", "1", *run.child_args(job)]
+
+        return batch.run_in_subprocesses(todo, run.parallel, local_args, run.budget, run.device, on_done, slots)
+
+
+def _grade_here(run: _Run, todo: list[batch.Job]) -> dict[str, GradeResult]:
+    """One notebook (a student's self-check, or a batch's child) graded in this process, its kernel sandboxed."""
+    from grader.grade import GradeOptions, grade_notebook  # imports torch: only when something is graded
+
+    results = {}
+    for job in todo:
+        progress = cell_progress(job.path, wanted(run.args.json))
+        options = GradeOptions(run.budget_for(job), run.device, run.args.cell_timeout, run.args.timeout, on_cell=progress,
+                               threads=run.threads, limits=Limits(memory_bytes=run.memory_bytes))  # fmt: skip
+        result = grade_notebook(job.path, job.assignment, options, shown_path=str(job.path), executed_to=notebook_path(job.target))
+        result.cache_key = job.key
+        if progress:
+            print(file=sys.stderr)
+        write_result(result, job.target)
+        write_report(result, job.target)
+        results[job.stem] = result
+        if not run.args.json:
+            print_summary(result, job.target)
+    return results
+
+
+def _apply_manual(args: argparse.Namespace, grades, jobs: list[batch.Job], results: dict[str, GradeResult]) -> None:
+    from grader.manual import ManualGradesError, apply_grades
+
+    try:
+        changed = apply_grades(grades, results, Path(args.manual))
+    except ManualGradesError as exc:
+        raise _UsageError(exc) from None
+    for job in jobs:
+        if job.stem in changed:
+            write_result(results[job.stem], job.target)
+
+
+def _write_outputs(run: _Run, jobs: list[batch.Job], results: dict[str, GradeResult]) -> None:
+    """Reports that are out of date, then the class-wide files: gradebook, summary, JUnit."""
+    args, out = run.args, run.out
     ordered = [results[job.stem] for job in jobs]
     ensure_reports((results[job.stem], job.target) for job in jobs)
     if not args.stem:  # a batch's child leaves the class-wide files to its coordinator
@@ -191,13 +253,6 @@ def _grade(args: argparse.Namespace) -> int:
         from grader.junit import junit_xml
 
         write_atomic(Path(args.junit), junit_xml(ordered))
-    if args.json:
-        data = [r.to_dict() for r in ordered]
-        print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
-    if args.fail_under is not None:
-        if any(r.max_score and 100 * r.score / r.max_score < args.fail_under for r in ordered):
-            return 1
-    return 0
 
 
 def template_path_for(solution: Path) -> Path:
@@ -224,7 +279,6 @@ def _check_assignment(args: argparse.Namespace) -> int:
     """The course's CI: template current, solution full marks, template zero, claims hold."""
     from grader.assign import template_differences
     from grader.assignment import load_assignment
-    from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_device
     from grader.grade import GradeOptions, grade_notebook
 
     try:

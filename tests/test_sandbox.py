@@ -130,10 +130,19 @@ def test_writing_past_the_disk_limit_fails_in_the_notebook(snooping):
     assert [" ".join(line.split()[:2]) for line in lines] == expected, lines
 
 
-def test_a_200_gb_allocation_fails_in_its_cell_and_the_kernel_lives_on(tmp_path, data_dir):
-    result, questions, outputs = grade(tmp_path, data_dir, "x = bytearray(200 * 2**30)", CORR2D)
-    assert result.execution.cells[0].status in ("error", "ok") and "MemoryError" in outputs[0]
-    assert questions["corr2d"].status == "pass"
+@pytest.fixture(scope="module")
+def unruly(tmp_path_factory, data_dir):
+    """One notebook that allocates 200 GB, prints 100 MB, shows a 7 MB image and kills its parent; corr2d is honest."""
+    tmp = tmp_path_factory.mktemp("unruly")
+    image = "import base64, os\nfrom IPython.display import display\ndisplay({'image/png': base64.b64encode(os.urandom(5 * 2**20)).decode()}, raw=True)"
+    kill = ["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"] if SANDBOX else []  # without it, the parent is the launcher
+    result, questions, outputs = grade(tmp, data_dir, "x = bytearray(200 * 2**30)", "print('x' * 100_000_000)", image, CORR2D, *kill)
+    return {"result": result, "questions": questions, "outputs": outputs, "executed": tmp / "out" / "executed.ipynb"}
+
+
+def test_a_200_gb_allocation_fails_in_its_cell_and_the_kernel_lives_on(unruly):
+    assert unruly["result"].execution.cells[0].status in ("error", "ok") and "MemoryError" in unruly["outputs"][0]
+    assert unruly["questions"]["corr2d"].status == "pass"  # a later cell, in the same kernel
 
 
 @needs_memory_cgroup
@@ -164,23 +173,30 @@ def _cmdline(proc: Path) -> bytes:
         return b""
 
 
-def test_a_recursion_that_crashes_the_interpreter_costs_only_its_cell(tmp_path, data_dir):
+@pytest.fixture(scope="module")
+def crashing(tmp_path_factory, data_dir):
+    """One notebook whose interpreter dies (C stack overflow), then calls sys.exit(), then os._exit(1)."""
+    tmp = tmp_path_factory.mktemp("crashing")
+    before = set(Path(tempfile.gettempdir()).glob("hwgrader-*"))
     # Through map(), every level is a C call too: the C stack overflows and the interpreter dies.
     crash = "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return list(map(f, [n + 1]))\nf(0)"
-    result, questions, _ = grade(tmp_path, data_dir, CORR2D, crash, "import sys\nsys.exit()", cell_timeout=30)
-    assert result.execution.cells[1].status == "error" and questions["corr2d"].status == "pass"
-    assert result.execution.cells[2].status == "error"  # sys.exit() only fails its cell
+    result, questions, _ = grade(tmp, data_dir, CORR2D, crash, "import sys\nsys.exit()", "import os\nos._exit(1)", cell_timeout=30)
+    return {"result": result, "questions": questions, "temporary_before": before}
 
 
-def test_huge_outputs_are_cut_and_the_report_stays_small(tmp_path, data_dir):
-    image = "import base64, os\nfrom IPython.display import display\ndisplay({'image/png': base64.b64encode(os.urandom(5 * 2**20)).decode()}, raw=True)"
-    result, questions, _ = grade(tmp_path, data_dir, "print('x' * 100_000_000)", image, CORR2D)
-    assert questions["corr2d"].status == "pass"
-    executed = tmp_path / "out" / "executed.ipynb"
-    assert executed.stat().st_size < 2**20
-    text = executed.read_text(encoding="utf-8")
+def test_a_recursion_that_crashes_the_interpreter_costs_only_its_cell(crashing):
+    assert crashing["result"].execution.cells[1].status == "error" and crashing["questions"]["corr2d"].status == "pass"
+
+
+def test_sys_exit_only_fails_its_cell(crashing):
+    assert crashing["result"].execution.cells[2].status == "error"
+
+
+def test_huge_outputs_are_cut_and_the_report_stays_small(unruly):
+    assert unruly["executed"].stat().st_size < 2**20
+    text = unruly["executed"].read_text(encoding="utf-8")
     assert "characters cut by the grader" in text and "removed by the grader" in text
-    assert len(json.dumps(result.to_dict())) < 200_000
+    assert len(json.dumps(unruly["result"].to_dict())) < 200_000
 
 
 def test_a_50_mb_notebook_is_graded(tmp_path, data_dir):
@@ -203,10 +219,9 @@ def test_replacing_the_graders_helper_in_the_kernel_gains_nothing(tmp_path, data
 
 
 @needs_sandbox
-def test_killing_the_grader_from_the_sandbox_does_not_reach_it(tmp_path, data_dir):
-    kill = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
-    result, questions, _ = grade(tmp_path, data_dir, CORR2D, kill)
-    assert questions["corr2d"].status == "pass"  # the grading process is still here to say so
+def test_killing_the_grader_from_the_sandbox_does_not_reach_it(unruly):
+    assert unruly["result"].execution.cells[4].status == "ok"  # the kill ran
+    assert unruly["questions"]["corr2d"].status == "pass"  # and the grading process is still here to say so
 
 
 def test_without_the_sandbox_the_limits_still_apply_and_the_result_says_so(tmp_path, data_dir, monkeypatch):
@@ -216,10 +231,8 @@ def test_without_the_sandbox_the_limits_still_apply_and_the_result_says_so(tmp_p
     assert result.execution.isolation.startswith("no sandbox (turned off); memory 4 GiB")
 
 
-def test_grading_leaves_no_temporary_folder(tmp_path, data_dir):
-    before = set(Path(tempfile.gettempdir()).glob("hwgrader-*"))
-    grade(tmp_path, data_dir, CORR2D, "import os\nos._exit(1)")
-    assert set(Path(tempfile.gettempdir()).glob("hwgrader-*")) == before
+def test_grading_a_notebook_whose_kernel_died_leaves_no_temporary_folder(crashing):
+    assert set(Path(tempfile.gettempdir()).glob("hwgrader-*")) == crashing["temporary_before"]
 
 
 def test_folders_under_tmp_stay_visible_above_the_private_tmp(tmp_path):

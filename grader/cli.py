@@ -113,7 +113,7 @@ def _grade(args: argparse.Namespace) -> int:
         results, todo = _reuse(run, jobs)
         if args.scheduler or len(todo) > 1:  # a batch: every notebook in its own grading process, none can take others down
             results.update(_grade_batch(run, todo))
-        else:
+        elif todo:  # grading here imports torch: a cached rerun must not
             results.update(_grade_here(run, todo))
         if grades is not None:
             _apply_manual(args, grades, jobs, results)
@@ -212,7 +212,8 @@ def _grade_here(run: _Run, todo: list[batch.Job]) -> dict[str, GradeResult]:
         progress = cell_progress(job.path, wanted(run.args.json))
         options = GradeOptions(run.budget_for(job), run.device, run.args.cell_timeout, run.args.timeout, on_cell=progress,
                                threads=run.threads, limits=Limits(memory_bytes=run.memory_bytes))  # fmt: skip
-        result = grade_notebook(job.path, job.assignment, options, shown_path=str(job.path), executed_to=notebook_path(job.target))
+        shown = run.args.shown_as or str(job.path)
+        result = grade_notebook(job.path, job.assignment, options, shown_path=shown, executed_to=notebook_path(job.target))
         result.cache_key = job.key
         if progress:
             print(file=sys.stderr)
@@ -342,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--memory-limit", type=float, metavar="GIB", help="memory per kernel (default: a share of the machine, at least 6)")
     grade.add_argument("--no-sandbox", action="store_true", help="run kernels without bubblewrap (limits still apply)")
     grade.add_argument("--stem", help=argparse.SUPPRESS)  # set by a parallel batch for its children
+    grade.add_argument("--shown-as", help=argparse.SUPPRESS)  # a Dask worker's copy: the path the coordinator knows it by
     grade.add_argument("--junit", metavar="FILE", help="also write JUnit XML (a testsuite per notebook, a testcase per question)")
     grade.add_argument("--manual", metavar="CSV", help="merge a TA's points for manual questions (submission,question,points,comment)")
     grade.add_argument("--summary", action="store_true", help="write the class summary index.html even for one notebook")

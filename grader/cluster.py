@@ -31,8 +31,12 @@ from grader.results import GradeResult, write_atomic, write_result
 ALLOWED_FAILURES = 2
 
 
-def grade_on_worker(name: str, notebook: bytes, stem: str, args: list[str]) -> dict[str, Any]:
-    """Run on a Dask worker: grade one notebook in a child process, return its files as text."""
+def grade_on_worker(name: str, notebook: bytes, stem: str, shown_as: str, args: list[str]) -> dict[str, Any]:
+    """Run on a Dask worker: grade one notebook in a child process, return its files as text.
+
+    The report is drawn here, in parallel like the grading, not by the coordinator one after
+    another; ``shown_as`` is the path the coordinator knows the notebook by, for result and report.
+    """
     with tempfile.TemporaryDirectory(prefix="hwgrader-worker-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(notebook)
@@ -40,15 +44,15 @@ def grade_on_worker(name: str, notebook: bytes, stem: str, args: list[str]) -> d
         log = Path(tmp) / "stderr.log"
         with open(log, "wb") as err:
             process = subprocess.run([sys.executable, "-m", "grader.cli", "run", str(path), "--out", str(out), "--stem", stem,
-                                      "--json", "--force", "--jobs", "1", *args], stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+                                      "--shown-as", shown_as, "--json", "--force", "--jobs", "1", *args],
+                                     stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
         result = out / f"{stem}.json"
         if not result.is_file():
             from grader.batch import exit_message
 
             return {"json": None, "error": exit_message(process.returncode, log)}
-        executed = out / "notebooks" / f"{stem}.ipynb"
-        return {"json": result.read_text(encoding="utf-8"),
-                "notebook": executed.read_text(encoding="utf-8") if executed.is_file() else None}  # fmt: skip
+        files = {"json": result, "notebook": out / "notebooks" / f"{stem}.ipynb", "report": out / f"{stem}.html"}
+        return {kind: file.read_text(encoding="utf-8") if file.is_file() else None for kind, file in files.items()}
 
 
 def open_client(address: str):
@@ -76,13 +80,13 @@ def run_on_cluster(
     """Grade ``jobs`` (see ``batch.Job``) on the cluster at ``address``; write and return results by stem."""
     from dask.distributed import as_completed
 
-    from grader.html_report import notebook_path
+    from grader.html_report import html_path, notebook_path
 
     client = open_client(address)
     results: dict[str, GradeResult] = {}
     try:
         futures = {
-            client.submit(grade_on_worker, job.path.name, job.path.read_bytes(), job.stem, child_args(job), pure=False): job
+            client.submit(grade_on_worker, job.path.name, job.path.read_bytes(), job.stem, str(job.path), child_args(job), pure=False): job
             for job in jobs
         }  # fmt: skip
         for future in as_completed(futures):
@@ -90,6 +94,7 @@ def run_on_cluster(
             try:
                 payload = future.result()
             except Exception as exc:  # KilledWorker: the task took down every worker it was given
+                payload = {}
                 result = crashed(job, f"the Dask worker died while grading it ({type(exc).__name__}: {exc})"[:500])
             else:
                 if payload["json"] is None:
@@ -97,9 +102,11 @@ def run_on_cluster(
                 else:
                     result = GradeResult.from_dict(json.loads(payload["json"]))
                     result.submission, result.cache_key = str(job.path), job.key
-                    if payload.get("notebook"):
-                        write_atomic(notebook_path(job.target), payload["notebook"])
             write_result(result, job.target)
+            # After the result, so that the report is the newest file (see html_report.up_to_date).
+            for text, path in ((payload.get("notebook"), notebook_path(job.target)), (payload.get("report"), html_path(job.target))):
+                if text:
+                    write_atomic(path, text)
             results[job.stem] = result
             if on_done:
                 on_done(job, result)

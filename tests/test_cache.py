@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import nbformat
 
@@ -54,3 +56,15 @@ def test_a_half_written_or_foreign_result_file_is_regraded(tmp_path, data_dir, c
     assert grade(subs, out, data_dir) == 0
     assert "unchanged" not in capsys.readouterr().out
     assert json.loads((out / "a.json").read_text())["schema_version"] == 1
+
+
+def test_a_rerun_with_nothing_to_grade_does_not_import_torch(tmp_path, data_dir):
+    """What keeps a cached regrade of a class under two seconds (tests/benchmarks/bench_batch.py measures it)."""
+    subs, out = tmp_path / "subs", tmp_path / "reports"
+    subs.mkdir()
+    write_notebook(subs / "a.ipynb", "x = 1")
+    assert grade(subs, out, data_dir) == 0
+    code = (f"import sys; from grader.cli import main; main({[str(subs), '--out', str(out), '--budget', 'quick', '--device', 'cpu', '--data-dir', str(data_dir), '--json']!r}); "
+            "print('torch' in sys.modules, 'rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is not None, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.split()[-2:] == ["False", "False"]

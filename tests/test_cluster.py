@@ -30,6 +30,7 @@ def graded(out, name):
 
 
 def test_a_local_cluster_grades_like_local_jobs_and_the_coordinator_writes_everything(tmp_path, data_dir):
+    """Same verdicts and cache keys as local jobs; results, notebooks, reports and class files are written here."""
     subs = tmp_path / "subs"
     subs.mkdir()
     write(subs, "good", GOOD)
@@ -41,7 +42,9 @@ def test_a_local_cluster_grades_like_local_jobs_and_the_coordinator_writes_every
         on_dask, local = graded(tmp_path / "dask", name), graded(tmp_path / "local", name)
         assert on_dask[:2] == local[:2]
         assert on_dask[2]["submission"] == str(subs / f"{name}.ipynb") and on_dask[2]["cache_key"] == local[2]["cache_key"]
-        assert (tmp_path / "dask" / f"{name}.html").is_file() and (tmp_path / "dask" / "notebooks" / f"{name}.ipynb").is_file()
+        assert (tmp_path / "dask" / "notebooks" / f"{name}.ipynb").is_file()
+        report = (tmp_path / "dask" / f"{name}.html").read_text()  # drawn on the worker, naming the coordinator's path
+        assert str(subs / f"{name}.ipynb") in report and "hwgrader-worker-" not in report
     assert graded(tmp_path / "dask", "good")[1]["corr2d"] == "pass" and graded(tmp_path / "dask", "wrong")[1]["corr2d"] == "fail"
     assert (tmp_path / "dask" / "index.html").is_file() and (tmp_path / "dask" / "gradebook.csv").is_file()
 

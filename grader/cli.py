@@ -156,8 +156,6 @@ def _plan(args: argparse.Namespace, out: Path, paths: list[Path]) -> tuple[_Run,
     if device == "cuda" and args.jobs_per_gpu and not args.jobs:
         run.parallel = max(1, len(batch.visible_gpus())) * args.jobs_per_gpu
     run.threads = args.threads or batch.threads_per_job(min(run.parallel, len(jobs)))
-    if args.no_sandbox:
-        os.environ["GRADER_NO_SANDBOX"] = "1"  # read where the kernel starts, in this process or a batch's child
     run.memory_bytes = int(args.memory_limit * GiB) if args.memory_limit else Limits.default(min(run.parallel, len(jobs))).memory_bytes
     return run, jobs
 
@@ -211,7 +209,7 @@ def _grade_here(run: _Run, todo: list[batch.Job]) -> dict[str, GradeResult]:
     for job in todo:
         progress = cell_progress(job.path, wanted(run.args.json))
         options = GradeOptions(run.budget_for(job), run.device, run.args.cell_timeout, run.args.timeout, on_cell=progress,
-                               threads=run.threads, limits=Limits(memory_bytes=run.memory_bytes))  # fmt: skip
+                               threads=run.threads, limits=Limits(memory_bytes=run.memory_bytes), sandbox=not run.args.no_sandbox)  # fmt: skip
         shown = run.args.shown_as or str(job.path)
         result = grade_notebook(job.path, job.assignment, options, shown_path=shown, executed_to=notebook_path(job.target))
         result.cache_key = job.key

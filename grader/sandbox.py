@@ -102,10 +102,13 @@ class Confinement:
     hidden: list[Path] = field(default_factory=list)
     bwrap: str | None = None
     cgroups: dict[str, Path] = field(default_factory=dict)
+    #: The sandbox was turned off (``--no-sandbox`` or ``GRADER_NO_SANDBOX=1``), not missing.
+    turned_off: bool = False
 
     @classmethod
     def create(cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True) -> Confinement:
-        confinement = cls(limits, workdir, readonly, hidden, bwrap_path() if sandbox else None)
+        turned_off = not sandbox or os.environ.get("GRADER_NO_SANDBOX") == "1"
+        confinement = cls(limits, workdir, readonly, hidden, None if turned_off else bwrap_path(), turned_off=turned_off)
         name = f"hwgrader-{uuid.uuid4().hex[:12]}"
         for controller, settings in (
             ("memory", {"memory.limit_in_bytes": limits.memory_bytes, "memory.memsw.limit_in_bytes": limits.memory_bytes}),
@@ -134,9 +137,8 @@ class Confinement:
     @property
     def isolation(self) -> str:
         """One line for the result: what was in force for this submission."""
-        turned_off = os.environ.get("GRADER_NO_SANDBOX") == "1"
         parts = ["bubblewrap sandbox (read-only system, no network, private /tmp)" if self.bwrap
-                 else f"no sandbox ({'turned off' if turned_off else 'bubblewrap not available'})"]  # fmt: skip
+                 else f"no sandbox ({'turned off' if self.turned_off else 'bubblewrap not available'})"]  # fmt: skip
         limits = self.limits
         if limits.memory_bytes:
             parts.append(f"memory {describe_bytes(limits.memory_bytes)} ({'cgroup' if 'memory' in self.cgroups else 'address-space rlimit'})")

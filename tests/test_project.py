@@ -17,7 +17,7 @@ def readme_setup_commands() -> list[str]:
 def test_readme_setup_is_two_commands():
     commands = readme_setup_commands()
     assert len(commands) == 2
-    assert "pip install torch==2.14.1 torchvision==0.29.1 -e ." in commands[0]
+    assert 'pip install torch==2.14.1 torchvision==0.29.1 -e ".[cluster]"' in commands[0]  # the tests use Dask
     assert "pytest" in commands[1]
 
 

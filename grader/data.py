@@ -25,8 +25,11 @@ def fixed_batch(data_dir: str, size: int, count: int, train: bool = True) -> tup
     return torch.stack(images), torch.tensor(labels)
 
 
-def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count: int, batch_size: int = 256) -> float:
-    """Accuracy of ``model`` on the first ``count`` validation images, resized to ``size``.
+def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count: int, batch_size: int = 256) -> tuple[float, int]:
+    """Accuracy of ``model`` on the first ``count`` validation images, resized to ``size``, and how many there were.
+
+    Fewer than ``count`` when the data folder holds fewer (the shared subset has 1,200), so a
+    report never claims more images than were used.
 
     Streams batches (a 224x224 validation set does not fit comfortably in
     memory) and runs on CUDA when the grader's process has it.
@@ -45,4 +48,4 @@ def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count:
         for X, y in torch.utils.data.DataLoader(subset, batch_size=batch_size):
             correct += int((model(X.to(device)).argmax(dim=1).cpu() == y).sum())
             total += len(y)
-    return correct / max(total, 1)
+    return correct / max(total, 1), total

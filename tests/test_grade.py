@@ -278,6 +278,10 @@ def test_full_budget_evaluates_the_notebooks_own_trained_model(graded, options, 
     assert lenet_train.status == "fail", lenet_train.message
     assert "validation accuracy" in lenet_train.message and lenet_train.details["validation_accuracy"] < 0.3
     assert lenet_train.details["trained_in_cell"] == 1
+    from torchvision.datasets import FashionMNIST
+
+    held = len(FashionMNIST(str(options.budget.data_dir), train=False))  # 1,200 in the shared subset
+    assert lenet_train.details["images"] == min(2000, held)  # what was used, not what was asked for
 
 
 def test_ctrl_c_leaves_no_kernel_and_says_how_to_resume(tmp_path, tmp_path_factory, data_dir):

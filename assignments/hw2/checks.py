@@ -338,8 +338,8 @@ def _check_trained_model(sub: Submission, name: str, build):
     except ValueError as exc:
         raise Fail(f"the trained {name} does not fit the book's architecture: {exc}") from None
     count = sub.assignment.budgets.get("full", {}).get("val_size", 2000)
-    accuracy = validation_accuracy(model, str(sub.data_dir), size, count)
-    details = {"validation_accuracy": round(accuracy, 4), "threshold": q["full_threshold"], "images": count,
+    accuracy, images = validation_accuracy(model, str(sub.data_dir), size, count)
+    details = {"validation_accuracy": round(accuracy, 4), "threshold": q["full_threshold"], "images": images,
                "trained_in_cell": taken.get("__cell__")}  # fmt: skip
     if accuracy < q["full_threshold"]:
         raise Fail(f"your trained {name} reaches {accuracy:.1%} validation accuracy; at least "

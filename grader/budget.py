@@ -28,6 +28,12 @@ class Budget:
     val_size: int = 250
     max_epochs: int = 1
 
+    @classmethod
+    def of(cls, name: str, data_dir: Path, assignment_budgets: dict) -> Budget:
+        """Budget ``name`` with the quick subset sizes an assignment's config sets (``[budgets.quick]``)."""
+        quick = assignment_budgets.get("quick", {})
+        return cls(name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
+
     def preamble(self) -> str:
         """Kernel code applying this budget to d2l (imported here, before the student's cells)."""
         quick = self.name == "quick"

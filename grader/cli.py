@@ -87,8 +87,7 @@ class _Run:
     memory_bytes: int = 0
 
     def budget_for(self, job: batch.Job) -> Budget:
-        quick = job.assignment.budgets.get("quick", {})
-        return Budget(self.budget, self.data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
+        return Budget.of(self.budget, self.data_dir, job.assignment.budgets)
 
     def child_args(self, job: batch.Job) -> list[str]:
         """The options a batch's grading process (local or on a Dask worker) is started with."""
@@ -296,8 +295,7 @@ def _check_assignment(args: argparse.Namespace) -> int:
     problems = template_differences(solution, template)
     fact(not problems, f"{template} is generated from {solution}" + ("" if not problems else ": " + "; ".join(problems)))
     data_dir = Path(args.data_dir or os.environ.get("GRADER_DATA_DIR") or DEFAULT_DATA_CACHE).resolve()
-    quick = assignment.budgets.get("quick", {})
-    budget = Budget("quick", data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
+    budget = Budget.of("quick", data_dir, assignment.budgets)
     options = GradeOptions(budget, resolve_device(args.device))
     graded = grade_notebook(solution, assignment, options)
     wrong = [f"{q.id} ({q.status}: {q.message})" for q in graded.questions if q.status not in ("pass", "manual")]

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from grader.batch import exit_message
 from grader.results import GradeResult, write_atomic, write_result
 
 #: Times a task may lose its worker before the submission is recorded as crashed.
@@ -48,8 +49,6 @@ def grade_on_worker(name: str, notebook: bytes, stem: str, shown_as: str, args: 
                                      stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
         result = out / f"{stem}.json"
         if not result.is_file():
-            from grader.batch import exit_message
-
             return {"json": None, "error": exit_message(process.returncode, log)}
         files = {"json": result, "notebook": out / "notebooks" / f"{stem}.ipynb", "report": out / f"{stem}.html"}
         return {kind: file.read_text(encoding="utf-8") if file.is_file() else None for kind, file in files.items()}

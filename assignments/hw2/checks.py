@@ -308,7 +308,7 @@ def _train_reference(name: str, question, build, X, y, procedure) -> tuple[float
              "inputs": [hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest() for t in (X, y)],
              "reference": source_hash(Path(models.__file__).parent)}  # fmt: skip
     before, after, curve = stored("reference-training", parts, lambda: _train_reference_once(build, X, y, procedure))
-    return before, after, curve
+    return before, after, curve  # a tuple again (JSON gives a list)
 
 
 def _train_reference_once(build, X, y, procedure) -> tuple[float, float, list[float]]:

@@ -29,6 +29,19 @@ class Fail(AssertionError):
         self.details = details
 
 
+class ForTA(Exception):
+    """The grader has the evidence but no rule to decide with: status ``manual``, a TA gives the points.
+
+    Used when a verdict would be invented rather than measured (a ``full``
+    accuracy on a training set no threshold was calibrated for).
+    """
+
+    def __init__(self, message: str, **details: Any):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
 class NotGraded(Exception):
     """A question that cannot be graded because another part is missing (status ``missing`` or ``error``)."""
 

@@ -25,6 +25,15 @@ def fixed_batch(data_dir: str, size: int, count: int, train: bool = True) -> tup
     return torch.stack(images), torch.tensor(labels)
 
 
+def training_images(data_dir: str) -> int:
+    """How many training images the data folder holds: what a ``full`` run's notebook trained on."""
+    from torchvision import datasets
+
+    root = Path(data_dir)
+    present = (root / "FashionMNIST" / "raw").is_dir()
+    return len(datasets.FashionMNIST(str(root), train=True, download=not present))
+
+
 def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count: int, batch_size: int = 256) -> tuple[float, int]:
     """Accuracy of ``model`` on the first ``count`` validation images, resized to ``size``, and how many there were.
 

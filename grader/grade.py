@@ -27,7 +27,7 @@ from grader import __version__
 from grader.assignment import Assignment, Question
 from grader.bridge import BridgeError, CheckTimeout, KernelCrashed, Missing, StudentError, Submission
 from grader.budget import Budget
-from grader.checking import Fail, NotGraded
+from grader.checking import Fail, ForTA, NotGraded
 from grader.execute import ExecutionOptions, KernelSession
 from grader.load import load_notebook
 from grader.neutralize import neutralize
@@ -116,6 +116,8 @@ def _verdict(submission: Submission, question: Question, check: Callable) -> Que
         outcome = check(submission)
     except Fail as fail:
         return _question_result(question, "fail", fail.message, fail.details)
+    except ForTA as undecided:
+        return _question_result(question, "manual", undecided.message, undecided.details)
     except NotGraded as skipped:
         return _question_result(question, skipped.status, skipped.message)
     except Missing as missing:

@@ -59,6 +59,16 @@ def test_an_assignment_without_a_check_for_a_question_is_refused(tmp_path):
         load_assignment(folder)
 
 
+def test_an_assignment_with_a_malformed_full_threshold_is_refused_when_loaded(tmp_path):
+    folder = tmp_path / "thresholds"
+    folder.mkdir()
+    config = 'name = "t"\n[[questions]]\nid = "q1"\npoints = 1\nfull_threshold = { "60,000" = 0.7 }\n'
+    (folder / "config.toml").write_text(config, encoding="utf-8")
+    (folder / "checks.py").write_text("def check_q1(sub):\n    pass\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="question 'q1': full_threshold: '60,000' is not a training-set size"):
+        load_assignment(folder)
+
+
 def test_an_unknown_assignment_is_a_usage_error(capsys):
     assert main(["check-assignment", "no-such-assignment"]) == 2
     assert "no assignment" in capsys.readouterr().err

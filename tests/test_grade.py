@@ -270,18 +270,47 @@ trainer.fit(model, data)
 """
 
 
-def test_full_budget_evaluates_the_notebooks_own_trained_model(graded, options, tmp_path_factory):
+def _lenet_threshold(hw2, setting):
+    """HW2 with LeNet's full-budget threshold replaced (so the test holds on the subset or the whole data set)."""
+    from dataclasses import replace
+
+    questions = [replace(q, options={**q.options, "full_threshold": setting}) if q.id == "lenet_train" else q for q in hw2.questions]
+    return replace(hw2, questions=questions)
+
+
+@pytest.fixture(scope="module")
+def train_images(data_dir) -> int:
+    from grader.data import training_images
+
+    return training_images(str(data_dir))  # 7,000 in the shared subset
+
+
+def test_full_budget_evaluates_the_notebooks_own_trained_model(hw2, options, tmp_path_factory, train_images):
     path = notebook_file(tmp_path_factory, "full", LENET_UNTRAINED, TRAIN_WITH_ZERO_LR)
-    result = graded(path, budget=Budget("full", options.budget.data_dir))
+    opts = GradeOptions(**{**options.__dict__, "budget": Budget("full", options.budget.data_dir)})
+    result = grade_notebook(path, _lenet_threshold(hw2, {str(train_images): 0.7}), opts)
     lenet_train = by_id(result)["lenet_train"]
     assert result.budget == "full" and by_id(result)["lenet_arch"].status == "pass"
     assert lenet_train.status == "fail", lenet_train.message
     assert "validation accuracy" in lenet_train.message and lenet_train.details["validation_accuracy"] < 0.3
+    assert lenet_train.details["threshold_calibrated_for"] == lenet_train.details["train_images"] == train_images
     assert lenet_train.details["trained_in_cell"] == 1
     from torchvision.datasets import FashionMNIST
 
     held = len(FashionMNIST(str(options.budget.data_dir), train=False))  # 1,200 in the shared subset
     assert lenet_train.details["images"] == min(2000, held)  # what was used, not what was asked for
+
+
+def test_full_budget_leaves_an_accuracy_no_threshold_is_calibrated_for_to_a_ta(hw2, options, tmp_path_factory, train_images):
+    """The book's LeNet cannot learn in 10 epochs of the 7,000-image subset: a fixed bar would fail a correct notebook."""
+    path = notebook_file(tmp_path_factory, "full-uncalibrated", LENET_UNTRAINED, TRAIN_WITH_ZERO_LR)
+    opts = GradeOptions(**{**options.__dict__, "budget": Budget("full", options.budget.data_dir)})
+    result = grade_notebook(path, _lenet_threshold(hw2, {str(train_images + 1): 0.7}), opts)
+    lenet_train = by_id(result)["lenet_train"]
+    assert lenet_train.status == "manual" and lenet_train.points == 0 and not lenet_train.counted
+    assert f"after training on {train_images:,} images" in lenet_train.message
+    assert f"only for {train_images + 1:,}" in lenet_train.message and "a TA decides" in lenet_train.message
+    assert "threshold" not in lenet_train.details and 0 <= lenet_train.details["validation_accuracy"] < 0.3
 
 
 def test_ctrl_c_leaves_no_kernel_and_says_how_to_resume(tmp_path, tmp_path_factory, data_dir):

@@ -74,6 +74,9 @@ def every_status() -> r.GradeResult:
             q("lenet_train", "pass", 3.0, 3.0, "loss 2.3 -> 0.8", section="7.6",
               loss_curves={"reference": [2.3, 1.5, 0.8], "student": [2.3, 1.6, 0.8]}, notebook_cell=1,
               procedure={"optimizer": "adam", "lr": 0.01}),
+            q("resnet_train", "manual", 0.0, 2.0, "your trained ResNet18 reaches 61.0% validation accuracy after training on "
+              "7,000 images; no threshold is calibrated for so few (only for 60,000), so a TA decides", section="7.6",
+              validation_accuracy=0.61, images=1200, train_images=7000),
             q("ex_conv_commutative", "manual", section="7.1",
               answer="## 증명\n\n$f*g = g*f$ 는 **치환** z = x - u 로 보인다. <script>alert('x')</script>"),
         ],
@@ -143,6 +146,13 @@ def test_a_manual_answer_is_rendered_markdown_with_the_students_html_escaped(pag
     assert "<h2>증명</h2>" in card and "<strong>치환</strong>" in card
     assert "<script>alert" not in card and "&lt;script&gt;alert" in card
     assert "TA points:" in card and "not graded yet" in card
+
+
+def test_an_accuracy_left_to_a_ta_shows_the_evidence_and_the_ta_box_but_no_answer(page):
+    card = page.split('id="q-resnet_train"')[1].split("</article>")[0]
+    assert "61.0% validation accuracy after training on 7,000 images" in card and "a TA decides" in card
+    assert "TA points:" in card and "not graded yet" in card
+    assert "No answer found" not in card
 
 
 def test_the_report_says_which_isolation_the_kernel_ran_under(page):
@@ -271,6 +281,14 @@ def test_manual_grades_are_merged_into_points_and_totals(tmp_path):
     assert (proof.ta_points, proof.points, proof.ta_comment) == (1.5, 1.5, "치환이 빠졌어요")
     assert (results["a"].score, results["a"].max_score, results["a"].manual_points_pending) == (6.5, 7.0, 0.0)
     assert apply_grades(read_grades(path), results, path) == set()  # applying it again changes nothing
+
+
+def test_a_ta_grades_an_accuracy_the_grader_left_undecided_like_a_written_answer(tmp_path):
+    result = small("a", "pass")
+    result.questions.append(q("lenet_train", "manual", 0.0, 3.0, "no threshold is calibrated for so few", validation_accuracy=0.8))
+    path = grades_file(tmp_path, "a,lenet_train,3,80% on the subset is fine")
+    assert apply_grades(read_grades(path), {"a": result}, path) == {"a"}
+    assert (result.questions[3].points, result.manual_points_pending) == (3.0, 2.0)
 
 
 @pytest.mark.parametrize(

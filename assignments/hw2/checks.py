@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 
 from grader.bridge import Module, Submission
-from grader.checking import Fail, NotGraded, answered, expect_equal, expect_tensor, property_check, tensors
-from grader.data import fixed_batch, validation_accuracy
+from grader.checking import Fail, ForTA, NotGraded, answered, expect_equal, expect_tensor, property_check, tensors
+from grader.data import fixed_batch, training_images, validation_accuracy
 from grader.stored import source_hash, stored
+from grader.thresholds import calibrated_sizes, threshold_for
 from reference import claims, models, ops
 
 BOOK_X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
@@ -339,12 +340,19 @@ def _check_trained_model(sub: Submission, name: str, build):
         raise Fail(f"the trained {name} does not fit the book's architecture: {exc}") from None
     count = sub.assignment.budgets.get("full", {}).get("val_size", 2000)
     accuracy, images = validation_accuracy(model, str(sub.data_dir), size, count)
-    details = {"validation_accuracy": round(accuracy, 4), "threshold": q["full_threshold"], "images": images,
+    trained_on = training_images(str(sub.data_dir))
+    details = {"validation_accuracy": round(accuracy, 4), "images": images, "train_images": trained_on,
                "trained_in_cell": taken.get("__cell__")}  # fmt: skip
-    if accuracy < q["full_threshold"]:
+    threshold = threshold_for(q["full_threshold"], trained_on)
+    if threshold is None:
+        sizes = ", ".join(f"{n:,}" for n in calibrated_sizes(q["full_threshold"]))
+        raise ForTA(f"your trained {name} reaches {accuracy:.1%} validation accuracy after training on {trained_on:,} "
+                    f"images; no threshold is calibrated for so few (only for {sizes}), so a TA decides", **details)  # fmt: skip
+    details.update(threshold=threshold.accuracy, threshold_calibrated_for=threshold.train_images)
+    if accuracy < threshold.accuracy:
         raise Fail(f"your trained {name} reaches {accuracy:.1%} validation accuracy; at least "
-                   f"{q['full_threshold']:.0%} is needed", **details)  # fmt: skip
-    details["message"] = f"validation accuracy {accuracy:.1%} (threshold {q['full_threshold']:.0%})"
+                   f"{threshold.accuracy:.0%} is needed", **details)  # fmt: skip
+    details["message"] = f"validation accuracy {accuracy:.1%} (threshold {threshold.accuracy:.0%})"
     return details
 
 

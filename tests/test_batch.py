@@ -85,8 +85,8 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
 def test_killing_a_batch_with_sigkill_and_rerunning_grades_only_what_is_missing(tmp_path, data_dir):
     subs, out = tmp_path / "subs", tmp_path / "out"
     subs.mkdir()
-    for name in "abc":
-        write(subs, name, f"import time\ntime.sleep({1 if name == 'a' else 20})\n" + GOOD)
+    for name, seconds in (("a", 1), ("b", 10), ("c", 1)):  # b is still running when a's result appears
+        write(subs, name, f"import time\ntime.sleep({seconds})\n" + GOOD)
     command = [sys.executable, "-m", "grader.cli", str(subs), "--out", str(out), "--jobs", "1", "--budget", "quick",
                "--device", "cpu", "--data-dir", str(data_dir)]  # fmt: skip
     batch = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -309,7 +309,7 @@ def test_full_budget_leaves_an_accuracy_no_threshold_is_calibrated_for_to_a_ta(h
     lenet_train = by_id(result)["lenet_train"]
     assert lenet_train.status == "manual" and lenet_train.points == 0 and not lenet_train.counted
     assert f"after training on {train_images:,} images" in lenet_train.message
-    assert f"only for {train_images + 1:,}" in lenet_train.message and "a TA decides" in lenet_train.message
+    assert f"exist only for {train_images + 1:,} images" in lenet_train.message and "a TA decides" in lenet_train.message
     assert "threshold" not in lenet_train.details and 0 <= lenet_train.details["validation_accuracy"] < 0.3
 
 

@@ -74,8 +74,8 @@ def every_status() -> r.GradeResult:
             q("lenet_train", "pass", 3.0, 3.0, "loss 2.3 -> 0.8", section="7.6",
               loss_curves={"reference": [2.3, 1.5, 0.8], "student": [2.3, 1.6, 0.8]}, notebook_cell=1,
               procedure={"optimizer": "adam", "lr": 0.01}),
-            q("resnet_train", "manual", 0.0, 2.0, "your trained ResNet18 reaches 61.0% validation accuracy after training on "
-              "7,000 images; no threshold is calibrated for so few (only for 60,000), so a TA decides", section="7.6",
+            q("resnet_train", "manual", 0.0, 2.0, "61.0% validation accuracy after training on 7,000 images; "
+              "thresholds exist only for 60,000 images, so a TA decides", section="7.6",
               validation_accuracy=0.61, images=1200, train_images=7000),
             q("ex_conv_commutative", "manual", section="7.1",
               answer="## 증명\n\n$f*g = g*f$ 는 **치환** z = x - u 로 보인다. <script>alert('x')</script>"),
@@ -285,7 +285,7 @@ def test_manual_grades_are_merged_into_points_and_totals(tmp_path):
 
 def test_a_ta_grades_an_accuracy_the_grader_left_undecided_like_a_written_answer(tmp_path):
     result = small("a", "pass")
-    result.questions.append(q("lenet_train", "manual", 0.0, 3.0, "no threshold is calibrated for so few", validation_accuracy=0.8))
+    result.questions.append(q("lenet_train", "manual", 0.0, 3.0, "thresholds exist only for 60,000 images", validation_accuracy=0.8))
     path = grades_file(tmp_path, "a,lenet_train,3,80% on the subset is fine")
     assert apply_grades(read_grades(path), {"a": result}, path) == {"a"}
     assert (result.questions[3].points, result.manual_points_pending) == (3.0, 2.0)

@@ -316,6 +316,23 @@ def _check_assignment(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    """Propose full-budget thresholds from a full run of the solution; exit 1 if a question measured nothing."""
+    from grader.assignment import load_assignment
+    from grader.calibrate import propose, render
+
+    try:
+        assignment = load_assignment(args.name)
+        result = GradeResult.from_dict(json.loads(Path(args.result).read_text(encoding="utf-8")))
+        proposals = propose(result, assignment, args.margin)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # json's errors are ValueErrors
+        print(f"grade calibrate: {exc}", file=sys.stderr)
+        return 2
+    print(f"from {result.submission} (budget {result.budget}, device {result.device}, graded {result.graded_at})")
+    print(render(proposals))
+    return 1 if any(p.accuracy is None for p in proposals) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grade", description="Grade d2l CNN homework notebooks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -353,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data-dir", help="Fashion-MNIST in torchvision's layout (or $GRADER_DATA_DIR)")
     check.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     check.set_defaults(run=_check_assignment)
+    calibrate = sub.add_parser("calibrate", help="propose full-budget thresholds from a full run of the solution")
+    calibrate.add_argument("name", help="assignment name (a folder under assignments/)")
+    calibrate.add_argument("result", help="the JSON result of `grade assignments/NAME/solution.ipynb --budget full`")
+    calibrate.add_argument("--margin", type=float, default=0.1, help="how far below the solution's accuracy (default 0.1)")
+    calibrate.set_defaults(run=_calibrate)
     claims = sub.add_parser("claims", help="check the exercise claims of reference/claims.py")
     claims.add_argument("only", nargs="*", help="claim names to check (default: all)")
     claims.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -360,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = {"run", "claims", "assign", "check-assignment"}
+SUBCOMMANDS = {"run", "claims", "assign", "check-assignment", "calibrate"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -57,9 +57,12 @@ def propose(result: GradeResult, assignment: Assignment, margin: float = 0.1) ->
 def _proposal(qid: str, setting: Any, graded, margin: float) -> Proposal:
     details = graded.details if graded is not None else {}
     accuracy, trained_on = details.get("validation_accuracy"), details.get("train_images")
-    if not isinstance(accuracy, (int, float)) or not isinstance(trained_on, int):
+    if not isinstance(accuracy, (int, float)):
         why = "not in the result" if graded is None else f"{graded.status}: {graded.message}"
         return Proposal(qid, None, reason=f"the run measured no accuracy ({why})")
+    if not isinstance(trained_on, int):  # a result from before the check recorded it
+        return Proposal(qid, None, reason=f"{accuracy:.1%}, but the result does not say how many images the model "
+                                          "trained on; grade the solution again with this version")  # fmt: skip
     images = int(details.get("images", 0))
     measured = f"{accuracy:.1%} on {images:,} validation images after training on {trained_on:,}"
     if accuracy < CHANCE + 2 * margin:

@@ -62,6 +62,13 @@ def test_a_question_the_run_measured_nothing_for_says_why(hw2):
     assert "not in the result" in proposals[1].reason  # vgg_train was not graded at all
 
 
+def test_a_result_that_does_not_say_how_many_images_it_trained_on_proposes_nothing(hw2):
+    old = trained("vgg_train", "pass", 0.8)
+    del old.details["train_images"]
+    vgg = propose(full_run(old), hw2)[1]
+    assert vgg.accuracy is None and "does not say how many images the model trained on" in vgg.reason
+
+
 def test_a_quick_result_is_refused(hw2):
     with pytest.raises(ValueError, match="quick budget; calibration needs a full run"):
         propose(full_run(trained("vgg_train", "pass", 0.8), budget="quick"), hw2)

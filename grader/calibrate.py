@@ -27,7 +27,7 @@ CHANCE = 0.1
 @dataclass(frozen=True)
 class Proposal:
     question: str
-    #: None where the run measured nothing (the question errored) -- ``reason`` says why.
+    #: None where the result gives nothing to calibrate from (the question errored...) -- ``reason`` says why.
     accuracy: float | None
     validation_images: int = 0
     train_images: int = 0

@@ -8,30 +8,28 @@ from pathlib import Path
 import torch
 
 
-@lru_cache(maxsize=8)
-def fixed_batch(data_dir: str, size: int, count: int, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``count`` images (resized to ``size``) and labels: the same batch for everyone.
-
-    Reads torchvision's layout under ``data_dir``; downloads there with
-    torchvision's ordinary mechanism when the files are absent.
-    """
+def _fashion_mnist(data_dir: str, train: bool, size: int | None = None):
+    """Fashion-MNIST in torchvision's layout under ``data_dir`` (resized to ``size``); downloaded there by
+    torchvision's ordinary mechanism when the files are absent."""
     from torchvision import datasets, transforms
 
     root = Path(data_dir)
-    transform = transforms.Compose([transforms.Resize((size, size), antialias=True), transforms.ToTensor()])
+    transform = None if size is None else transforms.Compose([transforms.Resize((size, size), antialias=True), transforms.ToTensor()])
     present = (root / "FashionMNIST" / "raw").is_dir()
-    dataset = datasets.FashionMNIST(str(root), train=train, transform=transform, download=not present)
+    return datasets.FashionMNIST(str(root), train=train, transform=transform, download=not present)
+
+
+@lru_cache(maxsize=8)
+def fixed_batch(data_dir: str, size: int, count: int, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` images (resized to ``size``) and labels: the same batch for everyone."""
+    dataset = _fashion_mnist(data_dir, train, size)
     images, labels = zip(*(dataset[i] for i in range(min(count, len(dataset)))))
     return torch.stack(images), torch.tensor(labels)
 
 
 def training_images(data_dir: str) -> int:
     """How many training images the data folder holds: what a ``full`` run's notebook trained on."""
-    from torchvision import datasets
-
-    root = Path(data_dir)
-    present = (root / "FashionMNIST" / "raw").is_dir()
-    return len(datasets.FashionMNIST(str(root), train=True, download=not present))
+    return len(_fashion_mnist(data_dir, train=True))
 
 
 def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count: int, batch_size: int = 256) -> tuple[float, int]:
@@ -43,12 +41,7 @@ def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count:
     Streams batches (a 224x224 validation set does not fit comfortably in
     memory) and runs on CUDA when the grader's process has it.
     """
-    from torchvision import datasets, transforms
-
-    root = Path(data_dir)
-    transform = transforms.Compose([transforms.Resize((size, size), antialias=True), transforms.ToTensor()])
-    present = (root / "FashionMNIST" / "raw").is_dir()
-    dataset = datasets.FashionMNIST(str(root), train=False, transform=transform, download=not present)
+    dataset = _fashion_mnist(data_dir, train=False, size=size)
     subset = torch.utils.data.Subset(dataset, range(min(count, len(dataset))))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device).eval()

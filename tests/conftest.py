@@ -62,3 +62,12 @@ def fixture_batch(tmp_path_factory, data_dir) -> Path:
                  "--data-dir", str(data_dir), "--junit", str(out / "junit.xml"), "--manual", str(grades)])  # fmt: skip
     assert code == 0
     return out
+
+
+def with_thresholds(assignment, settings: dict):
+    """``assignment`` with some questions' ``full_threshold`` replaced: tests that must not follow the config's calibration."""
+    from dataclasses import replace
+
+    questions = [replace(q, options={**q.options, "full_threshold": settings[q.id]}) if q.id in settings else q
+                 for q in assignment.questions]  # fmt: skip
+    return replace(assignment, questions=questions)

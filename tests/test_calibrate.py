@@ -11,6 +11,7 @@ from grader import results as r
 from grader.assignment import load_assignment
 from grader.calibrate import propose
 from grader.cli import main
+from tests.conftest import with_thresholds
 
 
 def trained(qid: str, status: str, accuracy: float | None, train_images: int = 7000, **extra) -> r.QuestionResult:
@@ -26,13 +27,8 @@ def full_run(*questions: r.QuestionResult, budget: str = "full") -> r.GradeResul
 @pytest.fixture(scope="module")
 def hw2():
     """HW2 with known thresholds (the real config's numbers change when it is calibrated again)."""
-    from dataclasses import replace
-
     settings = {"lenet_train": {"60000": 0.7}, "vgg_train": {"60000": 0.85}, "resnet_train": 0.85}
-    assignment = load_assignment("hw2")
-    questions = [replace(q, options={**q.options, "full_threshold": settings[q.id]}) if q.id in settings else q
-                 for q in assignment.questions]  # fmt: skip
-    return replace(assignment, questions=questions)
+    return with_thresholds(load_assignment("hw2"), settings)
 
 
 def test_a_threshold_is_proposed_a_margin_below_the_solutions_accuracy_for_the_size_it_trained_on(hw2):

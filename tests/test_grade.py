@@ -19,7 +19,7 @@ from grader.assignment import load_assignment
 from grader.budget import Budget
 from grader.grade import GradeOptions, grade_notebook
 from grader.results import GradeResult
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, with_thresholds
 from tests.notebook_sources import CORR2D, POOL2D_AVG_IS_MAX
 
 
@@ -270,14 +270,6 @@ trainer.fit(model, data)
 """
 
 
-def _lenet_threshold(hw2, setting):
-    """HW2 with LeNet's full-budget threshold replaced (so the test holds on the subset or the whole data set)."""
-    from dataclasses import replace
-
-    questions = [replace(q, options={**q.options, "full_threshold": setting}) if q.id == "lenet_train" else q for q in hw2.questions]
-    return replace(hw2, questions=questions)
-
-
 @pytest.fixture(scope="module")
 def train_images(data_dir) -> int:
     from grader.data import training_images
@@ -288,7 +280,7 @@ def train_images(data_dir) -> int:
 def test_full_budget_evaluates_the_notebooks_own_trained_model(hw2, options, tmp_path_factory, train_images):
     path = notebook_file(tmp_path_factory, "full", LENET_UNTRAINED, TRAIN_WITH_ZERO_LR)
     opts = GradeOptions(**{**options.__dict__, "budget": Budget("full", options.budget.data_dir)})
-    result = grade_notebook(path, _lenet_threshold(hw2, {str(train_images): 0.7}), opts)
+    result = grade_notebook(path, with_thresholds(hw2, {"lenet_train": {str(train_images): 0.7}}), opts)
     lenet_train = by_id(result)["lenet_train"]
     assert result.budget == "full" and by_id(result)["lenet_arch"].status == "pass"
     assert lenet_train.status == "fail", lenet_train.message
@@ -305,7 +297,7 @@ def test_full_budget_leaves_an_accuracy_no_threshold_is_calibrated_for_to_a_ta(h
     """The book's LeNet cannot learn in 10 epochs of the 7,000-image subset: a fixed bar would fail a correct notebook."""
     path = notebook_file(tmp_path_factory, "full-uncalibrated", LENET_UNTRAINED, TRAIN_WITH_ZERO_LR)
     opts = GradeOptions(**{**options.__dict__, "budget": Budget("full", options.budget.data_dir)})
-    result = grade_notebook(path, _lenet_threshold(hw2, {str(train_images + 1): 0.7}), opts)
+    result = grade_notebook(path, with_thresholds(hw2, {"lenet_train": {str(train_images + 1): 0.7}}), opts)
     lenet_train = by_id(result)["lenet_train"]
     assert lenet_train.status == "manual" and lenet_train.points == 0 and not lenet_train.counted
     assert f"after training on {train_images:,} images" in lenet_train.message

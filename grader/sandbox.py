@@ -66,10 +66,15 @@ def describe_bytes(n: int) -> str:
     return f"{n / GiB:.3g} GiB" if n >= GiB else f"{n / 2**20:.3g} MiB"
 
 
+def turned_off_by_environment() -> bool:
+    """``GRADER_NO_SANDBOX=1``: the one switch outside the command line, for runs that must reach the kernel from outside it."""
+    return os.environ.get("GRADER_NO_SANDBOX") == "1"
+
+
 def bwrap_path() -> str | None:
-    """``bwrap`` if it is installed and can build a sandbox here (it needs namespaces)."""
+    """``bwrap`` if it is installed, not turned off, and can build a sandbox here (it needs namespaces)."""
     path = shutil.which("bwrap")
-    if path is None or os.environ.get("GRADER_NO_SANDBOX") == "1":
+    if path is None or turned_off_by_environment():
         return None
     try:
         probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
@@ -107,7 +112,7 @@ class Confinement:
 
     @classmethod
     def create(cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True) -> Confinement:
-        turned_off = not sandbox or os.environ.get("GRADER_NO_SANDBOX") == "1"
+        turned_off = not sandbox or turned_off_by_environment()
         confinement = cls(limits, workdir, readonly, hidden, None if turned_off else bwrap_path(), turned_off=turned_off)
         name = f"hwgrader-{uuid.uuid4().hex[:12]}"
         for controller, settings in (

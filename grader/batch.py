@@ -99,31 +99,44 @@ def exit_message(returncode: int, log: Path) -> str:
 
 
 def run_in_subprocesses(
-    jobs: Sequence[Job], parallel: int, child_args: Callable[[Job], list[str]], budget: str, device: str,
+    jobs: Sequence[Job], parallel: int, child_args: Callable[..., list[str]], budget: str, device: str,
     on_done: Callable[[Job, GradeResult], None] | None = None, slots: Sequence[dict[str, str]] | None = None,
 ) -> dict[str, GradeResult]:  # fmt: skip
     """Grade ``jobs`` with at most ``parallel`` child ``grade`` processes; results by stem.
 
     With ``slots`` (see :func:`gpu_slots`) there is one child per slot, and
-    each runs with its slot's environment (its GPU).
+    each runs with its slot's environment (its GPU). A notebook whose result
+    is an ``environment_error`` (CUDA unusable or lost, typically under
+    packing) is graded once more *alone* -- ``child_args(job, alone=True)``,
+    after every other child has finished, nothing running beside it -- before
+    its result is final.
     """
     queue = list(jobs)
     free = [dict(s) for s in slots] if slots else [{} for _ in range(max(1, parallel))]
     running: dict[subprocess.Popen, tuple[Job, dict[str, str]]] = {}
     results: dict[str, GradeResult] = {}
+    retries: list[Job] = []
+    retried: set[str] = set()
     # The children's temporary folders live under one folder of ours, removed at the end even when a
     # child was killed before it could clean up after itself.
     scratch = tempfile.mkdtemp(prefix="hwgrader-batch-")
     env = {**os.environ, "TMPDIR": scratch}
+
+    def start(job: Job, slot: dict[str, str], alone: bool) -> None:
+        command = [sys.executable, "-m", "grader.cli", "run", *(child_args(job, alone=True) if alone else child_args(job))]
+        log = Path(scratch) / f"{job.stem}.stderr"  # a file, not a pipe: a chatty child can never block on it
+        with open(log, "wb") as err:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env={**env, **slot})
+        running[process] = (job, slot)
+
     try:
-        while queue or running:
+        while queue or running or retries:
             while queue and free:
-                job, slot = queue.pop(0), free.pop(0)
-                command = [sys.executable, "-m", "grader.cli", "run", *child_args(job)]
-                log = Path(scratch) / f"{job.stem}.stderr"  # a file, not a pipe: a chatty child can never block on it
-                with open(log, "wb") as err:
-                    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env={**env, **slot})
-                running[process] = (job, slot)
+                start(queue.pop(0), free.pop(0), alone=False)
+            if retries and not queue and not running:  # alone: nothing else on the machine or its GPUs
+                job = retries.pop(0)
+                retried.add(job.stem)
+                start(job, free.pop(0), alone=True)
             time.sleep(0.1)
             for process in [p for p in running if p.poll() is not None]:
                 job, slot = running.pop(process)
@@ -131,6 +144,12 @@ def run_in_subprocesses(
                 result = cached_result(job.target, job.key)
                 if result is None:
                     result = crashed_result(job, budget, device, exit_message(process.returncode, Path(scratch) / f"{job.stem}.stderr"))
+                    write_result(result, job.target)
+                if result.environment_problem and job.stem not in retried:
+                    retries.append(job)
+                    continue
+                if result.environment_problem:
+                    result.execution.message += "; graded again alone, with the same outcome"
                     write_result(result, job.target)
                 results[job.stem] = result
                 if on_done:

@@ -27,16 +27,21 @@ class Budget:
     train_size: int = 1000
     val_size: int = 250
     max_epochs: int = 1
+    #: Under ``full``: at most this many DataLoader workers per d2l data module (None: the notebook's own
+    #: choice). Packed kernels share the machine's cores; d2l's default of 4 workers each starves the GPUs.
+    loader_workers: int | None = None
 
     @classmethod
-    def of(cls, name: str, data_dir: Path, assignment_budgets: dict) -> Budget:
+    def of(cls, name: str, data_dir: Path, assignment_budgets: dict, loader_workers: int | None = None) -> Budget:
         """Budget ``name`` with the quick subset sizes an assignment's config sets (``[budgets.quick]``)."""
         quick = assignment_budgets.get("quick", {})
-        return cls(name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1))
+        return cls(name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1),
+                   loader_workers)  # fmt: skip
 
     def preamble(self) -> str:
         """Kernel code applying this budget to d2l (imported here, before the student's cells)."""
         quick = self.name == "quick"
+        workers = "num_workers" if self.loader_workers is None else f"min(num_workers, {int(self.loader_workers)})"
         return f'''
 def _hwgrader_budget():
     import torch
@@ -45,7 +50,7 @@ def _hwgrader_budget():
     data_init = d2l.DataModule.__init__
 
     def DataModule__init__(self, root={str(self.data_dir)!r}, num_workers=4):
-        data_init(self, root={str(self.data_dir)!r}, num_workers={0 if quick else "num_workers"})
+        data_init(self, root={str(self.data_dir)!r}, num_workers={0 if quick else workers})
 
     d2l.DataModule.__init__ = DataModule__init__
     if not {quick!r}:

@@ -1,6 +1,6 @@
-"""The kernel's launcher: join the submission's cgroups or set rlimits, then become the kernel.
+"""The kernel's launcher: join the submission's cgroups or set rlimits (RLIMIT_DATA, not RLIMIT_AS: see ``sandbox``), then become the kernel.
 
-Run as ``python -m grader.confine [--cgroup DIR]... [--rlimit-as N] ... -- COMMAND...``
+Run as ``python -m grader.confine [--cgroup DIR]... [--rlimit-data N] ... -- COMMAND...``
 by the kernel manager (see ``sandbox.Confinement.wrap``). It runs outside
 the sandbox, before it: whatever it joins or limits is inherited by the
 sandbox and by every process the notebook starts.
@@ -17,7 +17,7 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="grader.confine")
     parser.add_argument("--cgroup", action="append", default=[], help="cgroup folder to join (cgroup.procs)")
-    parser.add_argument("--rlimit-as", type=int, help="address-space limit in bytes")
+    parser.add_argument("--rlimit-data", type=int, help="data-segment limit in bytes (heap and writable private mappings)")
     parser.add_argument("--rlimit-nproc", type=int, help="process limit (not enforced for root)")
     parser.add_argument("--rlimit-fsize", type=int, help="largest file the kernel may write, in bytes")
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     for folder in args.cgroup:
         with open(os.path.join(folder, "cgroup.procs"), "w") as procs:
             procs.write(str(os.getpid()))
-    for limit, value in ((resource.RLIMIT_AS, args.rlimit_as), (resource.RLIMIT_NPROC, args.rlimit_nproc),
+    for limit, value in ((resource.RLIMIT_DATA, args.rlimit_data), (resource.RLIMIT_NPROC, args.rlimit_nproc),
                          (resource.RLIMIT_FSIZE, args.rlimit_fsize)):  # fmt: skip
         if value:
             resource.setrlimit(limit, (value, value))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from grader.results import CellRecord, ExecutionRecord
 from grader.sandbox import Confinement
 
 TIMEOUT_ENAME = "GraderCellTimeout"
+#: How a refused host allocation reads: Python's MemoryError, torch's CPU allocator, numpy.
+MEMORY_REFUSED = re.compile(r"^MemoryError|can't allocate memory|Unable to allocate|std::bad_alloc", re.M)
+CUDA_MEMORY = re.compile(r"CUDA", re.I)
 MAX_RESTARTS = 3
 
 
@@ -242,6 +246,9 @@ class KernelSession:
                 continue
             error = _error_of(cell)
             detail = f"interrupted after {self.options.cell_timeout:g} s" if outcome == "timeout" else (error[1] if error else "")
+            if outcome == "error" and error is not None:  # an allocation the memory cap refused: say so
+                error = (error[0], error[1] + self._memory_note(error[1]))
+                detail = error[1]
             records.append(CellRecord(index, outcome, seconds, detail))
             if outcome == "timeout" and status == "ok":
                 status, message = "timeout", f"cell {index} exceeded {self.options.cell_timeout:g} s and was interrupted"
@@ -265,6 +272,17 @@ class KernelSession:
 
             return f"memory limit {describe_bytes(confinement.limits.memory_bytes)} exceeded"
         return ""
+
+    def _memory_note(self, error: str) -> str:
+        """Under an rlimit a refused allocation is an exception in the cell, not a kill: name the cap it hit."""
+        confinement = self.options.confinement
+        if confinement is None or confinement.memory_killed_on_limit or not confinement.limits.memory_bytes:
+            return ""
+        if not MEMORY_REFUSED.search(error) or CUDA_MEMORY.search(error):
+            return ""
+        from grader.sandbox import describe_bytes
+
+        return f" (the kernel's memory limit of {describe_bytes(confinement.limits.memory_bytes)} was reached: {confinement.memory_mechanism})"
 
     async def _after(self, index: int, cell: NotebookNode, after_cell: Callable[[int, NotebookNode], str]) -> None:
         code = after_cell(index, cell)

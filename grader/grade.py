@@ -28,6 +28,7 @@ from grader.assignment import Assignment, Question
 from grader.bridge import BridgeError, CheckTimeout, KernelCrashed, Missing, StudentError, Submission
 from grader.budget import Budget
 from grader.checking import Fail, ForTA, NotGraded
+from grader.device import PEAK_CODE, PROBE_CODE, is_cuda_environment_error, lost_cuda_message, memory_fraction_code, parse_probe, unusable_cuda_message
 from grader.execute import ExecutionOptions, KernelSession
 from grader.load import load_notebook
 from grader.neutralize import neutralize
@@ -50,6 +51,8 @@ class GradeOptions:
     sandbox: bool = True
     #: Memory, process and disk limits per kernel (default: a share of the machine).
     limits: Limits | None = None
+    #: Kernels sharing this kernel's GPU (``--jobs-per-gpu``): each is held to its share of the GPU's memory.
+    jobs_per_gpu: int = 1
 
 
 def defined_names(source: str) -> list[str]:
@@ -190,19 +193,35 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
             cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", 600),
             timeout=options.timeout or budget_config.get("timeout", 3600),
             env=_kernel_env(options),
-            preamble=submission.install_code() + _thread_preamble(options) + options.budget.preamble(),
+            preamble=submission.install_code() + _thread_preamble(options) + options.budget.preamble() + _gpu_share_preamble(options),
             confinement=confinement,
         )  # fmt: skip
         session = KernelSession(notebook, exec_options)
         submission.session = session
         loop.run_until_complete(session.__aenter__())
         try:
+            observed = loop.run_until_complete(_probe(session, PROBE_CODE))
+            if options.device == "cuda" and not observed.get("cuda"):  # never a silent move to the CPU
+                result.execution = ExecutionRecord("environment_error", unusable_cuda_message(observed),
+                                                   isolation=confinement.isolation, observed_device=observed)  # fmt: skip
+                result.questions = _not_graded(assignment, result.execution.message)
+                result.hidden_questions_not_run = sum(1 for q in assignment.questions if not assignment.runnable(q))
+                return result
             record = loop.run_until_complete(session.run_notebook(options.on_cell, _after_cell_code(assignment)))
             record.neutralized = neutralized
             record.isolation = confinement.isolation
+            record.observed_device = observed
+            if observed.get("cuda"):
+                record.gpu_memory_peak = int(loop.run_until_complete(_probe(session, PEAK_CODE)).get("gpu_memory_peak", 0) or 0)
             result.execution = record
             if executed_to is not None:
                 write_atomic(executed_to, nbformat.writes(shrink_outputs(session.notebook)))
+            lost = _cuda_lost(record, options) if options.device == "cuda" else ""
+            if lost:
+                record.status, record.message = "environment_error", lost
+                result.questions = _not_graded(assignment, lost)
+                result.hidden_questions_not_run = sum(1 for q in assignment.questions if not assignment.runnable(q))
+                return result
             for question in assignment.questions:
                 if not assignment.runnable(question):
                     result.hidden_questions_not_run += 1
@@ -225,6 +244,28 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
     return result
 
 
+async def _probe(session: KernelSession, code: str) -> dict[str, Any]:
+    """Ask the kernel about its device (before the first cell) or its GPU memory peak (after the last)."""
+    reply = await session.run_code(code, timeout=120)
+    observed = parse_probe(reply.stdout)
+    if not observed and reply.status != "ok":
+        observed = {"cuda": False, "error": f"the probe failed: {reply.error or reply.status}"}
+    return observed
+
+
+def _cuda_lost(record: ExecutionRecord, options: GradeOptions) -> str:
+    """The message for the first cell in which CUDA itself failed (the environment's doing), or ''."""
+    for cell in record.cells:
+        if cell.status == "error" and is_cuda_environment_error(cell.error):
+            return lost_cuda_message(cell.index, cell.error, options.jobs_per_gpu)
+    return ""
+
+
+def _not_graded(assignment: Assignment, why: str) -> list[QuestionResult]:
+    """Every runnable question as not graded because of the environment: nothing is charged, the reason is loud."""
+    return [_question_result(q, "environment", f"not graded: {why}") for q in assignment.questions if assignment.runnable(q)]
+
+
 def _kernel_env(options: GradeOptions) -> dict[str, str]:
     env = {"CUDA_VISIBLE_DEVICES": ""} if options.device == "cpu" else {}
     if options.threads:
@@ -239,6 +280,13 @@ def _thread_preamble(options: GradeOptions) -> str:
 
     torch.set_num_threads(options.threads)  # the checks' own training, in this process
     return f"import torch\ntorch.set_num_threads({options.threads})\n"
+
+
+def _gpu_share_preamble(options: GradeOptions) -> str:
+    """Packed kernels (``--jobs-per-gpu N``, N > 1) each get 1/N of the GPU's memory, less a margin for CUDA's contexts."""
+    if options.device != "cuda" or options.jobs_per_gpu <= 1:
+        return ""
+    return memory_fraction_code(0.95 / options.jobs_per_gpu)
 
 
 def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:

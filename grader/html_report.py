@@ -20,10 +20,12 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
+from grader.device import describe
 from grader.results import GradeResult, QuestionResult, write_atomic
 
 TEMPLATES = Path(__file__).with_name("templates")
-STATUS_LABEL = {"pass": "pass", "fail": "fail", "error": "error", "missing": "missing", "manual": "TA grades"}
+STATUS_LABEL = {"pass": "pass", "fail": "fail", "error": "error", "missing": "missing", "manual": "TA grades",
+                "environment": "not graded: grader's environment"}  # fmt: skip
 #: Details rendered by a dedicated part of the template (everything else is listed as-is).
 SHOWN_ELSEWHERE = {
     "expected", "got", "expected_shape", "got_shape", "tolerance", "difference_map", "first_difference", "example",
@@ -207,7 +209,7 @@ def render_report(result: GradeResult, notebook: NotebookNode | None) -> str:
     percent = 100 * result.score / result.max_score if result.max_score else 0.0
     return environment().get_template("report.html.j2").render(
         r=result, percent=percent, sections=sections_view(result, notebook), timeline=timeline_view(result),
-        notebook_html=executed_notebook_html(notebook),
+        notebook_html=executed_notebook_html(notebook), observed_device=describe(result.execution.observed_device),
     )  # fmt: skip
 
 

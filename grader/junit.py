@@ -11,7 +11,9 @@ from collections.abc import Sequence
 
 from grader.results import GradeResult
 
-_FAILURE_KIND = {"fail": "failure", "missing": "failure", "error": "error"}
+#: A question the grader's environment kept from being graded (``environment``) is an error, never a
+#: silent skip: the course's CI must not go green on a notebook nobody graded.
+_FAILURE_KIND = {"fail": "failure", "missing": "failure", "error": "error", "environment": "error"}
 
 
 def junit_xml(results: Sequence[GradeResult]) -> str:
@@ -21,8 +23,8 @@ def junit_xml(results: Sequence[GradeResult]) -> str:
         suite = ET.SubElement(
             suites, "testsuite", name=result.submission, tests=str(len(questions)),
             failures=str(sum(q.status in ("fail", "missing") for q in questions)),
-            errors=str(sum(q.status == "error" for q in questions)),
-            skipped=str(sum(not q.counted for q in questions)),
+            errors=str(sum(q.status in ("error", "environment") for q in questions)),
+            skipped=str(sum(q.pending_ta for q in questions)),
             time=f"{result.execution.seconds:.3f}",
         )  # fmt: skip
         ET.SubElement(ET.SubElement(suite, "properties"), "property", name="score", value=f"{result.score:g}/{result.max_score:g}")
@@ -32,7 +34,7 @@ def junit_xml(results: Sequence[GradeResult]) -> str:
             if q.status in _FAILURE_KIND:
                 node = ET.SubElement(case, _FAILURE_KIND[q.status], message=q.message, type=q.status)
                 node.text = q.message
-            elif not q.counted:
+            elif q.pending_ta:
                 ET.SubElement(case, "skipped", message="graded by a TA (not graded yet)")
             elif q.status == "manual":
                 ET.SubElement(case, "system-out").text = f"TA: {q.points:g}/{q.max_points:g}" + (f" -- {q.ta_comment}" if q.ta_comment else "")

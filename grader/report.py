@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from grader.device import describe
 from grader.results import GradeResult
 
-STATUS_STYLE = {"pass": "green", "fail": "red", "error": "magenta", "missing": "yellow", "manual": "cyan"}
+STATUS_STYLE = {"pass": "green", "fail": "red", "error": "magenta", "missing": "yellow", "manual": "cyan", "environment": "bold red"}
 
 
 def one_line(text: str, limit: int = 110) -> str:
@@ -22,7 +23,11 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
 
     console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False)
     execution = result.execution
-    console.print(f"[bold]{result.submission}[/bold]  ({result.assignment}, budget {result.budget}, {result.device})")
+    observed = f"; the kernel had {describe(execution.observed_device)}" if execution.observed_device else ""
+    console.print(f"[bold]{result.submission}[/bold]  ({result.assignment}, budget {result.budget}, {result.device}{observed})")
+    if result.environment_problem:
+        console.print("[bold red]NOT GRADED: the grader's environment, not the notebook, stopped it; "
+                      "nothing was charged, grade it again after the change below.[/bold red]")  # fmt: skip
     status = execution.status + (f": {execution.message}" if execution.message else "")
     console.print(f"execution {status} in {execution.seconds:.1f} s; {len(execution.neutralized)} line(s) neutralized")
     table = Table(show_header=True, header_style="bold")

@@ -17,9 +17,13 @@ from typing import Any, Literal
 
 SCHEMA_VERSION = 1
 
-ExecutionStatus = Literal["ok", "error", "timeout", "crashed", "invalid"]
+#: ``environment_error``: the grader's environment, not the notebook, decided the outcome (CUDA was
+#: asked for and the kernel could not use it, or lost it mid-run); nothing is charged to the student.
+ExecutionStatus = Literal["ok", "error", "timeout", "crashed", "invalid", "environment_error"]
 CellStatus = Literal["ok", "error", "timeout", "skipped", "neutralized"]
-QuestionStatus = Literal["pass", "fail", "error", "manual", "missing"]
+#: ``environment``: not graded because of the grader's environment (see ``environment_error``); not
+#: counted in the score or its maximum until the notebook is graded again where the device works.
+QuestionStatus = Literal["pass", "fail", "error", "manual", "missing", "environment"]
 
 
 @dataclass
@@ -51,6 +55,13 @@ class ExecutionRecord:
     neutralized: list[NeutralizedLine] = field(default_factory=list)
     #: The sandbox and limits the kernel ran under (``grader.sandbox``), in words.
     isolation: str = ""
+    #: The device the kernel really had, asked by the grader before any of the notebook's cells ran:
+    #: ``{"cuda": bool, "name": str, "count": int, "total_memory": bytes, "torch": str}`` (and
+    #: ``"error"`` when CUDA failed to start). Empty for a notebook that never reached a kernel.
+    observed_device: dict[str, Any] = field(default_factory=dict)
+    #: The kernel's peak GPU memory (torch's ``max_memory_reserved``, bytes) after the last cell; 0 on a CPU.
+    #: It comes from the kernel after the student's code ran, so it sizes GPU packing and decides no verdict.
+    gpu_memory_peak: int = 0
 
 
 @dataclass
@@ -70,8 +81,15 @@ class QuestionResult:
 
     @property
     def counted(self) -> bool:
-        """Whether the question is in the total yet: auto questions always, manual ones once a TA graded them."""
+        """Whether the question is in the total yet: auto questions that were graded, manual ones once a TA graded them."""
+        if self.status == "environment":
+            return False
         return self.status != "manual" or self.ta_points is not None
+
+    @property
+    def pending_ta(self) -> bool:
+        """A manual question (a written exercise, or an accuracy no rule decides) still waiting for a TA's points."""
+        return self.status == "manual" and self.ta_points is None
 
 
 @dataclass
@@ -107,7 +125,12 @@ class GradeResult:
 
     @property
     def manual_points_pending(self) -> float:
-        return sum(q.max_points for q in self.questions if not q.counted)
+        return sum(q.max_points for q in self.questions if q.pending_ta)
+
+    @property
+    def environment_problem(self) -> bool:
+        """The grader's environment, not the notebook, decided this result: regrade it where the device works."""
+        return self.execution.status == "environment_error"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

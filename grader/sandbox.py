@@ -15,11 +15,22 @@ What is used depends on the machine, and the result records it
   other submissions or the reports. It has no network (its channels to
   the grader are IPC sockets in a folder bound in for that alone) and its
   own PID namespace; it dies with the grader.
-* **cgroup v1** memory and pids controllers, where writable: a memory cap
-  (the kernel alone is OOM-killed, and the report says the limit was hit)
-  and a process cap (a fork bomb stops at it). Every process left in the
-  cgroup is killed when the submission is done. Without cgroups the
-  launcher falls back to ``RLIMIT_AS``/``RLIMIT_NPROC``.
+* **cgroups**, where writable: a memory cap (the kernel alone is
+  OOM-killed, and the report says the limit was hit) and a process cap (a
+  fork bomb stops at it). Every process left in the cgroup is killed when
+  the submission is done. cgroup v1 (``memory``/``pids`` controllers) is
+  used where its folders are writable; otherwise cgroup v2 (``memory.max``,
+  ``pids.max``) in a delegated subtree -- ``$GRADER_CGROUP_PARENT``, or this
+  process's own v2 cgroup when it can hold children with both controllers.
+* **rlimits** otherwise (or with ``GRADER_CGROUPS=0``, which tests and CI
+  use to exercise this path on machines that have cgroups): memory is
+  capped by the *data segment* (``RLIMIT_DATA``), not the address space.
+  CUDA reserves tens of GiB of inaccessible address space when it starts;
+  under an address-space cap (``RLIMIT_AS``) of 12 GiB
+  ``torch.cuda.is_available()`` turns False inside the kernel and torch
+  silently runs on the CPU. ``RLIMIT_DATA`` counts only memory that can be
+  written (heap and private writable mappings), so CUDA starts and a real
+  allocation over the cap still fails, with a ``MemoryError`` in the cell.
 """
 
 from __future__ import annotations
@@ -84,6 +95,11 @@ def bwrap_path() -> str | None:
     return path if probe.returncode == 0 else None
 
 
+def cgroups_turned_off_by_environment() -> bool:
+    """``GRADER_CGROUPS=0``: confine by rlimits even where cgroups are writable (the path CUDA machines without them take)."""
+    return os.environ.get("GRADER_CGROUPS") == "0"
+
+
 def own_cgroup(controller: str) -> Path | None:
     """The folder of this process's cgroup for a v1 ``controller``, if it is mounted and writable."""
     try:
@@ -95,6 +111,48 @@ def own_cgroup(controller: str) -> Path | None:
     except OSError:
         pass
     return None
+
+
+def cgroup2_mount() -> Path | None:
+    """Where the unified (v2) hierarchy is mounted: ``/sys/fs/cgroup`` on pure v2, ``.../unified`` on hybrid machines."""
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            if right.split(" ", 1)[0] == "cgroup2":
+                return Path(left.split()[4])
+    except (OSError, IndexError):
+        pass
+    return None
+
+
+def cgroup2_parent() -> Path | None:
+    """A v2 cgroup under which a kernel's cgroup with ``memory`` and ``pids`` can be made, if any.
+
+    ``$GRADER_CGROUP_PARENT`` names one an administrator delegated (``mkdir
+    /sys/fs/cgroup/grader; echo +memory +pids > .../cgroup.subtree_control;
+    chown`` it to the grading user); otherwise this process's own v2 cgroup,
+    when it is writable and already hands both controllers to its children
+    (v2 forbids enabling them on a cgroup that holds processes itself).
+    """
+    configured = os.environ.get("GRADER_CGROUP_PARENT")
+    if configured:
+        folder = Path(configured)
+    else:
+        mount = cgroup2_mount()
+        if mount is None:
+            return None
+        try:
+            own = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
+        except (OSError, StopIteration):
+            return None
+        folder = mount / own.lstrip("/")
+    try:
+        enabled = (folder / "cgroup.subtree_control").read_text().split()
+    except OSError:
+        return None
+    if not {"memory", "pids"} <= set(enabled) or not os.access(folder, os.W_OK):
+        return None
+    return folder
 
 
 @dataclass
@@ -109,12 +167,21 @@ class Confinement:
     cgroups: dict[str, Path] = field(default_factory=dict)
     #: The sandbox was turned off (``--no-sandbox`` or ``GRADER_NO_SANDBOX=1``), not missing.
     turned_off: bool = False
+    #: 1 or 2: which cgroup hierarchy ``cgroups`` are in (0: none).
+    cgroup_version: int = 0
 
     @classmethod
     def create(cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True) -> Confinement:
         turned_off = not sandbox or turned_off_by_environment()
         confinement = cls(limits, workdir, readonly, hidden, None if turned_off else bwrap_path(), turned_off=turned_off)
-        name = f"hwgrader-{uuid.uuid4().hex[:12]}"
+        if not cgroups_turned_off_by_environment():
+            name = f"hwgrader-{uuid.uuid4().hex[:12]}"
+            confinement._join_cgroup_v1(name) or confinement._join_cgroup_v2(name)
+        return confinement
+
+    def _join_cgroup_v1(self, name: str) -> bool:
+        """A cgroup per v1 controller (memory, pids) with the limits written; False if none could be made."""
+        limits = self.limits
         for controller, settings in (
             ("memory", {"memory.limit_in_bytes": limits.memory_bytes, "memory.memsw.limit_in_bytes": limits.memory_bytes}),
             ("pids", {"pids.max": limits.processes}),
@@ -132,12 +199,59 @@ class Confinement:
                         except OSError:
                             if key != "memory.memsw.limit_in_bytes":  # swap accounting is optional
                                 raise
-                confinement.cgroups[controller] = folder
+                self.cgroups[controller] = folder
             except OSError:
                 shutil.rmtree(folder, ignore_errors=True)
-        return confinement
+        if self.cgroups:
+            self.cgroup_version = 1
+        return bool(self.cgroups)
+
+    def _join_cgroup_v2(self, name: str) -> bool:
+        """One v2 cgroup holding both limits (``memory.max``, ``pids.max``); False where no delegated subtree allows it."""
+        parent = cgroup2_parent()
+        if parent is None:
+            return False
+        folder = parent / name
+        settings = {"memory.max": self.limits.memory_bytes, "memory.swap.max": 0 if self.limits.memory_bytes else None,
+                    "pids.max": self.limits.processes}  # fmt: skip
+        try:
+            folder.mkdir()
+            for key, value in settings.items():
+                if value is None:
+                    continue
+                try:
+                    (folder / key).write_text(str(value))
+                except OSError:
+                    if key != "memory.swap.max":  # a machine without swap accounting has no such file
+                        raise
+        except OSError:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+            return False
+        if self.limits.memory_bytes:
+            self.cgroups["memory"] = folder
+        if self.limits.processes:
+            self.cgroups["pids"] = folder
+        self.cgroup_version = 2
+        return True
 
     # ------------------------------------------------------------------ description
+
+    @property
+    def memory_mechanism(self) -> str:
+        """What caps the kernel's memory, in words (empty: no cap)."""
+        if not self.limits.memory_bytes:
+            return ""
+        if "memory" in self.cgroups:
+            return "cgroup v2 memory.max" if self.cgroup_version == 2 else "cgroup v1 memory.limit_in_bytes"
+        return "data-segment rlimit (RLIMIT_DATA)"
+
+    @property
+    def memory_killed_on_limit(self) -> bool:
+        """Whether hitting the cap kills the kernel (a cgroup) or fails the allocation in the cell (an rlimit)."""
+        return "memory" in self.cgroups
 
     @property
     def isolation(self) -> str:
@@ -146,9 +260,10 @@ class Confinement:
                  else f"no sandbox ({'turned off' if self.turned_off else 'bubblewrap not available'})"]  # fmt: skip
         limits = self.limits
         if limits.memory_bytes:
-            parts.append(f"memory {describe_bytes(limits.memory_bytes)} ({'cgroup' if 'memory' in self.cgroups else 'address-space rlimit'})")
+            parts.append(f"memory {describe_bytes(limits.memory_bytes)} ({self.memory_mechanism})")
         if limits.processes:
-            parts.append(f"{limits.processes} processes ({'cgroup' if 'pids' in self.cgroups else 'rlimit'})")
+            kind = f"cgroup v{self.cgroup_version} pids.max" if "pids" in self.cgroups else "RLIMIT_NPROC"
+            parts.append(f"{limits.processes} processes ({kind})")
         if limits.disk_bytes:
             parts.append(f"disk {describe_bytes(limits.disk_bytes)} ({'tmpfs size' if self.bwrap else 'file-size rlimit'})")
         return "; ".join(parts)
@@ -168,10 +283,10 @@ class Confinement:
     def wrap(self, command: list[str]) -> list[str]:
         """``command`` (the kernel's launch) run through the launcher, inside the sandbox where there is one."""
         launcher = [sys.executable, "-m", "grader.confine"]
-        for folder in self.cgroups.values():
+        for folder in dict.fromkeys(self.cgroups.values()):  # v2: one folder holds both limits
             launcher += ["--cgroup", str(folder)]
         if "memory" not in self.cgroups and self.limits.memory_bytes:
-            launcher += ["--rlimit-as", str(self.limits.memory_bytes + 4 * GiB)]  # address space > resident memory
+            launcher += ["--rlimit-data", str(self.limits.memory_bytes)]  # not RLIMIT_AS: CUDA must be able to start
         if "pids" not in self.cgroups and self.limits.processes:
             launcher += ["--rlimit-nproc", str(self.limits.processes)]
         if not self.bwrap and self.limits.disk_bytes:
@@ -216,6 +331,9 @@ class Confinement:
         if folder is None:
             return 0
         try:
+            if self.cgroup_version == 2:
+                events = dict(line.split() for line in (folder / "memory.events").read_text().splitlines() if line.strip())
+                return int(events.get("oom_kill", 0))
             for line in (folder / "memory.oom_control").read_text().splitlines():
                 if line.startswith("oom_kill "):
                     return int(line.split()[1])
@@ -227,7 +345,7 @@ class Confinement:
         """Kill every process in the cgroups (forked children, daemons) -- nothing outlives grading."""
         for _ in range(20):
             pids = set()
-            for folder in self.cgroups.values():
+            for folder in set(self.cgroups.values()):
                 try:
                     pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
                 except (OSError, ValueError):
@@ -243,7 +361,7 @@ class Confinement:
 
     def close(self) -> None:
         self.kill_all()
-        for folder in self.cgroups.values():
+        for folder in set(self.cgroups.values()):
             for _ in range(50):
                 try:
                     folder.rmdir()

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from grader.thresholds import parse_threshold
+from grader.thresholds import check_calibration, parse_threshold
 
 ASSIGNMENTS_DIR = Path(__file__).resolve().parents[1] / "assignments"
 
@@ -119,12 +119,14 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
     ids = [q.id for q in questions]
     if len(ids) != len(set(ids)):
         raise ValueError(f"{config_path}: duplicate question ids")
-    for q in questions:  # a malformed threshold fails here, not after hours of a full run
-        if "full_threshold" in q.options:
-            try:
+    for q in questions:  # a malformed threshold or calibration fails here, not after hours of a full run
+        try:
+            if "full_threshold" in q.options:
                 parse_threshold(q.options["full_threshold"])
-            except ValueError as exc:
-                raise ValueError(f"{config_path}: question {q.id!r}: {exc}") from None
+            if "full_calibration" in q.options:
+                check_calibration(q.options.get("full_threshold"), q.options["full_calibration"])
+        except ValueError as exc:
+            raise ValueError(f"{config_path}: question {q.id!r}: {exc}") from None
     snapshots = [Snapshot(s["key"], re.compile(s["after"], re.M), dict(s["values"])) for s in config.get("snapshots", [])]
     assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
                             snapshots, config.get("budgets", {}), text, bool(config.get("claims", False)),

@@ -85,18 +85,30 @@ class _Run:
     parallel: int = 1
     threads: int = 1
     memory_bytes: int = 0
+    #: Kernels sharing one GPU (``--jobs-per-gpu``, after admission by GPU memory); 1 off CUDA.
+    jobs_per_gpu: int = 1
+    #: DataLoader workers per data module under ``full`` (None: the notebook's own); see ``Budget``.
+    loader_workers: int | None = None
 
     def budget_for(self, job: batch.Job) -> Budget:
-        return Budget.of(self.budget, self.data_dir, job.assignment.budgets)
+        return Budget.of(self.budget, self.data_dir, job.assignment.budgets, self.loader_workers)
 
-    def child_args(self, job: batch.Job) -> list[str]:
-        """The options a batch's grading process (local or on a Dask worker) is started with."""
+    def child_args(self, job: batch.Job, alone: bool = False) -> list[str]:
+        """The options a batch's grading process (local or on a Dask worker) is started with.
+
+        ``alone``: the retry of a notebook whose CUDA failed under packing -- the whole GPU, the
+        machine's cores and a one-job memory share, nothing else running beside it.
+        """
         args = self.args
         extra = [f"--cell-timeout={args.cell_timeout}"] if args.cell_timeout else []
         extra += [f"--timeout={args.timeout}"] if args.timeout else []
         extra += ["--no-sandbox"] if args.no_sandbox else []
-        return ["--budget", self.budget, "--device", self.device, "--data-dir", str(self.data_dir), "--threads", str(self.threads),
-                "--memory-limit", str(self.memory_bytes / GiB), "--assignment", job.assignment.name, *extra]  # fmt: skip
+        threads = batch.threads_per_job(1) if alone else self.threads
+        memory = max(self.memory_bytes, Limits.default(1).memory_bytes or 0) if alone else self.memory_bytes
+        if self.device == "cuda":
+            extra += ["--jobs-per-gpu", "1" if alone else str(self.jobs_per_gpu)]
+        return ["--budget", self.budget, "--device", self.device, "--data-dir", str(self.data_dir), "--threads", str(threads),
+                "--memory-limit", str(memory / GiB), "--assignment", job.assignment.name, *extra]  # fmt: skip
 
 
 def _grade(args: argparse.Namespace) -> int:
@@ -124,6 +136,12 @@ def _grade(args: argparse.Namespace) -> int:
     if args.json:
         data = [r.to_dict() for r in ordered]
         print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
+    blocked = [r for r in ordered if r.environment_problem]
+    if blocked:  # not the students' doing, and not graded: never an exit status that reads as "all done"
+        if not args.json:
+            print(f"grade: {len(blocked)} notebook(s) not graded because of the grader's environment "
+                  f"(execution environment_error): {blocked[0].execution.message}", file=sys.stderr)  # fmt: skip
+        return 3
     if args.fail_under is not None and any(r.max_score and 100 * r.score / r.max_score < args.fail_under for r in ordered):
         return 1
     return 0
@@ -143,6 +161,9 @@ def _read_manual(args: argparse.Namespace):
 def _plan(args: argparse.Namespace, out: Path, paths: list[Path]) -> tuple[_Run, list[batch.Job]]:
     """One job per notebook, and the device, budget, parallelism and limits they are graded with."""
     device = resolve_device(args.device)
+    # A cluster's coordinator may have no GPU (its workers' kernels report theirs); a batch's child was checked by its coordinator.
+    if args.device == "cuda" and not args.scheduler and not args.stem:
+        _require_cuda()
     run = _Run(args, out, device, resolve_budget(args.budget, device),
                Path(args.data_dir or os.environ.get("GRADER_DATA_DIR") or DEFAULT_DATA_CACHE).resolve())  # fmt: skip
     try:
@@ -152,11 +173,50 @@ def _plan(args: argparse.Namespace, out: Path, paths: list[Path]) -> tuple[_Run,
     if args.stem:  # a child of a parallel batch: the coordinator chose the result's name
         jobs[0].stem, jobs[0].target = args.stem, out / f"{args.stem}.json"
     run.parallel = args.jobs or batch.default_jobs()
-    if device == "cuda" and args.jobs_per_gpu and not args.jobs:
-        run.parallel = max(1, len(batch.visible_gpus())) * args.jobs_per_gpu
+    if device == "cuda" and args.jobs_per_gpu:
+        run.jobs_per_gpu = _admitted_per_gpu(args.jobs_per_gpu, jobs, quiet=args.json or bool(args.stem))
+        if not args.jobs:
+            run.parallel = max(1, len(batch.visible_gpus())) * run.jobs_per_gpu
     run.threads = args.threads or batch.threads_per_job(min(run.parallel, len(jobs)))
+    if args.threads or min(run.parallel, len(jobs)) > 1:  # kernels share the cores: loader workers too
+        run.loader_workers = max(0, run.threads - 1)
     run.memory_bytes = int(args.memory_limit * GiB) if args.memory_limit else Limits.default(min(run.parallel, len(jobs))).memory_bytes
     return run, jobs
+
+
+#: What each kernel's CUDA context takes beside torch's allocator (not in a measured peak).
+CUDA_CONTEXT_GIB = 0.5
+
+
+def _require_cuda() -> None:
+    """``--device cuda`` where torch sees no usable GPU is a usage error, before any kernel starts."""
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise _UsageError(f"--device cuda, but torch {torch.__version__} ({build}) sees no usable CUDA device here; "
+                          "grade with --device cpu (the quick budget) or on a machine with a GPU")  # fmt: skip
+
+
+def _admitted_per_gpu(requested: int, jobs: list[batch.Job], quiet: bool) -> int:
+    """``--jobs-per-gpu N``, lowered where N kernels at the assignment's measured GPU peak would not fit the GPU.
+
+    The peak is ``gpu_memory_peak_gib`` under ``[budgets.full]`` (``grade calibrate`` records it from the
+    solution's full runs); without one N is taken as asked, each kernel still held to 1/N of the memory.
+    """
+    peaks = [float(j.assignment.budgets.get("full", {}).get("gpu_memory_peak_gib", 0) or 0) for j in jobs]
+    peak = max(peaks, default=0.0)
+    if requested <= 1 or peak <= 0:
+        return max(1, requested)
+    import torch
+
+    total = min(torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())) / GiB
+    need = peak + CUDA_CONTEXT_GIB
+    fits = max(1, int(0.95 * total // need))
+    if fits < requested and not quiet:
+        print(f"grade: --jobs-per-gpu {requested} would oversubscribe the GPU ({requested} x ({peak:.1f} GiB measured peak "
+              f"+ {CUDA_CONTEXT_GIB} GiB CUDA context) > 95% of {total:.0f} GiB); packing {fits} per GPU", file=sys.stderr)  # fmt: skip
+    return min(requested, fits)
 
 
 def _reuse(run: _Run, jobs: list[batch.Job]) -> tuple[dict[str, GradeResult], list[batch.Job]]:
@@ -194,8 +254,9 @@ def _grade_batch(run: _Run, todo: list[batch.Job]) -> dict[str, GradeResult]:
             return run_on_cluster(todo, args.scheduler, run.child_args, crashed, on_done)
         slots = batch.gpu_slots(batch.visible_gpus(), args.jobs_per_gpu) if run.device == "cuda" and args.jobs_per_gpu else None
 
-        def local_args(job: batch.Job) -> list[str]:
-            return [str(job.path), "--out", str(run.out), "--stem", job.stem, "--json", "--force", "--jobs", "1", *run.child_args(job)]
+        def local_args(job: batch.Job, alone: bool = False) -> list[str]:
+            return [str(job.path), "--out", str(run.out), "--stem", job.stem, "--json", "--force", "--jobs", "1",
+                    *run.child_args(job, alone)]  # fmt: skip
 
         return batch.run_in_subprocesses(todo, run.parallel, local_args, run.budget, run.device, on_done, slots)
 
@@ -208,7 +269,8 @@ def _grade_here(run: _Run, todo: list[batch.Job]) -> dict[str, GradeResult]:
     for job in todo:
         progress = cell_progress(job.path, wanted(run.args.json))
         options = GradeOptions(run.budget_for(job), run.device, run.args.cell_timeout, run.args.timeout, on_cell=progress,
-                               threads=run.threads, limits=Limits(memory_bytes=run.memory_bytes), sandbox=not run.args.no_sandbox)  # fmt: skip
+                               threads=run.threads, limits=Limits(memory_bytes=run.memory_bytes), sandbox=not run.args.no_sandbox,
+                               jobs_per_gpu=run.jobs_per_gpu)  # fmt: skip
         shown = run.args.shown_as or str(job.path)
         result = grade_notebook(job.path, job.assignment, options, shown_path=shown, executed_to=notebook_path(job.target))
         result.cache_key = job.key
@@ -317,20 +379,31 @@ def _check_assignment(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    """Propose full-budget thresholds from a full run of the solution; exit 1 if a question measured nothing."""
+    """Propose full thresholds from full runs of the solution (``--write``: into the config); 1 if a run measured nothing."""
     from grader.assignment import load_assignment
-    from grader.calibrate import propose, render
+    from grader.calibrate import device_of, gpu_memory_peak_gib, propose, render, write
 
     try:
         assignment = load_assignment(args.name)
-        result = GradeResult.from_dict(json.loads(Path(args.result).read_text(encoding="utf-8")))
-        proposals = propose(result, assignment, args.margin)
+        results = [GradeResult.from_dict(json.loads(Path(path).read_text(encoding="utf-8"))) for path in args.results]
+        proposals = propose(results, assignment, args.margin)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # json's errors are ValueErrors
         print(f"grade calibrate: {exc}", file=sys.stderr)
         return 2
-    print(f"from {result.submission} (budget {result.budget}, device {result.device}, graded {result.graded_at})")
+    for result in results:
+        print(f"from {result.submission} (budget {result.budget}, device {device_of(result)}, graded {result.graded_at})")
     print(render(proposals))
-    return 1 if any(p.accuracy is None for p in proposals) else 0
+    peak = gpu_memory_peak_gib(results)
+    if peak is not None:
+        print(f"GPU memory: the runs peaked at {peak:g} GiB (--jobs-per-gpu packs at most 95% of a GPU / (peak + 0.5 GiB))")
+        print(f"    [budgets.full] gpu_memory_peak_gib = {peak:g}")
+    if args.write:
+        try:
+            print(f"wrote {write(assignment, proposals, peak)}")
+        except (OSError, ValueError) as exc:
+            print(f"grade calibrate: nothing written: {exc}", file=sys.stderr)
+            return 2
+    return 1 if any(p.unmeasured for p in proposals) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--force", action="store_true", help="regrade even where an up-to-date result exists")
     grade.add_argument("--jobs", type=int, help="notebooks graded in parallel (default: what the machine can hold)")
     grade.add_argument("--threads", type=int, help="CPU threads per kernel (default: cores / jobs)")
-    grade.add_argument("--jobs-per-gpu", type=int, metavar="K", help="with CUDA: K kernels on each visible GPU (sets --jobs)")
+    grade.add_argument("--jobs-per-gpu", type=int, metavar="K",
+                       help="with CUDA: K kernels on each visible GPU, each held to 1/K of its memory (sets --jobs; lowered "
+                            "where K x the assignment's measured GPU peak does not fit)")  # fmt: skip
     grade.add_argument("--scheduler", metavar="ADDRESS", help="grade on a Dask cluster: tcp://host:8786, or local:N for a LocalCluster")
     grade.add_argument("--memory-limit", type=float, metavar="GIB", help="memory per kernel (default: a share of the machine, at least 6)")
     grade.add_argument("--no-sandbox", action="store_true", help="run kernels without bubblewrap (limits still apply)")
@@ -370,10 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data-dir", help="Fashion-MNIST in torchvision's layout (or $GRADER_DATA_DIR)")
     check.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     check.set_defaults(run=_check_assignment)
-    calibrate = sub.add_parser("calibrate", help="propose full-budget thresholds from a full run of the solution")
+    calibrate = sub.add_parser("calibrate", help="propose full-budget thresholds from full runs of the solution")
     calibrate.add_argument("name", help="assignment name (a folder under assignments/)")
-    calibrate.add_argument("result", help="the JSON result of `grade assignments/NAME/solution.ipynb --budget full`")
-    calibrate.add_argument("--margin", type=float, default=0.1, help="how far below the solution's accuracy (default 0.1)")
+    calibrate.add_argument("results", nargs="+", metavar="RESULT",
+                           help="JSON results of `grade assignments/NAME/solution.ipynb --budget full` (runs, seeds, machines)")  # fmt: skip
+    calibrate.add_argument("--margin", type=float, default=0.1,
+                           help="the least distance below the worst run of the solution (default 0.1)")  # fmt: skip
+    calibrate.add_argument("--write", action="store_true",
+                           help="merge the runs into assignments/NAME/config.toml (full_threshold, full_calibration)")  # fmt: skip
     calibrate.set_defaults(run=_calibrate)
     claims = sub.add_parser("claims", help="check the exercise claims of reference/claims.py")
     claims.add_argument("only", nargs="*", help="claim names to check (default: all)")

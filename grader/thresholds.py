@@ -14,10 +14,15 @@ A run uses the threshold calibrated for its training-set size or, failing
 that, for the largest calibrated size below it (more data does not make the
 bar harder to reach). Below every calibrated size there is no rule: the
 check hands the accuracy to a TA instead of inventing a verdict.
+
+Beside a threshold, ``full_calibration`` records the runs of the solution it
+was computed from (see the section below and grader.calibrate).
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,3 +69,168 @@ def threshold_for(setting: Any, train_images: int) -> Threshold | None:
 def calibrated_sizes(setting: Any) -> list[int]:
     """The training-set sizes a table calibrates, largest first (for messages)."""
     return sorted((size for size in parse_threshold(setting) if size is not None), reverse=True)
+
+
+# --------------------------------------------------------------------------- calibration records
+#
+# A threshold is a decision; ``full_calibration`` keeps the evidence it was
+# decided from -- what runs of the solution reached on each training-set size
+# -- so the threshold can be recomputed (grader.calibrate), new runs merged in
+# by ``grade calibrate --write``, and the student's report can say what correct
+# notebooks reach::
+#
+#     full_calibration = { 7000 = { n = 13, min = 0.662, max = 0.789, mean = 0.7414, sd = 0.0354,
+#                                   margin = 0.1, devices = ["cpu", "cuda"], runs = [0.739, ...] } }
+#
+# (one line in the config: TOML 1.0 inline tables cannot span lines). ``runs``
+# lists the runs known one by one; when fewer than ``n`` are, the statistics
+# also cover runs known only in aggregate, and ``estimated`` names any
+# statistic that was inferred rather than measured (a mean and sd guessed
+# from a reported range).
+
+#: How far a recorded statistic may be from the runs it summarizes: statistics are recorded to 4 decimals.
+TOLERANCE = 1e-4
+_KEYS = {"n", "min", "max", "mean", "sd", "margin", "devices", "runs", "estimated"}
+_OPTIONAL = {"estimated"}
+_ESTIMABLE = ("mean", "sd")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What ``n`` runs of the solution reached after training on ``train_images`` images."""
+
+    train_images: int
+    n: int
+    min: float
+    max: float
+    mean: float
+    #: Sample standard deviation; 0 for one run.
+    sd: float
+    #: The margin the threshold was computed with (see grader.calibrate).
+    margin: float
+    #: The devices the runs were on ("cpu", "cuda").
+    devices: tuple[str, ...]
+    #: The runs known one by one (all ``n`` of them, or fewer where some are known only in aggregate).
+    runs: tuple[float, ...] = ()
+    #: Statistics inferred rather than measured ("mean", "sd").
+    estimated: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        """The part a student's report shows (and which statistics are estimates, where some are)."""
+        shown: dict[str, Any] = {"n": self.n, "min": self.min, "max": self.max, "mean": self.mean}
+        return {**shown, "estimated": list(self.estimated)} if self.estimated else shown
+
+    def toml(self) -> str:
+        """The record as a TOML inline table (the value of one size in ``full_calibration``)."""
+        fields = [f"n = {self.n}", *(f"{key} = {_number(getattr(self, key))}" for key in ("min", "max", "mean", "sd", "margin")),
+                  f"devices = {json.dumps(list(self.devices))}", f"runs = [{', '.join(_number(r) for r in self.runs)}]"]  # fmt: skip
+        if self.estimated:
+            fields.append(f"estimated = {json.dumps(list(self.estimated))}")
+        return "{ " + ", ".join(fields) + " }"
+
+
+def _number(value: float) -> str:
+    return repr(round(float(value), 4))
+
+
+def calibration_toml(table: dict[int, Calibration]) -> str:
+    """A whole ``full_calibration`` value, largest size first."""
+    return "{ " + ", ".join(f"{size} = {table[size].toml()}" for size in sorted(table, reverse=True)) + " }"
+
+
+def parse_calibration(setting: Any) -> dict[int, Calibration]:
+    """``full_calibration`` from a config as {training-set size: record}; ValueError says what is wrong."""
+    if not isinstance(setting, dict) or not setting:
+        raise ValueError(f"full_calibration must be a non-empty table of training-set sizes, not {setting!r}")
+    table = {}
+    for size, record in setting.items():
+        if not str(size).isdigit() or int(size) <= 0:
+            raise ValueError(f"full_calibration: {size!r} is not a training-set size (a positive whole number of images)")
+        try:
+            table[int(size)] = _record(int(size), record)
+        except ValueError as exc:
+            raise ValueError(f"full_calibration for {size} images: {exc}") from None
+    return table
+
+
+def _record(size: int, record: Any) -> Calibration:
+    if not isinstance(record, dict):
+        raise ValueError(f"{record!r} is not a table of n, min, max, mean, sd, margin, devices, runs")
+    missing, unknown = sorted(_KEYS - _OPTIONAL - record.keys()), sorted(record.keys() - _KEYS)
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    if unknown:
+        raise ValueError(f"unknown key {', '.join(unknown)} (a record has {', '.join(sorted(_KEYS))})")
+    n = record["n"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n = {n!r} is not a number of runs (a whole number, at least 1)")
+    for key in ("min", "max", "mean"):
+        _accuracy(key, record[key])
+    sd, margin = record["sd"], record["margin"]
+    if isinstance(sd, bool) or not isinstance(sd, (int, float)) or not 0 <= sd <= 1:
+        raise ValueError(f"sd = {sd!r} is not a standard deviation of accuracies (0 to 1)")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise ValueError(f"margin = {margin!r} is not an accuracy margin (0 to 1)")
+    devices, runs, estimated = record["devices"], record["runs"], record.get("estimated", [])
+    if not isinstance(devices, list) or not devices or not all(isinstance(d, str) and d for d in devices):
+        raise ValueError(f"devices = {devices!r} is not a non-empty list of device names")
+    if not isinstance(runs, list):
+        raise ValueError(f"runs = {runs!r} is not a list of accuracies")
+    for run in runs:
+        _accuracy("a run", run)
+    if not isinstance(estimated, list) or not set(estimated) <= set(_ESTIMABLE):
+        raise ValueError(f"estimated = {estimated!r} may only name {' and '.join(_ESTIMABLE)}")
+    calibration = Calibration(size, n, float(record["min"]), float(record["max"]), float(record["mean"]), float(sd),
+                              float(margin), tuple(devices), tuple(float(r) for r in runs), tuple(estimated))  # fmt: skip
+    _consistent(calibration)
+    return calibration
+
+
+def _accuracy(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{key} = {value!r} is not an accuracy in [0, 1]")
+
+
+def _consistent(c: Calibration) -> None:
+    """The statistics must be able to describe the runs: a typo in one number would move a threshold unseen."""
+    if not c.min - TOLERANCE <= c.mean <= c.max + TOLERANCE:
+        raise ValueError(f"mean {c.mean} is not between min {c.min} and max {c.max}")
+    if len(c.runs) > c.n:
+        raise ValueError(f"{len(c.runs)} runs listed, but n = {c.n}")
+    if c.n == 1 and (c.sd != 0 or c.min != c.max):
+        raise ValueError("one run has sd 0 and min = max")
+    outside = [r for r in c.runs if not c.min - TOLERANCE <= r <= c.max + TOLERANCE]
+    if outside:
+        raise ValueError(f"runs {outside} lie outside min {c.min} .. max {c.max}")
+    if len(c.runs) < c.n:
+        return
+    if c.estimated:
+        raise ValueError(f"every run is listed, so {', '.join(c.estimated)} cannot be estimated")
+    actual = (min(c.runs), max(c.runs), statistics.fmean(c.runs), statistics.stdev(c.runs) if c.n > 1 else 0.0)
+    for key, recorded, value in zip(("min", "max", "mean", "sd"), (c.min, c.max, c.mean, c.sd), actual):
+        if abs(recorded - value) > TOLERANCE:
+            raise ValueError(f"{key} = {recorded} but the {c.n} runs listed give {value:.4f}")
+
+
+def check_calibration(threshold_setting: Any, calibration_setting: Any) -> dict[int, Calibration]:
+    """``full_calibration`` parsed, and every calibrated size given its own ``full_threshold`` entry.
+
+    A record beside no threshold of its own size would be shown to a
+    student next to a bar it did not produce.
+    """
+    table = parse_calibration(calibration_setting)
+    thresholds = parse_threshold(threshold_setting) if threshold_setting is not None else {}
+    orphans = [size for size in table if size not in thresholds]
+    if orphans:
+        raise ValueError(f"full_calibration for {', '.join(map(str, sorted(orphans)))} images has no full_threshold "
+                         "entry for that size")  # fmt: skip
+    return table
+
+
+def calibration_for(setting: Any, train_images: int) -> Calibration | None:
+    """The record for the largest calibrated size not above ``train_images`` (threshold_for's rule); None if none."""
+    if setting is None:
+        return None
+    table = parse_calibration(setting)
+    below = [size for size in table if size <= train_images]
+    return table[max(below)] if below else None

@@ -188,8 +188,8 @@ def test_jobs_per_gpu_is_lowered_where_the_measured_peak_would_oversubscribe_the
     hw2 = load_assignment("hw2")
     hw2.budgets = {**hw2.budgets, "full": {**hw2.budgets.get("full", {}), "gpu_memory_peak_gib": 9.5}}
     job = type("Job", (), {"assignment": hw2})()
-    assert cli._admitted_per_gpu(8, [job], quiet=False) == 8  # 8 x 9.5 = 76 GiB fits in 95% of 80 GiB
-    assert cli._admitted_per_gpu(12, [job], quiet=False) == 8
+    assert cli._admitted_per_gpu(7, [job], quiet=False) == 7  # 7 x (9.5 + 0.5) = 70 GiB fits in 95% of 80 GiB
+    assert cli._admitted_per_gpu(12, [job], quiet=False) == 7
     assert "--jobs-per-gpu 12 would oversubscribe the GPU" in capsys.readouterr().err
 
 

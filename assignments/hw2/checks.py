@@ -19,7 +19,7 @@ from grader.bridge import Module, Submission
 from grader.checking import Fail, ForTA, NotGraded, answered, expect_equal, expect_tensor, property_check, tensors
 from grader.data import fixed_batch, training_images, validation_accuracy
 from grader.stored import source_hash, stored
-from grader.thresholds import calibrated_sizes, threshold_for
+from grader.thresholds import calibrated_sizes, calibration_for, threshold_for
 from reference import claims, models, ops
 
 BOOK_X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
@@ -349,10 +349,17 @@ def _check_trained_model(sub: Submission, name: str, build):
         raise ForTA(f"{accuracy:.1%} validation accuracy after training on {trained_on:,} images; thresholds exist "
                     f"only for {sizes} images, so a TA decides", **details)  # fmt: skip
     details.update(threshold=threshold.accuracy, threshold_calibrated_for=threshold.train_images)
+    # What runs of the solution reached on the size the threshold was set for: the student sees the bar's evidence.
+    record = calibration_for(q.get("full_calibration"), threshold.train_images) if threshold.train_images else None
+    reach = ""
+    if record is not None and record.train_images == threshold.train_images:
+        details["calibration"] = record.summary()
+        reach = f"correct notebooks reach {record.min * 100:.1f}–{record.max:.1%} ({record.n} runs of the solution)"
+    needed = f"at least {threshold.accuracy:.0%} is needed"
     if accuracy < threshold.accuracy:
-        raise Fail(f"your trained {name} reaches {accuracy:.1%} validation accuracy; at least "
-                   f"{threshold.accuracy:.0%} is needed", **details)  # fmt: skip
-    details["message"] = f"validation accuracy {accuracy:.1%} (threshold {threshold.accuracy:.0%})"
+        raise Fail(f"your trained {name} reaches {accuracy:.1%} validation accuracy; "
+                   + (f"{reach}, and {needed}" if reach else needed), **details)  # fmt: skip
+    details["message"] = f"validation accuracy {accuracy:.1%} ({reach + '; ' if reach else ''}threshold {threshold.accuracy:.0%})"
     return details
 
 

@@ -15,7 +15,10 @@ import asyncio
 import base64
 import json
 import math
+import os
+import re
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,27 +73,39 @@ class BridgeError(Exception):
     """The kernel sent no usable reply (tampered bridge, garbled output)."""
 
 
-def decode(data: Any) -> Any:
-    """Rebuild a value the kernel encoded; only data, never code or pickles."""
+#: The largest tensor the grader reads from a blob file (a trained model's state is well under it).
+MAX_BLOB_BYTES = 1 << 30
+_BLOB_NAME = re.compile(r"[0-9a-f]{16}\.bin")
+
+
+def decode(data: Any, blobs: Path | None = None) -> Any:
+    """Rebuild a value the kernel encoded; only data, never code or pickles.
+
+    ``blobs``: the folder the kernel writes large tensors' raw bytes to (see :func:`read_blob`);
+    None refuses any tensor that is not inline.
+    """
     if isinstance(data, list):
-        return [decode(v) for v in data]
+        return [decode(v, blobs) for v in data]
     if isinstance(data, dict):
         if "__tensor__" in data:
             dtype = _DTYPES.get(data["__tensor__"])
             if dtype is None:
                 raise BridgeError(f"unsupported tensor dtype {data['__tensor__']!r}")
             shape = [int(s) for s in data["shape"]]
-            raw = bytearray(base64.b64decode(data["b64"], validate=True))
             expected = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+            if "blob" in data:
+                raw = read_blob(blobs, data["blob"], expected)
+            else:
+                raw = bytearray(base64.b64decode(data["b64"], validate=True))
             if len(raw) != expected:
                 raise BridgeError(f"tensor of shape {shape} carries {len(raw)} bytes, expected {expected}")
             if not raw:
                 return torch.empty(shape, dtype=dtype)
             return torch.frombuffer(raw, dtype=dtype).reshape(shape).clone()
         if "__tuple__" in data:
-            return tuple(decode(v) for v in data["__tuple__"])
+            return tuple(decode(v, blobs) for v in data["__tuple__"])
         if "__dict__" in data:
-            return {str(k): decode(v) for k, v in data["__dict__"].items()}
+            return {str(k): decode(v, blobs) for k, v in data["__dict__"].items()}
         if "__float__" in data:
             return float(data["__float__"])
         if "__error__" in data:
@@ -100,6 +115,46 @@ def decode(data: Any) -> Any:
             return RemoteObject(str(data["__object__"]), str(data.get("repr", "")))
         raise BridgeError(f"unexpected object in reply: {sorted(data)[:5]}")
     return data
+
+
+def read_blob(folder: Path | None, name: Any, expected: int) -> bytearray:
+    """A tensor's raw bytes from a file the kernel wrote, read as data only and removed.
+
+    The kernel controls that folder, so the file is treated as hostile: a
+    plain name of the kernel's format (no path), not a link (``O_NOFOLLOW``),
+    a regular file (not a FIFO that would block), exactly the size the
+    tensor's shape says and at most :data:`MAX_BLOB_BYTES` -- checked before
+    a byte is read.
+    """
+    if folder is None:
+        raise BridgeError("a tensor arrived as a file, but this session reads none")
+    if not isinstance(name, str) or not _BLOB_NAME.fullmatch(name):
+        raise BridgeError(f"a tensor file with an unexpected name: {str(name)[:40]!r}")
+    if expected > MAX_BLOB_BYTES:
+        raise BridgeError(f"a tensor of {expected} bytes is over the {MAX_BLOB_BYTES} bytes the grader reads")
+    path = Path(folder) / name
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise BridgeError(f"the tensor file {name} cannot be read ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != expected:
+            raise BridgeError(f"the tensor file {name} is not a file of {expected} bytes")
+        buffer = bytearray(expected)
+        view, done = memoryview(buffer), 0
+        while done < expected:
+            n = os.readv(fd, [view[done:]])
+            if n == 0:
+                raise BridgeError(f"the tensor file {name} ended after {done} of {expected} bytes")
+            done += n
+        return buffer
+    finally:
+        os.close(fd)
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
 @dataclass(frozen=True)
@@ -165,6 +220,8 @@ class Submission:
     results: dict[str, Any] = field(default_factory=dict)
     data_dir: Any = None
     budget: str = "quick"
+    #: Where the kernel writes large tensors' raw bytes (inside the folder the sandbox shares with the grader).
+    blob_dir: Path | None = None
 
     @property
     def marker(self) -> str:
@@ -177,6 +234,7 @@ class Submission:
             "_m = _t.ModuleType('_hwgrader')\n"
             f"exec(compile({KERNEL_SOURCE!r}, '<_hwgrader>', 'exec'), _m.__dict__)\n"
             f"_m.MARKER = {self.marker!r}\n"
+            f"_m.BLOBS = {str(self.blob_dir) if self.blob_dir is not None else None!r}\n"
             "_s.modules['_hwgrader'] = _m\n"
             "del _s, _t, _m\n"
         )
@@ -209,7 +267,7 @@ class Submission:
                                e.get("where"), e.get("line"), e.get("code", ""), e.get("traceback", ""))  # fmt: skip
         if "ok" not in reply:
             raise BridgeError("reply without a result")
-        return decode(reply["ok"])
+        return decode(reply["ok"], self.blob_dir)
 
     # -- operations checks use ----------------------------------------------------------
 

@@ -186,8 +186,10 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
     )  # fmt: skip
     loop = asyncio.new_event_loop()
     try:
+        blob_dir = confinement.kernel_dir / "blobs"  # in the one folder the sandbox shares with the grader
+        blob_dir.mkdir(parents=True)
         submission = Submission(None, loop, notebook, assignment=assignment, call_timeout=options.check_timeout,
-                                data_dir=options.budget.data_dir, budget=options.budget.name)  # fmt: skip
+                                data_dir=options.budget.data_dir, budget=options.budget.name, blob_dir=blob_dir)  # fmt: skip
         exec_options = ExecutionOptions(
             workdir=workdir / "work",
             cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", 600),

@@ -59,6 +59,63 @@ def test_an_unexpected_mapping_is_refused():
         bridge.decode({"__reduce__": "os.system"})
 
 
+# --------------------------------------------------------------------------- large tensors as files
+
+
+def test_a_large_tensor_arrives_as_raw_bytes_in_a_file_that_is_removed_after_reading(tmp_path):
+    K = kernel_module()
+    K.BLOBS = str(tmp_path)
+    value = {"state": [torch.randn(300, 400), torch.arange(10)]}
+    encoded = K.encode(value)
+    assert "blob" in encoded["__dict__"]["state"][0] and "b64" in encoded["__dict__"]["state"][1]  # small ones stay inline
+    decoded = bridge.decode(encoded, tmp_path)
+    assert torch.equal(decoded["state"][0], value["state"][0]) and torch.equal(decoded["state"][1], value["state"][1])
+    assert list(tmp_path.iterdir()) == []
+
+
+def blob_reply(name: str, shape=(4,)) -> dict:
+    return {"__tensor__": "float32", "shape": list(shape), "blob": name}
+
+
+def test_a_tensor_file_is_not_read_without_a_folder_for_them():
+    with pytest.raises(bridge.BridgeError, match="reads none"):
+        bridge.decode(blob_reply("0123456789abcdef.bin"))
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "0123456789abcdef.bin/..", 7])
+def test_a_tensor_file_name_that_is_not_the_kernels_plain_format_is_refused(tmp_path, name):
+    with pytest.raises(bridge.BridgeError, match="unexpected name"):
+        bridge.decode(blob_reply(name), tmp_path)
+
+
+def test_a_tensor_file_that_is_a_link_to_another_file_is_refused(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"x" * 16)
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / "0123456789abcdef.bin").symlink_to(secret)
+    with pytest.raises(bridge.BridgeError, match="cannot be read"):
+        bridge.decode(blob_reply("0123456789abcdef.bin"), tmp_path / "blobs")
+
+
+def test_a_tensor_file_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "0123456789abcdef.bin")
+    with pytest.raises(bridge.BridgeError, match="not a file of 16 bytes"):
+        bridge.decode(blob_reply("0123456789abcdef.bin"), tmp_path)
+
+
+def test_a_tensor_file_of_another_size_than_its_shape_says_is_refused(tmp_path):
+    (tmp_path / "0123456789abcdef.bin").write_bytes(b"\x00" * 20)
+    with pytest.raises(bridge.BridgeError, match="not a file of 16 bytes"):
+        bridge.decode(blob_reply("0123456789abcdef.bin"), tmp_path)
+
+
+def test_a_tensor_larger_than_the_grader_reads_is_refused_before_any_byte_is_read(tmp_path):
+    with pytest.raises(bridge.BridgeError, match="over the"):
+        bridge.decode(blob_reply("0123456789abcdef.bin", shape=(2**28 + 1,)), tmp_path)
+
+
 def test_kernel_errors_point_at_the_students_line():
     K = kernel_module()
 

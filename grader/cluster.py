@@ -73,22 +73,31 @@ def open_client(address: str):
 
 
 def run_on_cluster(
-    jobs: Sequence[Any], address: str, child_args: Callable[[Any], list[str]],
+    jobs: Sequence[Any], address: str, child_args: Callable[..., list[str]],
     crashed: Callable[[Any, str], GradeResult], on_done: Callable[[Any, GradeResult], None] | None = None,
 ) -> dict[str, GradeResult]:  # fmt: skip
-    """Grade ``jobs`` (see ``batch.Job``) on the cluster at ``address``; write and return results by stem."""
+    """Grade ``jobs`` (see ``batch.Job``) on the cluster at ``address``; write and return results by stem.
+
+    A notebook whose result is an ``environment_error`` (CUDA unusable or lost on its worker) is
+    submitted once more with ``child_args(job, alone=True)`` -- the whole GPU of whichever worker
+    takes it -- before its result is final, as in a local batch.
+    """
     from dask.distributed import as_completed
 
     from grader.html_report import html_path, notebook_path
 
     client = open_client(address)
     results: dict[str, GradeResult] = {}
+    retried: set[str] = set()
+
+    def submit(job: Any, alone: bool = False):
+        args = child_args(job, alone=True) if alone else child_args(job)
+        return client.submit(grade_on_worker, job.path.name, job.path.read_bytes(), job.stem, str(job.path), args, pure=False)
+
     try:
-        futures = {
-            client.submit(grade_on_worker, job.path.name, job.path.read_bytes(), job.stem, str(job.path), child_args(job), pure=False): job
-            for job in jobs
-        }  # fmt: skip
-        for future in as_completed(futures):
+        futures = {submit(job): job for job in jobs}
+        pending = as_completed(futures)
+        for future in pending:
             job = futures[future]
             try:
                 payload = future.result()
@@ -101,6 +110,14 @@ def run_on_cluster(
                 else:
                     result = GradeResult.from_dict(json.loads(payload["json"]))
                     result.submission, result.cache_key = str(job.path), job.key
+            if result.environment_problem and job.stem not in retried:
+                retried.add(job.stem)
+                retry = submit(job, alone=True)
+                futures[retry] = job
+                pending.add(retry)
+                continue
+            if result.environment_problem:
+                result.execution.message += "; graded again alone, with the same outcome"
             write_result(result, job.target)
             # After the result, so that the report is the newest file (see html_report.up_to_date).
             for text, path in ((payload.get("notebook"), notebook_path(job.target)), (payload.get("report"), html_path(job.target))):

@@ -61,3 +61,16 @@ def test_a_worker_that_keeps_dying_is_retried_then_recorded_as_crashed(tmp_path,
     assert killer[0] == "crashed" and "Dask worker died" in killer[2]["execution"]["message"]
     assert killer[2]["score"] == 0
     assert graded(tmp_path / "out", "good")[1]["corr2d"] == "pass"  # graded on a worker the killer did not take down
+
+
+def test_a_notebook_whose_cuda_failed_on_its_worker_is_submitted_once_more_alone(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the workers' kernels see no GPU, though CUDA is asked for
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    write(subs, "good", GOOD)
+    out = tmp_path / "dask"
+    code = main([str(subs), "--out", str(out), "--scheduler", "local:1", "--budget", "quick", "--device", "cuda",
+                 "--data-dir", str(data_dir), "--json"])  # fmt: skip
+    status, questions, data = graded(out, "good")
+    assert code == 3 and status == "environment_error" and set(questions.values()) == {"environment"}
+    assert data["execution"]["message"].endswith("graded again alone, with the same outcome")

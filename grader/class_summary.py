@@ -39,28 +39,36 @@ def pass_rates(results: Sequence[GradeResult]) -> dict[str, float]:
     return {qid: sum(passed) / len(passed) for qid, passed in seen.items()}
 
 
-def inputs_key(results: Sequence[tuple[GradeResult, Path]]) -> str:
-    """What the page shows depends on these results only: a page made from the same ones is reused."""
+def inputs_key(results: Sequence[tuple[GradeResult, Path]], similarity: Sequence | None = None) -> str:
+    """What the page shows depends on these results (and similar pairs) only: a page made from the same ones is reused."""
     digest = hashlib.sha256()
     for result, json_path in results:
         digest.update(json_path.name.encode() + b"\0" + json.dumps(result.to_dict(), sort_keys=True).encode() + b"\0")
+    if similarity is not None:  # the pairs the page shows, and how many there are and are flagged
+        from grader.similarity import shown_count
+
+        shown = [p.to_dict() for p in similarity[: shown_count(similarity)]]
+        digest.update(b"similarity\0" + json.dumps([shown, len(similarity), sum(p.flagged for p in similarity)], sort_keys=True).encode())
     return digest.hexdigest()
 
 
-def write_summary(results: Sequence[tuple[GradeResult, Path]], target: Path) -> bool:
-    """Write ``index.html`` unless the one there was made from the same results; True if written."""
-    key = inputs_key(results)
+def write_summary(results: Sequence[tuple[GradeResult, Path]], target: Path, similarity: Sequence | None = None) -> bool:
+    """Write ``index.html`` unless the one there was made from the same results; True if written.
+
+    ``similarity``: the batch's ranked pairs (``grader.similarity.Pair``, most similar first); the page shows the top ones.
+    """
+    key = inputs_key(results, similarity)
     try:
         with open(target, encoding="utf-8") as existing:
             if f'<meta name="grader-inputs" content="{key}">' in existing.read(4000):
                 return False
     except OSError:
         pass
-    write_atomic(target, render_summary(results, key))
+    write_atomic(target, render_summary(results, key, similarity))
     return True
 
 
-def render_summary(results: Sequence[tuple[GradeResult, Path]], key: str = "") -> str:
+def render_summary(results: Sequence[tuple[GradeResult, Path]], key: str = "", similarity: Sequence | None = None) -> str:
     from grader import figures
     from grader.html_report import environment
 
@@ -68,6 +76,11 @@ def render_summary(results: Sequence[tuple[GradeResult, Path]], key: str = "") -
     rows = summary_rows(results)
     rates = pass_rates(graded)
     times = [r.grading_seconds for r in graded if r.grading_seconds]
+    shown = None
+    if similarity is not None:
+        from grader.similarity import shown_count
+
+        shown = list(similarity[: shown_count(similarity)])
     return environment().get_template("index.html.j2").render(
         rows=rows, count=len(rows),
         assignments=sorted({r.assignment for r in graded}),
@@ -77,4 +90,6 @@ def render_summary(results: Sequence[tuple[GradeResult, Path]], key: str = "") -
         histogram=figures.histogram([row["percent"] for row in rows]) if rows else None,
         rates=rates, rates_chart=figures.pass_rates(rates) if rates else None,
         question_ids=list(rates), nonce=secrets.token_urlsafe(16), key=key,
+        similarity=shown, similarity_count=len(similarity or ()), flagged=sum(1 for p in similarity or () if p.flagged),
+        similarity_threshold=similarity[0].threshold if similarity else None,
     )  # fmt: skip

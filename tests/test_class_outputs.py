@@ -26,7 +26,7 @@ def test_the_batch_writes_a_report_and_a_result_per_notebook_and_the_class_files
     for stem in STEMS:
         assert (fixture_batch / f"{stem}.json").is_file() and (fixture_batch / f"{stem}.html").is_file()
         assert (fixture_batch / "notebooks" / f"{stem}.ipynb").is_file()
-    assert {p.name for p in fixture_batch.glob("*.csv")} == {"gradebook.csv"}
+    assert {p.name for p in fixture_batch.glob("*.csv")} == {"gradebook.csv", "similarity.csv"}
     assert (fixture_batch / "index.html").is_file() and (fixture_batch / "junit.xml").is_file()
     assert not list(fixture_batch.glob(".*.tmp"))  # nothing half-written left behind
 

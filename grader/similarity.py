@@ -1,0 +1,453 @@
+"""Similarity across a class: which pairs of students wrote the same code of their own.
+
+What counts is a student's *own* code. Every HW2 notebook holds the given
+cells of the template and the book's code, which every student types (the
+solution is written in the book's style, so the book's code is in it); code
+found in the assignment's solution or template is therefore taken out of every
+student's code before any two are compared, and the bare template makes no
+two students look alike.
+
+Method: winnowing (Schleimer, Wilkerson and Aiken, SIGMOD 2003) over Python
+tokens, implemented here on the standard library alone.
+
+1. **Code**: the code cells of each submission as handed in (read with the
+   tolerant loader, ``grader/load.py``), ``!shell`` and ``%magic`` lines left out.
+2. **Tokens, normalised**: each cell is tokenized as Python by a small
+   regular-expression tokenizer (on the fixtures' and the assignment's 259
+   code cells it gives exactly :mod:`tokenize`'s tokens, several times faster,
+   and it never raises on a half-written cell). Identifiers become one
+   placeholder ``V`` -- variables, functions, classes, parameters, attributes:
+   a renamed copy is the same sequence. Keywords, built-in names (``range``,
+   ``sum``: a rename cannot change them without changing the program),
+   operators and statement structure (newline, indent, dedent) stay; literals
+   keep only their kind (number, string). Comments and blank lines are
+   dropped, so reformatting and commenting change nothing.
+3. **Fingerprints**: every run of ``K`` = 12 tokens *within one cell* is
+   hashed (a hash of integers, not salted per process: reruns give the same
+   CSV), and winnowing with a window of ``WINDOW`` = 8 hashes keeps the
+   smallest of each window. Any shared run of at least K + WINDOW - 1 = 19
+   normalised tokens is guaranteed to be found; one under 12 tokens
+   (``X = torch.ones((6, 8))``) is noise and never counts. A notebook is the
+   *set* of its cells' fingerprints: no k-gram crosses a cell boundary, so
+   reordered cells give the same set.
+4. **Exclusion**: *every* 12-token hash of the solution and of the template
+   (not only the winnowed ones: winnowing picks different hashes at the edges
+   of a fragment in different surroundings) is removed from every student's set.
+5. **Similarity** of a pair: the fingerprints they share divided by the size
+   of the smaller set, that set counted as at least ``MIN_FINGERPRINTS`` --
+   how much of the smaller hand-in's own code is also in the other, so
+   copying a notebook and adding to it still scores high, while a student
+   with hardly any own code (a few lines that match) cannot score 1.0. Sets
+   are intersected in C, over the fingerprints at least two notebooks have;
+   cells every notebook shares unchanged are read once. 300 notebooks (44,850
+   pairs) take a few seconds: ``tests/benchmarks/bench_similarity.py``.
+6. **Regions**: for the pairs the class summary shows, the shared
+   fingerprints are mapped back to the lines of each student's cells and
+   merged into matching fragments, shown side by side.
+
+Why not copydetect 0.5.0 (PyPI; evaluated here): it normalises names (with
+pygments: yes to renamed variables), takes boilerplate fingerprints (yes to
+template exclusion) and returns character slices (yes to regions), but it
+reads files, not cells -- a notebook would be concatenated, with k-grams
+across cell boundaries, so reordered cells change the edges -- its k-grams
+are characters of the filtered text hashed with Python's salted ``hash()``
+(winnowing picks differ from run to run), and it is slow at class scale: on
+300 notebooks made from a fixture it took 35 s to fingerprint and an
+estimated 76 s to compare all pairs (here, 2 cores); no to "300 notebooks in
+seconds". It would also add tqdm and import matplotlib's pyplot at import.
+
+Flag threshold: ``FLAG_THRESHOLD`` = 0.5 -- half of the smaller student's own
+code (counted as at least MIN_FINGERPRINTS = 40 fingerprints, about a fifth
+of a complete HW2 hand-in's ~210 beyond the template) is shared with the
+other in runs of 12+ normalised tokens. Measured: the two independently
+written fixture hand-ins score 0.125 (they typed the book, so only 9 and 6
+fingerprints are their own, 5 of them shared: the book's
+``VGG(...).layer_summary(...)`` where the template has ``vgg11 = VGG(...)``);
+a renamed and reordered copy of a hand-in with own code scores 1.0; two
+students with different own answers in the template score 0. Half is far
+from both; it is what copying half of the work and writing the rest scores,
+while a shared snippet or two (the book's code in another spelling) stays
+well under it. An assignment may set another in its ``config.toml``::
+
+    [similarity]
+    flag_threshold = 0.6
+
+A flag is a reason for a TA to look at the side-by-side fragments, never a
+verdict: the grader changes no score for it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import csv
+import io
+import keyword
+import re
+import tomllib
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Tokens per k-gram: shared runs shorter than this are noise (one book line, an import).
+K = 12
+#: Winnowing window (in hashes): every shared run of K + WINDOW - 1 tokens is found.
+WINDOW = 8
+#: The smallest denominator of a pair's similarity: a hand-in with less own code than this cannot reach 1.0.
+MIN_FINGERPRINTS = 40
+#: A pair at or above this share of the smaller hand-in's own code is flagged for a TA (see the module docstring).
+FLAG_THRESHOLD = 0.5
+#: The class summary shows at least this many pairs (every flagged pair, up to MAX_SHOWN).
+TOP_PAIRS = 10
+MAX_SHOWN = 50
+#: Matching fragments shown per pair on the summary page, largest first.
+MAX_REGIONS = 8
+
+CSV_COLUMNS = ("submission_a", "submission_b", "similarity", "flagged")
+
+_BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_"))
+_MAGIC = re.compile(r"^\s*[!%]")
+
+
+# --------------------------------------------------------------------------- code and tokens
+
+
+def code_cells(path: Path) -> list[str]:
+    """The code cells of a notebook, ``!``/``%`` lines blanked (line numbers kept); ``[]`` for an unreadable file."""
+    from grader.load import load_notebook
+
+    loaded = load_notebook(Path(path))
+    if not loaded.valid:
+        return []
+    return [strip_magics(cell.source) for cell in loaded.notebook.cells if cell.cell_type == "code"]
+
+
+def strip_magics(source: str) -> str:
+    return "\n".join("" if _MAGIC.match(line) else line for line in str(source).split("\n"))
+
+
+#: A normalised token and the first and last (1-based) line of its cell that it spans.
+Token = tuple[str, int, int]
+
+_STRING = (
+    r"[rRbBuUfF]{0,2}(?:"
+    r"'''(?:\\.|'(?!'')|[^'\\])*(?:'''|\Z)"
+    r'|"""(?:\\.|"(?!"")|[^"\\])*(?:"""|\Z)'
+    r"|'(?:\\.|[^'\\\n])*'?"
+    r'|"(?:\\.|[^"\\\n])*"?)'
+)
+_NUMBER = r"0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?[jJ]?"
+_OPERATOR = r"\*\*=|//=|>>=|<<=|\.\.\.|->|:=|[-+*/%@&|^<>=!]=|\*\*|//|<<|>>|[-+*/%@&|^~<>=.,:;]"
+_TOKENS = re.compile(
+    rf"[ \t\f]*(?:(?P<comment>#[^\r\n]*)|(?P<string>{_STRING})|(?P<number>{_NUMBER})|(?P<name>[^\W\d]\w*)"
+    rf"|(?P<newline>\r\n|\n|\r)|(?P<continuation>\\\r?\n)|(?P<open>[(\[{{])|(?P<close>[)\]}}])|(?P<op>{_OPERATOR})|(?P<other>\S))"
+)
+_KEPT_NAMES = frozenset(keyword.kwlist) | _BUILTINS  # soft keywords (match, case, _) are mostly names
+
+
+def normalized_tokens(source: str) -> list[Token]:
+    """The cell's tokens: identifiers ``V``, numbers ``N``, strings ``S``, statement ends ``;``, indents ``{``/``}``.
+
+    A small regular-expression tokenizer for Python: several times faster than :mod:`tokenize` (pure Python
+    in 3.11), and it never raises -- an unfinished string or bracket in a student's cell is read as far as it
+    goes. Keywords, builtins and operators stay; comments, blank lines and ``!``/``%`` lines are dropped.
+    """
+    source = strip_magics(source)
+    tokens: list[Token] = []
+    append = tokens.append
+    kept = _KEPT_NAMES
+    line, depth, line_start, at_start, indents = 1, 0, 0, True, [0]
+    for match in _TOKENS.finditer(source):
+        kind = match.lastgroup
+        if kind == "newline":
+            if depth == 0 and not at_start:
+                append((";", line, line))
+                at_start = True
+            line += 1
+            line_start = match.end()
+            continue
+        if kind == "comment":
+            continue
+        if kind == "continuation":
+            line += 1
+            line_start = match.end()
+            continue
+        if at_start:  # the first token of a logical line: its indentation opens or closes blocks
+            at_start = False
+            width = len(source[line_start : match.start(kind)].expandtabs(8))
+            if width > indents[-1]:
+                indents.append(width)
+                append(("{", line, line))
+            while width < indents[-1]:
+                indents.pop()
+                append(("}", line, line))
+        text = match.group(kind)
+        first = line
+        if kind == "name":
+            symbol = text if text in kept else "V"
+        elif kind == "string":
+            symbol = "S"
+            if "\n" in text:
+                line += text.count("\n")
+                line_start = match.start(kind) + text.rindex("\n") + 1
+        elif kind == "number":
+            symbol = "N"
+        elif kind == "open":
+            symbol, depth = text, depth + 1
+        elif kind == "close":
+            symbol, depth = text, max(0, depth - 1)
+        else:
+            symbol = text
+        append((symbol, first, line))
+    if not at_start:
+        append((";", line, line))
+    tokens.extend(("}", line, line) for _ in indents[1:])
+    return tokens
+
+
+_SYMBOL_CODES: dict[str, int] = {}
+
+
+def _code(symbol: str) -> int:
+    value = _SYMBOL_CODES.get(symbol)
+    if value is None:
+        value = _SYMBOL_CODES[symbol] = zlib.crc32(symbol.encode())
+    return value
+
+
+def kgram_hashes(symbols: Sequence[str], k: int = K) -> list[int]:
+    """A hash of every run of ``k`` symbols: Python's tuple hash of the symbols' CRC-32 codes.
+
+    Tuples of integers hash the same in every process (only str and bytes hashes are salted), so
+    fingerprints -- and the CSV -- are the same from run to run; the tuples are made and hashed in C.
+    """
+    if len(symbols) < k:
+        return []
+    codes = [_SYMBOL_CODES.get(s) or _code(s) for s in symbols]
+    return list(map(hash, zip(*(codes[j:] for j in range(k)))))
+
+
+def winnow(hashes: Sequence[int], window: int = WINDOW) -> set[int]:
+    """The hashes winnowing selects: the smallest of every ``window`` consecutive ones.
+
+    As a set of values this is exactly robust winnowing's selection (which only breaks ties between
+    equal hashes by position); where a selected hash occurs is looked up again for the pairs shown.
+    """
+    if len(hashes) <= window:
+        return {min(hashes)} if hashes else set()
+    return set(map(min, zip(*(hashes[j:] for j in range(window)))))
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+@dataclass
+class Fingerprints:
+    """A notebook's winnowed fingerprints (``own``: those not in the references); positions on demand."""
+
+    name: str
+    cells: list[str]
+    hashes: frozenset[int]
+    own: frozenset[int] = field(default_factory=frozenset)
+    _tokens: list[list[Token]] | None = field(default=None, repr=False)
+    _where: dict[int, list[tuple[int, int]]] | None = field(default=None, repr=False)
+
+    @property
+    def tokens(self) -> list[list[Token]]:
+        if self._tokens is None:
+            self._tokens = [normalized_tokens(cell) for cell in self.cells]
+        return self._tokens
+
+    @property
+    def where(self) -> dict[int, list[tuple[int, int]]]:
+        """Each fingerprint -> where its k-gram starts: (code cell, token), in notebook order."""
+        if self._where is None:
+            self._where = {}
+            for index, cell_tokens in enumerate(self.tokens):
+                for position, h in enumerate(kgram_hashes([t[0] for t in cell_tokens])):
+                    if h in self.hashes:
+                        self._where.setdefault(h, []).append((index, position))
+        return self._where
+
+
+def cell_fingerprints(cell: str) -> set[int]:
+    return winnow(kgram_hashes([t[0] for t in normalized_tokens(cell)]))
+
+
+def fingerprint(name: str, cells: Sequence[str], cache: dict[str, set[int]] | None = None) -> Fingerprints:
+    """The set of the cells' fingerprints (k-grams never cross cells: reordered cells give the same set).
+
+    ``cache``: fingerprints by cell source, shared across a class -- the template's untouched cells,
+    which every notebook has, are read once.
+    """
+    cache = {} if cache is None else cache
+    hashes: set[int] = set()
+    for cell in cells:
+        found = cache.get(cell)
+        if found is None:
+            found = cache[cell] = cell_fingerprints(cell)
+        hashes |= found
+    return Fingerprints(name, list(cells), frozenset(hashes), frozenset(hashes))
+
+
+def reference_hashes(cells_of_references: Iterable[Sequence[str]]) -> set[int]:
+    """Every k-gram hash (not only the winnowed ones) of the solution's and the template's code."""
+    excluded: set[int] = set()
+    for cells in cells_of_references:
+        for cell in cells:
+            excluded.update(kgram_hashes([t[0] for t in normalized_tokens(cell)]))
+    return excluded
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+@dataclass
+class Fragment:
+    cell: int  # index among the notebook's code cells
+    first_line: int
+    last_line: int
+    code: str
+
+
+@dataclass
+class Region:
+    a: Fragment
+    b: Fragment
+    fingerprints: int
+
+
+@dataclass
+class Pair:
+    submission_a: str
+    submission_b: str
+    similarity: float
+    flagged: bool
+    shared: int
+    threshold: float = FLAG_THRESHOLD
+    regions: list[Region] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"submission_a": self.submission_a, "submission_b": self.submission_b, "similarity": round(self.similarity, 4),
+                "flagged": self.flagged, "shared": self.shared, "threshold": self.threshold,
+                "regions": [[r.a.cell, r.a.first_line, r.a.last_line, r.b.cell, r.b.first_line, r.b.last_line] for r in self.regions]}  # fmt: skip
+
+
+def compare(submissions: Sequence[tuple[str, Sequence[str]]], references: Iterable[Sequence[str]] = (),
+            threshold: float = FLAG_THRESHOLD, regions_for: int | None = None) -> list[Pair]:  # fmt: skip
+    """Every pair of ``(name, code cells)`` submissions, most similar first; regions for the pairs shown.
+
+    ``references``: the code cells of the solution and the template, whose code counts for nobody.
+    ``regions_for``: how many of the top pairs get their matching fragments (default: those the summary shows).
+    """
+    excluded = reference_hashes(references)
+    cache: dict[str, set[int]] = {}
+    prints = [fingerprint(name, cells, cache) for name, cells in submissions]
+    for p in prints:
+        p.own = p.hashes - excluded
+    # Only fingerprints two or more notebooks have can be shared: intersecting those alone is the same count,
+    # and where hand-ins differ (the usual case) the sets to intersect are tiny.
+    seen = Counter(h for p in prints for h in p.own)
+    candidates = [frozenset(h for h in p.own if seen[h] > 1) for p in prints]
+    sizes = [max(len(p.own), MIN_FINGERPRINTS) for p in prints]
+    pairs = []
+    for i, a in enumerate(prints):
+        mine, size = candidates[i], sizes[i]
+        for j in range(i + 1, len(prints)):
+            shared = len(mine & candidates[j]) if mine else 0
+            value = shared / min(size, sizes[j])
+            pairs.append(Pair(a.name, prints[j].name, value, value >= threshold, shared, threshold))
+    order = {p.name: i for i, p in enumerate(prints)}
+    pairs.sort(key=lambda p: (-p.similarity, order[p.submission_a], order[p.submission_b]))
+    by_name = {p.name: p for p in prints}
+    for pair in pairs[: shown_count(pairs) if regions_for is None else regions_for]:
+        pair.regions = matching_regions(by_name[pair.submission_a], by_name[pair.submission_b])
+    return pairs
+
+
+def shown_count(pairs: Sequence[Pair]) -> int:
+    """How many of the ranked pairs the summary shows: every flagged one, at least TOP_PAIRS, none at 0."""
+    flagged = sum(1 for p in pairs if p.flagged)
+    return min(max(TOP_PAIRS, flagged), MAX_SHOWN, sum(1 for p in pairs if p.shared))
+
+
+def matching_regions(a: Fingerprints, b: Fingerprints, limit: int = MAX_REGIONS) -> list[Region]:
+    """The shared fingerprints as fragments of both notebooks, largest first.
+
+    Matches are grouped by the pair of cells they join (a's cell, b's cell); within one, a gap of more
+    than ``3 * (K + WINDOW)`` tokens in a's cell starts a new fragment, so two copied functions far apart
+    in one long cell are two fragments, while fingerprints the template took out of the middle of a
+    copied function do not split it.
+    """
+    matches = sorted((a.where[h][0][0], b.where[h][0][0], a.where[h][0][1], b.where[h][0][1]) for h in a.own & b.own)
+    groups: list[list[tuple[int, int, int, int]]] = []
+    for match in matches:  # (cell a, cell b, token a, token b)
+        last = groups[-1][-1] if groups else None
+        if last and match[:2] == last[:2] and match[2] - last[2] <= 3 * (K + WINDOW):
+            groups[-1].append(match)
+        else:
+            groups.append([match])
+    regions = []
+    for group in groups:
+        fa = _fragment(a, group[0][0], min(m[2] for m in group), max(m[2] for m in group) + K - 1)
+        fb = _fragment(b, group[0][1], min(m[3] for m in group), max(m[3] for m in group) + K - 1)
+        regions.append(Region(fa, fb, len(group)))
+    regions.sort(key=lambda r: (-r.fingerprints, r.a.cell, r.a.first_line))
+    return regions[:limit]
+
+
+def _fragment(prints: Fingerprints, cell: int, first_token: int, last_token: int) -> Fragment:
+    tokens = prints.tokens[cell]
+    first, last = tokens[first_token][1], tokens[min(last_token, len(tokens) - 1)][2]
+    lines = prints.cells[cell].split("\n")
+    return Fragment(cell, first, last, "\n".join(lines[first - 1 : last]))
+
+
+# --------------------------------------------------------------------------- files
+
+
+def threshold_of(config_text: str) -> float:
+    """``[similarity] flag_threshold`` of an assignment's config, else FLAG_THRESHOLD."""
+    try:
+        value = tomllib.loads(config_text).get("similarity", {}).get("flag_threshold", FLAG_THRESHOLD)
+        return float(value)
+    except (tomllib.TOMLDecodeError, AttributeError, TypeError, ValueError):
+        return FLAG_THRESHOLD
+
+
+def _spreadsheet_safe(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def similarity_csv(pairs: Sequence[Pair]) -> str:
+    """``submission_a,submission_b,similarity,flagged``, most similar first; formula-like cells neutralised."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for p in pairs:
+        writer.writerow([_spreadsheet_safe(p.submission_a), _spreadsheet_safe(p.submission_b), f"{p.similarity:.3f}", "yes" if p.flagged else "no"])
+    return buffer.getvalue()
+
+
+def class_similarity(jobs: Sequence, target: Path | None = None) -> list[Pair]:
+    """The pairs of a batch's jobs (``grader.batch.Job``), compared within each assignment; writes ``target`` (CSV)."""
+    from grader.cli import template_path_for
+    from grader.results import write_atomic
+
+    by_assignment: dict[str, list] = {}
+    for job in jobs:
+        by_assignment.setdefault(job.assignment.name, []).append(job)
+    pairs: list[Pair] = []
+    for group in by_assignment.values():
+        if len(group) < 2:
+            continue
+        assignment = group[0].assignment
+        solution = assignment.folder / "solution.ipynb"
+        references = [code_cells(path) for path in (solution, template_path_for(solution)) if path.is_file()]
+        pairs.extend(compare([(job.stem, code_cells(job.path)) for job in group], references, threshold_of(assignment.config_text)))
+    if len(by_assignment) > 1:
+        pairs.sort(key=lambda p: -p.similarity)
+    if target is not None:
+        write_atomic(Path(target), similarity_csv(pairs))
+    return pairs

@@ -47,12 +47,11 @@ def environment():
 
 
 def inline_code(text: Any):
-    """Escape ``text`` and show its `backticked` parts as code, as the titles and messages are written."""
-    import re
+    """Escape ``text`` and show its `backticked` parts as code and its ``$...$`` formulas as MathML
+    (outside the code), as the titles and messages are written (``grader/mathml.py``)."""
+    from grader.mathml import text_html
 
-    from markupsafe import Markup, escape
-
-    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(str(text)))))
+    return text_html(text)
 
 
 def _number(value: Any) -> str:
@@ -134,10 +133,12 @@ def notebook_images(notebook: NotebookNode | None, index: Any) -> list[str]:
 
 
 def render_markdown(text: str) -> str:
-    """The student's prose as HTML; raw HTML in it is escaped, not rendered."""
+    """The student's prose as HTML; raw HTML in it is escaped, not rendered; LaTeX becomes MathML."""
     import mistune
 
-    return mistune.create_markdown(escape=True, plugins=["table", "strikethrough"])(text or "")
+    from grader.mathml import math_plugin
+
+    return mistune.create_markdown(escape=True, plugins=["table", "strikethrough", math_plugin])(text or "")
 
 
 def question_view(q: QuestionResult, notebook: NotebookNode | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,54 @@ def test_the_browser_helper_sees_a_request_and_a_console_error(browser, tmp_path
     assert visit.network_requests == ["http://192.0.2.1/x.png"]
     assert any("boom" in e for e in visit.console_errors)
 
+
+REPORT_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-src 'self' data:"
+
+
+def box(browser: Browser, selector: str) -> dict:
+    """The layout box of the first node matching ``selector`` (read over the DevTools protocol, not by the page)."""
+    return browser.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+                            " return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height}; })()")  # fmt: skip
+
+
+def test_latex_in_an_answer_is_drawn_as_math_without_a_script(browser, tmp_path, shots):
+    from grader import results as r
+    from grader.html_report import render_report
+
+    answer = "The output side is $\\frac{n-k+p+s}{s}$, and each entry $x_{i}$ is one pixel; it costs $5 and $10."
+    question = r.QuestionResult("ex_math", "Output shape", "manual", 0.0, 2.0, "", {"answer": answer}, "7.3")
+    result = r.GradeResult("kim.ipynb", "ab" * 32, "hw2", "quick", "cpu", "0.1.0", r.ExecutionRecord("ok", "", 1.0),
+                           [question], sections={"7.3": "Padding and Stride"})  # fmt: skip
+    page = tmp_path / "math.html"
+    page.write_text(render_report(result, None), encoding="utf-8")
+    visit = check_page(browser, page, shots, 1280)
+    assert browser.evaluate("document.querySelector('meta[http-equiv=\"Content-Security-Policy\"]').content") == REPORT_POLICY
+    assert browser.evaluate("document.scripts.length") == 0
+    assert "costs $5 and $10" in visit.text  # currency stays text
+
+    text_line = browser.evaluate(
+        "(() => { const r = document.createRange(); r.selectNodeContents(document.querySelector('#q-ex_math .answer p').firstChild);"
+        " return r.getClientRects()[0].height; })()"
+    )  # one line of the plain text before the formula
+    fraction = box(browser, "#q-ex_math .answer mfrac")
+    numerator = box(browser, "#q-ex_math .answer mfrac > :first-child")
+    denominator = box(browser, "#q-ex_math .answer mfrac > :last-child")
+    assert fraction["height"] > text_line, (fraction, text_line)  # taller than a line of text (inline: script-sized parts)
+    assert numerator["bottom"] <= denominator["top"] + 1, (numerator, denominator)  # the numerator drawn above the denominator
+    assert fraction["height"] >= numerator["height"] + denominator["height"]  # stacked, with the bar between
+    assert abs((numerator["left"] + numerator["right"]) - (denominator["left"] + denominator["right"])) < 2  # both centred
+
+    base = box(browser, "#q-ex_math .answer msub > :first-child")
+    subscript = box(browser, "#q-ex_math .answer msub > :last-child")
+    size = "parseFloat(getComputedStyle(document.querySelector('#q-ex_math .answer msub > :{}-child')).fontSize)"
+    assert browser.evaluate(size.format("last")) < browser.evaluate(size.format("first"))  # a smaller script size
+    assert subscript["bottom"] > base["bottom"], (base, subscript)  # sits lower than its base
+    assert subscript["left"] >= base["right"] - 1  # to its right
+    assert browser.fonts_for("#q-ex_math .answer mfrac mi")  # drawn with a real font, not left out
+
+    # The control: the same elements as plain inline markup (no MathML layout) fail the stacking check.
+    plain = tmp_path / "plain.html"
+    plain.write_text(re.sub(r"<(/?)m(frac|row|i|sub|o|n|ath)\b", r"<\1x-m\2", page.read_text(encoding="utf-8")), encoding="utf-8")
+    browser.visit(plain)
+    numerator, denominator = box(browser, "x-mfrac > :first-child"), box(browser, "x-mfrac > :last-child")
+    assert not numerator["bottom"] <= denominator["top"] + 1

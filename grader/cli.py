@@ -45,6 +45,22 @@ def _claims(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _gradescope(args: argparse.Namespace) -> int:
+    """``grade gradescope ASSIGNMENT -o autograder.zip``: Gradescope's autograder bundle (grader/gradescope.py)."""
+    from grader.gradescope import DEFAULT_TIMEOUT, BundleError, build_bundle
+
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else (args.timeout or None)
+    try:
+        bundle = build_bundle(args.assignment, Path(args.output), Path(args.data_dir) if args.data_dir else None,
+                              cuda=args.cuda, budget=args.budget, timeout=timeout)  # fmt: skip
+    except (BundleError, OSError) as exc:
+        print(f"grade gradescope: {exc}", file=sys.stderr)
+        return 2
+    data = "Fashion-MNIST inside" if bundle.data else "setup.sh downloads Fashion-MNIST"
+    print(f"wrote {bundle.path} ({bundle.assignment}, {len(bundle.files)} files, {data}): upload it on the assignment's Configure Autograder page")
+    return 0
+
+
 def _collect(paths: Sequence[str], out: Path | None = None) -> list[Path]:
     """Notebooks named on the command line; folders are searched, checkpoints and our own output skipped."""
     found: list[Path] = []
@@ -117,6 +133,9 @@ def _grade(args: argparse.Namespace) -> int:
     paths = _collect(args.paths, out)
     if not paths:
         print("grade: no notebooks found in " + ", ".join(args.paths), file=sys.stderr)
+        return 2
+    if args.gradescope and len(paths) != 1:  # one results.json is one submission
+        print(f"grade: --gradescope writes the results of one notebook; {len(paths)} were given", file=sys.stderr)
         return 2
     try:
         grades = _read_manual(args)  # before grading: a bad file should not wait for the batch to say so
@@ -303,16 +322,37 @@ def _write_outputs(run: _Run, jobs: list[batch.Job], results: dict[str, GradeRes
     ensure_reports((results[job.stem], job.target) for job in jobs)
     if not args.stem:  # a batch's child leaves the class-wide files to its coordinator
         write_atomic(out / "gradebook.csv", gradebook_csv(ordered))
+    similar = _similarity(jobs, out) if not args.stem and len(jobs) > 1 else None
     if not args.stem and (len(jobs) > 1 or args.summary):
         from grader.class_summary import write_summary
 
-        write_summary([(results[job.stem], job.target) for job in jobs], out / "index.html")
+        write_summary([(results[job.stem], job.target) for job in jobs], out / "index.html", similarity=similar)
         if not args.json:
-            print(f"class summary: {out / 'index.html'}; gradebook: {out / 'gradebook.csv'}")
+            flagged = f"; similarity: {out / 'similarity.csv'} ({sum(p.flagged for p in similar)} flagged)" if similar is not None else ""
+            print(f"class summary: {out / 'index.html'}; gradebook: {out / 'gradebook.csv'}{flagged}")
     if args.junit:
         from grader.junit import junit_xml
 
         write_atomic(Path(args.junit), junit_xml(ordered))
+    if args.gradescope:  # one notebook (checked before grading): Gradescope's results.json
+        from grader.gradescope import write_results_json
+        from grader.html_report import notebook_path
+
+        job = jobs[0]
+        write_results_json(results[job.stem], Path(args.gradescope), [q.id for q in job.assignment.questions if q.hidden],
+                           notebook_path(job.target), note=args.gradescope_note or "")  # fmt: skip
+
+
+def _similarity(jobs: list[batch.Job], out: Path) -> list | None:
+    """``similarity.csv`` and the ranked pairs for the summary; a failure here never fails the batch."""
+    try:
+        from grader.similarity import class_similarity
+
+        return class_similarity(jobs, out / "similarity.csv")
+    except Exception as exc:  # noqa: BLE001 -- a side product: warn in one line and go on
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        print(f"grade: warning: similarity across the class not computed ({type(exc).__name__}: {reason})", file=sys.stderr)
+        return None
 
 
 def template_path_for(solution: Path) -> Path:
@@ -406,6 +446,23 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 1 if any(p.unmeasured for p in proposals) else 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    """Gradebook CSV for Canvas or Moodle from a results folder and the LMS's roster; 2 and nothing written on a problem."""
+    from grader.lms_export import ExportError, ExportOptions, export
+
+    options = ExportOptions(args.format, args.column, args.match_column, args.assignment, args.missing,
+                            args.allow_pending, args.points_possible, args.feedback)  # fmt: skip
+    try:
+        made = export(Path(args.results), Path(args.roster), Path(args.output), options)
+    except ExportError as exc:
+        print(f"grade export: nothing written:\n{exc}", file=sys.stderr)
+        return 2
+    for warning in made.warnings:
+        print(f"grade export: warning: {warning}", file=sys.stderr)
+    print(made.summary)
+    return 3 if made.not_graded else 0  # like `grade`: written, but some notebooks still need grading
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grade", description="Grade d2l CNN homework notebooks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -435,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--junit", metavar="FILE", help="also write JUnit XML (a testsuite per notebook, a testcase per question)")
     grade.add_argument("--manual", metavar="CSV", help="merge a TA's points for manual questions (submission,question,points,comment)")
     grade.add_argument("--summary", action="store_true", help="write the class summary index.html even for one notebook")
+    grade.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's results.json for the (one) notebook")
+    grade.add_argument("--gradescope-note", help=argparse.SUPPRESS)  # run_autograder: a line first in results.json's output
     grade.set_defaults(run=_grade)
     assign = sub.add_parser("assign", help="generate the student template from a solution notebook")
     assign.add_argument("solution", help="assignments/NAME/solution.ipynb")
@@ -458,10 +517,38 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("only", nargs="*", help="claim names to check (default: all)")
     claims.add_argument("--json", action="store_true", help="print the results as JSON")
     claims.set_defaults(run=_claims)
+    gradescope = sub.add_parser("gradescope", help="build a Gradescope autograder bundle (setup.sh, run_autograder, grader, assignment)")
+    gradescope.add_argument("assignment", metavar="ASSIGNMENT", help="assignment name (a folder under assignments/) or folder")
+    gradescope.add_argument("-o", "--output", default="autograder.zip", metavar="ZIP", help="the zip to write (default: autograder.zip)")
+    gradescope.add_argument("--data-dir", help="ship this Fashion-MNIST (torchvision's layout) in the bundle "
+                            "(default: setup.sh downloads it when Gradescope builds the image)")  # fmt: skip
+    gradescope.add_argument("--cuda", action="store_true", help="install PyPI's CUDA torch and grade with --device auto (default: CPU wheels, --device cpu)")
+    gradescope.add_argument("--budget", choices=["quick", "full", "auto"], help="the budget submissions are graded with (default: quick; auto with --cuda)")
+    gradescope.add_argument("--timeout", type=float, help="whole-notebook limit in seconds, 0 for none (default: 420, for Gradescope's default 10 minutes)")
+    gradescope.set_defaults(run=_gradescope)
+    export = sub.add_parser("export", help="gradebook CSV for Canvas or Moodle from a results folder and the LMS's roster")
+    export.add_argument("results", metavar="RESULTS_DIR", help="the --out folder of `grade` (its <stem>.json results)")
+    export.add_argument("--format", choices=["canvas", "moodle"], required=True)
+    export.add_argument("--roster", required=True, metavar="CSV",
+                        help="the LMS's own export: Canvas's gradebook CSV, or Moodle's gradebook export or grading worksheet")  # fmt: skip
+    export.add_argument("-o", "--output", required=True, metavar="FILE", help="the CSV to write (atomically)")
+    export.add_argument("--column", help='the grade column\'s header, e.g. "HW2 (12345)" for a Canvas assignment '
+                        "(default: the roster's column of the assignment, else its name; Moodle worksheet: Grade)")  # fmt: skip
+    export.add_argument("--match-column", metavar="COLUMN",
+                        help="a roster column naming each student's notebook (stem, file name or path), instead of "
+                             "the LMS's download file names")  # fmt: skip
+    export.add_argument("--assignment", help="export the results of this assignment only")
+    export.add_argument("--missing", choices=["blank", "zero", "omit"], default="blank",
+                        help="a student without a submission: empty cell (default), 0, or no row")  # fmt: skip
+    export.add_argument("--allow-pending", action="store_true",
+                        help="export the points so far where manual questions are not graded yet (default: an error)")  # fmt: skip
+    export.add_argument("--points-possible", type=float, metavar="N", help="scale each score to N points (the LMS's points)")
+    export.add_argument("--feedback", action="store_true", help="Moodle: add a feedback column (score, questions not passed)")
+    export.set_defaults(run=_export)
     return parser
 
 
-SUBCOMMANDS = {"run", "claims", "assign", "check-assignment", "calibrate"}
+SUBCOMMANDS = {"run", "claims", "assign", "check-assignment", "calibrate", "export", "gradescope"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

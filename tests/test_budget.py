@@ -1,0 +1,168 @@
+"""The budget's preamble serves every road to data and training from the data folder, and ``quick`` caps them.
+
+Each notebook runs once in a real (plain, unsandboxed) kernel through the grader's execution layer, with the
+budget's preamble before its first cell; the tests read what its cells printed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.budget import Budget
+from grader.execute import ExecutionOptions, run_notebook_sync
+
+TRAIN, VAL, EPOCHS = 192, 96, 2  # quick: 3 batches of 64 per epoch, under the 5 train_ch6 plots by
+
+
+def _run(workdir: Path, budget: Budget, sources: list[str]):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    record = run_notebook_sync(nb, ExecutionOptions(workdir, cell_timeout=120, preamble=budget.preamble()))
+    return record, nb
+
+
+def _printed(cell) -> dict:
+    """The JSON line a cell printed last."""
+    text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    return json.loads(text.strip().splitlines()[-1])
+
+
+DATASETS = """
+import json, os, torchvision
+train = torchvision.datasets.FashionMNIST(root='./data', train=True, download=True)
+val = torchvision.datasets.FashionMNIST('./data', False, None, None, True)
+print(json.dumps({"train": len(train), "val": len(val), "root": str(train.root), "data_made": os.path.exists('data')}))
+"""
+
+LEGACY_LOADERS = """
+from d2l import torch as d2l
+train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size=64)
+X, y = next(iter(train_iter))
+print(json.dumps({"train": len(train_iter.dataset), "val": len(test_iter.dataset), "batch": list(X.shape),
+                  "workers": [train_iter.num_workers, test_iter.num_workers]}))
+"""
+
+TRAIN_CH6 = """
+import torch
+from torch import nn
+net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+seen = []
+net.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])) if module.training else None)
+d2l.train_ch6(net, train_iter, test_iter, num_epochs=10, lr=0.1, device=torch.device('cpu'))
+print(json.dumps({"batches": len(seen), "images": sum(seen)}))
+"""
+
+BOOK_DATA_MODULE = """
+data = d2l.FashionMNIST(batch_size=64)
+print(json.dumps({"train": len(data.train), "val": len(data.val), "batches": len(data.train_dataloader())}))
+"""
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("quick") / "work"
+    record, nb = _run(workdir, Budget("quick", Path(data_dir), TRAIN, VAL, EPOCHS),
+                      [DATASETS, LEGACY_LOADERS, TRAIN_CH6, BOOK_DATA_MODULE])  # fmt: skip
+    return record, nb, workdir
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, data_dir):
+    workdir = tmp_path_factory.mktemp("full") / "work"
+    record, nb = _run(workdir, Budget("full", Path(data_dir), TRAIN, VAL, EPOCHS), [DATASETS, LEGACY_LOADERS])
+    return record, nb, workdir
+
+
+@pytest.fixture(scope="module")
+def no_fashion_run(tmp_path_factory, data_dir):
+    """A data folder with MNIST (Fashion-MNIST's files under MNIST's name: the same format) but no Fashion-MNIST,
+    and no way to download: the mirrors name a host that cannot resolve (``.invalid``), which is what a kernel
+    without network meets, whether or not this machine has one."""
+    folder = tmp_path_factory.mktemp("mnist-only")
+    (folder / "MNIST" / "raw").mkdir(parents=True)
+    for file in (Path(data_dir) / "FashionMNIST" / "raw").iterdir():
+        (folder / "MNIST" / "raw" / file.name).symlink_to(file)
+    fashion = """
+import torchvision
+torchvision.datasets.FashionMNIST.mirrors = ['http://hw-grader-no-network.invalid/']
+torchvision.datasets.FashionMNIST(root='./data', train=True, download=True)
+"""
+    mnist = """
+import json
+mnist = torchvision.datasets.MNIST('/nowhere/data', train=False, download=True)
+print(json.dumps({"val": len(mnist), "root": str(mnist.root)}))
+"""
+    record, nb = _run(tmp_path_factory.mktemp("nofashion") / "work", Budget("quick", folder, TRAIN, VAL, EPOCHS), [fashion, mnist])
+    return record, nb, folder
+
+
+def _ok(record):
+    assert record.status == "ok", record.message
+
+
+def test_quick_torchvision_fashion_mnist_with_any_root_is_the_train_subset_from_the_data_folder(quick_run, data_dir):
+    record, nb, workdir = quick_run
+    _ok(record)
+    got = _printed(nb.cells[0])
+    assert got["train"] == TRAIN
+    assert Path(got["root"]).resolve() == Path(data_dir).resolve()
+    assert not got["data_made"] and not (workdir / "data").exists()
+
+
+def test_quick_torchvision_fashion_mnist_validation_split_is_the_val_subset(quick_run):
+    assert _printed(quick_run[1].cells[0])["val"] == VAL
+
+
+def test_full_torchvision_fashion_mnist_is_the_whole_data_folder(full_run, data_dir):
+    record, nb, workdir = full_run
+    _ok(record)
+    from torchvision.datasets import FashionMNIST
+
+    whole = (len(FashionMNIST(str(data_dir), train=True)), len(FashionMNIST(str(data_dir), train=False)))
+    assert whole[0] > TRAIN and whole[1] > VAL  # the shared subset: 7,000 / 1,200
+    got = _printed(nb.cells[0])
+    assert (got["train"], got["val"]) == whole
+    assert Path(got["root"]).resolve() == Path(data_dir).resolve() and not (workdir / "data").exists()
+
+
+def test_quick_legacy_load_data_fashion_mnist_iterates_the_quick_subset_without_workers(quick_run):
+    got = _printed(quick_run[1].cells[1])
+    assert (got["train"], got["val"]) == (TRAIN, VAL)
+    assert got["batch"] == [64, 1, 28, 28] and got["workers"] == [0, 0]
+
+
+def test_full_legacy_load_data_fashion_mnist_reads_the_data_folder(full_run):
+    got = _printed(full_run[1].cells[1])
+    assert got["train"] > TRAIN and got["val"] > VAL
+
+
+def test_quick_train_ch6_runs_max_epochs_not_the_notebooks(quick_run):
+    record, nb, _ = quick_run
+    assert record.cells[2].status == "ok", record.cells[2].error
+    got = _printed(nb.cells[2])
+    assert got == {"batches": EPOCHS * TRAIN // 64, "images": EPOCHS * TRAIN}
+
+
+def test_quick_book_data_module_is_still_the_subset(quick_run):
+    got = _printed(quick_run[1].cells[3])
+    assert (got["train"], got["val"], got["batches"]) == (TRAIN, VAL, TRAIN // 64)
+
+
+def test_a_download_that_cannot_happen_is_one_line(no_fashion_run):
+    record, nb, folder = no_fashion_run
+    message = "RuntimeError: the grader has no network: put FashionMNIST in --data-dir (torchvision's layout: <dir>/FashionMNIST/raw)"
+    assert record.cells[0].status == "error" and record.cells[0].error == message
+    shown = json.dumps(nb.cells[0].outputs)
+    assert "urlopen" not in shown and "Name or service" not in shown and "Downloading" not in shown
+    assert "_hwgrader_budget" not in shown  # the preamble's frame is hidden: the student's line, then the message
+    assert sorted(p.name for p in folder.iterdir()) == ["MNIST"]  # no empty FashionMNIST/raw left to read as "present"
+
+
+def test_quick_torchvision_mnist_is_served_from_the_data_folder_when_it_has_it(no_fashion_run):
+    record, nb, folder = no_fashion_run
+    assert record.cells[1].status == "ok", record.cells[1].error
+    got = _printed(nb.cells[1])
+    assert got["val"] == VAL and Path(got["root"]) == folder

@@ -37,13 +37,66 @@ class Question:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+#: What an ``every_cell`` snapshot may look for in the student's namespace (a fixed vocabulary:
+#: the kernel evaluates no expression of the config's to decide whether a cell is a candidate).
+MATCH_TYPES = {"conv2d"}
+MATCH_KEYS = {"type", "in_channels", "out_channels", "kernel_size", "names", "changed", "shapes", "max_elements"}
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """Values to copy right after the last cell whose source matches ``after``."""
+    """Values to copy right after the cell that produced them.
+
+    ``when = "after"`` (the default): after the last cell whose source matches
+    ``after``, evaluate ``values``. ``when = "every_cell"``: after *every* cell,
+    look in the namespace for what ``match`` describes and record a candidate
+    each time it changed; the check chooses among the candidates by what the
+    values are. There ``after`` is only a hint (each candidate says whether its
+    cell's source matched it), never a condition.
+    """
 
     key: str
-    after: re.Pattern[str]
+    after: re.Pattern[str] | None
     values: dict[str, str]
+    when: str = "after"
+    match: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def every_cell(self) -> bool:
+        return self.when == "every_cell"
+
+
+def parse_snapshot(entry: dict[str, Any], where: str) -> Snapshot:
+    """One ``[[snapshots]]`` table; a malformed one fails here, at load time."""
+    key = entry.get("key")
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"{where}: a [[snapshots]] entry needs a key")
+    when = entry.get("when", "after")
+    after = re.compile(entry["after"], re.M) if "after" in entry else None
+    values = {str(k): str(v) for k, v in entry.get("values", {}).items()}
+    if when == "after":
+        if after is None or not values:
+            raise ValueError(f"{where}: snapshot {key!r}: `when = \"after\"` needs `after` (a regex) and `values`")
+        return Snapshot(key, after, values)
+    if when != "every_cell":
+        raise ValueError(f"{where}: snapshot {key!r}: `when` is \"after\" or \"every_cell\", not {when!r}")
+    match = dict(entry.get("match", {}))
+    unknown = set(match) - MATCH_KEYS
+    if unknown:
+        raise ValueError(f"{where}: snapshot {key!r}: unknown match keys {sorted(unknown)} (known: {sorted(MATCH_KEYS)})")
+    if ("type" in match) == ("names" in match):
+        raise ValueError(f"{where}: snapshot {key!r}: `match` needs exactly one of `type` or `names`")
+    if "type" in match and match["type"] not in MATCH_TYPES:
+        raise ValueError(f"{where}: snapshot {key!r}: match type {match['type']!r} is not one of {sorted(MATCH_TYPES)}")
+    if "names" in match:
+        names = match["names"]
+        if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
+            raise ValueError(f"{where}: snapshot {key!r}: `names` must list identifiers")
+        if not set(match.get("changed", names)) <= set(names) or not set(match.get("shapes", {})) <= set(names):
+            raise ValueError(f"{where}: snapshot {key!r}: `changed` and `shapes` may name only the `names`")
+    if values:
+        raise ValueError(f"{where}: snapshot {key!r}: an every_cell snapshot records what `match` finds; it takes no `values`")
+    return Snapshot(key, after, {}, when, match)
 
 
 @dataclass
@@ -127,7 +180,9 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
                 check_calibration(q.options.get("full_threshold"), q.options["full_calibration"])
         except ValueError as exc:
             raise ValueError(f"{config_path}: question {q.id!r}: {exc}") from None
-    snapshots = [Snapshot(s["key"], re.compile(s["after"], re.M), dict(s["values"])) for s in config.get("snapshots", [])]
+    snapshots = [parse_snapshot(s, str(config_path)) for s in config.get("snapshots", [])]
+    if len({s.key for s in snapshots}) != len(snapshots):
+        raise ValueError(f"{config_path}: duplicate snapshot keys")
     assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
                             snapshots, config.get("budgets", {}), text, bool(config.get("claims", False)),
                             {str(k): str(v) for k, v in config.get("sections", {}).items()})  # fmt: skip

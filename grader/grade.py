@@ -65,8 +65,14 @@ def defined_names(source: str) -> list[str]:
 
 
 def _after_cell_code(assignment: Assignment) -> Callable[[int, NotebookNode], str]:
-    """Grader code to run after each cell: snapshot the student's own definitions and values."""
+    """Grader code to run after each cell: snapshot the student's own definitions and values.
+
+    An ``after`` snapshot runs after a cell whose source matches its regex; the ``every_cell``
+    ones scan the namespace after every cell (what the values are decides, not how a line is
+    spelled), their ``after`` regex only marking the candidates of matching cells as hinted.
+    """
     wanted = set(assignment.defined_names)
+    scans = {s.key: s.match for s in assignment.snapshots if s.every_cell}
 
     def code(index: int, cell: NotebookNode) -> str:
         lines = []
@@ -76,28 +82,21 @@ def _after_cell_code(assignment: Assignment) -> Callable[[int, NotebookNode], st
         failed = next((f"{o.get('ename', 'Error')}: {o.get('evalue', '')}" for o in cell.get("outputs", [])
                        if o.get("output_type") == "error"), None)  # fmt: skip
         for snap in assignment.snapshots:
-            if snap.after.search(cell.source):
+            if not snap.every_cell and snap.after.search(cell.source):
                 lines.append(f"__import__('_hwgrader').snap_values({snap.key!r}, {snap.values!r}, {index}, {failed!r})")
+        if scans:
+            hints = [s.key for s in assignment.snapshots if s.every_cell and s.after is not None and s.after.search(cell.source)]
+            lines.append(f"__import__('_hwgrader').snap_scan({scans!r}, {index}, {failed!r}, {hints!r})")
         return "\n".join(lines)
 
     return code
 
 
 def _manual_answer(notebook: NotebookNode, question: Question) -> dict[str, Any]:
-    """The markdown after the heading that introduces a manual exercise, for the TA."""
-    pattern = question.options.get("answer_after")
-    if not pattern:
-        return {"answer": "", "note": "no answer location configured"}
-    regex = re.compile(pattern, re.I | re.M)
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "markdown" and regex.search(cell.source):
-            parts = [cell.source]
-            for follower in notebook.cells[index + 1 :]:
-                if follower.cell_type != "markdown" or follower.source.lstrip().startswith("#"):
-                    break
-                parts.append(follower.source)
-            return {"answer": "\n\n".join(parts), "cell": index}
-    return {"answer": "", "note": f"no markdown cell matching {pattern!r} was found"}
+    """The student's prose answer to a manual exercise, for the TA (see grader/answers.py)."""
+    from grader.answers import find_answer
+
+    return find_answer(notebook, question)
 
 
 def _question_result(question: Question, status: str, message: str = "", details: dict | None = None) -> QuestionResult:
@@ -325,6 +324,11 @@ def _note_notebook_cell(verdict: QuestionResult, question: Question, assignment:
     key = question.options.get("full_snapshot") or question.options.get("notebook_cell_after")
     snapshot = next((s for s in assignment.snapshots if s.key == key), None)
     if snapshot is None:
+        return
+    if isinstance(verdict.details.get("snapshot_cell"), int):  # the cell the check graded, found by its values
+        verdict.details.setdefault("notebook_cell", verdict.details["snapshot_cell"])
+        return
+    if snapshot.after is None:
         return
     cells = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and snapshot.after.search(c.source)]
     if cells:

@@ -92,6 +92,10 @@ def gpu_slots(gpus: Sequence[str], per_gpu: int) -> list[dict[str, str]]:
     return [{"CUDA_VISIBLE_DEVICES": gpu} for _ in range(max(1, per_gpu)) for gpu in gpus]
 
 
+#: Appended to an ``environment_error`` that a second, solitary grading did not cure (local batch and Dask alike).
+RETRIED_ALONE = "; graded again alone, with the same outcome"
+
+
 def exit_message(returncode: int, log: Path) -> str:
     """Why a grading process left no result: its exit status and the last lines it wrote to stderr."""
     tail = " ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])[-400:]
@@ -149,7 +153,7 @@ def run_in_subprocesses(
                     retries.append(job)
                     continue
                 if result.environment_problem:
-                    result.execution.message += "; graded again alone, with the same outcome"
+                    result.execution.message += RETRIED_ALONE
                     write_result(result, job.target)
                 results[job.stem] = result
                 if on_done:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from grader.batch import exit_message
+from grader.batch import RETRIED_ALONE, exit_message
 from grader.results import GradeResult, write_atomic, write_result
 
 #: Times a task may lose its worker before the submission is recorded as crashed.
@@ -117,7 +117,7 @@ def run_on_cluster(
                 pending.add(retry)
                 continue
             if result.environment_problem:
-                result.execution.message += "; graded again alone, with the same outcome"
+                result.execution.message += RETRIED_ALONE
             write_result(result, job.target)
             # After the result, so that the report is the newest file (see html_report.up_to_date).
             for text, path in ((payload.get("notebook"), notebook_path(job.target)), (payload.get("report"), html_path(job.target))):

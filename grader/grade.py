@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import re
 import shutil
 import tempfile
 import time
@@ -175,7 +174,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
             if q.kind == "auto" else _question_result(q, "manual", "", {"answer": "", "note": loaded.reason})
             for q in assignment.questions if assignment.runnable(q)
         ]  # fmt: skip
-        result.hidden_questions_not_run = sum(1 for q in assignment.questions if not assignment.runnable(q))
+        result.hidden_questions_not_run = _hidden_not_run(assignment)
         return result
     notebook, neutralized = neutralize(loaded.notebook)
     budget_config = assignment.budgets.get(options.budget.name, {})
@@ -206,7 +205,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
                 result.execution = ExecutionRecord("environment_error", unusable_cuda_message(observed),
                                                    isolation=confinement.isolation, observed_device=observed)  # fmt: skip
                 result.questions = _not_graded(assignment, result.execution.message)
-                result.hidden_questions_not_run = sum(1 for q in assignment.questions if not assignment.runnable(q))
+                result.hidden_questions_not_run = _hidden_not_run(assignment)
                 return result
             record = loop.run_until_complete(session.run_notebook(options.on_cell, _after_cell_code(assignment)))
             record.neutralized = neutralized
@@ -221,7 +220,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
             if lost:
                 record.status, record.message = "environment_error", lost
                 result.questions = _not_graded(assignment, lost)
-                result.hidden_questions_not_run = sum(1 for q in assignment.questions if not assignment.runnable(q))
+                result.hidden_questions_not_run = _hidden_not_run(assignment)
                 return result
             for question in assignment.questions:
                 if not assignment.runnable(question):
@@ -260,6 +259,11 @@ def _cuda_lost(record: ExecutionRecord, options: GradeOptions) -> str:
         if cell.status == "error" and is_cuda_environment_error(cell.error):
             return lost_cuda_message(cell.index, cell.error, options.jobs_per_gpu)
     return ""
+
+
+def _hidden_not_run(assignment: Assignment) -> int:
+    """Hidden questions whose checks are absent here (a student's self-check): counted, never graded."""
+    return sum(1 for q in assignment.questions if not assignment.runnable(q))
 
 
 def _not_graded(assignment: Assignment, why: str) -> list[QuestionResult]:

@@ -44,6 +44,45 @@ class Missing(Exception):
         self.names = names
 
 
+class StateMisfit(Exception):
+    """The grader's weights (the book's model's state, in order) do not fit the student's model.
+
+    ``entries``: the student's state as the kernel lists it, (name, shape) -- for the message only.
+    """
+
+    def __init__(self, name: str, entries: list[tuple[str, tuple[int, ...]]]):
+        super().__init__(name)
+        self.name = name
+        self.entries = entries
+
+
+def _entries(value: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """The (name, shape) pairs of a misfit reply, kept only where they are plain data."""
+    out = []
+    for item in value if isinstance(value, list) else []:
+        if (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], list)
+                and all(isinstance(v, int) for v in item[1])):  # fmt: skip
+            out.append((item[0][:100], tuple(item[1])))
+    return out[:2000]
+
+
+class NotDefined(Missing):
+    """A name the notebook's source never defines with ``def``/``class`` (perhaps bound otherwise)."""
+
+    def __init__(self, name: str, bound: Any = None, asks: str = ""):
+        super().__init__(name)
+        self.bound = bound
+        if bound is not None and getattr(bound, "kind", "") in ("assign", "import"):
+            how = f"`{bound.name} = {bound.value}(...)`" if bound.kind == "assign" and bound.value else f"`{bound.source_line}`"
+            if asks.startswith("class "):
+                wanted = f"`{asks}`"
+            elif name[:1].isupper():
+                wanted = f"`class {name}`" + (f" called as `{asks}`" if asks else "")
+            else:
+                wanted = f"`def {name}`"
+            self.args = (f"`{name}` is not defined: the assignment asks for {wanted}; found {how} in cell {bound.cell}",)
+
+
 @dataclass
 class StudentError(Exception):
     """The student's code raised while a check ran it."""
@@ -55,6 +94,8 @@ class StudentError(Exception):
     line: int | None = None
     code: str = ""
     traceback: str = ""
+    #: The call the grader made, as text (``vgg_block(1, 4)``), for a message about arguments.
+    call: str = ""
 
     def __str__(self) -> str:
         where = f" (cell {self.cell}" + (f", line {self.line}: `{self.code.strip()}`" if self.line else "") + ")" if self.cell is not None else ""
@@ -75,37 +116,59 @@ class BridgeError(Exception):
 
 #: The largest tensor the grader reads from a blob file (a trained model's state is well under it).
 MAX_BLOB_BYTES = 1 << 30
+#: Everything one reply may carry: its JSON line, the tensor bytes of all its files, its nesting.
+#: Inline values are small by construction (tensors of 64 KiB and up travel as files), so a JSON
+#: line of 16 MiB is far above any honest reply; a trained VGG-11's state is ~510 MB of files.
+MAX_REPLY_CHARS = 16 << 20
+MAX_REPLY_TENSOR_BYTES = 1 << 30
+MAX_REPLY_DEPTH = 32
 _BLOB_NAME = re.compile(r"[0-9a-f]{16}\.bin")
 
 
-def decode(data: Any, blobs: Path | None = None) -> Any:
+def decode(data: Any, blobs: Path | None = None, _budget: list[int] | None = None, _depth: int = 0) -> Any:
     """Rebuild a value the kernel encoded; only data, never code or pickles.
 
     ``blobs``: the folder the kernel writes large tensors' raw bytes to (see :func:`read_blob`);
-    None refuses any tensor that is not inline.
+    None refuses any tensor that is not inline. Every reply is written as if by an attacker, so
+    nesting is bounded (:data:`MAX_REPLY_DEPTH`) and so is the sum of its tensors' bytes
+    (:data:`MAX_REPLY_TENSOR_BYTES`), checked from the declared shapes before a byte is read.
     """
+    budget = [MAX_REPLY_TENSOR_BYTES] if _budget is None else _budget
+    if _depth > MAX_REPLY_DEPTH:
+        raise BridgeError(f"a reply nested deeper than {MAX_REPLY_DEPTH} levels")
     if isinstance(data, list):
-        return [decode(v, blobs) for v in data]
+        return [decode(v, blobs, budget, _depth + 1) for v in data]
     if isinstance(data, dict):
         if "__tensor__" in data:
             dtype = _DTYPES.get(data["__tensor__"])
             if dtype is None:
-                raise BridgeError(f"unsupported tensor dtype {data['__tensor__']!r}")
-            shape = [int(s) for s in data["shape"]]
+                raise BridgeError(f"unsupported tensor dtype {str(data['__tensor__'])[:40]!r}")
+            shape = data.get("shape")
+            if not isinstance(shape, list) or len(shape) > 8 or not all(isinstance(v, int) and 0 <= v < 1 << 40 for v in shape):
+                raise BridgeError("a tensor with an unreadable shape")
             expected = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+            budget[0] -= expected
+            if budget[0] < 0:
+                raise BridgeError(f"a reply carrying more than {MAX_REPLY_TENSOR_BYTES} bytes of tensors")
             if "blob" in data:
                 raw = read_blob(blobs, data["blob"], expected)
             else:
-                raw = bytearray(base64.b64decode(data["b64"], validate=True))
+                text = data.get("b64")
+                if not isinstance(text, str) or len(text) > 4 * (expected // 3 + 1):
+                    raise BridgeError(f"tensor of shape {shape} carries the wrong number of bytes")
+                raw = bytearray(base64.b64decode(text, validate=True))
             if len(raw) != expected:
                 raise BridgeError(f"tensor of shape {shape} carries {len(raw)} bytes, expected {expected}")
             if not raw:
                 return torch.empty(shape, dtype=dtype)
             return torch.frombuffer(raw, dtype=dtype).reshape(shape).clone()
         if "__tuple__" in data:
-            return tuple(decode(v, blobs) for v in data["__tuple__"])
+            return tuple(decode(v, blobs, budget, _depth + 1) for v in _list(data["__tuple__"]))
         if "__dict__" in data:
-            return {str(k): decode(v, blobs) for k, v in data["__dict__"].items()}
+            items = data["__dict__"]
+            if not isinstance(items, dict):
+                raise BridgeError("a dictionary that is not one")
+            return {str(k): decode(v, blobs, budget, _depth + 1) for k, v in items.items()}
         if "__float__" in data:
             return float(data["__float__"])
         if "__error__" in data:
@@ -115,6 +178,53 @@ def decode(data: Any, blobs: Path | None = None) -> Any:
             return RemoteObject(str(data["__object__"]), str(data.get("repr", "")))
         raise BridgeError(f"unexpected object in reply: {sorted(data)[:5]}")
     return data
+
+
+def render_call(op: str, payload: dict[str, Any]) -> str:
+    """The student's function or class as the grader called it, from a request's (encoded) payload."""
+    name = str(payload.get("name", ""))
+    if not name:
+        return ""
+    parts = [_shown(v) for v in payload.get("args") or []]
+    kwargs = payload.get("kwargs") or {}
+    parts += [f"{k}={_shown(v)}" for k, v in (kwargs.get("__dict__", kwargs) if isinstance(kwargs, dict) else {}).items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return "tensor of shape " + "x".join(str(v) for v in value.get("shape", []))
+        if "__tuple__" in value:
+            items = [_shown(v) for v in value["__tuple__"]]
+            return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        if "__module__" in value:
+            return f"nn.{value['__module__']}(...)"
+        if "__dict__" in value:
+            return "{" + ", ".join(f"{k!r}: {_shown(v)}" for k, v in value["__dict__"].items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return repr(value)
+
+
+def _list(value: Any) -> list:
+    if not isinstance(value, list):
+        raise BridgeError("a tuple that is not a list")
+    return value
+
+
+def parse_reply(line: str) -> dict[str, Any]:
+    """One reply line as a JSON object, refused before parsing when over :data:`MAX_REPLY_CHARS`;
+    nesting that would exhaust the parser's recursion is a refused reply, not a crash."""
+    if len(line) > MAX_REPLY_CHARS:
+        raise BridgeError(f"a reply of {len(line):,} characters (the limit is {MAX_REPLY_CHARS:,})")
+    try:
+        reply = json.loads(line)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise BridgeError(f"unreadable reply: {str(exc)[:200]}") from None
+    if not isinstance(reply, dict):
+        raise BridgeError("unreadable reply")
+    return reply
 
 
 def read_blob(folder: Path | None, name: Any, expected: int) -> bytearray:
@@ -169,21 +279,49 @@ class Module:
         object.__setattr__(self, "kwargs", kwargs)
 
 
-def encode(value: Any) -> Any:
-    """The inverse of :func:`decode`, for inputs the grader sends."""
+#: Inputs of this size and up go to the kernel as files (a model's state), not inside the request's code.
+SEND_BLOB_MIN_BYTES = 1 << 16
+
+
+def encode(value: Any, blobs: Path | None = None, written: list[Path] | None = None) -> Any:
+    """The inverse of :func:`decode`, for inputs the grader sends.
+
+    With ``blobs``, a large tensor is written there as a new file (``O_EXCL``, never through a
+    link the kernel planted) and sent by name; ``written`` collects the files to remove afterwards.
+    """
     if isinstance(value, Module):
-        return {"__module__": value.kind, "kwargs": encode(value.kwargs)}
+        return {"__module__": value.kind, "kwargs": encode(value.kwargs, blobs, written)}
     if isinstance(value, torch.Tensor):
         t = value.detach().to("cpu").contiguous()
-        return {"__tensor__": str(t.dtype).replace("torch.", ""), "shape": list(t.shape),
-                "b64": base64.b64encode(t.numpy().tobytes()).decode("ascii")}  # fmt: skip
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        head = {"__tensor__": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
+        raw = t.numpy().tobytes()
+        if blobs is not None and len(raw) >= SEND_BLOB_MIN_BYTES:
+            name = secrets.token_hex(8) + ".in"
+            path = Path(blobs) / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            try:
+                _write_all(fd, raw)
+            finally:
+                os.close(fd)
+            if written is not None:
+                written.append(path)
+            return {**head, "blob": name}
+        return {**head, "b64": base64.b64encode(raw).decode("ascii")}
     if isinstance(value, tuple):
-        return {"__tuple__": [encode(v) for v in value]}
+        return {"__tuple__": [encode(v, blobs, written) for v in value]}
     if isinstance(value, list):
-        return [encode(v) for v in value]
+        return [encode(v, blobs, written) for v in value]
     if isinstance(value, dict):
-        return {"__dict__": {str(k): encode(v) for k, v in value.items()}}
+        return {"__dict__": {str(k): encode(v, blobs, written) for k, v in value.items()}}
     return value
+
+
+def _write_all(fd: int, raw: bytes) -> None:
+    view, done = memoryview(raw), 0
+    while done < len(raw):
+        done += os.write(fd, view[done:])
 
 
 @dataclass(frozen=True)
@@ -222,6 +360,9 @@ class Submission:
     budget: str = "quick"
     #: Where the kernel writes large tensors' raw bytes (inside the folder the sandbox shares with the grader).
     blob_dir: Path | None = None
+    #: What the notebook's own source defines (``grader.source_index``), read by the grader from the file:
+    #: only a name a cell defines is graded, whatever the kernel's table of definitions says.
+    source: Any = None
 
     @property
     def marker(self) -> str:
@@ -241,10 +382,32 @@ class Submission:
 
     # -- the protocol -----------------------------------------------------------------
 
-    def request(self, op: str, timeout: float | None = None, **payload: Any) -> Any:
-        """Run kernel operation ``op`` and return its decoded ``ok`` value."""
+    def require_defined(self, name: str) -> None:
+        """Refuse to grade a name no cell of the notebook defines (``Missing``), whatever the kernel holds."""
+        if self.source is None or self.source.defines(name):
+            return
+        bound = self.source.bound(name)
+        if bound is None and name[:1].isupper():  # a model asked for as a class, written as a Sequential
+            found = [d for ds in self.source.definitions.values() for d in ds
+                     if d.kind == "assign" and (d.value or "").split(".")[-1] == "Sequential"]  # fmt: skip
+            bound = found[-1] if found else None
+        asks = (getattr(self.assignment, "signatures", {}) or {}).get(name, {}).get("asks", "")
+        raise NotDefined(name, bound, asks)
+
+    def request(self, op: str, timeout: float | None = None, sent: list[Path] | None = None, **payload: Any) -> Any:
+        """Run kernel operation ``op`` and return its decoded ``ok`` value.
+
+        ``sent``: input files written for this request (see :func:`encode`), removed once it is answered.
+        """
         code = f"__import__('_hwgrader').request({op!r}, {json.dumps(payload)!r})"
-        result = self.loop.run_until_complete(self.session.run_code(code, timeout=timeout or self.call_timeout))
+        try:
+            result = self.loop.run_until_complete(self.session.run_code(code, timeout=timeout or self.call_timeout))
+        finally:
+            for path in sent or ():
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
         if result.status == "timeout":
             raise CheckTimeout(f"no answer within {timeout or self.call_timeout:g} s")
         if result.status == "dead":
@@ -253,18 +416,18 @@ class Submission:
         if not replies:
             detail = result.error or (result.stdout.strip()[-300:] or "no output")
             raise BridgeError(f"the kernel sent no reply ({detail})")
-        try:
-            reply = json.loads(replies[-1])
-        except json.JSONDecodeError as exc:
-            raise BridgeError(f"unreadable reply: {exc}") from None
-        if not isinstance(reply, dict):
-            raise BridgeError("unreadable reply")
+        reply = parse_reply(replies[-1])
         if "missing" in reply:
             raise Missing(str(reply["missing"]))
+        if "misfit" in reply:
+            raise StateMisfit(str(payload.get("name", op)), _entries(reply["misfit"]))
         if "error" in reply:
-            e = reply["error"]
-            raise StudentError(payload.get("name", op), e.get("type", "Error"), e.get("message", ""),
-                               e.get("where"), e.get("line"), e.get("code", ""), e.get("traceback", ""))  # fmt: skip
+            e = reply["error"] if isinstance(reply["error"], dict) else {}
+            where, line = e.get("where"), e.get("line")
+            raise StudentError(str(payload.get("name", op)), str(e.get("type", "Error"))[:100], str(e.get("message", ""))[:2000],
+                               where if isinstance(where, int) else None, line if isinstance(line, int) else None,
+                               str(e.get("code", ""))[:500], str(e.get("traceback", ""))[-4000:],
+                               render_call(op, payload))  # fmt: skip
         if "ok" not in reply:
             raise BridgeError("reply without a result")
         return decode(reply["ok"], self.blob_dir)
@@ -273,6 +436,7 @@ class Submission:
 
     def call(self, name: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call the student's own definition of ``name`` with these arguments."""
+        self.require_defined(name)
         return self.request("call", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs))
 
     def function(self, name: str, timeout: float | None = None):
@@ -304,19 +468,30 @@ class Submission:
         return taken
 
     def summary(self, name: str, input_shape, args=(), kwargs=None, seed: int = 0, timeout: float | None = None) -> dict:
+        """The model's layers as the kernel describes them: shown to the student, never a reason to pass."""
+        self.require_defined(name)
         return self.request("summary", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs or {}),
                             input_shape=list(input_shape), seed=seed)  # fmt: skip
 
     def forward(self, name: str, X: torch.Tensor, args=(), kwargs=None, state=None, seed: int = 0,
                 modes=("train", "eval"), timeout: float | None = None) -> dict:  # fmt: skip
-        return self.request("forward", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs or {}),
-                            X=encode(X), seed=seed, state=encode(state) if state is not None else None,
+        """Build the student's model, load ``state`` (the grader's weights, by order) and run it on ``X``."""
+        self.require_defined(name)
+        sent: list[Path] = []
+        return self.request("forward", timeout=timeout, sent=sent, name=name, args=encode(list(args)),
+                            kwargs=encode(kwargs or {}), X=encode(X, self.blob_dir, sent), seed=seed,
+                            state=encode(list(state), self.blob_dir, sent) if state is not None else None,
                             modes=list(modes))  # fmt: skip
 
     def train(self, name: str, X: torch.Tensor, y: torch.Tensor, procedure: dict, args=(), kwargs=None,
-              timeout: float | None = None) -> dict:  # fmt: skip
-        return self.request("train", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs or {}),
-                            X=encode(X), y=encode(y), procedure=procedure)  # fmt: skip
+              state=None, timeout: float | None = None) -> dict:  # fmt: skip
+        """Train the student's model from the grader's initial weights ``state`` by the grader's procedure."""
+        self.require_defined(name)
+        sent: list[Path] = []
+        return self.request("train", timeout=timeout, sent=sent, name=name, args=encode(list(args)),
+                            kwargs=encode(kwargs or {}), X=encode(X, self.blob_dir, sent), y=encode(y),
+                            procedure=procedure,
+                            state=encode(list(state), self.blob_dir, sent) if state is not None else None)  # fmt: skip
 
     def state_of(self, expression: str, timeout: float | None = None) -> dict:
         return self.request("state_of", timeout=timeout, expression=expression)

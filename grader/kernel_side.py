@@ -95,7 +95,14 @@ def decode(data):
     if isinstance(data, dict):
         if "__tensor__" in data:
             dtype = getattr(torch, data["__tensor__"])
-            raw = bytearray(base64.b64decode(data["b64"]))
+            if "blob" in data:  # a large input the grader wrote as a file (a model's state)
+                import os
+
+                path = os.path.join(BLOBS, os.path.basename(data["blob"]))
+                with open(path, "rb") as handle:
+                    raw = bytearray(handle.read())
+            else:
+                raw = bytearray(base64.b64decode(data["b64"]))
             flat = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
             return flat.reshape(data["shape"]).clone()
         if "__tuple__" in data:
@@ -114,10 +121,19 @@ def emit(payload):
     sys.stdout.flush()
 
 
+def _is_cell_file(filename):
+    """A frame of code the notebook's cells defined (IPython names each cell's code so), not a library's or ours."""
+    import re
+
+    return bool(re.search(r"ipykernel_\d+[/\\]\d+\.py$|^<ipython-input-", filename or ""))
+
+
 def _error(exc, where=None):
+    # The deepest frame of the student's own cells: never a line of this module or of a library
+    # (an argument mismatch raised at our call site has no student line at all).
     frames = traceback.extract_tb(exc.__traceback__)
-    student = [f for f in frames if "_hwgrader" not in f.filename]
-    last = student[-1] if student else (frames[-1] if frames else None)
+    student = [f for f in frames if _is_cell_file(f.filename)]
+    last = student[-1] if student else None
     return {
         "error": {
             "type": type(exc).__name__,
@@ -397,23 +413,49 @@ def op_forward(name, args, kwargs, X, seed, state=None, modes=("train", "eval"))
             model.eval()
             model(X)  # materialise lazy layers
             if state is not None:
-                tensors = decode(state)
-                sd = model.state_dict()
-                if len(tensors) != len(sd):
-                    raise ValueError(f"model has {len(sd)} state entries, expected {len(tensors)}")
-                model.load_state_dict({k: t.to(v.dtype) for (k, v), t in zip(sd.items(), tensors)})
+                _load_by_order(model, decode(state))
             state_out, keys = _state(model)  # before the forwards below change BatchNorm statistics
             outputs = {}
             for mode in modes:
                 model.train(mode == "train")
+                torch.manual_seed(seed)  # the grader draws dropout masks from the same seed
                 outputs[mode] = model(X)
+    except Misfit as exc:
+        return _misfit(exc, cell)
     except BaseException as exc:
         return _error(exc, cell)
     return {"ok": {"outputs": outputs, "state": state_out, "keys": keys, "cell": cell}}
 
 
-def op_train(name, args, kwargs, X, y, procedure):
-    """Train a fresh instance by the grader's fixed procedure; return states before and after."""
+class Misfit(Exception):
+    """The grader's weights do not fit the student's model (another number or shape of tensors)."""
+
+
+def _load_by_order(model, tensors):
+    sd = model.state_dict()
+    try:
+        if len(tensors) != len(sd) or any(list(t.shape) != _shape_of(v) for t, v in zip(tensors, sd.values())):
+            raise ValueError("misfit")
+        model.load_state_dict({k: t.to(v.dtype) for (k, v), t in zip(sd.items(), tensors)})
+    except Exception:
+        raise Misfit([[k, _shape_of(v)] for k, v in sd.items()][:2000]) from None
+
+
+def _shape_of(tensor):
+    """A state entry's shape; [-1] for a lazy parameter that was never materialised (its layer is never used)."""
+    try:
+        return [int(v) for v in tensor.shape]
+    except Exception:
+        return [-1]
+
+
+def _misfit(exc, cell):
+    """The reply for weights that do not fit: the student's state entries (name, shape), for the grader's message."""
+    return {"misfit": exc.args[0], "cell": cell}
+
+
+def op_train(name, args, kwargs, X, y, procedure, state=None):
+    """Train a fresh instance, started from the grader's weights ``state``, by the grader's fixed procedure."""
     import torch
     from torch.nn import functional as F
 
@@ -425,8 +467,11 @@ def op_train(name, args, kwargs, X, y, procedure):
         with torch.no_grad():
             model.eval()
             model(X)
+            if state is not None:
+                _load_by_order(model, decode(state))
         before, keys = _state(model)
         model.train()
+        torch.manual_seed(procedure["seed"])
         optimizer_cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[procedure["optimizer"]]
         optimizer = optimizer_cls(model.parameters(), lr=procedure["lr"])
         losses = []  # for the report's curve only: the verdict recomputes losses from the states
@@ -437,6 +482,8 @@ def op_train(name, args, kwargs, X, y, procedure):
             optimizer.step()
             losses.append(float(loss.detach()))
         after, _ = _state(model)
+    except Misfit as exc:
+        return _misfit(exc, cell)
     except BaseException as exc:
         return _error(exc, cell)
     return {"ok": {"before": before, "after": after, "keys": keys, "cell": cell, "losses": losses}}

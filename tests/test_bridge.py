@@ -112,21 +112,88 @@ def test_a_tensor_file_of_another_size_than_its_shape_says_is_refused(tmp_path):
 
 
 def test_a_tensor_larger_than_the_grader_reads_is_refused_before_any_byte_is_read(tmp_path):
-    with pytest.raises(bridge.BridgeError, match="over the"):
+    with pytest.raises(bridge.BridgeError, match="over the|more than"):
         bridge.decode(blob_reply("0123456789abcdef.bin", shape=(2**28 + 1,)), tmp_path)
+
+
+def _cell_function(source: str, name: str):
+    """A function compiled as IPython compiles a notebook cell (a file under ``ipykernel_<pid>/``)."""
+    import linecache
+
+    filename = "/tmp/ipykernel_4242/31337.py"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # as IPython registers a cell
+    namespace: dict = {}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]
 
 
 def test_kernel_errors_point_at_the_students_line():
     K = kernel_module()
-
-    def student(x):
-        return x[10]
-
+    student = _cell_function("def student(x):\n    return x[10]\n", "student")
     try:
         student([])
     except IndexError as exc:
         info = K._error(exc, 7)["error"]
-    assert info["type"] == "IndexError" and info["where"] == 7 and info["code"] == "return x[10]"
+    assert info["type"] == "IndexError" and info["where"] == 7 and info["code"] == "return x[10]" and info["line"] == 2
+
+
+def test_an_error_raised_in_the_graders_kernel_code_shows_no_line():
+    K = kernel_module()
+    student = _cell_function("def vgg_block(num_convs, in_channels, out_channels):\n    pass\n", "vgg_block")
+    K.defs["vgg_block"] = (student, 3)
+    reply = K._build("vgg_block", [1, 4], {}, 0)[2]["error"]
+    assert reply["type"] == "TypeError" and reply["line"] is None and reply["code"] == ""
+
+
+def test_a_reply_longer_than_the_limit_is_refused_before_parsing(monkeypatch):
+    monkeypatch.setattr(bridge, "MAX_REPLY_CHARS", 100)
+    with pytest.raises(bridge.BridgeError, match="characters"):
+        bridge.parse_reply('{"ok": "' + "x" * 200 + '"}')
+
+
+def test_a_reply_nested_beyond_what_the_parser_can_hold_is_refused_not_a_crash():
+    with pytest.raises(bridge.BridgeError):
+        bridge.parse_reply('{"ok": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
+def test_a_reply_nested_deeper_than_the_limit_is_refused_when_decoded():
+    value = 0
+    for _ in range(bridge.MAX_REPLY_DEPTH + 2):
+        value = [value]
+    with pytest.raises(bridge.BridgeError, match="nested"):
+        bridge.decode(value)
+
+
+def test_tensors_whose_declared_sizes_add_up_past_the_limit_are_refused_before_reading(monkeypatch):
+    monkeypatch.setattr(bridge, "MAX_REPLY_TENSOR_BYTES", 1000)
+    one = kernel_module().encode(torch.zeros(100))  # 400 bytes each
+    with pytest.raises(bridge.BridgeError, match="more than 1000 bytes"):
+        bridge.decode([one, one, one])
+
+
+def test_a_large_grader_input_travels_as_a_new_file_the_kernel_reads(tmp_path):
+    K = kernel_module()
+    K.BLOBS = str(tmp_path)
+    written: list = []
+    value = torch.arange(40_000, dtype=torch.float32)
+    encoded = bridge.encode([value], tmp_path, written)
+    assert "blob" in encoded[0] and len(written) == 1 and written[0].stat().st_size == 160_000
+    assert torch.equal(K.decode(encoded)[0], value)
+
+
+def test_a_grader_input_file_is_never_written_through_a_link_the_kernel_planted(tmp_path, monkeypatch):
+    monkeypatch.setattr(bridge.secrets, "token_hex", lambda n: "a" * 16)
+    target = tmp_path / "victim"
+    target.write_text("keep")
+    (tmp_path / ("a" * 16 + ".in")).symlink_to(target)
+    with pytest.raises(FileExistsError):
+        bridge.encode(torch.zeros(40_000), tmp_path, [])
+    assert target.read_text() == "keep"
+
+
+def test_the_call_the_grader_made_is_rendered_for_messages():
+    payload = {"name": "vgg_block", "args": bridge.encode([1, 4]), "kwargs": bridge.encode({"arch": ((1, 8),)})}
+    assert bridge.render_call("summary", payload) == "vgg_block(1, 4, arch=((1, 8),))"
 
 
 # --------------------------------------------------------------------------- checking helpers

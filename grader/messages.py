@@ -1,0 +1,71 @@
+"""Sentences a student can act on, built from an error and the notebook's own source.
+
+Why here and not in the kernel: the kernel's account of an error (its cell, its line)
+is the notebook's to forge, and its traceback may end in the grader's own kernel-side
+code. So the line shown is looked up in the notebook file -- the student's line or
+none -- and a call the student's code could not take is explained with the signature
+found in the source, beside the one the assignment asks for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from nbformat import NotebookNode
+
+from grader.bridge import StudentError
+
+_ARGUMENTS = re.compile(
+    r"(missing \d+ required (positional|keyword-only) argument|takes (from )?\d+ (to \d+ )?positional arguments? but \d+"
+    r"|got an unexpected keyword argument|got multiple values for argument|takes no arguments)"
+)
+
+
+def locate_in_notebook(error: StudentError, notebook: NotebookNode) -> StudentError:
+    """The error with its line found in the notebook's own cells, or with no line at all.
+
+    The kernel names a line by its text and number; the text is looked for in the cell the
+    kernel named first, then in every code cell. A line that is in no cell (the grader's own
+    code, a library's) is never shown as the student's.
+    """
+    code = error.code.strip()
+    if not code:
+        return dataclasses.replace(error, line=None, code="")
+    cells = [(i, c) for i, c in enumerate(notebook.cells) if c.get("cell_type") == "code"]
+    cells.sort(key=lambda item: item[0] != error.cell)  # the cell the kernel named first
+    for index, cell in cells:
+        lines = str(cell.get("source", "")).splitlines()
+        if error.line and 0 < error.line <= len(lines) and lines[error.line - 1].strip() == code:
+            return dataclasses.replace(error, cell=index, line=error.line)
+    for index, cell in cells:
+        for number, text in enumerate(str(cell.get("source", "")).splitlines(), 1):
+            if text.strip() == code:
+                return dataclasses.replace(error, cell=index, line=number)
+    return dataclasses.replace(error, line=None, code="")
+
+
+def is_argument_mismatch(error: StudentError) -> bool:
+    """A ``TypeError`` raised by calling the student's function or class with the assignment's arguments."""
+    return error.type == "TypeError" and error.line is None and bool(_ARGUMENTS.search(error.message))
+
+
+def signature_message(error: StudentError, source: Any, signatures: dict[str, dict[str, str]]) -> str:
+    """What the grader called, what the student's definition takes, what the assignment asks for, and why."""
+    name = error.name
+    definition = source.last(name) if source is not None else None
+    asked = signatures.get(name, {})
+    called = f"the grader called `{error.call}`" if error.call else f"the grader called `{name}`"
+    if definition is not None and definition.signature is not None:
+        from grader.source_index import render_signature
+
+        yours = f"your `{render_signature(name, definition)}` (cell {definition.cell}) takes other arguments"
+    else:
+        yours = f"your `{name}` takes other arguments"
+    sentence = f"{called}, but {yours} ({error.type}: {error.message})"
+    if asked.get("asks"):
+        sentence += f"; the assignment asks for `{asked['asks']}` (d2l 1.0's API)"
+    if asked.get("editions"):
+        sentence += f" — {asked['editions']}"
+    return sentence

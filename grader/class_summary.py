@@ -3,6 +3,9 @@
 Like the per-submission report it is one self-contained file; its only
 script (sorting the table) is inline and allowed by a per-page nonce in the
 Content-Security-Policy, so nothing else can run and nothing is fetched.
+Each link to a report is made by :func:`grader.text_safety.relative_href`:
+a report is named after the student's notebook, and a notebook named
+``javascript:alert(1).ipynb`` must still link to a file beside this page.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grader.results import GradeResult, write_atomic
+from grader.text_safety import relative_href
 
 
 def summary_rows(results: Sequence[tuple[GradeResult, Path]]) -> list[dict]:
@@ -22,7 +26,7 @@ def summary_rows(results: Sequence[tuple[GradeResult, Path]]) -> list[dict]:
     for result, json_path in results:
         percent = 100 * result.score / result.max_score if result.max_score else 0.0
         rows.append({
-            "r": result, "href": json_path.with_suffix(".html").name, "percent": percent,
+            "r": result, "href": relative_href(json_path.with_suffix(".html").name), "percent": percent,
             "statuses": {q.id: q.status for q in result.questions},
             "problem": result.execution.status != "ok",
         })  # fmt: skip

@@ -19,6 +19,7 @@ from grader.progress import BatchProgress, cell_progress, wanted
 from grader.report import print_summary, summary_line
 from grader.results import GradeResult, cached_result, write_atomic, write_result
 from grader.sandbox import GiB, Limits
+from grader.text_safety import json_for_terminal, terminal_text
 
 
 def _claims(args: argparse.Namespace) -> int:
@@ -148,18 +149,18 @@ def _grade(args: argparse.Namespace) -> int:
         if grades is not None:
             _apply_manual(args, grades, jobs, results)
     except _UsageError as exc:
-        print(f"grade: {exc}", file=sys.stderr)
+        print(terminal_text(f"grade: {exc}", newlines=True), file=sys.stderr)  # may quote a notebook's metadata or a grades file
         return 2
     ordered = [results[job.stem] for job in jobs]
     _write_outputs(run, jobs, results)
     if args.json:
         data = [r.to_dict() for r in ordered]
-        print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
+        print(json_for_terminal(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False)))
     blocked = [r for r in ordered if r.environment_problem]
     if blocked:  # not the students' doing, and not graded: never an exit status that reads as "all done"
         if not args.json:
-            print(f"grade: {len(blocked)} notebook(s) not graded because of the grader's environment "
-                  f"(execution environment_error): {blocked[0].execution.message}", file=sys.stderr)  # fmt: skip
+            print(terminal_text(f"grade: {len(blocked)} notebook(s) not graded because of the grader's environment "
+                                f"(execution environment_error): {blocked[0].execution.message}"), file=sys.stderr)  # fmt: skip
         return 3
     if args.fail_under is not None and any(r.max_score and 100 * r.score / r.max_score < args.fail_under for r in ordered):
         return 1
@@ -249,7 +250,7 @@ def _reuse(run: _Run, jobs: list[batch.Job]) -> tuple[dict[str, GradeResult], li
             continue
         results[job.stem] = cached
         if not run.args.json:
-            print(f"{job.path}: unchanged since it was graded; reusing {job.target} (--force regrades)")
+            print(terminal_text(f"{job.path}: unchanged since it was graded; reusing {job.target} (--force regrades)"))
     return results, todo
 
 
@@ -331,9 +332,9 @@ def _write_outputs(run: _Run, jobs: list[batch.Job], results: dict[str, GradeRes
             flagged = f"; similarity: {out / 'similarity.csv'} ({sum(p.flagged for p in similar)} flagged)" if similar is not None else ""
             print(f"class summary: {out / 'index.html'}; gradebook: {out / 'gradebook.csv'}{flagged}")
     if args.junit:
-        from grader.junit import junit_xml
+        from grader.junit import write_junit
 
-        write_atomic(Path(args.junit), junit_xml(ordered))
+        write_junit(ordered, Path(args.junit))
     if args.gradescope:  # one notebook (checked before grading): Gradescope's results.json
         from grader.gradescope import write_results_json
         from grader.html_report import notebook_path
@@ -351,7 +352,7 @@ def _similarity(jobs: list[batch.Job], out: Path) -> list | None:
         return class_similarity(jobs, out / "similarity.csv")
     except Exception as exc:  # noqa: BLE001 -- a side product: warn in one line and go on
         reason = (str(exc).strip().splitlines() or [""])[0]
-        print(f"grade: warning: similarity across the class not computed ({type(exc).__name__}: {reason})", file=sys.stderr)
+        print(terminal_text(f"grade: warning: similarity across the class not computed ({type(exc).__name__}: {reason})"), file=sys.stderr)
         return None
 
 
@@ -455,11 +456,11 @@ def _export(args: argparse.Namespace) -> int:
     try:
         made = export(Path(args.results), Path(args.roster), Path(args.output), options)
     except ExportError as exc:
-        print(f"grade export: nothing written:\n{exc}", file=sys.stderr)
+        print(terminal_text(f"grade export: nothing written:\n{exc}", newlines=True), file=sys.stderr)
         return 2
     for warning in made.warnings:
-        print(f"grade export: warning: {warning}", file=sys.stderr)
-    print(made.summary)
+        print(terminal_text(f"grade export: warning: {warning}"), file=sys.stderr)
+    print(terminal_text(made.summary))
     return 3 if made.not_graded else 0  # like `grade`: written, but some notebooks still need grading
 
 

@@ -61,7 +61,8 @@ manual questions), or that score scaled to ``--points-possible``. Decided here:
   ``omit`` (no row: the LMS leaves that student's grade alone). Rows of notebooks not graded follow
   ``blank``/``omit`` too, never ``zero``.
 
-Every text cell goes through :func:`grader.gradebook.safe_cell` (formula injection); numbers stay numbers.
+Every cell goes through :func:`grader.text_safety.csv_cell` (``csv_text``): every string -- roster cells, names,
+feedback -- is text, a formula-like one neutralised; grades and points are passed as numbers and stay numbers.
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.gradebook import safe_cell
 from grader.results import GradeResult, write_atomic
+from grader.text_safety import csv_text
 
 FORMATS = ("canvas", "moodle")
 MISSING = ("blank", "zero", "omit")
@@ -354,6 +355,11 @@ def number(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
+def cell_number(value: float) -> float:
+    """A grade or points cell: the number :func:`number` shows (two decimals at most), as a number, so the CSV keeps it one."""
+    return round(value, 2) + 0.0  # + 0.0: -0.0 is written 0
+
+
 def feedback_text(result: GradeResult, total: float) -> str:
     parts = [f"hw-grader: {number(result.score)}/{number(total)} points"]
     wrong = [q.id for q in result.questions if q.status in ("fail", "error", "missing")]
@@ -409,13 +415,13 @@ def build_export(results: list[tuple[str, GradeResult]], roster: Path, options: 
             return result.score
         return result.score * options.points_possible / total
 
-    rows: list[tuple[Student, str, str]] = []  # student, grade cell, feedback
+    rows: list[tuple[Student, float | str, str]] = []  # student, grade cell (a number, or "" for none), feedback
     counts = Counter()
     for student in students:
         if student.row not in mapped:
             counts["without a submission"] += 1
             if options.missing != "omit":
-                rows.append((student, "0" if options.missing == "zero" else "", "no submission"))
+                rows.append((student, 0 if options.missing == "zero" else "", "no submission"))
             continue
         stem, result = mapped[student.row]
         reason = not_graded_reason(result)
@@ -430,9 +436,9 @@ def build_export(results: list[tuple[str, GradeResult]], roster: Path, options: 
             warnings.append(f"{student.label}: {number(result.manual_points_pending)} manual points pending; "
                             f"exported {number(result.score)} points so far")  # fmt: skip
         counts["graded"] += 1
-        rows.append((student, number(grade_of(result)), feedback_text(result, total or total_points(result))))
+        rows.append((student, cell_number(grade_of(result)), feedback_text(result, total or total_points(result))))
 
-    points_cell = number(options.points_possible) if options.points_possible else (number(total) if total else "")
+    points_cell = cell_number(options.points_possible) if options.points_possible else (cell_number(total) if total else "")
     if options.format == "canvas":
         text = _canvas_csv(column, points_cell, rows)
     else:
@@ -476,14 +482,12 @@ def _number_or_none(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _canvas_csv(column: str, points_cell: str, rows) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CANVAS_COLUMNS, safe_cell(column)])
-    writer.writerow(["Points Possible", "", "", "", "", points_cell])
-    for student, grade, _ in rows:
-        writer.writerow([*(safe_cell(student.cells.get(c, "")) for c in CANVAS_COLUMNS), grade])
-    return buffer.getvalue()
+def _canvas_csv(column: str, points_cell: float | str, rows) -> str:
+    return csv_text([
+        [*CANVAS_COLUMNS, column],
+        ["Points Possible", "", "", "", "", points_cell],
+        *([*(student.cells.get(c, "") for c in CANVAS_COLUMNS), grade] for student, grade, _ in rows),
+    ])  # fmt: skip
 
 
 def _moodle_csv(header: list[str], column: str, feedback: bool, rows) -> str:
@@ -491,16 +495,11 @@ def _moodle_csv(header: list[str], column: str, feedback: bool, rows) -> str:
     worksheet = "Identifier" in header and WORKSHEET_MODIFIED in header
     extra = [WORKSHEET_MODIFIED] if worksheet else []
     feedback_column = ("Feedback comments" if "Identifier" in header else "Feedback") if feedback else None
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*(safe_cell(c) for c in identity), safe_cell(column), *extra, *([feedback_column] if feedback_column else [])])
+    table: list[list[object]] = [[*identity, column, *extra, *([feedback_column] if feedback_column else [])]]
     for student, grade, text in rows:
-        cells = [*(safe_cell(student.cells.get(c, "")) for c in identity), grade]
-        cells += [safe_cell(student.cells.get(c, "")) for c in extra]
-        if feedback_column:
-            cells.append(safe_cell(text))
-        writer.writerow(cells)
-    return buffer.getvalue()
+        cells = [*(student.cells.get(c, "") for c in identity), grade, *(student.cells.get(c, "") for c in extra)]
+        table.append(cells + ([text] if feedback_column else []))
+    return csv_text(table)
 
 
 def export(results_dir: Path, roster: Path, output: Path, options: ExportOptions) -> Export:

@@ -2,7 +2,9 @@
 
 Shown only on an interactive terminal (stderr is a TTY) and never with
 ``--json``; otherwise every function here is silent, so logs and pipes get
-only the results.
+only the results. Every line shown holds student text (file names, messages)
+and passes through :func:`grader.text_safety.terminal_text` first: a file
+name must not be able to move the cursor, recolour or clear the terminal.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grader.results import GradeResult
+from grader.text_safety import terminal_text
 
 
 def wanted(json_output: bool) -> bool:
@@ -56,9 +59,10 @@ class BatchProgress:
             self._progress.update(self._task, advance=1, tally=self.tally())
 
     def line(self, text: str) -> None:
-        """A line of output above the bar (or plainly on stdout without one)."""
+        """A line of output above the bar (or plainly on stdout without one); never markup, never escapes."""
+        text = terminal_text(text)
         if self._progress is not None:
-            self._progress.console.print(text, markup=False, highlight=False)
+            self._progress.console.print(text, markup=False, highlight=False, emoji=False)
         else:
             print(text, flush=True)
 
@@ -71,8 +75,9 @@ def cell_progress(path: Path, enabled: bool) -> Callable[[int, int], None] | Non
     """For one notebook: ``name: running cell k/n`` rewritten in place."""
     if not enabled:
         return None
+    name = terminal_text(path.name, limit=80)
 
     def show(position: int, total: int) -> None:
-        print(f"\r{path.name}: running cell {position + 1}/{total}", end="", file=sys.stderr, flush=True)
+        print(f"\r{name}: running cell {position + 1}/{total}", end="", file=sys.stderr, flush=True)
 
     return show

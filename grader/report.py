@@ -20,30 +20,36 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
     """A per-question table with status, points and a one-line reason, then the total."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False)
+    from grader.text_safety import terminal_text
+
+    # Student text (file name, messages) is handed to rich as Text, never parsed as markup or emoji codes.
+    console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False, emoji=False)
     execution = result.execution
     observed = f"; the kernel had {describe(execution.observed_device)}" if execution.observed_device else ""
-    console.print(f"[bold]{result.submission}[/bold]  ({result.assignment}, budget {result.budget}, {result.device}{observed})")
+    console.print(Text.assemble((terminal_text(result.submission), "bold"),
+                                terminal_text(f"  ({result.assignment}, budget {result.budget}, {result.device}{observed})")))  # fmt: skip
     if result.environment_problem:
         console.print("[bold red]NOT GRADED: the grader's environment, not the notebook, stopped it; "
                       "nothing was charged, grade it again after the change below.[/bold red]")  # fmt: skip
     status = execution.status + (f": {execution.message}" if execution.message else "")
-    console.print(f"execution {status} in {execution.seconds:.1f} s; {len(execution.neutralized)} line(s) neutralized")
+    console.print(Text(terminal_text(f"execution {status} in {execution.seconds:.1f} s; {len(execution.neutralized)} line(s) neutralized")))
     table = Table(show_header=True, header_style="bold")
     for column in ("question", "status", "points", "reason"):
         table.add_column(column, overflow="fold" if column == "reason" else "ellipsis")
     for q in result.questions:
         style = STATUS_STYLE.get(q.status, "")
         points = f"{q.points:g}/{q.max_points:g}" if q.counted else f"–/{q.max_points:g}"
-        table.add_row(q.id, f"[{style}]{q.status}[/{style}]", points, one_line(q.message or q.details.get("policy", "") or q.details.get("rebound", "")))
+        reason = one_line(terminal_text(q.message or q.details.get("policy", "") or q.details.get("rebound", "")))
+        table.add_row(Text(terminal_text(q.id)), Text(q.status, style=style), points, Text(reason))
     console.print(table)
     pending = f" (+{result.manual_points_pending:g} for a TA to grade)" if result.manual_points_pending else ""
     if result.hidden_questions_not_run:
         n = result.hidden_questions_not_run
         pending += f"; {n} hidden question{'s' if n > 1 else ''} not run"
     console.print(f"[bold]score {result.score:g}/{result.max_score:g}[/bold]{pending}")
-    console.print(f"report: {Path(json_path).with_suffix('.html')}   result: {json_path}")
+    console.print(Text(terminal_text(f"report: {Path(json_path).with_suffix('.html')}   result: {json_path}")))
 
 
 def summary_line(result: GradeResult, json_path: Path) -> str:

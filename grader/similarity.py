@@ -79,16 +79,17 @@ verdict: the grader changes no score for it.
 from __future__ import annotations
 
 import builtins
-import csv
-import io
 import keyword
 import re
 import tomllib
 import zlib
 from collections import Counter
+from decimal import Decimal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from grader.text_safety import csv_text
 
 #: Tokens per k-gram: shared runs shorter than this are noise (one book line, an import).
 K = 12
@@ -416,18 +417,13 @@ def threshold_of(config_text: str) -> float:
         return FLAG_THRESHOLD
 
 
-def _spreadsheet_safe(text: str) -> str:
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def similarity_csv(pairs: Sequence[Pair]) -> str:
-    """``submission_a,submission_b,similarity,flagged``, most similar first; formula-like cells neutralised."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for p in pairs:
-        writer.writerow([_spreadsheet_safe(p.submission_a), _spreadsheet_safe(p.submission_b), f"{p.similarity:.3f}", "yes" if p.flagged else "no"])
-    return buffer.getvalue()
+    """``submission_a,submission_b,similarity,flagged``, most similar first.
+
+    Written by :func:`grader.text_safety.csv_text`: the names (students' file names) are text, a
+    formula-like one neutralised; the similarity is a number with 3 decimals.
+    """
+    return csv_text([CSV_COLUMNS, *([p.submission_a, p.submission_b, Decimal(f"{p.similarity:.3f}"), "yes" if p.flagged else "no"] for p in pairs)])
 
 
 def class_similarity(jobs: Sequence, target: Path | None = None) -> list[Pair]:

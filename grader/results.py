@@ -175,7 +175,9 @@ def write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as readable as any file the user writes
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        # errors="replace": a lone surrogate in text a kernel sent (an exception message) becomes "?"
+        # instead of making the result unwritable.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -99,3 +99,10 @@ def test_an_unreadable_cached_result_is_ignored(tmp_path):
     (tmp_path / "a.json").write_text("{half", encoding="utf-8")
     assert r.cached_result(tmp_path / "a.json", "key") is None
     assert r.cached_result(tmp_path / "missing.json", "key") is None
+
+
+def test_a_lone_surrogate_from_a_kernels_message_does_not_make_a_result_unwritable(tmp_path):
+    from grader.results import write_atomic
+
+    write_atomic(tmp_path / "r.json", '{"message": "bad \ud800 text"}')
+    assert (tmp_path / "r.json").read_text(encoding="utf-8") == '{"message": "bad ? text"}'

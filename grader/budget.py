@@ -44,9 +44,15 @@ class Budget:
         return cls(name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1),
                    loader_workers)  # fmt: skip
 
-    def preamble(self) -> str:
-        """Kernel code applying this budget to d2l and torchvision (run here, before the student's cells)."""
-        settings = {"quick": self.name == "quick", "data_dir": str(self.data_dir), "train_size": int(self.train_size),
+    def preamble(self, kernel_data_dir: str | Path | None = None) -> str:
+        """Kernel code applying this budget to d2l and torchvision (run here, before the student's cells).
+
+        ``kernel_data_dir``: the data folder as the kernel names it -- the kernel's data view
+        (``/data`` in the sandbox, see ``grader.data_view``), not the folder the TA named, which
+        the kernel cannot see. None: ``data_dir`` itself (a kernel given the folder as it is).
+        """
+        data_dir = self.data_dir if kernel_data_dir is None else kernel_data_dir
+        settings = {"quick": self.name == "quick", "data_dir": str(data_dir), "train_size": int(self.train_size),
                     "val_size": int(self.val_size), "max_epochs": int(self.max_epochs),
                     "loader_workers": None if self.loader_workers is None else int(self.loader_workers)}  # fmt: skip
         return _PREAMBLE.replace("HWGRADER_SETTINGS", repr(settings))

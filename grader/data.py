@@ -1,4 +1,9 @@
-"""Real Fashion-MNIST batches for the grader's own training and evaluation."""
+"""Real Fashion-MNIST batches for the grader's own training and evaluation.
+
+The kernel is given the training images and only the first half of the test images (its
+*share*, see :mod:`grader.data_view`); the grader evaluates trained models on the second
+half, which no notebook could read, so no notebook can have fitted or memorised them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+
+from grader.data_view import kernel_share
 
 
 def _fashion_mnist(data_dir: str, train: bool, size: int | None = None):
@@ -32,10 +39,26 @@ def training_images(data_dir: str) -> int:
     return len(_fashion_mnist(data_dir, train=True))
 
 
-def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count: int, batch_size: int = 256) -> tuple[float, int]:
-    """Accuracy of ``model`` on the first ``count`` validation images, resized to ``size``, and how many there were.
+def held_out_images(data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test images the kernel never saw (uint8 ``(N, 28, 28)``) and their labels: index ``kernel_share(n)`` on.
 
-    Fewer than ``count`` when the data folder holds fewer (the shared subset has 1,200), so a
+    Why: the kernel's data view holds only the first ``kernel_share(n)`` test images. Images
+    the notebook could read it could also have trained on, looked up by pixels, or used to
+    pick an epoch; a score on them would measure that, not what the model learned. The
+    second half is as large and drawn the same way, so thresholds mean the same on it.
+    """
+    images, labels = raw_images(data_dir, train=False)
+    start = kernel_share(len(labels))
+    return images[start:], labels[start:]
+
+
+def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count: int, batch_size: int = 256) -> tuple[float, int]:
+    """Accuracy of ``model`` on the first ``count`` held-out test images (:func:`held_out_images`), resized to ``size``,
+    and how many there were.
+
+    Only held-out images: the kernel was given the other half of the test split, and a model
+    scored on images its notebook could read may have been fitted to them. Fewer than ``count``
+    when the data folder holds fewer (the shared subset's 1,200 test images leave 600), so a
     report never claims more images than were used.
 
     Runs on CUDA when the grader's process has it, and resizes whole batches there: the
@@ -44,7 +67,7 @@ def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count:
     (measured: at most 1/255, mean 0.0004 at 224x224) at a fraction of its cost -- on a GPU
     the per-image PIL resizing was most of a full-budget check's time.
     """
-    images, labels = raw_images(data_dir, train=False)
+    images, labels = held_out_images(data_dir)
     images, labels = images[:count], labels[:count]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device).eval()

@@ -86,13 +86,27 @@ def _stdout_of(cell: NotebookNode) -> str:
 
 
 class ConfinedKernelManager(AsyncKernelManager):
-    """A kernel manager whose launch command goes through the submission's confinement."""
+    """A kernel manager whose launch command goes through the submission's confinement.
+
+    In a sandbox the kernel binds its sockets in its own capped tmpfs, under the path its
+    connection file names (``Confinement.kernel_ip``); once it is launched, this manager (and
+    the clients it makes) reach the same sockets through ``Confinement.kernel_dir``, the
+    grader's link into that sandbox.
+    """
 
     confinement: Confinement | None = None
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
-        return self.confinement.wrap(command) if self.confinement is not None else command
+        return self.confinement.wrap(command, self.connection_file) if self.confinement is not None else command
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        confinement = self.confinement
+        if confinement is not None and confinement.bwrap:
+            process = self.provisioner.process
+            if await confinement.attach(lambda: process.poll() is None):
+                self.ip = str(confinement.kernel_dir / Path(self.ip).name)
 
 
 #: Environment variables a confined kernel keeps (no tokens or credentials of the grader's user).
@@ -141,16 +155,16 @@ class KernelSession:
         cwd = self.options.workdir
         confinement = self.options.confinement
         if confinement is not None:
-            confinement.kernel_dir.mkdir(parents=True, exist_ok=True)
-            confinement.home.mkdir(parents=True, exist_ok=True)
             km.confinement = confinement
-            km.connection_file = str(confinement.kernel_dir / f"kernel-{self.restarts}.json")
-            km.ip = str(confinement.kernel_dir / f"ipc-{self.restarts}")
+            # The grader's connection file where the kernel cannot write; the sockets where the kernel's files go.
+            km.connection_file = str(confinement.connection_file(self.restarts))
+            km.ip = confinement.kernel_ip(self.restarts)
             # A signal would reach the sandbox's launcher, not the kernel: interrupt by message.
             km.kernel_spec.interrupt_mode = "message"
             cwd = confinement.home
-        # The kernel's own stdout/stderr (C-level messages, ipykernel's banner) go to a log, not the grader's terminal.
-        log_path = self.options.workdir / f".kernel-{self.restarts}.log"
+        # The kernel's own stdout/stderr (C-level messages, ipykernel's banner) go to a log, not the grader's terminal;
+        # confined, through the launcher, which keeps its first megabyte and stops the kernel past the output cap.
+        log_path = confinement.log_file(self.restarts) if confinement is not None else self.options.workdir / f".kernel-{self.restarts}.log"
         with open(log_path, "ab") as log:  # the kernel keeps its own copy of the descriptor
             await client.async_start_new_kernel(cwd=str(cwd), env=self._kernel_env(), stdout=log, stderr=log)
         try:
@@ -201,6 +215,8 @@ class KernelSession:
             await self.client.async_execute_cell(cell, index)
         except DeadKernelError:
             return "dead"
+        if self.options.confinement is not None and self.options.confinement.stop_if_over_limit():
+            return "dead"  # the cell left the kernel's disk full: stopped, and _why_dead says so
         error = _error_of(cell)
         if error is None:  # an interrupted cell whose error output was lost still ran out of time
             return "timeout" if time.monotonic() - start >= limit else "ok"
@@ -265,6 +281,9 @@ class KernelSession:
         confinement = self.options.confinement
         if confinement is None:
             return ""
+        stopped = confinement.stop_reason()  # a disk or output cap it was stopped at
+        if stopped:
+            return stopped
         kills = confinement.oom_kills()
         seen, self._oom_seen = getattr(self, "_oom_seen", 0), kills
         if kills > seen and confinement.limits.memory_bytes:

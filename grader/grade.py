@@ -27,6 +27,7 @@ from grader.assignment import Assignment, Question
 from grader.bridge import BridgeError, CheckTimeout, KernelCrashed, Missing, StudentError, Submission
 from grader.budget import Budget
 from grader.checking import Fail, ForTA, NotGraded
+from grader.data_view import kernel_data_view
 from grader.device import PEAK_CODE, PROBE_CODE, is_cuda_environment_error, lost_cuda_message, memory_fraction_code, parse_probe, unusable_cuda_message
 from grader.execute import ExecutionOptions, KernelSession
 from grader.load import load_notebook
@@ -179,13 +180,14 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
     notebook, neutralized = neutralize(loaded.notebook)
     budget_config = assignment.budgets.get(options.budget.name, {})
     workdir = Path(tempfile.mkdtemp(prefix="hwgrader-"))
+    # The kernel is given a view of the data folder: the data set's files only, half of its test split (grader/data_view.py).
+    data_view = kernel_data_view(options.budget.data_dir, workdir)
     confinement = Confinement.create(
-        workdir, options.limits or Limits.default(), readonly=[options.budget.data_dir], hidden=_grader_folders(), sandbox=options.sandbox
+        workdir, options.limits or Limits.default(), readonly=[], hidden=_grader_folders(), sandbox=options.sandbox, data=data_view.path
     )  # fmt: skip
     loop = asyncio.new_event_loop()
     try:
-        blob_dir = confinement.kernel_dir / "blobs"  # in the one folder the sandbox shares with the grader
-        blob_dir.mkdir(parents=True)
+        blob_dir = confinement.blob_dir  # the grader's way to the kernel's tensor files, in the kernel's capped tmpfs
         submission = Submission(None, loop, notebook, assignment=assignment, call_timeout=options.check_timeout,
                                 data_dir=options.budget.data_dir, budget=options.budget.name, blob_dir=blob_dir)  # fmt: skip
         exec_options = ExecutionOptions(
@@ -193,7 +195,8 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
             cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", 600),
             timeout=options.timeout or budget_config.get("timeout", 3600),
             env=_kernel_env(options),
-            preamble=submission.install_code() + _thread_preamble(options) + options.budget.preamble() + _gpu_share_preamble(options),
+            preamble=submission.install_code() + confinement.kernel_preamble() + _thread_preamble(options)
+            + options.budget.preamble(confinement.kernel_data_dir) + _gpu_share_preamble(options),
             confinement=confinement,
         )  # fmt: skip
         session = KernelSession(notebook, exec_options)

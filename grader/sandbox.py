@@ -9,12 +9,14 @@ What is used depends on the machine, and the result records it
 (``execution.isolation``):
 
 * **bubblewrap** (``bwrap``), where installed and working: the kernel sees
-  a read-only system (``/usr``, ``/etc``, Python), the data folder
-  read-only, a private size-capped ``/tmp`` and working directory, and
-  nothing else -- not the grader's source, the checks, the reference,
-  other submissions or the reports. It has no network (its channels to
-  the grader are IPC sockets in a folder bound in for that alone) and its
-  own PID namespace; it dies with the grader.
+  a read-only system (``/usr``, ``/etc``, Python), the kernel's data view
+  read-only at ``/data`` (:mod:`grader.data_view`: the data set's files
+  only, and only its share of the test split), and nothing else -- not the
+  grader's source, the checks, the reference, other submissions, the
+  reports, or what sits beside the data set. It has no network and its own
+  PID namespace; it dies with the grader. See :class:`Confinement` for
+  where it may write (everything capped) and how the grader reaches its
+  sockets.
 * **cgroups**, where writable: a memory cap (the kernel alone is
   OOM-killed, and the report says the limit was hit) and a process cap (a
   fork bomb stops at it). Every process left in the cgroup is killed when
@@ -35,7 +37,9 @@ What is used depends on the machine, and the result records it
 
 from __future__ import annotations
 
+import asyncio
 import glob
+import json
 import os
 import shutil
 import signal
@@ -43,11 +47,24 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GiB = 2**30
+MiB = 2**20
+
+#: Inside the sandbox: one tmpfs holds every file the kernel can write (see ``Confinement``).
+INSIDE_TMP = "/tmp"
+INSIDE_HOME = "/tmp/home"
+INSIDE_KERNEL = "/tmp/.kernel"
+INSIDE_BLOBS = "/tmp/.kernel/blobs"
+INSIDE_CONNECTION = "/tmp/.kernel/connection.json"
+INSIDE_SHM = "/dev/shm"
+INSIDE_DATA = "/data"
+#: Free space below which a tmpfs counts as full when a cell ends (the kernel is then stopped).
+FULL_MARGIN = MiB
 
 
 @dataclass
@@ -56,7 +73,14 @@ class Limits:
 
     memory_bytes: int | None = None
     processes: int | None = 256
+    #: Every file the kernel writes: /tmp, its home and the IPC folder share one tmpfs of this size
+    #: (without the sandbox: the largest file, ``RLIMIT_FSIZE``).
     disk_bytes: int | None = 2 * GiB
+    #: ``/dev/shm``, where DataLoader workers hand batches over: a tmpfs of its own.
+    shm_bytes: int | None = GiB
+    #: The kernel's own stdout/stderr (C-level output; what ipykernel echoes of fd 1/2): past this the
+    #: kernel is stopped. Only the first ``confine.KEPT_OUTPUT`` bytes are kept, in the launcher's log.
+    output_bytes: int | None = 64 * MiB
 
     @staticmethod
     def default(jobs: int = 1) -> Limits:
@@ -71,6 +95,16 @@ def machine_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 8 * GiB
+
+
+def _read_info(path: Path) -> tuple[int, int] | None:
+    """bubblewrap's ``--info-fd`` document: its first process's pid and mount namespace, once written in full."""
+    try:
+        with open(path, "rb") as file:
+            info = json.loads(file.read(4096))
+        return int(info["child-pid"]), int(info["mnt-namespace"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def describe_bytes(n: int) -> str:
@@ -157,7 +191,59 @@ def cgroup2_parent() -> Path | None:
 
 @dataclass
 class Confinement:
-    """The sandbox and limits of one submission's kernel(s); ``close()`` leaves nothing running."""
+    """The sandbox and limits of one submission's kernel(s); ``close()`` leaves nothing running.
+
+    **Where the kernel can write, and why everything is capped.** Measured on an earlier
+    design: the IPC folder was a host folder bound into the sandbox, and the kernel's own
+    stdout/stderr a host log file; a notebook wrote 3.76 GB into the host's TMPDIR through
+    them although its tmpfs was capped. Three designs were weighed:
+
+    (a) sockets and tensor files inside the sandbox's own size-capped tmpfs, reached by the
+        grader through ``/proc/<sandbox pid>/root/...``;
+    (b) the host folder kept, every file capped by ``RLIMIT_FSIZE``, and the grader polling
+        the folder's total and killing the kernel past the cap;
+    (c) something better.
+
+    (a) is used. Its cap is the file system's own: a write past it fails in the kernel
+    (``ENOSPC``), nothing reaches the host's disk, and no race is left open. Under (b) a
+    kernel writes at disk speed between two polls (a gigabyte or more in half a second),
+    ``RLIMIT_FSIZE`` caps files one at a time (a thousand files of 1 GiB each pass it), a
+    bounded walk of the folder cannot see the total of a million small files, and the
+    folder's path stays visible to the kernel. So inside the sandbox:
+
+    * one tmpfs of ``limits.disk_bytes`` is mounted at ``/tmp``; the kernel's home and working
+      directory (``/tmp/home``) and the IPC folder (``/tmp/.kernel``: ZeroMQ sockets, the
+      connection file, ``blobs/`` for large tensors) are folders in it, so one number caps
+      all the files the kernel writes; ``/dev/shm`` is a tmpfs of ``limits.shm_bytes``;
+    * the sandbox's root and ``/dev`` are remounted read-only (bubblewrap makes them
+      writable, uncapped tmpfs otherwise), and so are the empty folders laid over hidden paths;
+    * the kernel's own stdout/stderr (fd 1 and 2 of the process: C-level output, and what
+      ipykernel echoes of them) are a pipe the launcher (``grader.confine``, outside the
+      sandbox) drains: it keeps the first ``confine.KEPT_OUTPUT`` bytes in its log, counts the
+      rest, and stops the kernel past ``limits.output_bytes``.
+
+    The grader reaches the IPC folder through :attr:`kernel_dir`, a symbolic link it points at
+    ``/proc/<pid>/root/tmp/.kernel`` of each new sandbox (:meth:`attach`; bubblewrap reports
+    the pid with ``--info-fd``). A connection file for the kernel is copied into the sandbox
+    by bubblewrap (``--file``): the grader's own stays in :attr:`launch_dir`, which the kernel
+    never sees. When a cell ends with the tmpfs or ``/dev/shm`` full the kernel is stopped
+    (:meth:`stop_if_over_limit`): a fresh sandbox, with room again, runs the rest, and
+    :meth:`stop_reason` gives the result its sentence ("the kernel's files reached the 2 GiB
+    disk limit ...; it was stopped", followed by the cell).
+
+    **What the kernel sees of the host.** bubblewrap's options, which name host paths, are
+    passed with ``--args FD`` from a file, so ``/proc/1/cmdline`` (bubblewrap itself, inside)
+    shows ``bwrap --args N`` and the kernel's command. Inside, every path is neutral:
+    ``/tmp/home``, ``/tmp/.kernel``, ``/data``; ``PATH`` is reset to the system's folders and
+    the Python environment's. What still names host paths: the Python environment's folders
+    (the interpreter runs from them, so its path is in the kernel's own command line) and,
+    in ``/proc/self/mountinfo``, the source of each bind mount (the Python environment and the
+    data view, whose folder is in the grader's work area).
+
+    Without bubblewrap (or with it turned off) none of this exists: the kernel runs as the
+    grader's user with ``RLIMIT_FSIZE`` on each file, the IPC folder is a host folder, and
+    only the output cap and the data view still apply.
+    """
 
     limits: Limits
     workdir: Path
@@ -169,11 +255,24 @@ class Confinement:
     turned_off: bool = False
     #: 1 or 2: which cgroup hierarchy ``cgroups`` are in (0: none).
     cgroup_version: int = 0
+    #: The kernel's data view (:func:`grader.data_view.build_data_view`): bound read-only at ``/data``,
+    #: or given as it is without the sandbox. None: no data for the kernel.
+    data: Path | None = None
+    #: The running sandbox: its first process's pid and mount namespace (from bubblewrap's ``--info-fd``).
+    _sandbox: tuple[int, int] | None = field(default=None, repr=False)
+    _launches: int = field(default=0, repr=False)
+    _stopped: str = field(default="", repr=False)
 
     @classmethod
-    def create(cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True) -> Confinement:
+    def create(cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True,
+               data: Path | None = None) -> Confinement:  # fmt: skip
+        """The confinement of one submission's kernels, with the grader's folders for them made under ``workdir``."""
         turned_off = not sandbox or turned_off_by_environment()
-        confinement = cls(limits, workdir, readonly, hidden, None if turned_off else bwrap_path(), turned_off=turned_off)
+        confinement = cls(limits, workdir, readonly, hidden, None if turned_off else bwrap_path(), turned_off=turned_off, data=data)
+        confinement.launch_dir.mkdir(parents=True, exist_ok=True)
+        confinement.home.mkdir(parents=True, exist_ok=True)
+        if not confinement.bwrap:  # the kernel's IPC folder is a host folder; in the sandbox it is made there
+            confinement.blob_dir.mkdir(parents=True, exist_ok=True)
         if not cgroups_turned_off_by_environment():
             name = f"hwgrader-{uuid.uuid4().hex[:12]}"
             confinement._join_cgroup_v1(name) or confinement._join_cgroup_v2(name)
@@ -265,23 +364,79 @@ class Confinement:
             kind = f"cgroup v{self.cgroup_version} pids.max" if "pids" in self.cgroups else "RLIMIT_NPROC"
             parts.append(f"{limits.processes} processes ({kind})")
         if limits.disk_bytes:
-            parts.append(f"disk {describe_bytes(limits.disk_bytes)} ({'tmpfs size' if self.bwrap else 'file-size rlimit'})")
+            where = "tmpfs size: /tmp, home and IPC folder together" if self.bwrap else "file-size rlimit"
+            parts.append(f"disk {describe_bytes(limits.disk_bytes)} ({where})")
+        if limits.shm_bytes and self.bwrap:
+            parts.append(f"/dev/shm {describe_bytes(limits.shm_bytes)}")
+        if limits.output_bytes:
+            parts.append(f"kernel output {describe_bytes(limits.output_bytes)} (then stopped)")
+        if self.data is not None:
+            parts.append("data: the Fashion-MNIST files only, half of the test split")
         return "; ".join(parts)
 
     # ------------------------------------------------------------------ the kernel's command
 
     @property
+    def launch_dir(self) -> Path:
+        """The grader's own files for each launch (connection files, bubblewrap's options, logs): never seen by the kernel."""
+        return self.workdir / "launch"
+
+    @property
     def kernel_dir(self) -> Path:
-        """Connection file and IPC sockets: the only folder the grader and the sandbox share."""
-        return self.workdir / ".kernel"
+        """The grader's way to the kernel's IPC folder (sockets, ``blobs/``).
+
+        In the sandbox, a symbolic link to ``/proc/<pid>/root/tmp/.kernel`` of the sandbox
+        running now (made by :meth:`attach`; absent before the first launch); without it, a
+        host folder the kernel writes to.
+        """
+        return self.workdir / ("kernel" if self.bwrap else ".kernel")
+
+    @property
+    def blob_dir(self) -> Path:
+        """Where the grader reads the kernel's tensor files (``grader.bridge.read_blob``)."""
+        return self.kernel_dir / "blobs"
+
+    @property
+    def kernel_blob_dir(self) -> str:
+        """The same folder as the kernel names it (``_hwgrader.BLOBS``)."""
+        return INSIDE_BLOBS if self.bwrap else str(self.blob_dir)
+
+    @property
+    def kernel_data_dir(self) -> str | None:
+        """The data folder as the kernel names it (the budget's ``data_dir``): ``/data`` in the sandbox."""
+        if self.data is None:
+            return None
+        return INSIDE_DATA if self.bwrap else str(self.data)
 
     @property
     def home(self) -> Path:
-        """The kernel's working directory and $HOME."""
+        """The launcher's working directory on the host; without the sandbox, the kernel's working directory and $HOME too."""
         return self.workdir / "home"
 
-    def wrap(self, command: list[str]) -> list[str]:
-        """``command`` (the kernel's launch) run through the launcher, inside the sandbox where there is one."""
+    def connection_file(self, launch: int) -> Path:
+        """The grader's connection file for a launch: in :attr:`launch_dir`, where the kernel cannot write."""
+        return self.launch_dir / f"connection-{launch}.json"
+
+    def kernel_ip(self, launch: int) -> str:
+        """The sockets' path prefix as the kernel binds them (``ipc`` transport); the grader connects through :attr:`kernel_dir`."""
+        return f"{INSIDE_KERNEL}/ipc-{launch}" if self.bwrap else str(self.kernel_dir / f"ipc-{launch}")
+
+    def log_file(self, launch: int) -> Path:
+        """The launcher's log: its own messages, bubblewrap's, and the first bytes of the kernel's stdout/stderr."""
+        return self.launch_dir / f"kernel-{launch}.log"
+
+    def kernel_preamble(self) -> str:
+        """Kernel code naming the IPC folder as the kernel sees it (the bridge was installed with the grader's path)."""
+        return f"__import__('_hwgrader').BLOBS = {self.kernel_blob_dir!r}\n"
+
+    def wrap(self, command: list[str], connection_file: str | None = None) -> list[str]:
+        """``command`` (the kernel's launch) run through the launcher, inside the sandbox where there is one.
+
+        ``connection_file``: the grader's connection file named in ``command``; in the sandbox
+        the kernel is given a copy of it at ``/tmp/.kernel/connection.json`` instead.
+        """
+        self._launches += 1
+        launch = self._launches
         launcher = [sys.executable, "-m", "grader.confine"]
         for folder in dict.fromkeys(self.cgroups.values()):  # v2: one folder holds both limits
             launcher += ["--cgroup", str(folder)]
@@ -291,12 +446,35 @@ class Confinement:
             launcher += ["--rlimit-nproc", str(self.limits.processes)]
         if not self.bwrap and self.limits.disk_bytes:
             launcher += ["--rlimit-fsize", str(self.limits.disk_bytes)]
-        return [*launcher, "--", *(self._bwrap_args() if self.bwrap else []), *command]
+        if self.limits.output_bytes:
+            launcher += ["--output-limit", str(self.limits.output_bytes), "--stopped", str(self._stopped_file(launch))]
+        if not self.bwrap:
+            return [*launcher, "--", *command]
+        options = self.launch_dir / f"bwrap-{launch}.args"
+        options.write_bytes(b"".join(os.fsencode(a) + b"\0" for a in self._bwrap_args()))
+        launcher += ["--bwrap", self.bwrap, "--bwrap-args", str(options), "--info", str(self._info_file(launch))]
+        if connection_file is not None:
+            launcher += ["--copy-in", connection_file, INSIDE_CONNECTION]
+            given = {connection_file, os.path.realpath(connection_file)}
+            command = [INSIDE_CONNECTION if part in given else part for part in command]
+        return [*launcher, "--", *command]
+
+    def _stopped_file(self, launch: int) -> Path:
+        return self.launch_dir / f"stopped-{launch}"
+
+    def _info_file(self, launch: int) -> Path:
+        return self.launch_dir / f"info-{launch}.json"
 
     def _bwrap_args(self) -> list[str]:
-        size = [] if not self.limits.disk_bytes else ["--size", str(self.limits.disk_bytes)]
-        # The private /tmp first: anything bound below it (a venv or the data under /tmp) must go on top.
-        args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", *size, "--tmpfs", "/tmp"]
+        """bubblewrap's options (not its path): handed over with ``--args FD``, so that no process in the sandbox shows them."""
+        limits = self.limits
+
+        def sized(n: int | None) -> list[str]:
+            return [] if not n else ["--size", str(n)]
+
+        # The one tmpfs for the kernel's files first: anything bound below /tmp (a venv under /tmp) must go on top.
+        args = ["--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL",
+                *sized(limits.disk_bytes), "--tmpfs", INSIDE_TMP, "--dir", INSIDE_HOME, "--dir", INSIDE_KERNEL, "--dir", INSIDE_BLOBS]  # fmt: skip
         tops = ("/usr", "/etc", "/opt")
         for top in tops:
             args += ["--ro-bind-try", top, top]
@@ -311,17 +489,103 @@ class Confinement:
             args += ["--ro-bind-try", str(real), str(real)]
             if given != real:  # reached through a symlink (../shared -> ...): the kernel is given this path
                 args += ["--ro-bind-try", str(real), str(given)]
-        args += ["--ro-bind-try", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev"]
+        args += ["--ro-bind-try", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev", *sized(limits.shm_bytes), "--tmpfs", INSIDE_SHM]
         for device in sorted(glob.glob("/dev/nvidia*")):  # CUDA, when the machine has it
             args += ["--dev-bind", device, device]
         visible = [Path(top) for top in tops] + [p for folder in bound for p in (folder.resolve(), Path(os.path.abspath(folder)))]
-        for path in self.hidden:  # the grader's own code, should any of it sit under a folder bound above
+        for path in self.hidden:  # the grader's own code, should any of it sit under a folder bound above: an empty, read-only folder
             if path.is_dir() and any(path.resolve().is_relative_to(v) or path.is_relative_to(v) for v in visible):
-                args += ["--tmpfs", str(path)]
-        args += ["--bind", str(self.kernel_dir), str(self.kernel_dir)]
-        args += [*size, "--tmpfs", str(self.home), "--chdir", str(self.home)]
-        args += ["--setenv", "HOME", str(self.home), "--setenv", "TMPDIR", "/tmp", "--unsetenv", "JPY_PARENT_PID"]
+                args += ["--tmpfs", str(path), "--remount-ro", str(path)]
+        if self.data is not None:
+            args += ["--ro-bind", str(Path(self.data).resolve()), INSIDE_DATA]
+        search = os.pathsep.join(dict.fromkeys([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
+        args += ["--chdir", INSIDE_HOME, "--setenv", "HOME", INSIDE_HOME, "--setenv", "TMPDIR", INSIDE_TMP, "--setenv", "PATH", search,
+                 "--unsetenv", "JPY_PARENT_PID"]  # fmt: skip
+        # Last: bubblewrap's root and /dev are tmpfs it made writable and uncapped; nothing is written there after setup.
+        args += ["--remount-ro", "/dev", "--remount-ro", "/"]
         return args
+
+    # ------------------------------------------------------------------ the running sandbox
+
+    async def attach(self, launcher_alive: Callable[[], bool], timeout: float = 20.0) -> bool:
+        """Point :attr:`kernel_dir` at the IPC folder of the sandbox just launched; False if it never started.
+
+        bubblewrap writes its first process's pid to the info file (``--info-fd``) once the
+        namespaces exist; the link is replaced atomically, so it never points at the previous,
+        dead sandbox (whose pid may already belong to another process).
+        """
+        if not self.bwrap:
+            return True
+        info_file = self._info_file(self._launches)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = _read_info(info_file)
+            if info is not None:
+                pid, namespace = info
+                self._sandbox = info
+                link = self.workdir / f".kernel-link-{self._launches}"
+                link.unlink(missing_ok=True)
+                link.symlink_to(f"/proc/{pid}/root{INSIDE_KERNEL}")
+                os.replace(link, self.kernel_dir)
+                return True
+            if not launcher_alive():
+                return False
+            await asyncio.sleep(0.02)
+        return False
+
+    def _sandbox_pid(self) -> int | None:
+        """The running sandbox's first pid, if that process is still the sandbox (same mount namespace)."""
+        if self._sandbox is None:
+            return None
+        pid, namespace = self._sandbox
+        try:
+            return pid if os.stat(f"/proc/{pid}/ns/mnt").st_ino == namespace else None
+        except OSError:
+            return None
+
+    def stop_if_over_limit(self) -> bool:
+        """After a cell: if the kernel's tmpfs or ``/dev/shm`` is full, stop the sandbox and keep why (:meth:`stop_reason`).
+
+        Full, not merely refused: a write that did not fit already failed in the cell
+        (``ENOSPC``). A kernel left with no room would fail every later cell and every
+        check that sends a tensor as a file; a fresh sandbox (the restart replays the cells
+        that ran) has room again.
+        """
+        pid = self._sandbox_pid()
+        if pid is None:
+            return False
+        areas = ((INSIDE_TMP, self.limits.disk_bytes, "the kernel's files reached the {} disk limit "
+                  "(/tmp, its home and the grader's IPC folder share it)"),
+                 (INSIDE_SHM, self.limits.shm_bytes, "the kernel filled its {} of shared memory (/dev/shm)"))  # fmt: skip
+        for inside, cap, words in areas:
+            if not cap:
+                continue
+            try:
+                usage = os.statvfs(f"/proc/{pid}/root{inside}")
+            except OSError:
+                continue
+            if usage.f_bavail * usage.f_frsize < FULL_MARGIN and self._sandbox_pid() == pid:
+                self._stopped = words.format(describe_bytes(cap)) + "; it was stopped"
+                try:
+                    os.kill(pid, signal.SIGKILL)  # the namespace's first process: every process in it dies with it
+                except OSError:
+                    pass
+                return True
+        return False
+
+    def stop_reason(self) -> str:
+        """Why the kernel was stopped at a cap since last asked (the grader's disk check, the launcher's output cap); '' if not."""
+        reason, self._stopped = self._stopped, ""
+        for launch in range(1, self._launches + 1):
+            stopped = self._stopped_file(launch)
+            try:
+                with open(stopped, "rb") as file:
+                    written = file.read(1024).decode("utf-8", "replace").strip()
+                stopped.unlink()
+            except OSError:
+                continue
+            reason = reason or written
+        return reason
 
     # ------------------------------------------------------------------ after
 

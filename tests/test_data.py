@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision import datasets, transforms
 
-from grader.data import raw_images, resized, validation_accuracy
+from grader.data import held_out_images, raw_images, resized, validation_accuracy
 
 
 @pytest.mark.parametrize("size", [224, 96, 28])
@@ -20,14 +20,15 @@ def test_batched_resizing_gives_the_pixels_of_d2ls_per_image_resize_within_one_g
 
 
 def test_validation_accuracy_counts_the_images_it_used_and_scores_a_model_that_knows_the_labels(data_dir):
-    images, labels = raw_images(str(data_dir), train=False)
+    images, labels = held_out_images(str(data_dir))
 
     class Oracle(torch.nn.Module):
-        """Knows each image's label by its pixel sum (the first 100 images' sums are distinct)."""
+        """Knows each held-out image's label by its pixel sum (the first 100 held-out images' sums are distinct)."""
 
         def __init__(self):
             super().__init__()
             self.by_sum = {round(resized(images[i : i + 1], 28).sum().item(), 3): int(labels[i]) for i in range(100)}
+            assert len(self.by_sum) == 100
 
         def forward(self, X):
             out = torch.zeros(len(X), 10)
@@ -38,3 +39,10 @@ def test_validation_accuracy_counts_the_images_it_used_and_scores_a_model_that_k
     assert validation_accuracy(Oracle(), str(data_dir), 28, 100) == (1.0, 100)
     accuracy, used = validation_accuracy(Oracle(), str(data_dir), 28, 10**6)
     assert used == len(labels) and accuracy < 1.0  # past the first 100 it guesses class 0
+
+
+def test_the_held_out_images_are_the_second_half_of_the_test_split(data_dir):
+    images, labels = raw_images(str(data_dir), train=False)
+    held, held_labels = held_out_images(str(data_dir))
+    assert len(held) == len(images) - len(images) // 2
+    assert torch.equal(held, images[len(images) // 2 :]) and torch.equal(held_labels, labels[len(images) // 2 :])

@@ -19,36 +19,41 @@ Methods, strongest first:
   proven by exhibiting one, and a positive claim that is false comes back
   with the smallest counterexample found.
 
-:func:`equivalent` is what the grader uses on a student's formula answer: a
-safe parse, a symbolic decision, and an exhaustive integer fallback.
+The formula engine these claims and the grader share -- :func:`equivalent`,
+which judges a student's formula answer with a safe parse, a symbolic
+decision and an exhaustive integer fallback -- lives in
+:mod:`reference.formulas`; its public names are re-exported here, so
+``claims.equivalent(answer, claims.OUTPUT_SHAPE_FORMULA, "nkps",
+claims.OUTPUT_SHAPE_DOMAIN)`` reads as one vocabulary in a check.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 from typing import Any
 
 import sympy
-from sympy.core.function import AppliedUndef
-from sympy.parsing.sympy_parser import (
-    convert_xor,
-    implicit_multiplication,
-    parse_expr,
-    rationalize,
-    standard_transformations,
+
+from reference.formulas import (
+    DEFAULT_RANGE,
+    MAX_FORMULA_LENGTH,
+    MAX_LITERAL_EXPONENT,
+    EquivalenceResult,
+    FormulaError,
+    IntegerDomain,
+    equivalent,
+    exact_evaluator,
+    parse_formula,
+    same_value,
 )
 
 __all__ = [
     "CLAIMS",
     "ClaimResult",
-    "EquivalenceResult",
-    "FormulaError",
-    "IntegerDomain",
     "OUTPUT_SHAPE_DOMAIN",
+    "OUTPUT_SHAPE_FORMULA",
     "check_all",
     "check_commutative",
     "check_composed_kernel",
@@ -61,8 +66,17 @@ __all__ = [
     "check_formula_identity",
     "check_not_a_convolution",
     "check_translation_equivariance",
+    # re-exported from reference.formulas, the engine's own home
+    "DEFAULT_RANGE",
+    "MAX_FORMULA_LENGTH",
+    "MAX_LITERAL_EXPONENT",
+    "EquivalenceResult",
+    "FormulaError",
+    "IntegerDomain",
     "equivalent",
+    "exact_evaluator",
     "parse_formula",
+    "same_value",
 ]
 
 
@@ -391,25 +405,6 @@ def composed_kernel_entries() -> ClaimResult:
 # =========================================================================== output shape
 
 
-@dataclass(frozen=True)
-class IntegerDomain:
-    """Integer points to enumerate: one range per symbol, filtered by ``where``."""
-
-    ranges: Mapping[str, range]
-    where: Callable[[dict[str, int]], bool] | None = None
-    description: str = ""
-
-    def points(self) -> Iterator[dict[str, int]]:
-        names = list(self.ranges)
-        for values in itertools.product(*(self.ranges[n] for n in names)):
-            point = dict(zip(names, values))
-            if self.where is None or self.where(point):
-                yield point
-
-    def __str__(self) -> str:
-        return self.description or ", ".join(f"{n} in {r.start}..{r.stop - 1}" for n, r in self.ranges.items())
-
-
 #: The range of the HW2 output-shape exercise: 1<=s<=6, 0<=p<=6, 1<=k<=n+p<=40.
 OUTPUT_SHAPE_DOMAIN = IntegerDomain(
     {"n": range(1, 41), "k": range(1, 41), "p": range(0, 7), "s": range(1, 7)},
@@ -458,11 +453,11 @@ def check_formula_matches_pytorch(
     expr = parse_formula(formula, names) if isinstance(formula, str) else formula
     statement = statement.format(formula=expr)
     cases = 0
-    formula_at = _evaluator(expr)
+    formula_at = exact_evaluator(expr)
     for point, actual in _pytorch_output_sizes(domain):
         cases += 1
         claimed = formula_at(point)
-        if not _same(claimed, actual):
+        if not same_value(claimed, actual):
             return _result(name, statement, "exhaustive", cases, {**point, "pytorch": actual, "formula_gives": str(claimed)})
     return _result(name, statement, "exhaustive", cases, detail=f"every case with {domain}")
 
@@ -679,243 +674,3 @@ CLAIMS: tuple[Callable[[], ClaimResult], ...] = (
 def check_all() -> list[ClaimResult]:
     """Run every claim of :data:`CLAIMS`."""
     return [claim() for claim in CLAIMS]
-
-
-# =========================================================================== formula answers
-
-
-class FormulaError(ValueError):
-    """A formula answer that cannot be read; the message is shown to the student."""
-
-
-MAX_FORMULA_LENGTH = 200
-MAX_LITERAL_EXPONENT = 64
-
-_FUNCTIONS: dict[str, Any] = {
-    "floor": sympy.floor,
-    "ceiling": sympy.ceiling,
-    "ceil": sympy.ceiling,
-    "Min": sympy.Min,
-    "min": sympy.Min,
-    "Max": sympy.Max,
-    "max": sympy.Max,
-    "Abs": sympy.Abs,
-    "abs": sympy.Abs,
-    "sqrt": sympy.sqrt,
-}
-# What the parser's generated code refers to; nothing else is reachable,
-# and ``__builtins__`` is emptied so ``eval`` cannot fall back to the real ones.
-_PARSER_GLOBALS: dict[str, Any] = {
-    "__builtins__": {},
-    "Integer": sympy.Integer,
-    "Float": sympy.Float,
-    "Rational": sympy.Rational,
-    "Symbol": sympy.Symbol,
-    "Function": sympy.Function,
-    "Mul": sympy.Mul,
-    "Add": sympy.Add,
-    "Pow": sympy.Pow,
-}
-_TRANSFORMS = standard_transformations + (convert_xor, implicit_multiplication, rationalize)
-_ALLOWED_CHARS = re.compile(r"^[A-Za-z0-9_\s+\-*/^()%.,]*$")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def parse_formula(text: str, symbols: Iterable[str]) -> sympy.Expr:
-    """Parse a student's formula over ``symbols`` safely, or raise :class:`FormulaError`.
-
-    Guards, in order: type and length; a character whitelist (no quotes,
-    brackets, ``__`` or attribute access); every name must be one of
-    ``symbols`` or a known function; ``parse_expr`` then runs with a
-    namespace of only those and sympy's constructors; powers whose exponent
-    holds a power or a literal above ``MAX_LITERAL_EXPONENT`` are refused
-    before anything is evaluated, so ``9**9**9**9`` cannot hang the grader.
-    """
-    if not isinstance(text, str):
-        raise FormulaError(f"expected the formula as a string, got {type(text).__name__}")
-    stripped = text.strip()
-    if not stripped:
-        raise FormulaError("the formula is empty")
-    if len(stripped) > MAX_FORMULA_LENGTH:
-        raise FormulaError(f"the formula is {len(stripped)} characters long; at most {MAX_FORMULA_LENGTH} are read")
-    if not _ALLOWED_CHARS.match(stripped) or "__" in stripped or re.search(r"\.\s*[A-Za-z_]", stripped):
-        raise FormulaError(
-            "the formula may only use numbers, the names "
-            f"{', '.join(symbols)}, + - * / // ^ ** %, parentheses and {', '.join(sorted(set(_FUNCTIONS)))}"
-        )
-    allowed = {name: sympy.Symbol(name, integer=True) for name in symbols}
-    for name in _NAME.findall(stripped):
-        if name not in allowed and name not in _FUNCTIONS:
-            raise FormulaError(f"unknown name {name!r}: use {', '.join(allowed)}")
-    local = {**_FUNCTIONS, **allowed}
-    try:
-        unevaluated = parse_expr(stripped, local_dict=dict(local), global_dict=dict(_PARSER_GLOBALS),
-                                 transformations=_TRANSFORMS, evaluate=False)  # fmt: skip
-    except Exception as exc:  # sympy raises SyntaxError, TokenError, TypeError...
-        raise FormulaError(f"cannot parse {stripped!r}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(unevaluated, sympy.Basic):
-        raise FormulaError(f"{stripped!r} is not a formula")
-    for power in unevaluated.atoms(sympy.Pow):
-        exponent = power.exp
-        if exponent.atoms(sympy.Pow) or any(abs(n) > MAX_LITERAL_EXPONENT for n in exponent.atoms(sympy.Number)):
-            raise FormulaError(f"the exponent in {power} is too large to evaluate safely")
-    try:
-        expr = parse_expr(stripped, local_dict=dict(local), global_dict=dict(_PARSER_GLOBALS), transformations=_TRANSFORMS)
-    except Exception as exc:
-        raise FormulaError(f"cannot evaluate {stripped!r}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(expr, sympy.Expr) or expr.atoms(AppliedUndef):
-        raise FormulaError(f"{stripped!r} is not an arithmetic formula")
-    if expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-        raise FormulaError(f"{stripped!r} is undefined (it divides by zero)")
-    return expr
-
-
-class _Unsupported(Exception):
-    """An expression node the exact evaluator does not handle (sympy takes over)."""
-
-
-def _compile(expr: sympy.Basic) -> Callable[[Mapping[str, int]], Fraction]:
-    """Turn ``expr`` into a closure computing its exact value from integer symbol values.
-
-    Exact (Python fractions, so ``floor(8/3)`` never suffers float rounding)
-    and, compiled once, fast enough to check tens of thousands of points --
-    far faster than ``subs``. Raises :class:`_Unsupported` for nodes it does
-    not know (``sqrt``); callers then fall back to sympy.
-    """
-    if expr.is_Symbol:
-        name = expr.name
-        return lambda env: Fraction(env[name])
-    if expr.is_Rational:
-        constant = Fraction(int(expr.p), int(expr.q))
-        return lambda env: constant
-    parts = [_compile(a) for a in expr.args]
-    if expr.is_Add:
-        return lambda env: sum((part(env) for part in parts), Fraction(0))
-    if expr.is_Mul:
-        def product(env):
-            out = Fraction(1)
-            for part in parts:
-                out *= part(env)
-            return out
-
-        return product
-    if expr.is_Pow:
-        if not expr.exp.is_Integer:
-            raise _Unsupported(f"power {expr}")
-        base, exponent = parts[0], int(expr.exp)
-        return lambda env: base(env) ** exponent
-    unary = {
-        sympy.floor: lambda v: Fraction(v.__floor__()),
-        sympy.ceiling: lambda v: Fraction(v.__ceil__()),
-        sympy.Abs: abs,
-    }
-    if expr.func in unary:
-        fn, (arg,) = unary[expr.func], parts
-        return lambda env: fn(arg(env))
-    if expr.func is sympy.Min:
-        return lambda env: min(part(env) for part in parts)
-    if expr.func is sympy.Max:
-        return lambda env: max(part(env) for part in parts)
-    if expr.func is sympy.Mod:
-        a, b = parts
-        return lambda env: a(env) % b(env)
-    raise _Unsupported(type(expr).__name__)
-
-
-def _evaluator(expr: sympy.Expr) -> Callable[[Mapping[str, int]], Any]:
-    """A function from ``{name: int}`` to the exact value of ``expr`` (an int
-    when integral, a sympy number for what :func:`_compile` cannot handle, or
-    a string saying it is undefined)."""
-    try:
-        compiled = _compile(expr)
-    except _Unsupported:
-        def slow(env):
-            point = {s: sympy.Integer(env[s.name]) for s in expr.free_symbols}
-            value = sympy.nsimplify(expr.xreplace(point))
-            return "undefined" if value.has(sympy.zoo, sympy.nan) else value
-
-        return slow
-
-    def fast(env):
-        try:
-            value = compiled(env)
-        except ZeroDivisionError:
-            return "undefined (division by zero)"
-        return value.numerator if value.denominator == 1 else value
-
-    return fast
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, sympy.Basic) or isinstance(b, sympy.Basic):
-        try:
-            return sympy.simplify(sympy.sympify(a) - sympy.sympify(b)) == 0
-        except (TypeError, sympy.SympifyError):
-            return False
-    return a == b
-
-
-@dataclass(frozen=True)
-class EquivalenceResult:
-    """Whether a formula answer is equivalent to the truth, and how that was decided."""
-
-    equivalent: bool
-    method: str  # "symbolic" | "exhaustive" | "parse"
-    reason: str
-    answer: str = ""
-    truth: str = ""
-    cases: int = 0
-    counterexample: dict[str, Any] | None = field(default=None)
-
-    def __bool__(self) -> bool:
-        return self.equivalent
-
-
-DEFAULT_RANGE = range(1, 11)
-_MAX_SYMBOLIC_OPS = 80
-
-
-def equivalent(
-    answer: str,
-    truth: str | sympy.Expr,
-    symbols: Iterable[str],
-    domain: IntegerDomain | Mapping[str, range] | None = None,
-) -> EquivalenceResult:
-    """Decide whether the formula ``answer`` means the same as ``truth``.
-
-    1. Parse safely (:func:`parse_formula`); an unreadable answer is *not
-       equivalent*, with the parser's reason.
-    2. Symbolic: ``simplify(answer - truth) == 0`` proves equivalence for all
-       values.
-    3. Otherwise enumerate ``domain`` (every symbol in 1..10 when none is
-       given) with exact arithmetic: equal everywhere is equivalent *on that
-       domain*; the first differing point is the counterexample.
-    """
-    names = tuple(symbols)
-    try:
-        truth_expr = parse_formula(truth, names) if isinstance(truth, str) else truth
-    except FormulaError as exc:
-        raise ValueError(f"the reference formula {truth!r} is invalid: {exc}") from None
-    try:
-        answer_expr = parse_formula(answer, names)
-    except FormulaError as exc:
-        return EquivalenceResult(False, "parse", str(exc), str(answer)[:MAX_FORMULA_LENGTH], str(truth_expr))
-    shown_answer, shown_truth = str(answer_expr), str(truth_expr)
-    difference = answer_expr - truth_expr
-    if sympy.count_ops(difference) <= _MAX_SYMBOLIC_OPS and sympy.simplify(difference) == 0:
-        return EquivalenceResult(True, "symbolic", f"{shown_answer} simplifies to {shown_truth}", shown_answer, shown_truth, 1)
-    if domain is None:
-        domain = IntegerDomain({n: DEFAULT_RANGE for n in names})
-    elif not isinstance(domain, IntegerDomain):
-        domain = IntegerDomain(dict(domain))
-    truth_at, answer_at = _evaluator(truth_expr), _evaluator(answer_expr)
-    cases = 0
-    for point in domain.points():
-        cases += 1
-        want, got = truth_at(point), answer_at(point)
-        if not _same(got, want):
-            return EquivalenceResult(
-                False, "exhaustive", f"at {point} the answer gives {got}, expected {want}",
-                shown_answer, shown_truth, cases, {**point, "answer": str(got), "expected": str(want)},
-            )  # fmt: skip
-    return EquivalenceResult(True, "exhaustive", f"equal on all {cases} integer cases of {domain}", shown_answer, shown_truth, cases)

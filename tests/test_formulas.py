@@ -1,0 +1,109 @@
+"""The formula engine reads a student's formula safely and judges it exactly."""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given
+
+from reference import formulas as f
+from reference.claims import OUTPUT_SHAPE_DOMAIN, OUTPUT_SHAPE_FORMULA
+
+# --------------------------------------------------------------------------- exact values
+
+
+def test_exact_evaluator_floors_exact_fractions():
+    floor_third = f.exact_evaluator(f.parse_formula("floor(k1/3)", ["k1"]))
+    assert [floor_third({"k1": k}) for k in (2, 3, 8, -1)] == [0, 1, 2, -1]
+
+
+def test_exact_evaluator_says_where_a_formula_is_undefined():
+    assert f.exact_evaluator(f.parse_formula("1/(k1 - 2)", ["k1"]))({"k1": 2}).startswith("undefined")
+
+
+def test_exact_evaluator_falls_back_to_sympy_for_roots():
+    root = f.exact_evaluator(f.parse_formula("sqrt(k1)", ["k1"]))
+    assert root({"k1": 4}) == 2 and f.same_value(root({"k1": 2}), "2**(1/2)")
+
+
+def test_an_integer_domain_enumerates_only_the_points_its_condition_admits():
+    domain = f.IntegerDomain({"a": range(1, 4), "b": range(1, 4)}, where=lambda v: v["a"] < v["b"])
+    assert list(domain.points()) == [{"a": 1, "b": 2}, {"a": 1, "b": 3}, {"a": 2, "b": 3}]
+
+
+# --------------------------------------------------------------------------- equivalent()
+
+
+@pytest.mark.parametrize("answer", ["k1+k2-1", "-1+k2+k1", "(k1+k2)-1", "k2 + (k1 - 1)", "floor(k1 + k2 - 1)", "2*k1 - k1 + k2 - 1"])
+def test_equivalent_accepts_rewritings_of_the_composed_kernel_side(answer):
+    result = f.equivalent(answer, "k1 + k2 - 1", ["k1", "k2"])
+    assert result.equivalent, result.reason
+
+
+@pytest.mark.parametrize("answer", ["k1+k2", "(k1+k2-1)^2", "(k1+k2-1)**2", "k1*k2", "k1 + k2 + 1"])
+def test_equivalent_rejects_wrong_formulas_with_a_counterexample(answer):
+    result = f.equivalent(answer, "k1 + k2 - 1", ["k1", "k2"])
+    assert not result.equivalent
+    assert result.counterexample["answer"] != result.counterexample["expected"]
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ("garbage!!", "may only use"),
+        ("__import__('os')", "may only use"),
+        ("__import__('os').system('true')", "may only use"),
+        ("k1.__class__", "may only use"),
+        ("k1.func", "may only use"),
+        ("eval(k1)", "unknown name 'eval'"),
+        ("x + 1", "unknown name 'x'"),
+        ("k1 +* k2", "cannot parse"),
+        ("", "empty"),
+        ("k1 + " * 60 + "k2", "characters long"),
+        ("9**9**9**9", "too large"),
+        ("k1**k2**k1", "too large"),
+        ("k1**1000", "too large"),
+        ("k1/0", "undefined"),
+    ],
+)
+def test_equivalent_refuses_what_it_cannot_read_safely(answer, reason):
+    result = f.equivalent(answer, "k1 + k2 - 1", ["k1", "k2"])
+    assert not result.equivalent and result.method == "parse"
+    assert reason in result.reason
+
+
+def test_equivalent_refuses_non_strings():
+    result = f.equivalent(3, "k1 + k2 - 1", ["k1", "k2"])
+    assert not result.equivalent and "string" in result.reason
+
+
+@pytest.mark.parametrize("answer", ["(n - k + p)//s + 1", "floor((n-k+p)/s) + 1", "ceiling((n - k + p + 1)/s)", "floor((n+p-k)/s+1)"])
+def test_equivalent_accepts_output_shape_forms(answer):
+    assert f.equivalent(answer, OUTPUT_SHAPE_FORMULA, "nkps", OUTPUT_SHAPE_DOMAIN).equivalent
+
+
+def test_equivalent_falls_back_to_exhaustive_checking_and_says_so():
+    result = f.equivalent("ceiling((n - k + p + 1)/s)", OUTPUT_SHAPE_FORMULA, "nkps", OUTPUT_SHAPE_DOMAIN)
+    assert result.method == "exhaustive" and result.cases == 34_104
+
+
+def test_equivalent_reports_the_first_differing_case_of_the_domain():
+    result = f.equivalent("floor((n - k + p)/s)", OUTPUT_SHAPE_FORMULA, "nkps", OUTPUT_SHAPE_DOMAIN)
+    assert result.counterexample == {"n": 1, "k": 1, "p": 0, "s": 1, "answer": "0", "expected": "1"}
+
+
+def test_equivalent_decides_floor_identities_sympy_cannot_prove_by_exact_enumeration():
+    # Hermite's identity: floor(k/3) + floor((k+1)/3) + floor((k+2)/3) == k.
+    result = f.equivalent("floor(k1/3) + floor((k1+1)/3) + floor((k1+2)/3)", "k1", ["k1"], {"k1": range(0, 300)})
+    assert result.equivalent and result.method == "exhaustive" and result.cases == 300
+
+
+@given(a=st.integers(-3, 3), b=st.integers(-3, 3), const=st.integers(-3, 3))
+def test_a_linear_form_is_equivalent_exactly_when_it_is_the_truth(a, b, const):
+    answer = f"({a})*k1 + ({b})*k2 + ({const})"
+    assert f.equivalent(answer, "k1 + k2 - 1", ["k1", "k2"]).equivalent == ((a, b, const) == (1, 1, -1))
+
+
+def test_an_invalid_reference_formula_is_a_programming_error():
+    with pytest.raises(ValueError, match="reference formula"):
+        f.equivalent("k1", "k1 +", ["k1"])

@@ -132,10 +132,13 @@ def _download_once(data_dir: str) -> None:
         return
     _attempted.add(data_dir)
     try:
+        import contextlib
+
         from torchvision import datasets
 
-        for train in (True, False):
-            datasets.FashionMNIST(data_dir, train=train, download=True)
+        with contextlib.redirect_stdout(sys.stderr):  # torchvision's progress lines: stdout may be --json's
+            for train in (True, False):
+                datasets.FashionMNIST(data_dir, train=train, download=True)
     except Exception:  # offline, or a mirror down: the view is empty, and the kernel's loaders say where the data belongs
         pass
 

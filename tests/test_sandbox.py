@@ -271,3 +271,16 @@ def test_a_grader_folder_under_a_visible_folder_is_covered_and_one_elsewhere_is_
     covered = {args[i + 1] for i, a in enumerate(args) if a == "--tmpfs"}
     assert str(tmp_path / "data" / "grader") in covered
     assert str(tmp_path / "elsewhere") not in covered
+
+
+def test_the_empty_folder_over_a_hidden_one_is_read_only_so_it_holds_no_uncapped_files(tmp_path):
+    (tmp_path / "data" / "grader").mkdir(parents=True)
+    confinement = Confinement(Limits(), tmp_path / "work", readonly=[tmp_path / "data"], hidden=[tmp_path / "data" / "grader"], bwrap="bwrap")
+    args = confinement._bwrap_args()
+    at = args.index(str(tmp_path / "data" / "grader"))
+    assert args[at - 1 : at + 3] == ["--tmpfs", str(tmp_path / "data" / "grader"), "--remount-ro", str(tmp_path / "data" / "grader")]
+
+
+def test_the_sandboxs_root_and_dev_are_remounted_read_only_after_everything_else(tmp_path):
+    args = Confinement(Limits(), tmp_path / "work", bwrap="bwrap")._bwrap_args()
+    assert args[-4:] == ["--remount-ro", "/dev", "--remount-ro", "/"]

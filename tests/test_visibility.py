@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import struct
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -221,7 +222,13 @@ def snooper(tmp_path_factory, course):
     split = ("import struct, torchvision\nheader = open('/data/FashionMNIST/raw/t10k-labels-idx1-ubyte', 'rb').read(8)\n"
              "print('TEST LABELS', struct.unpack('>II', header)[1])\n"
              "print('LOADED', len(torchvision.datasets.FashionMNIST('/data', train=False)) > 0)")  # fmt: skip
-    return {**graded(tmp, course, CORR2D, cmdlines, snoop, split), "course": course}
+    places = ["/", "/dev", "/data", "/usr", "/etc", "/opt", "/var", "/run", "/home", "/root", "/tmp", "/tmp/home", "/tmp/.kernel",
+              "/dev/shm", sys.prefix]  # fmt: skip
+    writable = (f"import os\nfor place in {places!r}:\n    try:\n        os.makedirs(place, exist_ok=True)\n"
+                "        open(os.path.join(place, '.probe'), 'w').close()\n        os.unlink(os.path.join(place, '.probe'))\n"
+                "        usage = os.statvfs(place)\n        print('WRITABLE', place, usage.f_blocks * usage.f_frsize)\n"
+                "    except OSError:\n        print('DENIED', place)")  # fmt: skip
+    return {**graded(tmp, course, CORR2D, cmdlines, snoop, split, writable), "course": course}
 
 
 @needs_sandbox
@@ -248,6 +255,14 @@ def test_a_classmates_notebook_and_results_beside_the_data_cannot_be_opened(snoo
 def test_the_kernels_test_split_is_the_first_half_and_torchvision_loads_it(snooper):
     total = len(FashionMNIST(str(snooper["course"]), train=False))
     assert snooper["outputs"][3].splitlines() == [f"TEST LABELS {kernel_share(total)}", "LOADED True"]
+
+
+@needs_sandbox
+def test_the_kernel_can_write_only_in_its_capped_tmpfs_and_shared_memory(snooper):
+    writable = {line.split()[1]: int(line.split()[2]) for line in snooper["outputs"][4].splitlines() if line.startswith("WRITABLE")}
+    limits = Limits()
+    assert writable == {"/tmp": limits.disk_bytes, "/tmp/home": limits.disk_bytes, "/tmp/.kernel": limits.disk_bytes,
+                        "/dev/shm": limits.shm_bytes}, snooper["outputs"][4]  # fmt: skip
 
 
 @needs_sandbox

@@ -521,7 +521,7 @@ class Confinement:
         while time.monotonic() < deadline:
             info = _read_info(info_file)
             if info is not None:
-                pid, namespace = info
+                pid, _ = info
                 self._sandbox = info
                 link = self.workdir / f".kernel-link-{self._launches}"
                 link.unlink(missing_ok=True)

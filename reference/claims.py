@@ -127,9 +127,7 @@ def sym_corr2d(X: sympy.Matrix, K: sympy.Matrix, stride: int = 1) -> sympy.Matri
     return sympy.Matrix(
         oh,
         ow,
-        lambda i, j: sum(
-            X[i * stride + a, j * stride + b] * K[a, b] for a in range(kh) for b in range(kw)
-        ),
+        lambda i, j: sum(X[i * stride + a, j * stride + b] * K[a, b] for a in range(kh) for b in range(kw)),
     )
 
 
@@ -139,9 +137,7 @@ def sym_conv2d(X: sympy.Matrix, K: sympy.Matrix) -> sympy.Matrix:
     return sympy.Matrix(
         X.rows - kh + 1,
         X.cols - kw + 1,
-        lambda i, j: sum(
-            X[i + kh - 1 - a, j + kw - 1 - b] * K[a, b] for a in range(kh) for b in range(kw)
-        ),
+        lambda i, j: sum(X[i + kh - 1 - a, j + kw - 1 - b] * K[a, b] for a in range(kh) for b in range(kw)),
     )
 
 
@@ -161,9 +157,7 @@ def sym_corr_full(F_: sympy.Matrix, G: sympy.Matrix) -> sympy.Matrix:
 
 
 def _flip(K: sympy.Matrix, rows: bool = True, cols: bool = True) -> sympy.Matrix:
-    return sympy.Matrix(
-        K.rows, K.cols, lambda i, j: K[K.rows - 1 - i if rows else i, K.cols - 1 - j if cols else j]
-    )
+    return sympy.Matrix(K.rows, K.cols, lambda i, j: K[K.rows - 1 - i if rows else i, K.cols - 1 - j if cols else j])
 
 
 def _first_difference(A: sympy.Matrix, B: sympy.Matrix) -> dict[str, Any] | None:
@@ -252,7 +246,7 @@ def continuous_correlation(f: sympy.Expr, g: sympy.Expr, causal: bool = False) -
 
 
 def _rename_variable(integral: sympy.Integral, new: sympy.Symbol) -> sympy.Integral:
-    (var, lower, upper), = integral.limits
+    ((var, lower, upper),) = integral.limits
     return sympy.Integral(integral.function.subs(var, new), (new, lower, upper))
 
 
@@ -290,9 +284,12 @@ def check_continuous_commutative(
         diff = sympy.simplify(op(f, g, causal).doit() - op(g, f, causal).doit())
         if diff != 0:
             return _result(
-                name, statement, "symbolic", cases,
+                name,
+                statement,
+                "symbolic",
+                cases,
                 {"family": label, "difference": str(diff), "at x = 1": str(sympy.N(diff.subs(_x, 1), 6))},
-            )  # fmt: skip
+            )
     if proof is None:
         return _result(name, statement, "symbolic", cases, {"substitution": "none of z = x - u, u - x, u + x works"})
     return _result(name, statement, "symbolic", cases, detail=f"substitution {proof}; closed forms agree on {len(families)} families")
@@ -362,9 +359,7 @@ def check_composed_kernel_side(
         actual = product.degree() + 1
         claimed = expr.subs({K1: k1, K2: k2})
         if claimed != actual:
-            return _result(
-                name, statement, "symbolic", cases, {"k1": k1, "k2": k2, "side": actual, "formula_gives": str(claimed)}
-            )
+            return _result(name, statement, "symbolic", cases, {"k1": k1, "k2": k2, "side": actual, "formula_gives": str(claimed)})
     symbolic = sympy.simplify(expr - ((K1 - 1) + (K2 - 1) + 1)) == 0
     detail = "degrees add: (k1-1)+(k2-1)+1 simplifies to the formula" if symbolic else "enumeration only"
     return _result(name, statement, "symbolic" if symbolic else "exhaustive", cases, detail=detail)
@@ -388,9 +383,7 @@ def check_composed_kernel_entries(
         actual = len(sympy.Poly(sympy.expand(P1 * P2), s, t).monoms())
         claimed = expr.subs({K1: k1, K2: k2})
         if claimed != actual:
-            return _result(
-                name, statement, "exhaustive", cases, {"k1": k1, "k2": k2, "entries": actual, "formula_gives": str(claimed)}
-            )
+            return _result(name, statement, "exhaustive", cases, {"k1": k1, "k2": k2, "entries": actual, "formula_gives": str(claimed)})
     return _result(name, statement, "exhaustive", cases)
 
 
@@ -478,6 +471,7 @@ def check_formula_identity(
     lhs = parse_formula(left, names) if isinstance(left, str) else left
     rhs = parse_formula(right, names) if isinstance(right, str) else right
     statement = statement.format(left=lhs, right=rhs)
+
     def expand_floors(e: sympy.Expr) -> sympy.Expr:
         return e.replace(sympy.floor, lambda arg: sympy.floor(sympy.expand(arg)))
 
@@ -500,7 +494,8 @@ def output_shape_plus_one_form() -> ClaimResult:
 
 def _sym_multi_in_out(X: list[sympy.Matrix], K: list[list[sympy.Matrix]]) -> list[sympy.Matrix]:
     """corr2d_multi_in_out on symbols: one output per kernel, summed over input channels."""
-    return [sum((sym_corr2d(x, k) for x, k in zip(X, kernels)), sympy.zeros(*sym_corr2d(X[0], kernels[0]).shape)) for kernels in K]
+    shape = sym_corr2d(X[0], K[0][0]).shape
+    return [sum((sym_corr2d(x, k) for x, k in zip(X, kernels, strict=True)), sympy.zeros(*shape)) for kernels in K]
 
 
 def _matmul(Kmat: sympy.Matrix, Xmat: sympy.Matrix) -> sympy.Matrix:
@@ -592,7 +587,7 @@ def check_not_a_convolution(
     for x in itertools.product((-1, 0, 1), repeat=window):
         for y in itertools.product((-1, 0, 1), repeat=window):
             cases += 1
-            s = [a + b for a, b in zip(x, y)]
+            s = [a + b for a, b in zip(x, y, strict=True)]
             if sympy.simplify(pool(s) - pool(x) - pool(y)) != 0:
                 witness = {"x": x, "y": y, "pool(x+y)": str(pool(s)), "pool(x)+pool(y)": str(pool(x) + pool(y))}
                 break
@@ -603,13 +598,16 @@ def check_not_a_convolution(
     equations = []
     for x in itertools.product((0, 1), repeat=window):
         cases += 1
-        equations.append(sympy.Eq(sum(w * v for w, v in zip(weights, x)) + bias, pool(x)))
+        equations.append(sympy.Eq(sum(w * v for w, v in zip(weights, x, strict=True)) + bias, pool(x)))
     solutions = sympy.linsolve(equations, [*weights, bias])
     if witness is not None and solutions == sympy.EmptySet:
         return _result(
-            name, statement, "counterexample", cases,
+            name,
+            statement,
+            "counterexample",
+            cases,
             detail=f"additivity fails at {witness}; kernel.x + b = pool(x) on {{0,1}}^{window} has no solution",
-        )  # fmt: skip
+        )
     found = {"kernel_and_bias": [str(v) for v in next(iter(solutions))]} if solutions != sympy.EmptySet else {}
     return _result(name, statement, "counterexample", cases, {"linear": witness is None, **found})
 

@@ -114,8 +114,9 @@ def parse_formula(text: str, symbols: Iterable[str]) -> sympy.Expr:
             raise FormulaError(f"unknown name {name!r}: use {', '.join(allowed)}")
     local = {**_FUNCTIONS, **allowed}
     try:
-        unevaluated = parse_expr(stripped, local_dict=dict(local), global_dict=dict(_PARSER_GLOBALS),
-                                 transformations=_TRANSFORMS, evaluate=False)  # fmt: skip
+        unevaluated = parse_expr(
+            stripped, local_dict=dict(local), global_dict=dict(_PARSER_GLOBALS), transformations=_TRANSFORMS, evaluate=False
+        )
     except Exception as exc:  # sympy raises SyntaxError, TokenError, TypeError...
         raise FormulaError(f"cannot parse {stripped!r}: {type(exc).__name__}: {exc}") from None
     if not isinstance(unevaluated, sympy.Basic):
@@ -149,7 +150,7 @@ class IntegerDomain:
     def points(self) -> Iterator[dict[str, int]]:
         names = list(self.ranges)
         for values in itertools.product(*(self.ranges[n] for n in names)):
-            point = dict(zip(names, values))
+            point = dict(zip(names, values, strict=True))
             if self.where is None or self.where(point):
                 yield point
 
@@ -182,6 +183,7 @@ def _compile(expr: sympy.Basic) -> Callable[[Mapping[str, int]], Fraction]:
     if expr.is_Add:
         return lambda env: sum((part(env) for part in parts), Fraction(0))
     if expr.is_Mul:
+
         def product(env):
             out = Fraction(1)
             for part in parts:
@@ -219,6 +221,7 @@ def exact_evaluator(expr: sympy.Expr) -> Callable[[Mapping[str, int]], Any]:
     try:
         compiled = _compile(expr)
     except _Unsupported:
+
         def slow(env):
             point = {s: sympy.Integer(env[s.name]) for s in expr.free_symbols}
             value = sympy.nsimplify(expr.xreplace(point))
@@ -310,8 +313,7 @@ def equivalent(
         cases += 1
         want, got = truth_at(point), answer_at(point)
         if not same_value(got, want):
-            return EquivalenceResult(
-                False, "exhaustive", f"at {point} the answer gives {got}, expected {want}",
-                shown_answer, shown_truth, cases, {**point, "answer": str(got), "expected": str(want)},
-            )  # fmt: skip
+            counterexample = {**point, "answer": str(got), "expected": str(want)}
+            reason = f"at {point} the answer gives {got}, expected {want}"
+            return EquivalenceResult(False, "exhaustive", reason, shown_answer, shown_truth, cases, counterexample)
     return EquivalenceResult(True, "exhaustive", f"equal on all {cases} integer cases of {domain}", shown_answer, shown_truth, cases)

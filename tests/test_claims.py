@@ -22,10 +22,16 @@ def test_claim_holds(claim):
 def test_claims_that_sympy_can_prove_are_proved_symbolically():
     symbolic = {r.name for r in c.check_all() if r.method == "symbolic"}
     assert {
-        "convolution_is_commutative", "continuous_convolution_is_commutative", "convolution_is_associative",
-        "two_kernels_compose_into_one", "composed_kernel_side", "output_shape_plus_one_form",
-        "conv1x1_is_matmul", "correlation_is_flipped_convolution", "correlation_is_translation_equivariant",
-    } <= symbolic  # fmt: skip
+        "convolution_is_commutative",
+        "continuous_convolution_is_commutative",
+        "convolution_is_associative",
+        "two_kernels_compose_into_one",
+        "composed_kernel_side",
+        "output_shape_plus_one_form",
+        "conv1x1_is_matmul",
+        "correlation_is_flipped_convolution",
+        "correlation_is_translation_equivariant",
+    } <= symbolic
 
 
 # --------------------------------------------------------------------------- each claim's mutated twin is rejected
@@ -67,9 +73,7 @@ def test_wrong_composed_kernel_sides_are_rejected(side):
 
 def test_side_formula_is_not_the_entry_count():
     result = c.check_composed_kernel_entries("k1 + k2 - 1")
-    assert not result.holds and result.counterexample["entries"] == (
-        result.counterexample["k1"] + result.counterexample["k2"] - 1
-    ) ** 2
+    assert not result.holds and result.counterexample["entries"] == (result.counterexample["k1"] + result.counterexample["k2"] - 1) ** 2
 
 
 @pytest.mark.parametrize("formula", ["floor((n - k + p) / s)", "(n - k + p + s) / s", "floor((n - k + 2*p + s) / s)"])

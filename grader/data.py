@@ -30,7 +30,7 @@ def _fashion_mnist(data_dir: str, train: bool, size: int | None = None):
 def fixed_batch(data_dir: str, size: int, count: int, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``count`` images (resized to ``size``) and labels: the same batch for everyone."""
     dataset = _fashion_mnist(data_dir, train, size)
-    images, labels = zip(*(dataset[i] for i in range(min(count, len(dataset)))))
+    images, labels = zip(*(dataset[i] for i in range(min(count, len(dataset)))), strict=True)
     return torch.stack(images), torch.tensor(labels)
 
 

@@ -195,7 +195,7 @@ def course_folder_warning(data_dir: Path, max_entries: int = 2000) -> str | None
     root = Path(data_dir)
     seen = 0
     folders = [root]
-    for depth in range(2):
+    for _ in range(2):  # the folder, then one level below it
         below: list[Path] = []
         for folder in folders:
             try:

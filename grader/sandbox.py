@@ -473,8 +473,8 @@ class Confinement:
             return [] if not n else ["--size", str(n)]
 
         # The one tmpfs for the kernel's files first: anything bound below /tmp (a venv under /tmp) must go on top.
-        args = ["--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL",
-                *sized(limits.disk_bytes), "--tmpfs", INSIDE_TMP, "--dir", INSIDE_HOME, "--dir", INSIDE_KERNEL, "--dir", INSIDE_BLOBS]  # fmt: skip
+        args = ["--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", *sized(limits.disk_bytes),
+                "--tmpfs", INSIDE_TMP, "--dir", INSIDE_HOME, "--dir", INSIDE_KERNEL, "--dir", INSIDE_BLOBS]  # fmt: skip
         tops = ("/usr", "/etc", "/opt")
         for top in tops:
             args += ["--ro-bind-try", top, top]

@@ -134,7 +134,8 @@ def test_writing_past_the_disk_limit_fails_in_the_notebook(snooping):
 def unruly(tmp_path_factory, data_dir):
     """One notebook that allocates 200 GB, prints 100 MB, shows a 7 MB image and kills its parent; corr2d is honest."""
     tmp = tmp_path_factory.mktemp("unruly")
-    image = "import base64, os\nfrom IPython.display import display\ndisplay({'image/png': base64.b64encode(os.urandom(5 * 2**20)).decode()}, raw=True)"
+    image = ("import base64, os\nfrom IPython.display import display\n"
+             "display({'image/png': base64.b64encode(os.urandom(5 * 2**20)).decode()}, raw=True)")  # fmt: skip
     kill = ["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"] if SANDBOX else []  # without it, the parent is the launcher
     result, questions, outputs = grade(tmp, data_dir, "x = bytearray(200 * 2**30)", "print('x' * 100_000_000)", image, CORR2D, *kill)
     return {"result": result, "questions": questions, "outputs": outputs, "executed": tmp / "out" / "executed.ipynb"}
@@ -274,11 +275,12 @@ def test_a_grader_folder_under_a_visible_folder_is_covered_and_one_elsewhere_is_
 
 
 def test_the_empty_folder_over_a_hidden_one_is_read_only_so_it_holds_no_uncapped_files(tmp_path):
-    (tmp_path / "data" / "grader").mkdir(parents=True)
-    confinement = Confinement(Limits(), tmp_path / "work", readonly=[tmp_path / "data"], hidden=[tmp_path / "data" / "grader"], bwrap="bwrap")
+    hidden = tmp_path / "data" / "grader"
+    hidden.mkdir(parents=True)
+    confinement = Confinement(Limits(), tmp_path / "work", readonly=[tmp_path / "data"], hidden=[hidden], bwrap="bwrap")
     args = confinement._bwrap_args()
-    at = args.index(str(tmp_path / "data" / "grader"))
-    assert args[at - 1 : at + 3] == ["--tmpfs", str(tmp_path / "data" / "grader"), "--remount-ro", str(tmp_path / "data" / "grader")]
+    at = args.index(str(hidden))
+    assert args[at - 1 : at + 3] == ["--tmpfs", str(hidden), "--remount-ro", str(hidden)]
 
 
 def test_the_sandboxs_root_and_dev_are_remounted_read_only_after_everything_else(tmp_path):

@@ -42,7 +42,7 @@ from grader.cli import main
 from grader.data import held_out_images, raw_images, resized, validation_accuracy
 from grader.data_view import TEST_FILES, TRAIN_FILES, build_data_view, course_folder_warning, kernel_share
 from grader.html_report import notebook_path
-from grader.sandbox import GiB, Confinement, Limits, bwrap_path
+from grader.sandbox import Confinement, GiB, Limits, bwrap_path
 from tests.notebook_sources import CORR2D
 
 SANDBOX = bwrap_path() is not None
@@ -96,7 +96,7 @@ class _DiskSampler(threading.Thread):
 
 def _bytes_under(folder: Path) -> int:
     total = 0
-    for root, dirs, files in os.walk(folder):  # os.walk follows no link to a folder
+    for root, _, files in os.walk(folder):  # os.walk follows no link to a folder
         for name in files:
             try:
                 total += os.lstat(os.path.join(root, name)).st_blocks * 512

@@ -33,8 +33,8 @@ import shutil
 import struct
 import sys
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 
 DATASET = "FashionMNIST"
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -152,11 +152,11 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.chmod(target, 0o444)
 
 
-def _open_raw(raw: Path, name: str) -> BinaryIO:
+def _open_raw(raw: Path, name: str) -> BufferedIOBase:
     return open(raw / name, "rb") if (raw / name).is_file() else gzip.open(raw / f"{name}.gz", "rb")
 
 
-def _header(stream: BinaryIO) -> tuple[int, list[int]]:
+def _header(stream: BufferedIOBase) -> tuple[int, list[int]]:
     """An idx file's element type and dimensions (``[n, rows, cols]`` for images, ``[n]`` for labels)."""
     magic = stream.read(4)
     if len(magic) != 4 or magic[:2] != b"\0\0" or magic[2] != _UBYTE or not 1 <= magic[3] <= 4:
@@ -165,12 +165,12 @@ def _header(stream: BinaryIO) -> tuple[int, list[int]]:
     return magic[3], dims
 
 
-def _count(stream: BinaryIO) -> int:
+def _count(stream: BufferedIOBase) -> int:
     stream.seek(0)
     return _header(stream)[1][0]
 
 
-def _cut(stream: BinaryIO, target: Path, count: int) -> None:
+def _cut(stream: BufferedIOBase, target: Path, count: int) -> None:
     """The first ``count`` items of an idx file, as a valid idx file of ``count`` items."""
     stream.seek(0)
     ndims, dims = _header(stream)

@@ -608,7 +608,7 @@ class Confinement:
     def kill_all(self) -> None:
         """Kill every process in the cgroups (forked children, daemons) -- nothing outlives grading."""
         for _ in range(20):
-            pids = set()
+            pids: set[int] = set()
             for folder in set(self.cgroups.values()):
                 try:
                     pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())

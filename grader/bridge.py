@@ -72,8 +72,13 @@ class NotDefined(Missing):
     def __init__(self, name: str, bound: Any = None, asks: str = ""):
         super().__init__(name)
         self.bound = bound
-        if bound is not None and getattr(bound, "kind", "") in ("assign", "import"):
-            how = f"`{bound.name} = {bound.value}(...)`" if bound.kind == "assign" and bound.value else f"`{bound.source_line}`"
+        if bound is not None:
+            if bound.kind == "assign" and bound.value:
+                how = f"`{bound.name} = {bound.value}(...)`"
+            elif bound.kind in ("def", "class"):
+                how = f"`{bound.kind} {bound.name}{bound.signature or ''}`"
+            else:
+                how = f"`{bound.source_line}`"
             if asks.startswith("class "):
                 wanted = f"`{asks}`"
             elif name[:1].isupper():
@@ -386,13 +391,23 @@ class Submission:
         """Refuse to grade a name no cell of the notebook defines (``Missing``), whatever the kernel holds."""
         if self.source is None or self.source.defines(name):
             return
+        signature = (getattr(self.assignment, "signatures", {}) or {}).get(name, {})
+        raise NotDefined(name, self._written_instead(name, signature), signature.get("asks", ""))
+
+    def _written_instead(self, name: str, signature: dict[str, str]) -> Any:
+        """What the notebook wrote in place of ``name``, by the source only: the same name bound otherwise,
+        a ``def``/``class`` of the same name in lower case (d2l-zh's ``def vgg``), or -- where the config
+        says the model is often written so (``sequential = "net"``) -- the first ``net = nn.Sequential(...)``."""
         bound = self.source.bound(name)
-        if bound is None and name[:1].isupper():  # a model asked for as a class, written as a Sequential
-            found = [d for ds in self.source.definitions.values() for d in ds
-                     if d.kind == "assign" and (d.value or "").split(".")[-1] == "Sequential"]  # fmt: skip
-            bound = found[-1] if found else None
-        asks = (getattr(self.assignment, "signatures", {}) or {}).get(name, {}).get("asks", "")
-        raise NotDefined(name, bound, asks)
+        if bound is not None:
+            return bound
+        lower = [d for key, ds in self.source.definitions.items() if key.lower() == name.lower() for d in ds]
+        if lower:
+            return lower[-1]
+        target = signature.get("sequential", "")
+        found = [d for d in self.source.definitions.get(target, []) if d.kind == "assign"
+                 and (d.value or "").split(".")[-1] == "Sequential"]  # fmt: skip
+        return found[0] if found else None
 
     def request(self, op: str, timeout: float | None = None, sent: list[Path] | None = None, **payload: Any) -> Any:
         """Run kernel operation ``op`` and return its decoded ``ok`` value.

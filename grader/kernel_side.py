@@ -153,6 +153,32 @@ def snap_defs(names, cell):
             defs[name] = (ns[name], cell)
 
 
+def snap_def_source(name, source, cell):
+    """The student's own ``def``/``class`` of ``name`` when the same cell rebinds the name after it
+    (``def pool2d ...`` then ``pool2d = nn.MaxPool2d(3)``): its statement is run once more, in the
+    notebook's namespace, kept, and the later binding put back as the cell left it. ``source`` is the
+    cell's text with every other line blank, so a traceback names the cell's own line numbers.
+    """
+    import linecache
+
+    ns = _ns()
+    missing = object()
+    before = ns.get(name, missing)
+    filename = f"/hwgrader/ipykernel_0/{9000000 + int(cell)}.py"  # a cell file for _error: the student's lines
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    try:
+        exec(compile(source, filename, "exec"), ns)
+        if name in ns:
+            defs[name] = (ns[name], cell)
+    except Exception:
+        pass  # the cell's own run already recorded any error; the kernel's binding stays as it was
+    finally:
+        if before is missing:
+            ns.pop(name, None)
+        else:
+            ns[name] = before
+
+
 def snap_values(key, expressions, cell, failed=None):
     ns = _ns()
     taken = {"__cell__": cell}
@@ -241,7 +267,13 @@ def _conv_like(value, match, limit):
     if torch is None or not isinstance(value, torch.nn.Module):
         return None
     weight = getattr(value, "weight", None)
-    if not _small_tensor(weight, limit) or weight.dim() != 4:
+    if not _small_tensor(weight, limit):
+        return None
+    if weight.dim() == 2 and int(match.get("in_channels", 1)) == 1 and int(match.get("out_channels", 1)) == 1:
+        # a learner's own Conv2D (the book's 7.2 class, the first edition's): a 2-D weight of kernel_size
+        want = tuple(int(v) for v in match.get("kernel_size", ()))
+        return weight if not want or tuple(weight.shape) == want else None
+    if weight.dim() != 4:
         return None
     want = (match.get("out_channels"), match.get("in_channels"), *tuple(match.get("kernel_size", (None, None))))
     if any(w is not None and int(w) != int(g) for w, g in zip(want, weight.shape)):

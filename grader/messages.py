@@ -47,8 +47,25 @@ def locate_in_notebook(error: StudentError, notebook: NotebookNode) -> StudentEr
 
 
 def is_argument_mismatch(error: StudentError) -> bool:
-    """A ``TypeError`` raised by calling the student's function or class with the assignment's arguments."""
-    return error.type == "TypeError" and error.line is None and bool(_ARGUMENTS.search(error.message))
+    """A ``TypeError`` raised by calling the student's function or class with the assignment's arguments.
+
+    Python names the callee first (``vgg_block() missing ...``, ``Residual.__init__() takes ...``); a
+    mismatch inside something else (an ``nn.MaxPool2d`` bound to the name, a library call) is not this.
+    """
+    name = error.name.split(".")[-1]
+    names_it = re.match(rf"{re.escape(name)}(\.__init__)?\(\)", error.message) is not None
+    return error.type == "TypeError" and error.line is None and names_it and bool(_ARGUMENTS.search(error.message))
+
+
+_OLD_D2L = re.compile(r"module 'd2l' has no attribute|name 'd2l' is not defined|No module named 'd2l(zh_pytorch)?'")
+
+
+def edition_hint(error: StudentError) -> str:
+    """A sentence for an error that comes from importing d2l as another edition does, else ""."""
+    if _OLD_D2L.search(error.message):
+        return ("this assignment uses d2l 1.0: import it as `from d2l import torch as d2l` "
+                "(`import d2l` alone, or the first edition's `d2lzh_pytorch`, has none of its functions)")
+    return ""
 
 
 def signature_message(error: StudentError, source: Any, signatures: dict[str, dict[str, str]]) -> str:

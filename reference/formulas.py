@@ -86,6 +86,19 @@ _ALLOWED_CHARS = re.compile(r"^[A-Za-z0-9_\s+\-*/^()%.,]*$")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def book_notation(text: str, symbols: Iterable[str]) -> str:
+    """The book's own spellings made plain before any guard: ⌊x⌋ and ⌈x⌉ (floor and ceiling, as d2l
+    writes the output-shape formula), × and · for products, and a subscripted name (``k_1``, ``k₁``)
+    for a name the question uses (``k1``). Only these exact rewrites; anything else meets the guards."""
+    text = text.translate(str.maketrans({"⌊": "floor(", "⌋": ")", "⌈": "ceiling(", "⌉": ")", "×": "*", "·": "*",
+                                         "−": "-", "₀": "0", "₁": "1", "₂": "2", "₃": "3"}))  # fmt: skip
+    for name in symbols:
+        match = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
+        if match:
+            text = re.sub(rf"\b{match.group(1)}_\{{?{match.group(2)}\}}?(?![\w])", name, text)
+    return text
+
+
 def parse_formula(text: str, symbols: Iterable[str]) -> sympy.Expr:
     """Parse a student's formula over ``symbols`` safely, or raise :class:`FormulaError`.
 
@@ -98,7 +111,7 @@ def parse_formula(text: str, symbols: Iterable[str]) -> sympy.Expr:
     """
     if not isinstance(text, str):
         raise FormulaError(f"expected the formula as a string, got {type(text).__name__}")
-    stripped = text.strip()
+    stripped = book_notation(text, symbols).strip()
     if not stripped:
         raise FormulaError("the formula is empty")
     if len(stripped) > MAX_FORMULA_LENGTH:

@@ -107,3 +107,16 @@ def test_a_linear_form_is_equivalent_exactly_when_it_is_the_truth(a, b, const):
 def test_an_invalid_reference_formula_is_a_programming_error():
     with pytest.raises(ValueError, match="reference formula"):
         f.equivalent("k1", "k1 +", ["k1"])
+
+
+def test_the_books_floor_brackets_are_read_as_floor():
+    from reference.formulas import equivalent
+
+    assert equivalent("⌊(n - k + p + s) / s⌋", "floor((n - k + p + s)/s)", "nkps")
+
+
+def test_a_subscripted_name_as_the_exercise_writes_it_is_the_questions_name():
+    from reference.formulas import equivalent
+
+    assert equivalent("k_1 + k_{2} - 1", "k1 + k2 - 1", ["k1", "k2"])
+    assert equivalent("k₁ + k₂ − 1", "k1 + k2 - 1", ["k1", "k2"])

@@ -65,3 +65,53 @@ def test_a_model_written_as_a_sequential_is_told_to_write_the_class():
     message = str(NotDefined("LeNet", definition, "class LeNet(d2l.Classifier) with self.net = nn.Sequential(...)"))
     assert "the assignment asks for `class LeNet(d2l.Classifier) with self.net = nn.Sequential(...)`" in message
     assert "found `net = nn.Sequential(...)` in cell 2" in message
+
+
+def test_a_type_error_inside_a_module_bound_to_the_name_is_not_the_students_signature():
+    error = StudentError("pool2d", "TypeError", "MaxPool2d.forward() takes 2 positional arguments but 3 were given")
+    assert not is_argument_mismatch(error)
+
+
+def test_a_class_whose_init_takes_other_arguments_is_an_argument_mismatch():
+    error = StudentError("Residual", "TypeError", "Residual.__init__() missing 1 required positional argument: 'num_channels'")
+    assert is_argument_mismatch(error)
+
+
+def test_an_import_of_another_editions_d2l_is_told_how_d2l_1_0_is_imported():
+    from grader.messages import edition_hint
+
+    error = StudentError("corr2d_multi_in", "AttributeError", "module 'd2l' has no attribute 'corr2d'", cell=4, line=2, code="x")
+    assert "from d2l import torch as d2l" in edition_hint(error)
+
+
+def test_a_definition_rebound_later_in_its_own_cell_is_kept_with_the_cells_line_numbers():
+    from grader.grade import _rebound_in_cell
+
+    source = "import torch\ndef pool2d(X, pool_size, mode='max'):\n    return X\npool2d = torch.nn.MaxPool2d(3)\n"
+    kept = _rebound_in_cell(source, ["pool2d"])
+    assert kept["pool2d"].split("\n")[1:3] == ["def pool2d(X, pool_size, mode='max'):", "    return X"]
+    assert "MaxPool2d" not in kept["pool2d"] and kept["pool2d"].split("\n")[0] == ""
+
+
+def test_a_lower_case_function_of_the_asked_class_is_named_as_what_was_written_instead():
+    from grader.bridge import Submission
+
+    nb = notebook("def vgg(conv_arch):\n    return None")
+    sub = Submission(None, None, nb, source=index_notebook(nb))
+    try:
+        sub.require_defined("VGG")
+    except NotDefined as missing:
+        assert "found `def vgg(conv_arch)` in cell 1" in str(missing)
+    else:
+        raise AssertionError("VGG is not defined by this notebook")
+
+
+def test_an_unrelated_sequential_is_not_named_for_a_missing_class():
+    from grader.bridge import Submission
+
+    nb = notebook("from torch import nn", "b5 = nn.Sequential(nn.ReLU())")
+    sub = Submission(None, None, nb, source=index_notebook(nb))
+    try:
+        sub.require_defined("LeNet")
+    except NotDefined as missing:
+        assert "b5" not in str(missing)

@@ -111,6 +111,8 @@ class Assignment:
     run_claims: bool = False
     #: Section titles by number, for reports (``[sections]`` in the config).
     sections: dict[str, str] = field(default_factory=dict)
+    #: Limits on what a submission may bring (``[limits]``): ``max_notebook_mb`` (see ``grader.load``).
+    limits: dict[str, float] = field(default_factory=dict)
     _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
 
     @property
@@ -151,6 +153,10 @@ class Assignment:
         return digest.hexdigest()
 
 
+#: Keys of an assignment's ``[limits]`` table.
+LIMIT_KEYS = ("max_notebook_mb",)
+
+
 def load_assignment(name_or_folder: str | Path) -> Assignment:
     """Load ``assignments/<name>/`` (or a folder path) and validate it."""
     folder = Path(name_or_folder)
@@ -186,6 +192,10 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
     assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
                             snapshots, config.get("budgets", {}), text, bool(config.get("claims", False)),
                             {str(k): str(v) for k, v in config.get("sections", {}).items()})  # fmt: skip
+    for key, value in config.get("limits", {}).items():
+        if key not in LIMIT_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{config_path}: limits.{key}: known limits are {', '.join(LIMIT_KEYS)}, each a positive number")
+        assignment.limits[key] = float(value)
     defined = {**_check_functions(assignment.checks_path), **_check_functions(assignment.hidden_checks_path)}
     missing = [q.id for q in questions if q.kind == "auto" and assignment.runnable(q) and f"check_{q.id}" not in defined]
     if missing:

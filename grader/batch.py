@@ -12,7 +12,6 @@ goes on. A single notebook (a student's self-check) is graded in-process.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from grader import __version__
 from grader.assignment import Assignment, load_assignment
+from grader.cleanup import read_tail, remove_tree
 from grader.results import ExecutionRecord, GradeResult, QuestionResult, cache_key, cached_result, unique_stems, write_result
 from grader.sandbox import GiB, machine_memory
 
@@ -37,24 +37,35 @@ class Job:
 
 
 def sha256_of(path: Path) -> str:
+    """The file's hash, read in pieces: a submission of any size costs a megabyte of memory here."""
     import hashlib
 
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
     except OSError:
         return ""
+    return digest.hexdigest()
 
 
-def plan(paths: Sequence[Path], out: Path, assignment_of: Callable[[Path], str], budget: str, device: str) -> list[Job]:
-    """One job per notebook, with its unique result name and cache key; raises ValueError for an unknown assignment."""
+def plan(paths: Sequence[Path], out: Path, assignment_of: Callable[[Path], str], budget: str, device: str,
+         max_notebook_mb: float | None = None) -> list[Job]:  # fmt: skip
+    """One job per notebook, with its unique result name and cache key; raises ValueError for an unknown assignment.
+
+    ``max_notebook_mb`` (``--max-notebook-mb``) is part of the key when given: a notebook refused as too
+    large is graded again under a larger limit, not reused.
+    """
     loaded: dict[str, Assignment] = {}
     jobs = []
-    for path, stem in zip(paths, unique_stems(paths)):
+    for path, stem in zip(paths, unique_stems(paths), strict=True):
         name = assignment_of(path)
         if name not in loaded:
             loaded[name] = load_assignment(name)
         assignment = loaded[name]
-        key = cache_key(sha256_of(path), assignment.fingerprint, budget, device, __version__)
+        fingerprint = assignment.fingerprint + (f";max_notebook_mb={max_notebook_mb:g}" if max_notebook_mb else "")
+        key = cache_key(sha256_of(path), fingerprint, budget, device, __version__)
         jobs.append(Job(path, stem, assignment, key, out / f"{stem}.json"))
     return jobs
 
@@ -97,8 +108,8 @@ RETRIED_ALONE = "; graded again alone, with the same outcome"
 
 
 def exit_message(returncode: int, log: Path) -> str:
-    """Why a grading process left no result: its exit status and the last lines it wrote to stderr."""
-    tail = " ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])[-400:]
+    """Why a grading process left no result: its exit status and the last lines it wrote to stderr (the log's tail only)."""
+    tail = " ".join(read_tail(log, 16 << 10).strip().splitlines()[-3:])[-400:]
     return f"the grading process exited with status {returncode}" + (f": {tail}" if tail else "")
 
 
@@ -129,9 +140,36 @@ def run_in_subprocesses(
     def start(job: Job, slot: dict[str, str], alone: bool) -> None:
         command = [sys.executable, "-m", "grader.cli", "run", *(child_args(job, alone=True) if alone else child_args(job))]
         log = Path(scratch) / f"{job.stem}.stderr"  # a file, not a pipe: a chatty child can never block on it
-        with open(log, "wb") as err:
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env={**env, **slot})
+        try:
+            with open(log, "wb") as err:
+                process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env={**env, **slot})
+        except OSError as exc:  # no process (fork refused, no disk for the log): recorded, and the batch goes on
+            free.append(slot)
+            finish(job, crashed_result(job, budget, device, f"the grading process could not be started: {exc}"))
+            return
         running[process] = (job, slot)
+
+    def finish(job: Job, result: GradeResult) -> None:
+        results[job.stem] = result
+        if on_done:
+            on_done(job, result)
+
+    def collect(job: Job, returncode: int) -> None:
+        """A child's result, or a ``crashed`` one saying how it ended; what cannot be written is still kept in memory."""
+        try:
+            result = cached_result(job.target, job.key)
+        except Exception:  # noqa: BLE001 -- e.g. a result too large to read back: the child's, not the batch's, problem
+            result = None
+        if result is None:
+            result = crashed_result(job, budget, device, exit_message(returncode, Path(scratch) / f"{job.stem}.stderr"))
+            _write_or_warn(result, job.target)
+        if result.environment_problem and job.stem not in retried:
+            retries.append(job)
+            return
+        if result.environment_problem:
+            result.execution.message += RETRIED_ALONE
+            _write_or_warn(result, job.target)
+        finish(job, result)
 
     try:
         while queue or running or retries:
@@ -145,19 +183,7 @@ def run_in_subprocesses(
             for process in [p for p in running if p.poll() is not None]:
                 job, slot = running.pop(process)
                 free.append(slot)
-                result = cached_result(job.target, job.key)
-                if result is None:
-                    result = crashed_result(job, budget, device, exit_message(process.returncode, Path(scratch) / f"{job.stem}.stderr"))
-                    write_result(result, job.target)
-                if result.environment_problem and job.stem not in retried:
-                    retries.append(job)
-                    continue
-                if result.environment_problem:
-                    result.execution.message += RETRIED_ALONE
-                    write_result(result, job.target)
-                results[job.stem] = result
-                if on_done:
-                    on_done(job, result)
+                collect(job, process.returncode)
     finally:
         for process in running:  # Ctrl-C: children get it too; make sure none outlives us
             process.terminate()
@@ -167,5 +193,13 @@ def run_in_subprocesses(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)  # iterative and bounded: a child's kernel may have left any tree in it
     return results
+
+
+def _write_or_warn(result: GradeResult, target: Path) -> None:
+    """Write a result the coordinator made; a failure (a full disk) is said, and the batch keeps it in memory."""
+    try:
+        write_result(result, target)
+    except OSError as exc:
+        print(f"grade: could not write {target}: {exc}", file=sys.stderr)

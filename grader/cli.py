@@ -76,9 +76,15 @@ def _collect(paths: Sequence[str], out: Path | None = None) -> list[Path]:
     return found
 
 
+#: A notebook larger than this is not parsed for its assignment's name (it is refused as too large when graded).
+METADATA_READ_LIMIT = 64_000_000
+
+
 def _assignment_name(path: Path, default: str) -> str:
     """The assignment named in the notebook's metadata (``metadata.grader.assignment``), else ``default``."""
     try:
+        if path.stat().st_size > METADATA_READ_LIMIT:  # too large to be graded anyway (grader/load.py): not parsed here either
+            return default
         meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
         name = meta.get("grader", {}).get("assignment") or meta.get("assignment")
         return name if isinstance(name, str) and name else default
@@ -120,6 +126,7 @@ class _Run:
         extra = [f"--cell-timeout={args.cell_timeout}"] if args.cell_timeout else []
         extra += [f"--timeout={args.timeout}"] if args.timeout else []
         extra += ["--no-sandbox"] if args.no_sandbox else []
+        extra += [f"--max-notebook-mb={args.max_notebook_mb:g}"] if args.max_notebook_mb else []
         threads = batch.threads_per_job(1) if alone else self.threads
         memory = max(self.memory_bytes, Limits.default(1).memory_bytes or 0) if alone else self.memory_bytes
         if self.device == "cuda":
@@ -143,7 +150,13 @@ def _grade(args: argparse.Namespace) -> int:
         run, jobs = _plan(args, out, paths)
         results, todo = _reuse(run, jobs)
         if args.scheduler or len(todo) > 1:  # a batch: every notebook in its own grading process, none can take others down
-            results.update(_grade_batch(run, todo))
+            try:
+                results.update(_grade_batch(run, todo))
+            except (_UsageError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001 -- the class-wide files are still written, from what was graded
+                print(f"grade: the batch stopped early: {type(exc).__name__}: {exc}"[:500], file=sys.stderr)
+                _fill_missing(run, jobs, results, _grader_failure(exc))
         elif todo:  # grading here imports torch: a cached rerun must not
             results.update(_grade_here(run, todo))
         if grades is not None:
@@ -151,6 +164,7 @@ def _grade(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         print(terminal_text(f"grade: {exc}", newlines=True), file=sys.stderr)  # may quote a notebook's metadata or a grades file
         return 2
+    _fill_missing(run, jobs, results, "the grading process left no result")  # never a KeyError: every job has a result
     ordered = [results[job.stem] for job in jobs]
     _write_outputs(run, jobs, results)
     if args.json:
@@ -187,7 +201,8 @@ def _plan(args: argparse.Namespace, out: Path, paths: list[Path]) -> tuple[_Run,
     run = _Run(args, out, device, resolve_budget(args.budget, device),
                Path(args.data_dir or os.environ.get("GRADER_DATA_DIR") or DEFAULT_DATA_CACHE).resolve())  # fmt: skip
     try:
-        jobs = batch.plan(paths, out, lambda p: args.assignment or _assignment_name(p, "hw2"), run.budget, device)
+        jobs = batch.plan(paths, out, lambda p: args.assignment or _assignment_name(p, "hw2"), run.budget, device,
+                          max_notebook_mb=args.max_notebook_mb)  # fmt: skip
     except ValueError as exc:
         raise _UsageError(exc) from None
     if args.stem:  # a child of a parallel batch: the coordinator chose the result's name
@@ -291,17 +306,44 @@ def _grade_here(run: _Run, todo: list[batch.Job]) -> dict[str, GradeResult]:
         options = GradeOptions(run.budget_for(job), run.device, run.args.cell_timeout, run.args.timeout, on_cell=progress,
                                threads=run.threads, limits=Limits(memory_bytes=run.memory_bytes), sandbox=not run.args.no_sandbox,
                                jobs_per_gpu=run.jobs_per_gpu)  # fmt: skip
+        options.max_notebook_mb = run.args.max_notebook_mb
         shown = run.args.shown_as or str(job.path)
-        result = grade_notebook(job.path, job.assignment, options, shown_path=shown, executed_to=notebook_path(job.target))
-        result.cache_key = job.key
+        try:
+            result = grade_notebook(job.path, job.assignment, options, shown_path=shown, executed_to=notebook_path(job.target))
+            result.cache_key = job.key
+        except Exception as exc:  # noqa: BLE001 -- whatever the kernel did, a result and a report say what happened
+            result = batch.crashed_result(job, run.budget, run.device, _grader_failure(exc))
         if progress:
             print(file=sys.stderr)
         write_result(result, job.target)
-        write_report(result, job.target)
+        try:
+            write_report(result, job.target)
+        except Exception as exc:  # noqa: BLE001 -- the result is written; the report's failure is said
+            print(f"grade: could not write the report for {job.target.name}: {type(exc).__name__}: {exc}"[:500], file=sys.stderr)
         results[job.stem] = result
         if not run.args.json:
             print_summary(result, job.target)
     return results
+
+
+def _grader_failure(exc: BaseException) -> str:
+    """The message of a ``crashed`` result whose grading process raised (never the student's verdict)."""
+    text = " ".join(str(exc).split())[:300]
+    return (f"the grader failed while grading this notebook ({type(exc).__name__}{': ' + text if text else ''}); "
+            "nothing was charged: it has to be graded again -- tell your TA")  # fmt: skip
+
+
+def _fill_missing(run: _Run, jobs: list[batch.Job], results: dict[str, GradeResult], why: str) -> None:
+    """A result for every job: the one on disk if a grading process wrote it, else a ``crashed`` one saying ``why``."""
+    for job in jobs:
+        if job.stem not in results:
+            found = cached_result(job.target, job.key)
+            results[job.stem] = found or batch.crashed_result(job, run.budget, run.device, why)
+            if found is None:
+                try:
+                    write_result(results[job.stem], job.target)
+                except OSError as exc:
+                    print(f"grade: could not write {job.target}: {exc}", file=sys.stderr)
 
 
 def _apply_manual(args: argparse.Namespace, grades, jobs: list[batch.Job], results: dict[str, GradeResult]) -> None:
@@ -327,7 +369,10 @@ def _write_outputs(run: _Run, jobs: list[batch.Job], results: dict[str, GradeRes
     if not args.stem and (len(jobs) > 1 or args.summary):
         from grader.class_summary import write_summary
 
-        write_summary([(results[job.stem], job.target) for job in jobs], out / "index.html", similarity=similar)
+        try:
+            write_summary([(results[job.stem], job.target) for job in jobs], out / "index.html", similarity=similar)
+        except Exception as exc:  # noqa: BLE001 -- the gradebook is written; JUnit and the rest still are
+            print(f"grade: could not write the class summary: {type(exc).__name__}: {exc}"[:500], file=sys.stderr)
         if not args.json:
             flagged = f"; similarity: {out / 'similarity.csv'} ({sum(p.flagged for p in similar)} flagged)" if similar is not None else ""
             print(f"class summary: {out / 'index.html'}; gradebook: {out / 'gradebook.csv'}{flagged}")
@@ -488,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--scheduler", metavar="ADDRESS", help="grade on a Dask cluster: tcp://host:8786, or local:N for a LocalCluster")
     grade.add_argument("--memory-limit", type=float, metavar="GIB", help="memory per kernel (default: a share of the machine, at least 6)")
     grade.add_argument("--no-sandbox", action="store_true", help="run kernels without bubblewrap (limits still apply)")
+    grade.add_argument("--max-notebook-mb", type=float, metavar="MB",
+                       help="refuse a notebook file larger than this, unparsed (default: the assignment's [limits], else 5)")  # fmt: skip
     grade.add_argument("--stem", help=argparse.SUPPRESS)  # set by a parallel batch for its children
     grade.add_argument("--shown-as", help=argparse.SUPPRESS)  # a Dask worker's copy: the path the coordinator knows it by
     grade.add_argument("--junit", metavar="FILE", help="also write JUnit XML (a testsuite per notebook, a testcase per question)")

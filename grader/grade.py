@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import shutil
 import tempfile
 import time
 import traceback
@@ -30,7 +29,8 @@ from grader.checking import Fail, ForTA, NotGraded
 from grader.data_view import kernel_data_view
 from grader.device import PEAK_CODE, PROBE_CODE, is_cuda_environment_error, lost_cuda_message, memory_fraction_code, parse_probe, unusable_cuda_message
 from grader.execute import ExecutionOptions, KernelSession
-from grader.load import load_notebook
+from grader.cleanup import remove_tree
+from grader.load import load_notebook, max_notebook_bytes
 from grader.neutralize import neutralize
 from grader.results import ExecutionRecord, GradeResult, QuestionResult, write_atomic
 from grader.sandbox import Confinement, Limits
@@ -53,6 +53,8 @@ class GradeOptions:
     limits: Limits | None = None
     #: Kernels sharing this kernel's GPU (``--jobs-per-gpu``): each is held to its share of the GPU's memory.
     jobs_per_gpu: int = 1
+    #: A notebook file over this many MB is refused unparsed (``--max-notebook-mb``; None: the assignment's ``[limits]``, else 5).
+    max_notebook_mb: float | None = None
 
 
 def defined_names(source: str) -> list[str]:
@@ -163,7 +165,7 @@ def grade_notebook(
 
 
 def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None, executed_to: Path | None) -> GradeResult:
-    loaded = load_notebook(path)
+    loaded = load_notebook(path, max_notebook_bytes(assignment.limits, options.max_notebook_mb))
     result = GradeResult(
         submission=shown_path or str(path), sha256=loaded.sha256, assignment=assignment.name,
         budget=options.budget.name, device=options.device, grader_version=__version__,
@@ -243,7 +245,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
     finally:
         loop.close()
         confinement.close()  # whatever the notebook started is killed here
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_tree(workdir)  # iterative and bounded, never follows a link, never raises: the kernel wrote in it
     return result
 
 

@@ -7,10 +7,20 @@ self-contained (inline CSS, images as data URIs) and its Content-Security-
 Policy forbids scripts and any network request, so nothing a notebook put
 into its outputs can run in, or change, the report. The notebook itself is
 shown in a sandboxed ``<iframe srcdoc>`` for the same reason.
+
+A report is at most :data:`REPORT_LIMIT` bytes (10 MB): an 80 KB notebook
+filling every per-output limit once made a 303 MB report. Everything a page
+is drawn from is cut first (the notebook to :data:`NOTEBOOK_SHARE` of
+outputs, every value of a question's details), and the page is rendered in
+pieces that are counted as they come: past the limit the rendering stops
+and starts again with less (no notebook, shorter details), so a page larger
+than the limit is never held. What was left out is said at the top of the
+page.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Iterable
@@ -22,6 +32,32 @@ from nbformat import NotebookNode
 
 from grader.device import describe
 from grader.results import GradeResult, QuestionResult, write_atomic
+from grader.shrink import cut_text, shrink_outputs
+
+#: Bytes (UTF-8) of one report at most.
+REPORT_LIMIT = 10_000_000
+#: Of the executed notebook, the bytes of outputs the report's copy keeps (its HTML, escaped into the
+#: iframe, is a few times that); the file beside the result keeps up to 10 MB (grader/shrink.py).
+NOTEBOOK_SHARE = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Level:
+    """How much of a result a report draws; the next level is tried when a page would be over the limit."""
+
+    name: str
+    notebook_bytes: int  # 0: the notebook as it ran is not shown
+    text: int  # characters of any one text (a message, a traceback, an answer)
+    items: int  # items of any one list or mapping in a question's details
+    cells: int  # rows of the per-cell tables
+    images: int  # plots from the notebook per question
+
+
+LEVELS = (
+    Level("full", NOTEBOOK_SHARE, 20_000, 1024, 100_000, 6),
+    Level("shorter", NOTEBOOK_SHARE // 8, 2_000, 128, 500, 1),
+    Level("brief", 0, 500, 0, 100, 0),
+)
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATUS_LABEL = {"pass": "pass", "fail": "fail", "error": "error", "missing": "missing", "manual": "TA grades",
@@ -97,8 +133,8 @@ def tensor_view(expected: Any, got: Any, tolerance: dict | None) -> dict[str, An
         ]
 
     return {
-        "expected": [cells(p, h) for p, h in zip(want, have)] if same_shape else [cells(p, None) for p in want],
-        "got": [cells(p, w) for p, w in zip(have, want)] if same_shape else [cells(p, None) for p in have or []],
+        "expected": [cells(p, h) for p, h in zip(want, have or [], strict=True)] if same_shape else [cells(p, None) for p in want],
+        "got": [cells(p, w) for p, w in zip(have or [], want, strict=True)] if same_shape else [cells(p, None) for p in have or []],
         "got_text": None if have is not None else str(got),
         "same_shape": same_shape,
     }
@@ -141,9 +177,29 @@ def render_markdown(text: str) -> str:
     return mistune.create_markdown(escape=True, plugins=["table", "strikethrough", math_plugin])(text or "")
 
 
-def question_view(q: QuestionResult, notebook: NotebookNode | None) -> dict[str, Any]:
+def trimmed(value: Any, text: int, items: int, depth: int = 8) -> Any:
+    """A copy of a JSON-like value with every string, list and mapping cut (and nesting below ``depth`` dropped)."""
+    if isinstance(value, str):
+        return cut_text(value, text)
+    if isinstance(value, (list, tuple, dict)) and (depth <= 0 or items <= 0):
+        return f"[{len(value):,} items not shown]"
+    if isinstance(value, (list, tuple)):
+        shown = [trimmed(v, text, items, depth - 1) for v in value[:items]]
+        return shown + [f"… {len(value) - items:,} more"] if len(value) > items else shown
+    if isinstance(value, dict):
+        kept = {cut_text(str(k), 200): trimmed(v, text, items, depth - 1) for k, v in list(value.items())[:items]}
+        if len(value) > items:
+            kept["…"] = f"{len(value) - items:,} more"
+        return kept
+    return value
+
+
+def question_view(q: QuestionResult, notebook: NotebookNode | None, level: Level = LEVELS[0]) -> dict[str, Any]:
     from grader import figures
 
+    q = dataclasses.replace(q, title=cut_text(str(q.title), 500), message=cut_text(str(q.message), level.text),
+                            ta_comment=cut_text(str(q.ta_comment or ""), level.text),
+                            details=trimmed(q.details, level.text, level.items) if level.items else {})  # fmt: skip
     d = q.details
     label = "graded by TA" if q.status == "manual" and q.ta_points is not None else STATUS_LABEL.get(q.status, q.status)
     view: dict[str, Any] = {"q": q, "label": label, "details": d}
@@ -161,7 +217,7 @@ def question_view(q: QuestionResult, notebook: NotebookNode | None) -> dict[str,
         figures.loss_curves(curves, f"{q.id}: loss per step under the grader's fixed procedure")
         if isinstance(curves, dict) and any(curves.values()) else None
     )  # fmt: skip
-    view["notebook_plots"] = notebook_images(notebook, d.get("notebook_cell"))
+    view["notebook_plots"] = notebook_images(notebook, d.get("notebook_cell"))[: level.images]
     view["answer_html"] = render_markdown(d.get("answer", "")) if q.status == "manual" else ""
     view["other"] = {k: v for k, v in d.items() if k not in SHOWN_ELSEWHERE}
     return view
@@ -171,11 +227,11 @@ def section_key(number: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in number.split(".")) if number else (10**6,)
 
 
-def sections_view(result: GradeResult, notebook: NotebookNode | None) -> list[dict[str, Any]]:
+def sections_view(result: GradeResult, notebook: NotebookNode | None, level: Level = LEVELS[0]) -> list[dict[str, Any]]:
     numbers = sorted({q.section for q in result.questions}, key=section_key)
     return [
-        {"number": n, "title": result.sections.get(n, ""),
-         "questions": [question_view(q, notebook) for q in result.questions if q.section == n]}
+        {"number": n, "title": cut_text(str(result.sections.get(n, "")), 500),
+         "questions": [question_view(q, notebook, level) for q in result.questions if q.section == n]}
         for n in numbers
     ]  # fmt: skip
 
@@ -189,14 +245,18 @@ def timeline_view(result: GradeResult) -> list[dict[str, Any]]:
     return [{"cell": c, "width": max(0.5, 100 * c.seconds / longest)} for c in cells]
 
 
-def executed_notebook_html(notebook: NotebookNode | None) -> str:
-    """The notebook as it ran (nbconvert's basic template) as a full page for a sandboxed iframe."""
-    if notebook is None:
+def executed_notebook_html(notebook: NotebookNode | None, limit: int = NOTEBOOK_SHARE) -> str:
+    """The notebook as it ran (nbconvert's basic template) as a full page for a sandboxed iframe.
+
+    Its outputs are cut to ``limit`` bytes first (grader/shrink.py), so the page is a few times that at most.
+    """
+    if notebook is None or limit <= 0:
         return ""
     from nbconvert import HTMLExporter
     from pygments.formatters import HtmlFormatter
 
-    body, _ = HTMLExporter(template_name="basic").from_notebook_node(notebook)
+    shown = notebook if _outputs_cut(notebook).get("limit_bytes") == limit else shrink_outputs(notebook, limit)
+    body, _ = HTMLExporter(template_name="basic").from_notebook_node(shown)
     style = HtmlFormatter().get_style_defs(".highlight")
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
@@ -206,12 +266,92 @@ def executed_notebook_html(notebook: NotebookNode | None) -> str:
     )
 
 
-def render_report(result: GradeResult, notebook: NotebookNode | None) -> str:
+def output_cuts(notebook: NotebookNode | None, limit: int) -> list[dict[str, Any]]:
+    """What the grader did not keep of each cell's outputs while it ran (``metadata.grader.output_cut``, grader/execute.py)."""
+    found: list[dict[str, Any]] = []
+    for index, cell in enumerate(notebook.cells if notebook is not None else []):
+        cut = cell.get("metadata", {}).get("grader", {}).get("output_cut") if isinstance(cell.get("metadata"), dict) else None
+        if isinstance(cut, dict) and len(found) < limit:
+            found.append({"cell": index, "note": cut_text(str(cut.get("note", "")), 500)})
+    return found
+
+
+def _bounded_result(result: GradeResult, level: Level) -> tuple[GradeResult, list[str]]:
+    """The result as the page draws it: cell tables and their texts cut to the level; what was cut, in words."""
+    notes = []
+    execution = result.execution
+    cells = [dataclasses.replace(c, error=cut_text(str(c.error), min(level.text, 2_000))) for c in execution.cells[: level.cells]]
+    if len(execution.cells) > level.cells:
+        notes.append(f"the per-cell tables show the first {level.cells:,} of {len(execution.cells):,} code cells")
+    neutralized = [dataclasses.replace(n, source=cut_text(str(n.source), 500)) for n in execution.neutralized[: level.cells]]
+    if len(execution.neutralized) > level.cells:
+        notes.append(f"{len(execution.neutralized) - level.cells:,} more neutralized lines are not listed")
+    execution = dataclasses.replace(execution, message=cut_text(str(execution.message), max(level.text, 2_000)), cells=cells,
+                                    neutralized=neutralized)  # fmt: skip
+    return dataclasses.replace(result, execution=execution), notes
+
+
+def _outputs_cut(notebook: NotebookNode | None) -> dict[str, Any]:
+    """What grader/shrink.py left out of a notebook (``metadata.grader.outputs_cut``), if anything."""
+    metadata = notebook.get("metadata", {}) if notebook is not None else {}
+    cut = metadata.get("grader", {}).get("outputs_cut") if isinstance(metadata.get("grader"), dict) else None
+    return cut if isinstance(cut, dict) else {}
+
+
+def _context(result: GradeResult, notebook: NotebookNode | None, level: Level) -> dict[str, Any]:
+    shown, notes = _bounded_result(result, level)
+    kept = _outputs_cut(notebook)
+    notebook_for_page: NotebookNode | None = notebook
+    if notebook is not None and level.notebook_bytes:
+        page_copy = shrink_outputs(notebook, level.notebook_bytes)
+        cut = _outputs_cut(page_copy)
+        if cut.get("limit_bytes") == level.notebook_bytes:  # this copy left outputs out
+            notes.append(f"the notebook as it ran is shown below with {level.notebook_bytes / 1e6:g} MB of its outputs "
+                         f"({cut.get('outputs', 0):,} left out there); the copy in notebooks/ keeps up to 10 MB")  # fmt: skip
+        notebook_for_page = page_copy
+    if level is not LEVELS[0]:
+        notes.insert(0, f"this report was cut to stay under {REPORT_LIMIT / 1e6:g} MB: "
+                        + ("the notebook as it ran is not shown, and " if not level.notebook_bytes else "")
+                        + f"every text is cut to {level.text:,} characters")  # fmt: skip
+    if notebook is not None and not level.notebook_bytes:
+        notes.append("the notebook as it ran is kept beside this report (notebooks/), with outputs up to 10 MB")
+    if kept:
+        notes.append(f"{kept.get('outputs', 0):,} outputs of {kept.get('cells', 0):,} cells (about {kept.get('bytes', 0):,} bytes) "
+                     "were left out of the executed notebook, which keeps 10 MB of outputs")  # fmt: skip
     percent = 100 * result.score / result.max_score if result.max_score else 0.0
-    return environment().get_template("report.html.j2").render(
-        r=result, percent=percent, sections=sections_view(result, notebook), timeline=timeline_view(result),
-        notebook_html=executed_notebook_html(notebook), observed_device=describe(result.execution.observed_device),
-    )  # fmt: skip
+    return dict(r=shown, percent=percent, sections=sections_view(result, notebook, level), timeline=timeline_view(shown),
+                notebook_html=executed_notebook_html(notebook_for_page, level.notebook_bytes), cut_notes=notes,
+                output_cuts=output_cuts(notebook, level.cells), observed_device=describe(result.execution.observed_device))  # fmt: skip
+
+
+def _render_within(template: Any, context: dict[str, Any], limit: int) -> str | None:
+    """The page if it fits ``limit`` bytes; None as soon as the pieces rendered so far exceed it."""
+    pieces, size = [], 0
+    stream = template.generate(**context)
+    try:
+        for piece in stream:
+            size += len(piece.encode("utf-8"))
+            if size > limit:
+                return None
+            pieces.append(piece)
+    finally:
+        stream.close()
+    return "".join(pieces)
+
+
+def render_report(result: GradeResult, notebook: NotebookNode | None, limit: int = REPORT_LIMIT) -> str:
+    """The report's page, at most ``limit`` bytes: each :data:`LEVELS` in turn until one fits, else a page of the totals."""
+    template = environment().get_template("report.html.j2")
+    for level in LEVELS:
+        page = _render_within(template, _context(result, notebook, level), limit)
+        if page is not None:
+            return page
+    from html import escape
+
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(result.assignment)}</title></head><body>"
+            f"<p>{escape(str(result.submission))[:500]}: {result.score:g} / {result.max_score:g}</p>"
+            f"<p>This report could not be drawn within {limit / 1e6:g} MB; the result file has every verdict.</p>"
+            "</body></html>")  # fmt: skip
 
 
 def notebook_path(json_path: Path) -> Path:
@@ -257,4 +397,3 @@ def ensure_reports(results: Iterable[tuple[GradeResult, Path]]) -> list[Path]:
         except Exception as exc:  # a report that cannot be drawn must not cost the batch its results
             print(f"grade: could not write the report for {json_path.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
     return written
-

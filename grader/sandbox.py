@@ -300,7 +300,9 @@ class Confinement:
                                 raise
                 self.cgroups[controller] = folder
             except OSError:
-                shutil.rmtree(folder, ignore_errors=True)
+                from grader.cleanup import remove_cgroup
+
+                remove_cgroup(folder, log=None)  # a cgroup's files cannot be unlinked: rmdir, nested ones first
         if self.cgroups:
             self.cgroup_version = 1
         return bool(self.cgroups)
@@ -624,14 +626,13 @@ class Confinement:
             time.sleep(0.05)
 
     def close(self) -> None:
-        self.kill_all()
+        """Kill what is left and remove the cgroups (nested ones too, deepest first); bounded in time, never raises."""
+        from grader.cleanup import remove_cgroup
+
+        try:
+            self.kill_all()
+        except Exception:  # noqa: BLE001 -- removing the cgroups below kills what is in them too
+            pass
         for folder in set(self.cgroups.values()):
-            for _ in range(50):
-                try:
-                    folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            remove_cgroup(folder)
         self.cgroups.clear()

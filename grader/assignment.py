@@ -111,6 +111,9 @@ class Assignment:
     run_claims: bool = False
     #: Section titles by number, for reports (``[sections]`` in the config).
     sections: dict[str, str] = field(default_factory=dict)
+    #: Per graded name, the signature the assignment asks for and what other editions write
+    #: (``[signatures]``): said to a student whose definition takes other arguments.
+    signatures: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Limits on what a submission may bring (``[limits]``): ``max_notebook_mb`` (see ``grader.load``).
     limits: dict[str, float] = field(default_factory=dict)
     _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
@@ -192,6 +195,10 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
     assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
                             snapshots, config.get("budgets", {}), text, bool(config.get("claims", False)),
                             {str(k): str(v) for k, v in config.get("sections", {}).items()})  # fmt: skip
+    for name, entry in config.get("signatures", {}).items():
+        if not isinstance(entry, dict) or set(entry) - {"asks", "editions", "sequential"}:
+            raise ValueError(f"{config_path}: signatures.{name}: only `asks`, `editions` and `sequential` (strings) are known")
+        assignment.signatures[str(name)] = {str(k): str(v) for k, v in entry.items()}
     for key, value in config.get("limits", {}).items():
         if key not in LIMIT_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"{config_path}: limits.{key}: known limits are {', '.join(LIMIT_KEYS)}, each a positive number")

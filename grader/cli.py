@@ -604,6 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, "run")  # `grade PATH...` is `grade run PATH...`
     args = build_parser().parse_args(argv)
+    from grader.seeds import batch_seed
+
+    batch_seed()  # drawn here, once per run, so that every grading process of a batch shares it
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ from nbformat import NotebookNode
 
 from grader import __version__
 from grader.assignment import Assignment, Question
-from grader.bridge import BridgeError, CheckTimeout, KernelCrashed, Missing, StudentError, Submission
+from grader.bridge import BridgeError, CheckTimeout, KernelCrashed, Missing, StateMisfit, StudentError, Submission
 from grader.budget import Budget
 from grader.checking import Fail, ForTA, NotGraded
 from grader.data_view import kernel_data_view
@@ -35,6 +35,8 @@ from grader.neutralize import neutralize
 from grader.results import ExecutionRecord, GradeResult, QuestionResult, write_atomic
 from grader.sandbox import Confinement, Limits
 from grader.shrink import shrink_outputs
+from grader.messages import edition_hint, is_argument_mismatch, locate_in_notebook, signature_message
+from grader.source_index import SourceIndex, index_notebook
 
 
 @dataclass
@@ -57,16 +59,7 @@ class GradeOptions:
     max_notebook_mb: float | None = None
 
 
-def defined_names(source: str) -> list[str]:
-    """Names a cell binds with a top-level ``def`` or ``class`` (what a question grades)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-
-
-def _after_cell_code(assignment: Assignment) -> Callable[[int, NotebookNode], str]:
+def _after_cell_code(assignment: Assignment, source: SourceIndex) -> Callable[[int, NotebookNode], str]:
     """Grader code to run after each cell: snapshot the student's own definitions and values.
 
     An ``after`` snapshot runs after a cell whose source matches its regex; the ``every_cell``
@@ -75,12 +68,20 @@ def _after_cell_code(assignment: Assignment) -> Callable[[int, NotebookNode], st
     """
     wanted = set(assignment.defined_names)
     scans = {s.key: s.match for s in assignment.snapshots if s.every_cell}
+    by_cell: dict[int, list[str]] = {}
+    for name in wanted:
+        for definition in source.definitions.get(name, []):
+            if definition.kind in ("def", "class"):
+                by_cell.setdefault(definition.cell, []).append(name)
 
     def code(index: int, cell: NotebookNode) -> str:
         lines = []
-        names = [n for n in defined_names(cell.source) if n in wanted]
-        if names:
-            lines.append(f"__import__('_hwgrader').snap_defs({names!r}, {index})")
+        names = sorted(set(by_cell.get(index, [])))
+        again = _rebound_in_cell(cell.source, names)
+        if names and set(names) - set(again):
+            lines.append(f"__import__('_hwgrader').snap_defs({sorted(set(names) - set(again))!r}, {index})")
+        for name, statement in again.items():
+            lines.append(f"__import__('_hwgrader').snap_def_source({name!r}, {statement!r}, {index})")
         failed = next((f"{o.get('ename', 'Error')}: {o.get('evalue', '')}" for o in cell.get("outputs", [])
                        if o.get("output_type") == "error"), None)  # fmt: skip
         for snap in assignment.snapshots:
@@ -92,6 +93,29 @@ def _after_cell_code(assignment: Assignment) -> Callable[[int, NotebookNode], st
         return "\n".join(lines)
 
     return code
+
+
+def _rebound_in_cell(source: str, names: list[str]) -> dict[str, str]:
+    """Graded names whose ``def``/``class`` the same cell rebinds after it, each with that statement's text
+    (other lines blanked, so line numbers stay the cell's): the kernel keeps the definition, not the rebinding."""
+    if not names:
+        return {}
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return {}
+    lines = source.split("\n")
+    found: dict[str, str] = {}
+    for position, node in enumerate(body):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or node.name not in names:
+            continue
+        later = body[position + 1 :]
+        if any(isinstance(t, ast.Name) and t.id == node.name and isinstance(t.ctx, ast.Store)
+               for stmt in later for t in ast.walk(stmt)):  # fmt: skip
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            kept = [text if first <= number <= node.end_lineno else "" for number, text in enumerate(lines, 1)]
+            found[node.name] = "\n".join(kept)
+    return found
 
 
 def _manual_answer(notebook: NotebookNode, question: Question) -> dict[str, Any]:
@@ -126,12 +150,19 @@ def _verdict(submission: Submission, question: Question, check: Callable) -> Que
         return _question_result(question, skipped.status, skipped.message)
     except Missing as missing:
         return _question_result(question, "missing", str(missing))
+    except StateMisfit as misfit:  # a check that did not turn it into a sentence of its own
+        return _question_result(question, "fail", f"`{misfit.name}`: the book's weights do not fit its parameters")
     except StudentError as error:
+        error = locate_in_notebook(error, submission.notebook)
         message = str(error)
         if error.type == "NotImplementedError":  # the generated template's placeholder, not a grader stub
             where = f" (cell {error.cell})" if error.cell is not None else ""
             subject = f"`{error.name}`" if error.name.isidentifier() else error.name
             message = f"{subject} is not implemented yet: it raises NotImplementedError{where}"
+        elif is_argument_mismatch(error):
+            message = signature_message(error, submission.source, getattr(submission.assignment, "signatures", {}))
+        elif edition_hint(error):
+            message = f"{message} — {edition_hint(error)}"
         return _question_result(question, "error", message, {"exception": error.type, "cell": error.cell, "line": error.line,
                                                               "code": error.code, "traceback": error.traceback})  # fmt: skip
     except CheckTimeout as exc:
@@ -180,6 +211,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
         result.hidden_questions_not_run = _hidden_not_run(assignment)
         return result
     notebook, neutralized = neutralize(loaded.notebook)
+    source = index_notebook(notebook)  # what the notebook defines, read here from the file: the kernel is not asked
     budget_config = assignment.budgets.get(options.budget.name, {})
     workdir = Path(tempfile.mkdtemp(prefix="hwgrader-"))
     # The kernel is given a view of the data folder: the data set's files only, half of its test split (grader/data_view.py).
@@ -191,7 +223,8 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
     try:
         blob_dir = confinement.blob_dir  # the grader's way to the kernel's tensor files, in the kernel's capped tmpfs
         submission = Submission(None, loop, notebook, assignment=assignment, call_timeout=options.check_timeout,
-                                data_dir=options.budget.data_dir, budget=options.budget.name, blob_dir=blob_dir)  # fmt: skip
+                                data_dir=options.budget.data_dir, budget=options.budget.name, blob_dir=blob_dir,
+                                source=source)  # fmt: skip
         exec_options = ExecutionOptions(
             workdir=workdir / "work",
             cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", 600),
@@ -212,7 +245,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
                 result.questions = _not_graded(assignment, result.execution.message)
                 result.hidden_questions_not_run = _hidden_not_run(assignment)
                 return result
-            record = loop.run_until_complete(session.run_notebook(options.on_cell, _after_cell_code(assignment)))
+            record = loop.run_until_complete(session.run_notebook(options.on_cell, _after_cell_code(assignment, source)))
             record.neutralized = neutralized
             record.isolation = confinement.isolation
             record.observed_device = observed
@@ -233,7 +266,7 @@ def _grade(path: Path, assignment: Assignment, options: GradeOptions, shown_path
                     continue
                 verdict = _grade_question(submission, notebook, question, assignment)
                 _note_notebook_cell(verdict, question, assignment, notebook)
-                _note_policy(verdict, question, notebook)
+                _note_policy(verdict, question, source)
                 if question.hidden:
                     verdict.details.pop("grader_traceback", None)  # never show a hidden check's source
                 submission.results[question.id] = verdict
@@ -353,31 +386,15 @@ def _grader_folders() -> list[Path]:
     return [Path(__file__).resolve().parent, Path(reference.__file__).resolve().parent, ASSIGNMENTS_DIR, cache_dir()]
 
 
-def library_calls(source: str, names: tuple[str, ...], flagged: set[str]) -> list[str]:
-    """Calls to ``flagged`` functions (by last name: ``conv2d``) inside the top-level defs/classes ``names``."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    found: list[str] = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in names:
-            for call in ast.walk(node):
-                if isinstance(call, ast.Call):
-                    last = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-                    if last in flagged and ast.unparse(call.func) not in found:
-                        found.append(ast.unparse(call.func))
-    return found
+def _note_policy(verdict: QuestionResult, question: Question, source: SourceIndex) -> None:
+    """Flag a library shortcut (``F.conv2d`` inside ``corr2d``, or in a helper it calls) for the TA.
 
-
-def _note_policy(verdict: QuestionResult, question: Question, notebook: NotebookNode) -> None:
-    """Flag a library shortcut (``F.conv2d`` inside ``corr2d``) for the TA: a policy question, not a wrong answer."""
+    Read from the notebook's source, not asked of the kernel; a policy question, not a wrong answer.
+    """
     flagged = set(question.options.get("flag_calls", ()))
     if not flagged or not question.defines:
         return
-    calls: list[str] = []
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            calls += [c for c in library_calls(cell.source, question.defines, flagged) if c not in calls]
+    calls = source.library_calls(question.defines, flagged)
     if calls:
-        verdict.details["policy"] = "uses " + ", ".join(f"`{c}`" for c in calls) + " (allowed to pass; your TA decides)"
+        shown = ", ".join(f"`{call}`" + (f" ({via})" if via else "") for call, via in calls)
+        verdict.details["policy"] = f"uses {shown} (allowed to pass; your TA decides)"

@@ -984,8 +984,8 @@ def _cell_record(index: int, status: str, seconds: float, detail: str, cut: Outp
     output), and the report shows it from there; ``CellRecord.output_cut`` is for the result itself.
     """
     record = CellRecord(index, cast(CellStatus, status), seconds, detail)
-    if cut and "output_cut" in getattr(CellRecord, "__dataclass_fields__", {}):
-        record.output_cut = cut.describe(caps)  # type: ignore[attr-defined]
+    if cut:
+        record.output_cut = cut.describe(caps)
     return record
 
 

@@ -34,6 +34,8 @@ class CellRecord:
     status: CellStatus
     seconds: float = 0.0
     error: str = ""
+    #: What of the cell's output the grader did not keep (the streaming caps of grader/execute.py), "" when all was kept.
+    output_cut: str = ""
 
 
 @dataclass

@@ -207,6 +207,10 @@ def _plan(args: argparse.Namespace, out: Path, paths: list[Path]) -> tuple[_Run,
         raise _UsageError(exc) from None
     if args.stem:  # a child of a parallel batch: the coordinator chose the result's name
         jobs[0].stem, jobs[0].target = args.stem, out / f"{args.stem}.json"
+    elif not args.json:  # said once here: a batch's children write their stderr to their logs
+        from grader.data_view import warn_once
+
+        warn_once(run.data_dir)
     run.parallel = args.jobs or batch.default_jobs()
     if device == "cuda" and args.jobs_per_gpu:
         run.jobs_per_gpu = _admitted_per_gpu(args.jobs_per_gpu, jobs, quiet=args.json or bool(args.stem))

@@ -40,7 +40,7 @@ class Question:
 #: What an ``every_cell`` snapshot may look for in the student's namespace (a fixed vocabulary:
 #: the kernel evaluates no expression of the config's to decide whether a cell is a candidate).
 MATCH_TYPES = {"conv2d"}
-MATCH_KEYS = {"type", "in_channels", "out_channels", "kernel_size", "names", "changed", "shapes", "max_elements"}
+MATCH_KEYS = {"type", "in_channels", "out_channels", "kernel_size", "names", "changed", "shapes", "roles", "max_elements"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,10 @@ def parse_snapshot(entry: dict[str, Any], where: str) -> Snapshot:
             raise ValueError(f"{where}: snapshot {key!r}: `names` must list identifiers")
         if not set(match.get("changed", names)) <= set(names) or not set(match.get("shapes", {})) <= set(names):
             raise ValueError(f"{where}: snapshot {key!r}: `changed` and `shapes` may name only the `names`")
+        roles = match.get("roles", {})
+        if not isinstance(roles, dict) or not set(roles) <= set(names) or not all(
+                isinstance(v, list) and v and all(isinstance(d, int) and d > 0 for d in v) for v in roles.values()):  # fmt: skip
+            raise ValueError(f"{where}: snapshot {key!r}: `roles` maps some of the `names` to a shape (a list of sizes)")
     if values:
         raise ValueError(f"{where}: snapshot {key!r}: an every_cell snapshot records what `match` finds; it takes no `values`")
     return Snapshot(key, after, {}, when, match)

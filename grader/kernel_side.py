@@ -261,6 +261,29 @@ def _scan_names(match, state, limit):
     return {"changed": changed, "values": dict(now)}
 
 
+def _scan_roles(match, state, limit):
+    """The same values under any names: for each role (``X``), every small tensor of the role's shape;
+    a candidate when a tensor of a ``changed`` role was bound or changed in this cell (``edges = corr2d(img, k)``)."""
+    ns = _ns()
+    roles = {role: tuple(shape) for role, shape in match.get("roles", {}).items()}
+    found = {role: {} for role in roles}
+    for name, value in list(ns.items()):
+        if not isinstance(name, str) or name.startswith("_") or not _small_tensor(value, limit):
+            continue
+        for role, shape in roles.items():
+            if tuple(value.shape) == shape:
+                found[role][name] = value.detach().to("cpu").clone()
+    changed_roles = [r for r in match.get("changed", list(roles)) if r in roles]
+    fresh = {r: {n: t for n, t in found[r].items() if not _same(state.get((r, n)), t)} for r in changed_roles}
+    state.clear()
+    state.update({(r, n): t for r in found for n, t in found[r].items()})
+    if not any(fresh.values()) or not all(found.values()):
+        return None
+    values = {role: dict(found[role]) for role in roles}
+    values.update({role: dict(fresh[role]) for role in changed_roles})
+    return {"changed": [r for r in changed_roles if fresh[r]], "roles": values}
+
+
 def _conv_like(value, match, limit):
     """A module bound to a top-level name whose ``weight`` is (out, in, *kernel_size), materialised and small."""
     torch = sys.modules.get("torch")
@@ -326,6 +349,10 @@ def snap_scan(specs, cell, failed=None, hints=()):
             if "names" in match:
                 found = _scan_names(match, state, limit)
                 events = [found] if found else []
+                if "roles" in match:  # under other names: only where the names themselves found nothing
+                    by_role = _scan_roles(match, seen.setdefault(key + "/roles", {}), limit)
+                    if by_role and not events:
+                        events = [by_role]
             else:
                 events = _scan_type(match, state, limit)
         except Exception:

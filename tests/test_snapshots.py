@@ -141,8 +141,32 @@ def test_a_notebook_without_the_values_is_missing(grade):
     ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "changed": ["Y"]}}, "only the `names`"),
     ({"key": "k", "when": "every_cell", "match": {"names": ["X"]}, "values": {"X": "X"}}, "takes no `values`"),
     ({"key": "k", "when": "sometimes"}, "`when`"),
+    ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "roles": {"Z": [6, 8]}}}, "`roles`"),
+    ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "roles": {"X": "6x8"}}}, "`roles`"),
     ({"key": "k", "values": {"X": "X"}}, "needs `after`"),
 ])  # fmt: skip
 def test_a_malformed_snapshot_fails_at_load_time(entry, error):
     with pytest.raises(ValueError, match=error):
         parse_snapshot(entry, "config.toml")
+
+
+def test_the_books_values_under_other_names_are_candidates_by_their_shapes():
+    """``roles``: `edges = corr2d(img, edge_kernel)` is found though no X, K or Y exists."""
+    import types
+
+    import torch
+
+    from grader import bridge
+
+    kernel = types.ModuleType("_hwgrader_test")
+    exec(compile(bridge.KERNEL_SOURCE, "<_hwgrader>", "exec"), kernel.__dict__)
+    namespace = {"img": torch.ones(6, 8), "edge_kernel": torch.tensor([[1.0, -1.0]])}
+    kernel._ns = lambda: namespace
+    match = {"names": ["X", "K", "Y"], "changed": ["Y"], "roles": {"X": [6, 8], "K": [1, 2], "Y": [6, 7]}}
+    kernel.snap_scan({"edge": match}, 1)
+    namespace["edges"] = torch.zeros(6, 7)
+    kernel.snap_scan({"edge": match}, 2)
+    kernel.snap_scan({"edge": match}, 3)  # nothing changed: no new candidate
+    found = kernel.values["edge"]["candidates"]
+    assert [c["cell"] for c in found] == [2]
+    assert set(found[0]["roles"]["X"]) == {"img"} and set(found[0]["roles"]["Y"]) == {"edges"}

@@ -137,9 +137,24 @@ def _graded_note(fail: Fail, note: str, details: dict) -> Fail:
     return Fail(f"{fail.message} [{note}]", **{**fail.details, **details})
 
 
+def _by_role(candidate: dict, image: torch.Tensor) -> dict:
+    """A candidate found under other names (``roles``): the book's image and kernel among the tensors of
+    their shapes where there are, and the Y that is their cross-correlation where there is one."""
+    roles = candidate["roles"]
+
+    def pick(role: str, want: torch.Tensor | None) -> tuple[str, torch.Tensor]:
+        found = list(roles.get(role, {}).items())
+        return next(((n, t) for n, t in found if want is not None and _equal(t, want)), found[0])
+
+    (x_name, X), (k_name, K) = pick("X", image), pick("K", EDGE_K)
+    y_name, Y = pick("Y", ops.corr2d(X.to(torch.float32), K.to(torch.float32)) if X.dim() == 2 and K.dim() == 2 else None)
+    return {**candidate, "values": {"X": X, "K": K, "Y": Y}, "names": {"X": x_name, "K": k_name, "Y": y_name}}
+
+
 def check_edge_detect(sub: Submission):
     candidates = _candidates(sub, "edge_detect", "tensors `X`, `K` and `Y` with `Y = corr2d(X, K)`")
     image = _edge_image()
+    candidates = [_by_role(c, image) if "roles" in c else c for c in candidates]
     on_book = [c for c in candidates if _equal(c["values"]["X"], image) and _equal(c["values"]["K"], EDGE_K)]
     if on_book:  # a cell whose source reads `Y = corr2d(X, K)` is preferred, else the latest
         chosen = ([c for c in on_book if c.get("hint")] or on_book)[-1]
@@ -152,6 +167,9 @@ def check_edge_detect(sub: Submission):
     cell = chosen["cell"]
     others = [c for c in candidates if c is not chosen]
     note = f"graded the values after cell {cell} ({why})"
+    if chosen.get("names"):
+        named = chosen["names"]
+        note = f"graded `{named['X']}`, `{named['K']}` and `{named['Y']}` as X, K and Y after cell {cell} ({why})"
     book_ids = {id(c) for c in on_book}  # identity: the candidates hold tensors, which `in` cannot compare
     again = [c["cell"] for c in others if id(c) in book_ids]
     elsewhere = [c["cell"] for c in others if id(c) not in book_ids]
@@ -170,7 +188,7 @@ def check_edge_detect(sub: Submission):
         raise _graded_note(fail, note, details) from None
     transposed = sub.call("corr2d", image.t(), EDGE_K)
     expect_tensor(transposed, torch.zeros((8, 5)), "corr2d(X.t(), K) (a vertical edge detector sees nothing)")
-    return {**details, **({"message": note[0].upper() + note[1:]} if others else {})}
+    return {**details, **({"message": note[0].upper() + note[1:]} if others or chosen.get("names") else {})}
 
 
 LEARN_KERNEL_WANTED = ("a 1-in, 1-out convolution with a (1, 2) kernel bound to a name, e.g. "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,74 @@ def with_thresholds(assignment, settings: dict):
     questions = [replace(q, options={**q.options, "full_threshold": settings[q.id]}) if q.id in settings else q
                  for q in assignment.questions]  # fmt: skip
     return replace(assignment, questions=questions)
+
+
+# --------------------------------------------------------------------------- the fast loop: `pytest -m "not slow"`
+# A test is `slow` when it grades a notebook end to end or starts a Jupyter kernel (directly, in a
+# grading child, on a Dask worker or behind a session fixture). The full suite stays the CI command.
+# To mark a new one, name it in the narrowest list that fits:
+#   - SLOW_MODULES: a module where (nearly) every test starts a kernel -- its file name without ".py";
+#   - SLOW_FIXTURES: a fixture that grades or starts a kernel -- every test using it, in any module, is slow;
+#   - SLOW_TESTS: one test that starts a kernel itself in a module of fast tests -- "file.py::name";
+#   - or put ``@pytest.mark.slow`` on the test (``pytestmark = pytest.mark.slow`` for a module) in its own file.
+# tests/test_fast_loop.py fails when a name here no longer matches a collected test.
+
+#: Modules whose tests grade notebooks or start kernels almost throughout (measured: every
+#: test, or all but a few cheap ones, starts a kernel or a grading child or reads one that did).
+SLOW_MODULES = frozenset(
+    {
+        "test_assignments",  # grade check-assignment hw2/demo; hidden questions graded in a kernel
+        "test_batch",  # batches of grading children, killed and resumed
+        "test_bounds",  # hostile outputs streamed from real kernels
+        "test_browser",  # the fixture batch's reports in headless Chromium
+        "test_cache",  # a batch graded twice
+        "test_class_outputs",  # the fixture batch's class-wide files
+        "test_cluster",  # grading on a Dask LocalCluster
+        "test_editions",  # every notebook of other d2l editions graded end to end
+        "test_execute",  # the executor against real kernels
+        "test_forgery",  # forged kernel replies, graded in a kernel
+        "test_grade",  # real and hostile notebooks through the whole pipeline
+        "test_sandbox",  # hostile notebooks against bubblewrap and the limits
+    }
+)
+
+#: Fixtures that grade a notebook or start a kernel, used by a few tests of otherwise fast modules.
+SLOW_FIXTURES = frozenset(
+    {
+        "fixture_batch",  # this file: the three fixture submissions graded as a batch
+        "hostile_batch",  # test_markup
+        "under_rlimits",  # test_device
+        "gpu_hidden",  # test_device
+        "writers",  # test_visibility
+        "snooper",  # test_visibility
+        "quick_run",  # test_budget
+        "full_run",  # test_budget
+        "no_fashion_run",  # test_budget
+        "bundle",  # test_gradescope: run_autograder end to end
+        "edge_and_kernel",  # test_snapshots
+    }
+)
+
+#: Single tests that start a kernel without a fixture, in modules of fast tests.
+SLOW_TESTS = frozenset(
+    {
+        "test_cli.py::test_no_sandbox_turns_off_only_this_run_and_the_result_says_so",
+        "test_device.py::test_grade_exits_3_when_the_environment_kept_a_notebook_from_being_graded",
+        "test_device.py::test_a_batch_grades_a_notebook_whose_cuda_failed_once_more_alone_before_giving_up",
+        "test_workflows.py::test_the_student_workflows_grade_command_fails_a_low_score_and_writes_the_report",
+    }
+)
+
+
+def is_slow(module: str, fixtures: Iterable[str], test: str) -> bool:
+    """Whether a test named ``test`` (its function name), in test module ``module``, using ``fixtures``, is slow."""
+    return module in SLOW_MODULES or not SLOW_FIXTURES.isdisjoint(fixtures) or f"{module}.py::{test}" in SLOW_TESTS
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that grade notebooks or start kernels ``slow``, so ``-m "not slow"`` is a fast loop."""
+    for item in items:
+        module = Path(str(item.fspath)).stem
+        test = getattr(item, "originalname", None) or item.name
+        if is_slow(module, getattr(item, "fixturenames", ()), test):
+            item.add_marker(pytest.mark.slow)

@@ -11,12 +11,13 @@ from grader.cli import main
 from tests.notebook_sources import CORR2D as GOOD
 
 
-#: Kills the Dask worker that runs the grading process that runs this kernel (only possible without the sandbox).
+#: Kills the Dask worker that runs the grading process that runs this kernel (only possible without the sandbox):
+#: kernel -> its launcher (grader.confine) -> the grading process -> the worker.
 KILLS_ITS_WORKER = """
 import os, signal
-grader = os.getppid()
-worker = int(open(f'/proc/{grader}/stat').read().rsplit(')', 1)[1].split()[1])
-os.kill(worker, signal.SIGKILL)
+def parent(pid):
+    return int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
+os.kill(parent(parent(os.getppid())), signal.SIGKILL)
 """
 
 

@@ -12,7 +12,6 @@ import re
 
 import torch
 from hypothesis import strategies as st
-from torch.nn import functional as F
 
 from grader.bridge import Missing, Module, StateMisfit, StudentError, Submission
 from grader.checking import Fail, ForTA, NotGraded, answered, expect_equal, expect_tensor, property_check, tensors

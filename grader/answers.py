@@ -40,7 +40,7 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-from grader.assign import MARKDOWN_PLACEHOLDER
+from grader.template import MARKDOWN_PLACEHOLDER
 from grader.assignment import Question
 
 #: How many cells after the exercise a marked answer may start when the exercise's own cells are empty.

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from grader import __version__, batch
-from grader.budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
+from grader.d2l_budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
 from grader.gradebook import gradebook_csv
 from grader.html_report import ensure_reports, notebook_path, write_report
 from grader.progress import BatchProgress, cell_progress, wanted
-from grader.report import print_summary, summary_line
+from grader.console import print_summary, summary_line
 from grader.results import GradeResult, cached_result, write_atomic, write_result
 from grader.sandbox import GiB, Limits
 from grader.text_safety import json_for_terminal, terminal_text
@@ -412,7 +412,7 @@ def template_path_for(solution: Path) -> Path:
 
 def _assign(args: argparse.Namespace) -> int:
     """Generate the student template from a solution notebook."""
-    from grader.assign import SolutionMarkupError, write_template
+    from grader.template import SolutionMarkupError, write_template
 
     solution = Path(args.solution)
     template = Path(args.out) if args.out else template_path_for(solution)
@@ -427,7 +427,7 @@ def _assign(args: argparse.Namespace) -> int:
 
 def _check_assignment(args: argparse.Namespace) -> int:
     """The course's CI: template current, solution full marks, template zero, claims hold."""
-    from grader.assign import template_differences
+    from grader.template import template_differences
     from grader.assignment import load_assignment
     from grader.grade import GradeOptions, grade_notebook
 

@@ -9,7 +9,7 @@ Why a view and not the data folder itself:
 * The grader scores trained models on test images. If the kernel could read them, a
   notebook could fit or memorise them (or pick its epoch on them) and the score would
   measure that. The view holds the first :func:`kernel_share` test images; the grader
-  evaluates on the rest (:func:`grader.data.held_out_images`), which no notebook saw.
+  evaluates on the rest (:func:`grader.fashion_mnist.held_out_images`), which no notebook saw.
 
 The view is a folder in the grader's work area, outside anything the kernel can write::
 

@@ -32,9 +32,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from grader.bridge import StateMisfit, Submission
-from grader.checking import Fail, expect_tensor
+from grader.assertions import Fail, expect_tensor
 from grader.seeds import batch_seed
-from grader.stored import source_hash, stored
+from grader.reference_cache import source_hash, stored
 from reference import models
 
 

@@ -24,8 +24,8 @@ from nbformat import NotebookNode
 from grader import __version__
 from grader.assignment import Assignment, Question
 from grader.bridge import BridgeError, CheckTimeout, KernelCrashed, Missing, StateMisfit, StudentError, Submission
-from grader.budget import Budget
-from grader.checking import Fail, ForTA, NotGraded
+from grader.d2l_budget import Budget
+from grader.assertions import Fail, ForTA, NotGraded
 from grader.data_view import kernel_data_view
 from grader.device import PEAK_CODE, PROBE_CODE, is_cuda_environment_error, lost_cuda_message, memory_fraction_code, parse_probe, unusable_cuda_message
 from grader.execute import ExecutionOptions, KernelSession
@@ -381,7 +381,7 @@ def _grader_folders() -> list[Path]:
     """The grader's code, checks, reference and stored values: hidden from the kernel should they sit under a folder it sees."""
     import reference
     from grader.assignment import ASSIGNMENTS_DIR
-    from grader.stored import cache_dir
+    from grader.reference_cache import cache_dir
 
     return [Path(__file__).resolve().parent, Path(reference.__file__).resolve().parent, ASSIGNMENTS_DIR, cache_dir()]
 

@@ -79,7 +79,7 @@ class Limits:
     #: ``/dev/shm``, where DataLoader workers hand batches over: a tmpfs of its own.
     shm_bytes: int | None = GiB
     #: The kernel's own stdout/stderr (C-level output; what ipykernel echoes of fd 1/2): past this the
-    #: kernel is stopped. Only the first ``confine.KEPT_OUTPUT`` bytes are kept, in the launcher's log.
+    #: kernel is stopped. Only the first ``sandbox_launcher.KEPT_OUTPUT`` bytes are kept, in the launcher's log.
     output_bytes: int | None = 64 * MiB
 
     @staticmethod
@@ -218,8 +218,8 @@ class Confinement:
     * the sandbox's root and ``/dev`` are remounted read-only (bubblewrap makes them
       writable, uncapped tmpfs otherwise), and so are the empty folders laid over hidden paths;
     * the kernel's own stdout/stderr (fd 1 and 2 of the process: C-level output, and what
-      ipykernel echoes of them) are a pipe the launcher (``grader.confine``, outside the
-      sandbox) drains: it keeps the first ``confine.KEPT_OUTPUT`` bytes in its log, counts the
+      ipykernel echoes of them) are a pipe the launcher (``grader.sandbox_launcher``, outside the
+      sandbox) drains: it keeps the first ``sandbox_launcher.KEPT_OUTPUT`` bytes in its log, counts the
       rest, and stops the kernel past ``limits.output_bytes``.
 
     The grader reaches the IPC folder through :attr:`kernel_dir`, a symbolic link it points at
@@ -439,7 +439,7 @@ class Confinement:
         """
         self._launches += 1
         launch = self._launches
-        launcher = [sys.executable, "-m", "grader.confine"]
+        launcher = [sys.executable, "-m", "grader.sandbox_launcher"]
         for folder in dict.fromkeys(self.cgroups.values()):  # v2: one folder holds both limits
             launcher += ["--cgroup", str(folder)]
         if "memory" not in self.cgroups and self.limits.memory_bytes:

@@ -14,7 +14,7 @@ def batch_seed() -> int:
 
     Why not per check: the reference is trained here from the same start as the student's model, and a
     VGG's training costs about half a minute of CPU; one seed per run lets the batch's processes train
-    it once (:func:`grader.stored.stored`), while a new run -- a student's self-check, a TA's regrade --
+    it once (:func:`grader.reference_cache.stored`), while a new run -- a student's self-check, a TA's regrade --
     draws new initial weights nobody could have prepared for. Kernels never see this variable.
     """
     value = os.environ.get(RUN_SEED_VARIABLE, "")

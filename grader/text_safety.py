@@ -56,7 +56,7 @@ def terminal_text(text: object, limit: int | None = None, *, newlines: bool = Fa
     the last one ``…`` when cut.
 
     The result is plain text: where it goes through a markup engine (rich) it must be handed over
-    as text, not markup (``rich.text.Text``, or ``markup=False``) -- see ``grader/report.py``.
+    as text, not markup (``rich.text.Text``, or ``markup=False``) -- see ``grader/console.py``.
     """
     value = _ESCAPE_SEQUENCE.sub("", str(text))
     value = _LINE_BREAK.sub("\n" if newlines else " ", value).replace("\t", " ")

@@ -112,9 +112,9 @@ SLOW_FIXTURES = frozenset(
         "gpu_hidden",  # test_device
         "writers",  # test_visibility
         "snooper",  # test_visibility
-        "quick_run",  # test_budget
-        "full_run",  # test_budget
-        "no_fashion_run",  # test_budget
+        "quick_run",  # test_d2l_budget
+        "full_run",  # test_d2l_budget
+        "no_fashion_run",  # test_d2l_budget
         "bundle",  # test_gradescope: run_autograder end to end
         "edge_and_kernel",  # test_snapshots
     }

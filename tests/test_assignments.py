@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from grader.assignment import load_assignment
-from grader.budget import Budget
+from grader.d2l_budget import Budget
 from grader.cli import main
 from grader.grade import GradeOptions, grade_notebook
 from tests.conftest import REPO

@@ -17,7 +17,7 @@ from grader.batch import default_jobs, gpu_slots, threads_per_job, visible_gpus
 from grader.cli import main
 from tests.notebook_sources import CORR2D as GOOD
 
-#: The kernel's parent is its launcher (grader.confine); the launcher's parent is the grading process.
+#: The kernel's parent is its launcher (grader.sandbox_launcher); the launcher's parent is the grading process.
 KILLS_ITS_GRADER = ("import os, signal\n"
                     "grader = int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])\n"
                     "os.kill(grader, signal.SIGKILL)")  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from grader import bridge
-from grader.checking import Fail, expect_tensor, property_check, tensors
+from grader.assertions import Fail, expect_tensor, property_check, tensors
 
 
 def kernel_module() -> types.ModuleType:

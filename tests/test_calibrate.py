@@ -15,7 +15,7 @@ import torch
 from grader import results as r
 from grader.assignment import ASSIGNMENTS_DIR, load_assignment
 from grader.calibrate import Z, Run, merge, propose, render, threshold_from, write
-from grader.checking import Fail
+from grader.assertions import Fail
 from grader.cli import main
 from grader.thresholds import Calibration, parse_calibration, threshold_for
 from reference import models

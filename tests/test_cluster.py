@@ -12,7 +12,7 @@ from tests.notebook_sources import CORR2D as GOOD
 
 
 #: Kills the Dask worker that runs the grading process that runs this kernel (only possible without the sandbox):
-#: kernel -> its launcher (grader.confine) -> the grading process -> the worker.
+#: kernel -> its launcher (grader.sandbox_launcher) -> the grading process -> the worker.
 KILLS_ITS_WORKER = """
 import os, signal
 def parent(pid):

@@ -18,7 +18,7 @@ import torch
 
 from grader import cli
 from grader.assignment import load_assignment
-from grader.budget import Budget
+from grader.d2l_budget import Budget
 from grader.device import describe, is_cuda_environment_error, lost_cuda_message, parse_probe, PROBE_PREFIX
 from grader.grade import GradeOptions, _gpu_share_preamble, grade_notebook
 from grader.gradebook import gradebook_csv

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from grader.assignment import load_assignment
-from grader.budget import Budget
+from grader.d2l_budget import Budget
 from grader.grade import GradeOptions, grade_notebook
 
 IMPORTS = "import sys, torch\nfrom torch import nn\nfrom torch.nn import functional as F\n"

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from grader.assignment import load_assignment
-from grader.budget import Budget
+from grader.d2l_budget import Budget
 from grader.grade import GradeOptions, grade_notebook
 from grader.results import GradeResult
 from tests.conftest import FIXTURES, with_thresholds
@@ -272,7 +272,7 @@ trainer.fit(model, data)
 
 @pytest.fixture(scope="module")
 def train_images(data_dir) -> int:
-    from grader.data import training_images
+    from grader.fashion_mnist import training_images
 
     return training_images(str(data_dir))  # 7,000 in the shared subset
 
@@ -287,7 +287,7 @@ def test_full_budget_evaluates_the_notebooks_own_trained_model(hw2, options, tmp
     assert "validation accuracy" in lenet_train.message and lenet_train.details["validation_accuracy"] < 0.3
     assert lenet_train.details["threshold_calibrated_for"] == lenet_train.details["train_images"] == train_images
     assert lenet_train.details["trained_in_cell"] == 1
-    from grader.data import held_out_images
+    from grader.fashion_mnist import held_out_images
 
     held = len(held_out_images(str(options.budget.data_dir))[1])  # the half no kernel is given: 600 of the subset's 1,200
     assert lenet_train.details["images"] == min(2000, held)  # what was used, not what was asked for

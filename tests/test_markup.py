@@ -30,7 +30,7 @@ from grader import similarity as sim
 from grader.class_summary import render_summary
 from grader.gradebook import gradebook_csv
 from grader.progress import BatchProgress, cell_progress
-from grader.report import print_summary
+from grader.console import print_summary
 from grader.text_safety import BIDI_CONTROLS, csv_cell, csv_text, json_for_terminal, relative_href, terminal_text, xml_text
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,7 +29,7 @@ import pytest
 import grader
 import reference
 from grader.assignment import ASSIGNMENTS_DIR, load_assignment
-from grader.budget import Budget
+from grader.d2l_budget import Budget
 from grader.grade import GradeOptions, grade_notebook
 from grader.sandbox import Confinement, GiB, Limits, bwrap_path, own_cgroup
 from tests.conftest import FIXTURES

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from grader.assignment import load_assignment, parse_snapshot
-from grader.budget import Budget
+from grader.d2l_budget import Budget
 from grader.grade import GradeOptions, grade_notebook
 from tests.notebook_sources import CORR2D
 

@@ -37,9 +37,9 @@ import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
-from grader.budget import Budget
+from grader.d2l_budget import Budget
 from grader.cli import main
-from grader.data import held_out_images, raw_images, resized, validation_accuracy
+from grader.fashion_mnist import held_out_images, raw_images, resized, validation_accuracy
 from grader.data_view import TEST_FILES, TRAIN_FILES, build_data_view, course_folder_warning, kernel_share
 from grader.html_report import notebook_path
 from grader.sandbox import Confinement, GiB, Limits, bwrap_path

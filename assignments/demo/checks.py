@@ -6,7 +6,7 @@ import torch
 from hypothesis import strategies as st
 
 from grader.bridge import Submission
-from grader.checking import expect_tensor, property_check, tensors
+from grader.assertions import expect_tensor, property_check, tensors
 
 matrices = st.tuples(st.integers(1, 5), st.integers(1, 6)).flatmap(lambda shape: tensors(shape, -20, 20))
 

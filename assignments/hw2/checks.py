@@ -3,7 +3,7 @@
 Each check calls the student's code through ``submission`` (inputs are
 chosen here, outputs come back as data) and compares with ``reference``.
 A check passes by returning (optionally a dict of details for the report)
-and fails by raising ``Fail`` -- see ``grader.checking``.
+and fails by raising ``Fail`` -- see ``grader.assertions``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 from hypothesis import strategies as st
 
 from grader.bridge import Missing, Module, StateMisfit, StudentError, Submission
-from grader.checking import Fail, ForTA, NotGraded, answered, expect_equal, expect_tensor, property_check, tensors
-from grader.data import fixed_batch, held_out_images, resized, training_images, validation_accuracy
+from grader.assertions import Fail, ForTA, NotGraded, answered, expect_equal, expect_tensor, property_check, tensors
+from grader.fashion_mnist import fixed_batch, held_out_images, resized, training_images, validation_accuracy
 from grader.equivalence import run_seed, same_function, trains_like_reference
 from grader.thresholds import calibrated_sizes, calibration_for, threshold_for
 from reference import claims, models, ops

@@ -131,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from grader.assignment import load_assignment
-    from grader.budget import Budget
+    from grader.d2l_budget import Budget
 
     cuda = cuda_available()
     device = "cuda" if cuda else "cpu"

@@ -24,7 +24,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from grader.assignment import load_assignment
-from grader.budget import Budget
+from grader.d2l_budget import Budget
 from grader.grade import GradeOptions, grade_notebook
 from grader.neutralize import neutralize
 

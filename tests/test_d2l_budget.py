@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.budget import Budget
+from grader.d2l_budget import Budget
 from grader.execute import ExecutionOptions, run_notebook_sync
 
 TRAIN, VAL, EPOCHS = 192, 96, 2  # quick: 3 batches of 64 per epoch, under the 5 train_ch6 plots by

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from grader import stored as stored_module
-from grader.stored import key_of, source_hash, stored
+from grader import reference_cache as stored_module
+from grader.reference_cache import key_of, source_hash, stored
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_a_value_is_computed_once_and_then_read_back(cache):
 
 def test_another_process_reads_what_this_one_stored(cache):
     stored("runs", {"model": "VGG"}, lambda: [3.0])
-    code = "from grader.stored import stored; print(stored('runs', {'model': 'VGG'}, lambda: 1 / 0))"
+    code = "from grader.reference_cache import stored; print(stored('runs', {'model': 'VGG'}, lambda: 1 / 0))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"GRADER_CACHE_DIR": str(cache)})
     assert out.stdout.strip() == "[3.0]"
 

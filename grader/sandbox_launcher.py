@@ -1,7 +1,7 @@
 """The kernel's launcher: join the submission's cgroups or set rlimits (RLIMIT_DATA, not RLIMIT_AS: see ``sandbox``),
 start the sandbox without showing it a host path, and keep the kernel's own output within its cap.
 
-Run as ``python -m grader.confine [--cgroup DIR]... [--rlimit-data N] ... [--output-limit N --stopped FILE]
+Run as ``python -m grader.sandbox_launcher [--cgroup DIR]... [--rlimit-data N] ... [--output-limit N --stopped FILE]
 [--bwrap BWRAP --bwrap-args FILE --info FILE [--copy-in HOST INSIDE]...] -- COMMAND...`` by the kernel
 manager (see ``sandbox.Confinement.wrap``). It runs outside the sandbox, before it: whatever it
 joins or limits is inherited by the sandbox and by every process the notebook starts.
@@ -35,7 +35,7 @@ DRAIN_SECONDS = 1.0
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="grader.confine")
+    parser = argparse.ArgumentParser(prog="grader.sandbox_launcher")
     parser.add_argument("--cgroup", action="append", default=[], help="cgroup folder to join (cgroup.procs)")
     parser.add_argument("--rlimit-data", type=int, help="data-segment limit in bytes (heap and writable private mappings)")
     parser.add_argument("--rlimit-nproc", type=int, help="process limit (not enforced for root)")
@@ -99,7 +99,7 @@ def run_draining(command: list[str], limit: int, stopped: str | None) -> int:
             os.close(write_end)
             os.execvp(command[0], command)
         except OSError as exc:
-            os.write(2, f"grader.confine: cannot run {command[0]}: {exc}\n".encode())
+            os.write(2, f"grader.sandbox_launcher: cannot run {command[0]}: {exc}\n".encode())
         os._exit(127)
     os.close(write_end)
     kept = total = 0
@@ -127,7 +127,7 @@ def run_draining(command: list[str], limit: int, stopped: str | None) -> int:
             break
     os.close(read_end)
     if total > kept:
-        _write_all(1, f"\n[grader.confine: {total - kept} more bytes of the kernel's stdout/stderr were not kept]\n".encode())
+        _write_all(1, f"\n[grader.sandbox_launcher: {total - kept} more bytes of the kernel's stdout/stderr were not kept]\n".encode())
     if status is None:
         _, status = os.waitpid(child, 0)
     code = os.waitstatus_to_exitcode(status)

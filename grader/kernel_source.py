@@ -1,0 +1,15 @@
+"""The kernel-side module's text, as the grader sends it to each kernel.
+
+``grader/kernel_side.py`` (and any module it is split into) is never imported by the grader: it is read
+here as text and executed in the student's kernel as the module ``_hwgrader`` (see
+``grader.submission.install_code``). Kept in one place so the files that make it up are listed once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The kernel-side files, concatenated in this order into one module's source.
+KERNEL_FILES = ("kernel_side.py",)
+
+KERNEL_SOURCE = "\n".join((Path(__file__).with_name(name)).read_text(encoding="utf-8") for name in KERNEL_FILES)

@@ -290,3 +290,15 @@ def test_grade_export_refuses_to_overwrite_the_roster(tmp_path):
     out, roster = canvas_class(tmp_path)
     assert main(["export", str(out), "--format", "canvas", "--roster", str(roster), "-o", str(roster)]) == 2
     assert roster.read_text(encoding="utf-8-sig") == CANVAS_ROSTER
+
+
+def test_lms_export_keeps_the_roster_modules_names_and_its_error_is_a_config_error():
+    """Roster reading and matching live in grader/lms_roster.py; grader.lms_export still offers their names."""
+    from grader import lms_export, lms_roster
+    from grader.errors import ConfigError
+
+    for name in lms_export.__all__:
+        assert hasattr(lms_export, name), name
+        if hasattr(lms_roster, name):
+            assert getattr(lms_export, name) is getattr(lms_roster, name), name
+    assert issubclass(ExportError, ConfigError) and issubclass(ExportError, ValueError)

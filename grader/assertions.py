@@ -17,11 +17,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as fixed_seed
 from hypothesis import strategies as st
 
-from grader.bridge import CheckTimeout, KernelCrashed, Missing, RemoteObject, StudentError
+from grader.errors import Verdict
+from grader.kernel_errors import CheckTimeout, KernelCrashed, Missing, StudentError
+from grader.protocol import RemoteObject
+from grader.results import QuestionStatus
 
 
-class Fail(AssertionError):
+class Fail(Verdict, AssertionError):
     """The student's answer is wrong; ``message`` says how, ``details`` carry the evidence."""
+
+    status = QuestionStatus.FAIL
 
     def __init__(self, message: str, **details: Any):
         super().__init__(message)
@@ -29,26 +34,29 @@ class Fail(AssertionError):
         self.details = details
 
 
-class ForTA(Exception):
+class ForTA(Verdict):
     """The grader has the evidence but no rule to decide with: status ``manual``, a TA gives the points.
 
     Used when a verdict would be invented rather than measured (a ``full``
     accuracy on a training set no threshold was calibrated for).
     """
 
+    status = QuestionStatus.MANUAL
+
     def __init__(self, message: str, **details: Any):
         super().__init__(message)
         self.message = message
         self.details = details
 
 
-class NotGraded(Exception):
+class NotGraded(Verdict):
     """A question that cannot be graded because another part is missing (status ``missing`` or ``error``)."""
 
     def __init__(self, status: str, message: str):
         super().__init__(message)
-        self.status = status
+        self.status = QuestionStatus(status)
         self.message = message
+        self.details: dict[str, Any] = {}
 
 
 def answered(value: Any, name: str) -> Any:

@@ -16,8 +16,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
 
+from grader.errors import ConfigError
+from grader.question_options import QUESTION_KEYS, declared_options, validate_options
 from grader.thresholds import check_calibration, parse_threshold
 
 ASSIGNMENTS_DIR = Path(__file__).resolve().parents[1] / "assignments"
@@ -34,7 +38,8 @@ class Question:
     #: A hidden question's check lives in ``checks_hidden.py``, which the instructor keeps out
     #: of the student-facing repository; without that file the question is not run.
     hidden: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    #: Everything else the question's table holds, validated at load (``grader/question_options.py``); read-only.
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 #: What an ``every_cell`` snapshot may look for in the student's namespace (a fixed vocabulary:
@@ -70,36 +75,36 @@ def parse_snapshot(entry: dict[str, Any], where: str) -> Snapshot:
     """One ``[[snapshots]]`` table; a malformed one fails here, at load time."""
     key = entry.get("key")
     if not isinstance(key, str) or not key:
-        raise ValueError(f"{where}: a [[snapshots]] entry needs a key")
+        raise ConfigError(f"{where}: a [[snapshots]] entry needs a key")
     when = entry.get("when", "after")
     after = re.compile(entry["after"], re.M) if "after" in entry else None
     values = {str(k): str(v) for k, v in entry.get("values", {}).items()}
     if when == "after":
         if after is None or not values:
-            raise ValueError(f"{where}: snapshot {key!r}: `when = \"after\"` needs `after` (a regex) and `values`")
+            raise ConfigError(f"{where}: snapshot {key!r}: `when = \"after\"` needs `after` (a regex) and `values`")
         return Snapshot(key, after, values)
     if when != "every_cell":
-        raise ValueError(f"{where}: snapshot {key!r}: `when` is \"after\" or \"every_cell\", not {when!r}")
+        raise ConfigError(f"{where}: snapshot {key!r}: `when` is \"after\" or \"every_cell\", not {when!r}")
     match = dict(entry.get("match", {}))
     unknown = set(match) - MATCH_KEYS
     if unknown:
-        raise ValueError(f"{where}: snapshot {key!r}: unknown match keys {sorted(unknown)} (known: {sorted(MATCH_KEYS)})")
+        raise ConfigError(f"{where}: snapshot {key!r}: unknown match keys {sorted(unknown)} (known: {sorted(MATCH_KEYS)})")
     if ("type" in match) == ("names" in match):
-        raise ValueError(f"{where}: snapshot {key!r}: `match` needs exactly one of `type` or `names`")
+        raise ConfigError(f"{where}: snapshot {key!r}: `match` needs exactly one of `type` or `names`")
     if "type" in match and match["type"] not in MATCH_TYPES:
-        raise ValueError(f"{where}: snapshot {key!r}: match type {match['type']!r} is not one of {sorted(MATCH_TYPES)}")
+        raise ConfigError(f"{where}: snapshot {key!r}: match type {match['type']!r} is not one of {sorted(MATCH_TYPES)}")
     if "names" in match:
         names = match["names"]
         if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
-            raise ValueError(f"{where}: snapshot {key!r}: `names` must list identifiers")
+            raise ConfigError(f"{where}: snapshot {key!r}: `names` must list identifiers")
         if not set(match.get("changed", names)) <= set(names) or not set(match.get("shapes", {})) <= set(names):
-            raise ValueError(f"{where}: snapshot {key!r}: `changed` and `shapes` may name only the `names`")
+            raise ConfigError(f"{where}: snapshot {key!r}: `changed` and `shapes` may name only the `names`")
         roles = match.get("roles", {})
         if not isinstance(roles, dict) or not set(roles) <= set(names) or not all(
                 isinstance(v, list) and v and all(isinstance(d, int) and d > 0 for d in v) for v in roles.values()):  # fmt: skip
-            raise ValueError(f"{where}: snapshot {key!r}: `roles` maps some of the `names` to a shape (a list of sizes)")
+            raise ConfigError(f"{where}: snapshot {key!r}: `roles` maps some of the `names` to a shape (a list of sizes)")
     if values:
-        raise ValueError(f"{where}: snapshot {key!r}: an every_cell snapshot records what `match` finds; it takes no `values`")
+        raise ConfigError(f"{where}: snapshot {key!r}: an every_cell snapshot records what `match` finds; it takes no `values`")
     return Snapshot(key, after, {}, when, match)
 
 
@@ -112,7 +117,9 @@ class Assignment:
     snapshots: list[Snapshot]
     budgets: dict[str, dict[str, Any]]
     config_text: str
-    run_claims: bool = False
+    #: The module whose ``CLAIMS`` ``grade check-assignment`` proves (``claims = true``: ``reference.claims``;
+    #: ``claims = "reference.other_claims"``: that module); None: the assignment has none.
+    claims_module: str | None = None
     #: Section titles by number, for reports (``[sections]`` in the config).
     sections: dict[str, str] = field(default_factory=dict)
     #: Per graded name, the signature the assignment asks for and what other editions write
@@ -171,20 +178,27 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
         folder = ASSIGNMENTS_DIR / str(name_or_folder)
     config_path = folder / "config.toml"
     if not config_path.is_file():
-        raise ValueError(f"no assignment {name_or_folder!r} (looked for {config_path})")
+        raise ConfigError(f"no assignment {name_or_folder!r} (looked for {config_path})")
     text = config_path.read_text(encoding="utf-8")
     config = tomllib.loads(text)
     questions = [
         Question(
             id=q["id"], title=q.get("title", q["id"]), points=float(q["points"]), section=q.get("section", ""),
             kind=q.get("kind", "auto"), defines=tuple(q.get("defines", ())), hidden=bool(q.get("hidden", False)),
-            options={k: v for k, v in q.items() if k not in {"id", "title", "points", "section", "kind", "defines", "hidden"}},
+            options=MappingProxyType({k: v for k, v in q.items() if k not in QUESTION_KEYS}),
         )  # fmt: skip
         for q in config.get("questions", [])
     ]
     ids = [q.id for q in questions]
     if len(ids) != len(set(ids)):
-        raise ValueError(f"{config_path}: duplicate question ids")
+        raise ConfigError(f"{config_path}: duplicate question ids")
+    snapshots = [parse_snapshot(s, str(config_path)) for s in config.get("snapshots", [])]
+    if len({s.key for s in snapshots}) != len(snapshots):
+        raise ConfigError(f"{config_path}: duplicate snapshot keys")
+    declared = declared_options([folder / "checks.py", folder / "checks_hidden.py"])
+    for position, q in enumerate(questions):
+        validate_options(q.options, question=q.id, where=str(config_path), declared=declared, earlier=ids[:position],
+                         snapshots={s.key for s in snapshots})  # fmt: skip
     for q in questions:  # a malformed threshold or calibration fails here, not after hours of a full run
         try:
             if "full_threshold" in q.options:
@@ -192,26 +206,34 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
             if "full_calibration" in q.options:
                 check_calibration(q.options.get("full_threshold"), q.options["full_calibration"])
         except ValueError as exc:
-            raise ValueError(f"{config_path}: question {q.id!r}: {exc}") from None
-    snapshots = [parse_snapshot(s, str(config_path)) for s in config.get("snapshots", [])]
-    if len({s.key for s in snapshots}) != len(snapshots):
-        raise ValueError(f"{config_path}: duplicate snapshot keys")
+            raise ConfigError(f"{config_path}: question {q.id!r}: {exc}") from None
     assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
-                            snapshots, config.get("budgets", {}), text, bool(config.get("claims", False)),
+                            snapshots, config.get("budgets", {}), text, _claims_module(config.get("claims", False), config_path),
                             {str(k): str(v) for k, v in config.get("sections", {}).items()})  # fmt: skip
     for name, entry in config.get("signatures", {}).items():
         if not isinstance(entry, dict) or set(entry) - {"asks", "editions", "sequential"}:
-            raise ValueError(f"{config_path}: signatures.{name}: only `asks`, `editions` and `sequential` (strings) are known")
+            raise ConfigError(f"{config_path}: signatures.{name}: only `asks`, `editions` and `sequential` (strings) are known")
         assignment.signatures[str(name)] = {str(k): str(v) for k, v in entry.items()}
     for key, value in config.get("limits", {}).items():
         if key not in LIMIT_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"{config_path}: limits.{key}: known limits are {', '.join(LIMIT_KEYS)}, each a positive number")
+            raise ConfigError(f"{config_path}: limits.{key}: known limits are {', '.join(LIMIT_KEYS)}, each a positive number")
         assignment.limits[key] = float(value)
     defined = {**_check_functions(assignment.checks_path), **_check_functions(assignment.hidden_checks_path)}
     missing = [q.id for q in questions if q.kind == "auto" and assignment.runnable(q) and f"check_{q.id}" not in defined]
     if missing:
-        raise ValueError(f"{assignment.checks_path} has no check_<id> for: {', '.join(missing)}")
+        raise ConfigError(f"{assignment.checks_path} has no check_<id> for: {', '.join(missing)}")
     return assignment
+
+
+def _claims_module(value: Any, config_path: Path) -> str | None:
+    """``claims = true`` (the course's ``reference.claims``), ``claims = "reference.x"``, or none."""
+    if value is True:
+        return "reference.claims"
+    if value is False:
+        return None
+    if isinstance(value, str) and all(part.isidentifier() for part in value.split(".")):
+        return value
+    raise ConfigError(f"{config_path}: claims is true, false or a module name (\"reference.my_claims\"), not {value!r}")
 
 
 def _check_functions(path: Path) -> dict[str, int]:

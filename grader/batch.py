@@ -1,6 +1,6 @@
 """Grading many notebooks: planning, reuse of up-to-date results, and parallel jobs.
 
-In a batch each notebook is graded by its own ``grade`` process (which runs
+In a batch each notebook is graded by its own grading process (``grader/worker.py``) (which runs
 its own kernel), at most ``--jobs N`` at a time, each limited to its share
 of the CPU threads so the jobs do not fight over cores. A separate process
 per notebook means that a notebook which takes its grader down with it --
@@ -25,6 +25,7 @@ from grader.assignment import Assignment, load_assignment
 from grader.cleanup import read_tail, remove_tree
 from grader.results import ExecutionRecord, GradeResult, QuestionResult, cache_key, cached_result, unique_stems, write_result
 from grader.sandbox import GiB, machine_memory
+from grader.worker import WorkerJob, worker_command
 
 
 @dataclass
@@ -114,7 +115,7 @@ def exit_message(returncode: int, log: Path) -> str:
 
 
 def run_in_subprocesses(
-    jobs: Sequence[Job], parallel: int, child_args: Callable[..., list[str]], budget: str, device: str,
+    jobs: Sequence[Job], parallel: int, describe: Callable[..., WorkerJob], budget: str, device: str,
     on_done: Callable[[Job, GradeResult], None] | None = None, slots: Sequence[dict[str, str]] | None = None,
 ) -> dict[str, GradeResult]:  # fmt: skip
     """Grade ``jobs`` with at most ``parallel`` child ``grade`` processes; results by stem.
@@ -122,7 +123,7 @@ def run_in_subprocesses(
     With ``slots`` (see :func:`gpu_slots`) there is one child per slot, and
     each runs with its slot's environment (its GPU). A notebook whose result
     is an ``environment_error`` (CUDA unusable or lost, typically under
-    packing) is graded once more *alone* -- ``child_args(job, alone=True)``,
+    packing) is graded once more *alone* -- ``describe(job, alone=True)``,
     after every other child has finished, nothing running beside it -- before
     its result is final.
     """
@@ -138,7 +139,7 @@ def run_in_subprocesses(
     env = {**os.environ, "TMPDIR": scratch}
 
     def start(job: Job, slot: dict[str, str], alone: bool) -> None:
-        command = [sys.executable, "-m", "grader.cli", "run", *(child_args(job, alone=True) if alone else child_args(job))]
+        command = worker_command(describe(job, alone=True) if alone else describe(job))
         log = Path(scratch) / f"{job.stem}.stderr"  # a file, not a pipe: a chatty child can never block on it
         try:
             with open(log, "wb") as err:

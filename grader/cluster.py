@@ -19,38 +19,40 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from grader.batch import RETRIED_ALONE, exit_message
+from grader.html_report import html_path, notebook_path
 from grader.results import GradeResult, write_atomic, write_result
+from grader.worker import WorkerJob, worker_command
 
 #: Times a task may lose its worker before the submission is recorded as crashed.
 ALLOWED_FAILURES = 2
 
 
-def grade_on_worker(name: str, notebook: bytes, stem: str, shown_as: str, args: list[str]) -> dict[str, Any]:
-    """Run on a Dask worker: grade one notebook in a child process, return its files as text.
+def grade_on_worker(name: str, notebook: bytes, job_json: str) -> dict[str, Any]:
+    """Run on a Dask worker: grade one notebook in a grading process of its own, return its files as text.
 
-    The report is drawn here, in parallel like the grading, not by the coordinator one after
-    another; ``shown_as`` is the path the coordinator knows the notebook by, for result and report.
+    The worker grades a copy of the notebook in a folder of its own; the job keeps ``shown_as``, the path
+    the coordinator knows the notebook by, for result and report. The report is drawn here, in parallel
+    like the grading, not by the coordinator one after another.
     """
     with tempfile.TemporaryDirectory(prefix="hwgrader-worker-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(notebook)
         out = Path(tmp) / "out"
+        job = replace(WorkerJob.from_json(job_json), notebook=str(path), out=str(out))
         log = Path(tmp) / "stderr.log"
         with open(log, "wb") as err:
-            process = subprocess.run([sys.executable, "-m", "grader.cli", "run", str(path), "--out", str(out), "--stem", stem,
-                                      "--shown-as", shown_as, "--json", "--force", "--jobs", "1", *args],
-                                     stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
-        result = out / f"{stem}.json"
+            process = subprocess.run(worker_command(job), stdout=subprocess.DEVNULL, stderr=err)
+        result = out / f"{job.stem}.json"
         if not result.is_file():
             return {"json": None, "error": exit_message(process.returncode, log)}
-        files = {"json": result, "notebook": out / "notebooks" / f"{stem}.ipynb", "report": out / f"{stem}.html"}
+        files = {"json": result, "notebook": notebook_path(result), "report": html_path(result)}
         return {kind: file.read_text(encoding="utf-8") if file.is_file() else None for kind, file in files.items()}
 
 
@@ -73,26 +75,24 @@ def open_client(address: str):
 
 
 def run_on_cluster(
-    jobs: Sequence[Any], address: str, child_args: Callable[..., list[str]],
+    jobs: Sequence[Any], address: str, describe: Callable[..., WorkerJob],
     crashed: Callable[[Any, str], GradeResult], on_done: Callable[[Any, GradeResult], None] | None = None,
 ) -> dict[str, GradeResult]:  # fmt: skip
     """Grade ``jobs`` (see ``batch.Job``) on the cluster at ``address``; write and return results by stem.
 
     A notebook whose result is an ``environment_error`` (CUDA unusable or lost on its worker) is
-    submitted once more with ``child_args(job, alone=True)`` -- the whole GPU of whichever worker
+    submitted once more with ``describe(job, alone=True)`` -- the whole GPU of whichever worker
     takes it -- before its result is final, as in a local batch.
     """
     from dask.distributed import as_completed
-
-    from grader.html_report import html_path, notebook_path
 
     client = open_client(address)
     results: dict[str, GradeResult] = {}
     retried: set[str] = set()
 
     def submit(job: Any, alone: bool = False):
-        args = child_args(job, alone=True) if alone else child_args(job)
-        return client.submit(grade_on_worker, job.path.name, job.path.read_bytes(), job.stem, str(job.path), args, pure=False)
+        described = describe(job, alone=True) if alone else describe(job)
+        return client.submit(grade_on_worker, job.path.name, job.path.read_bytes(), described.to_json(), pure=False)
 
     try:
         futures = {submit(job): job for job in jobs}

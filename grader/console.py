@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 from grader.device import describe
-from grader.results import GradeResult
+from grader.results import GradeResult, status_of
 
-STATUS_STYLE = {"pass": "green", "fail": "red", "error": "magenta", "missing": "yellow", "manual": "cyan", "environment": "bold red"}
 
 
 def one_line(text: str, limit: int = 110) -> str:
@@ -39,7 +38,7 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
     for column in ("question", "status", "points", "reason"):
         table.add_column(column, overflow="fold" if column == "reason" else "ellipsis")
     for q in result.questions:
-        style = STATUS_STYLE.get(q.status, "")
+        style = status.style if (status := status_of(q.status)) else ""
         points = f"{q.points:g}/{q.max_points:g}" if q.counted else f"–/{q.max_points:g}"
         reason = one_line(terminal_text(q.message or q.details.get("policy", "") or q.details.get("rebound", "")))
         table.add_row(Text(terminal_text(q.id)), Text(q.status, style=style), points, Text(reason))

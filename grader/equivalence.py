@@ -31,7 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from grader.bridge import StateMisfit, Submission
+from grader.kernel_errors import StateMisfit
+from grader.submission import Submission
 from grader.assertions import Fail, expect_tensor
 from grader.seeds import batch_seed
 from grader.reference_cache import source_hash, stored

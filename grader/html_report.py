@@ -31,7 +31,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader.device import describe
-from grader.results import GradeResult, QuestionResult, write_atomic
+from grader.results import GradeResult, QuestionResult, QuestionStatus, status_of, write_atomic
 from grader.shrink import cut_text, shrink_outputs
 
 #: Bytes (UTF-8) of one report at most.
@@ -60,8 +60,8 @@ LEVELS = (
 )
 
 TEMPLATES = Path(__file__).with_name("templates")
-STATUS_LABEL = {"pass": "pass", "fail": "fail", "error": "error", "missing": "missing", "manual": "TA grades",
-                "environment": "not graded: grader's environment"}  # fmt: skip
+#: A status's word in a report, from the one display table (``grader.results.QuestionStatus``).
+STATUS_LABEL = {status.value: status.label for status in QuestionStatus}
 #: Details rendered by a dedicated part of the template (everything else is listed as-is).
 SHOWN_ELSEWHERE = {
     "expected", "got", "expected_shape", "got_shape", "tolerance", "difference_map", "first_difference", "example",
@@ -78,6 +78,7 @@ def environment():
     env.filters["code"] = inline_code
     env.filters["basename"] = lambda path: Path(str(path)).name or str(path)
     env.filters["points"] = lambda v: f"{v:g}"
+    env.filters["status_symbol"] = lambda st: status.symbol if (status := status_of(st)) else "–"
     env.globals["css"] = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     return env
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-from grader.bridge import StudentError
+from grader.kernel_errors import StudentError
 
 _ARGUMENTS = re.compile(
     r"(missing \d+ required (positional|keyword-only) argument|takes (from )?\d+ (to \d+ )?positional arguments? but \d+"

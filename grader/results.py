@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,9 +22,56 @@ SCHEMA_VERSION = 1
 #: asked for and the kernel could not use it, or lost it mid-run); nothing is charged to the student.
 ExecutionStatus = Literal["ok", "error", "timeout", "crashed", "invalid", "environment_error"]
 CellStatus = Literal["ok", "error", "timeout", "skipped", "neutralized"]
-#: ``environment``: not graded because of the grader's environment (see ``environment_error``); not
-#: counted in the score or its maximum until the notebook is graded again where the device works.
-QuestionStatus = Literal["pass", "fail", "error", "manual", "missing", "environment"]
+
+
+class QuestionStatus(StrEnum):
+    """How a question ended; the one place its words for people are written (:attr:`label`, :attr:`symbol`,
+    :attr:`style`). A ``StrEnum``: it is its value in JSON, CSV and comparisons (``status == "pass"``)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    #: The student's code raised, or the kernel crashed, while the check ran it.
+    ERROR = "error"
+    #: A TA decides: a written exercise, or evidence with no rule to decide by.
+    MANUAL = "manual"
+    #: What the question grades is not in the notebook.
+    MISSING = "missing"
+    #: Not graded because of the grader's environment (see ``environment_error``); not counted in the
+    #: score or its maximum until the notebook is graded again where the device works.
+    ENVIRONMENT = "environment"
+
+    @property
+    def label(self) -> str:
+        """The word a report shows."""
+        return _DISPLAY[self][0]
+
+    @property
+    def symbol(self) -> str:
+        """One character for the class summary's grid."""
+        return _DISPLAY[self][1]
+
+    @property
+    def style(self) -> str:
+        """The terminal colour (rich style)."""
+        return _DISPLAY[self][2]
+
+
+_DISPLAY = {
+    QuestionStatus.PASS: ("pass", "✓", "green"),
+    QuestionStatus.FAIL: ("fail", "✗", "red"),
+    QuestionStatus.ERROR: ("error", "!", "magenta"),
+    QuestionStatus.MANUAL: ("TA grades", "✎", "cyan"),
+    QuestionStatus.MISSING: ("missing", "?", "yellow"),
+    QuestionStatus.ENVIRONMENT: ("not graded: grader's environment", "⚠", "bold red"),
+}
+
+
+def status_of(value: str) -> QuestionStatus | None:
+    """The status a result file spells ``value``, or None for a word the schema does not know."""
+    try:
+        return QuestionStatus(value)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -80,6 +128,9 @@ class QuestionResult:
     #: A TA's points and comment for a manual question (``grade --manual grades.csv``); None until graded.
     ta_points: float | None = None
     ta_comment: str = ""
+
+    def __post_init__(self) -> None:
+        self.status = QuestionStatus(self.status)  # a result file's word, or a check's, is one of the schema's
 
     @property
     def counted(self) -> bool:

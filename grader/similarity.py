@@ -250,7 +250,7 @@ def similarity_csv(pairs: Sequence[Pair]) -> str:
 
 def class_similarity(jobs: Sequence, target: Path | None = None) -> list[Pair]:
     """The pairs of a batch's jobs (``grader.batch.Job``), compared within each assignment; writes ``target`` (CSV)."""
-    from grader.cli import template_path_for
+    from grader.api import template_path_for
     from grader.results import write_atomic
 
     by_assignment: dict[str, list] = {}

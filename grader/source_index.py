@@ -21,7 +21,7 @@ _BLOCKS = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, as
 @dataclass(frozen=True)
 class Definition:
     name: str
-    cell: int  #: index into ``notebook.cells`` (markdown counted), as ``grade._after_cell_code`` numbers them
+    cell: int  #: index into ``notebook.cells`` (markdown counted), as ``snapshot_code.after_cell_code`` numbers them
     line: int  #: 1-based, inside that cell's source
     kind: str  #: "def" | "class" | "assign" | "import"
     signature: str | None  #: "(X, K)" for a def; a class's ``__init__`` parameters without self, "()" if its body has none

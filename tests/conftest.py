@@ -54,14 +54,14 @@ def fixture_batch(tmp_path_factory, data_dir) -> Path:
     Graded once per session; tests of verdicts, reports, gradebook, JUnit
     and the browser all read this one folder.
     """
-    from grader.cli import main
+    from grader.api import grade_paths
 
     out = tmp_path_factory.mktemp("fixture-batch")
     grades = out.parent / "fixture-grades.csv"
     grades.write_text(FIXTURE_GRADES, encoding="utf-8")
-    code = main([str(FIXTURES), "--out", str(out), "--jobs", "2", "--budget", "quick", "--device", "cpu",
-                 "--data-dir", str(data_dir), "--junit", str(out / "junit.xml"), "--manual", str(grades)])  # fmt: skip
-    assert code == 0
+    outcome = grade_paths([FIXTURES], out=out, jobs=2, budget="quick", device="cpu", data_dir=data_dir,
+                          junit=out / "junit.xml", manual=grades)  # fmt: skip
+    assert len(outcome.results) == 3 and not any(r.environment_problem for r in outcome.results)
     return out
 
 

@@ -10,7 +10,7 @@ import pytest
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
 from grader.cli import main
-from grader.grade import GradeOptions, grade_notebook
+from grader.pipeline import GradeOptions, grade_notebook
 from tests.conftest import REPO
 
 DEMO = REPO / "assignments" / "demo"

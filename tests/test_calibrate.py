@@ -14,6 +14,7 @@ import torch
 
 from grader import results as r
 from grader.assignment import ASSIGNMENTS_DIR, load_assignment
+from grader.question_context import context_for
 from grader.calibrate import Z, Run, merge, propose, render, threshold_from, write
 from grader.assertions import Fail
 from grader.cli import main
@@ -278,10 +279,11 @@ def lenet_submission(data_dir, threshold: float):
     record = {"n": 2, "min": 0.7, "max": 0.8, "mean": 0.75, "sd": 0.0707, "margin": 0.1, "devices": ["cuda"], "runs": [0.7, 0.8]}
     torch.manual_seed(0)
     state = [t.detach().clone() for t in models.materialize(models.LeNet(), (1, 1, 28, 28)).state_dict().values()]
-    sub = SimpleNamespace(question={**question.options, "full_threshold": {"7000": threshold}, "full_calibration": {"7000": record}},
-                          values=lambda key: {"state": state, "__cell__": 1}, assignment=assignment, data_dir=data_dir,
-                          results={"lenet_arch": SimpleNamespace(status="pass")}, budget="full")  # fmt: skip
-    return assignment.check_for(question), sub
+    sub = SimpleNamespace(values=lambda key: {"state": state, "__cell__": 1}, assignment=assignment)
+    options = {**question.options, "full_threshold": {"7000": threshold}, "full_calibration": {"7000": record}}
+    ctx = context_for(question.id, options, "full", assignment.budgets, str(data_dir), {"lenet_arch": SimpleNamespace(status="pass")})
+    check = assignment.check_for(question)
+    return (lambda s: check(s, ctx)), sub
 
 
 def test_a_failing_report_shows_what_correct_notebooks_reach(data_dir):

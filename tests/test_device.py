@@ -16,11 +16,12 @@ import nbformat
 import pytest
 import torch
 
-from grader import cli
+from grader import cli, gpu_admission
+from grader.grading_run import RunRequest, RunSettings
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
 from grader.device import describe, is_cuda_environment_error, lost_cuda_message, parse_probe, PROBE_PREFIX
-from grader.grade import GradeOptions, _gpu_share_preamble, grade_notebook
+from grader.pipeline import GradeOptions, _gpu_share_preamble, grade_notebook
 from grader.gradebook import gradebook_csv
 from grader.html_report import render_report
 from grader.junit import junit_xml
@@ -188,18 +189,18 @@ def test_jobs_per_gpu_is_lowered_where_the_measured_peak_would_oversubscribe_the
     hw2 = load_assignment("hw2")
     hw2.budgets = {**hw2.budgets, "full": {**hw2.budgets.get("full", {}), "gpu_memory_peak_gib": 9.5}}
     job = type("Job", (), {"assignment": hw2})()
-    assert cli._admitted_per_gpu(7, [job], quiet=False) == 7  # 7 x (9.5 + 0.5) = 70 GiB fits in 95% of 80 GiB
-    assert cli._admitted_per_gpu(12, [job], quiet=False) == 7
+    assert gpu_admission.admitted_per_gpu(7, [job], quiet=False) == 7  # 7 x (9.5 + 0.5) = 70 GiB fits in 95% of 80 GiB
+    assert gpu_admission.admitted_per_gpu(12, [job], quiet=False) == 7
     assert "--jobs-per-gpu 12 would oversubscribe the GPU" in capsys.readouterr().err
 
 
 def test_the_retry_of_a_notebook_alone_gets_the_whole_gpu_and_the_machines_cores():
-    run = cli._Run(args=cli.build_parser().parse_args(["run", "x.ipynb"]), out=Path("out"), device="cuda", budget="full",
-                   data_dir=Path("data"), parallel=8, threads=2, memory_bytes=12 * GiB, jobs_per_gpu=8)  # fmt: skip
-    job = type("Job", (), {"assignment": load_assignment("hw2")})()
-    packed, alone = run.child_args(job), run.child_args(job, alone=True)
-    assert packed[packed.index("--jobs-per-gpu") + 1] == "8" and alone[alone.index("--jobs-per-gpu") + 1] == "1"
-    assert float(alone[alone.index("--memory-limit") + 1]) >= 12
+    run = RunSettings(RunRequest(paths=("x.ipynb",)), device="cuda", budget="full", data_dir=Path("data"), parallel=8, threads=2,
+                      memory_bytes=12 * GiB, jobs_per_gpu=8)  # fmt: skip
+    job = type("Job", (), {"assignment": load_assignment("hw2"), "path": Path("x.ipynb"), "stem": "x"})()
+    packed, alone = run.worker_job(job), run.worker_job(job, alone=True)
+    assert packed.jobs_per_gpu == 8 and alone.jobs_per_gpu == 1
+    assert alone.memory_bytes >= 12 * GiB
 
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -248,7 +249,7 @@ def test_an_environment_error_is_loud_in_the_report_the_gradebook_and_junit(gpu_
 
 @needs_no_cuda
 def test_grade_exits_3_when_the_environment_kept_a_notebook_from_being_graded(tmp_path, data_dir, monkeypatch):
-    monkeypatch.setattr(cli, "_require_cuda", lambda: None)  # as on a GPU machine whose kernels cannot use it
+    monkeypatch.setattr(gpu_admission, "require_cuda", lambda: None)  # as on a GPU machine whose kernels cannot use it
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     path = write_notebook(tmp_path, "nb", CORR2D)
     out = tmp_path / "out"
@@ -259,7 +260,7 @@ def test_grade_exits_3_when_the_environment_kept_a_notebook_from_being_graded(tm
 
 @needs_no_cuda
 def test_a_batch_grades_a_notebook_whose_cuda_failed_once_more_alone_before_giving_up(tmp_path, data_dir, monkeypatch):
-    monkeypatch.setattr(cli, "_require_cuda", lambda: None)
+    monkeypatch.setattr(gpu_admission, "require_cuda", lambda: None)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     subs = tmp_path / "subs"
     subs.mkdir()

@@ -16,7 +16,7 @@ import pytest
 
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
-from grader.grade import GradeOptions, grade_notebook
+from grader.pipeline import GradeOptions, grade_notebook
 
 IMPORTS = "import sys, torch\nfrom torch import nn\nfrom torch.nn import functional as F\n"
 

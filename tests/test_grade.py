@@ -17,7 +17,7 @@ import pytest
 
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
-from grader.grade import GradeOptions, grade_notebook
+from grader.pipeline import GradeOptions, grade_notebook
 from grader.results import GradeResult
 from tests.conftest import FIXTURES, with_thresholds
 from tests.notebook_sources import CORR2D, POOL2D_AVG_IS_MAX

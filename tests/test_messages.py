@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nbformat
 
-from grader.bridge import NotDefined, StudentError
+from grader.kernel_errors import NotDefined, StudentError
 from grader.messages import is_argument_mismatch, locate_in_notebook, signature_message
 from grader.source_index import index_notebook
 
@@ -85,7 +85,7 @@ def test_an_import_of_another_editions_d2l_is_told_how_d2l_1_0_is_imported():
 
 
 def test_a_definition_rebound_later_in_its_own_cell_is_kept_with_the_cells_line_numbers():
-    from grader.grade import _rebound_in_cell
+    from grader.snapshot_code import rebound_in_cell as _rebound_in_cell
 
     source = "import torch\ndef pool2d(X, pool_size, mode='max'):\n    return X\npool2d = torch.nn.MaxPool2d(3)\n"
     kept = _rebound_in_cell(source, ["pool2d"])
@@ -94,7 +94,7 @@ def test_a_definition_rebound_later_in_its_own_cell_is_kept_with_the_cells_line_
 
 
 def test_a_lower_case_function_of_the_asked_class_is_named_as_what_was_written_instead():
-    from grader.bridge import Submission
+    from grader.submission import Submission
 
     nb = notebook("def vgg(conv_arch):\n    return None")
     sub = Submission(None, None, nb, source=index_notebook(nb))
@@ -107,7 +107,7 @@ def test_a_lower_case_function_of_the_asked_class_is_named_as_what_was_written_i
 
 
 def test_an_unrelated_sequential_is_not_named_for_a_missing_class():
-    from grader.bridge import Submission
+    from grader.submission import Submission
 
     nb = notebook("from torch import nn", "b5 = nn.Sequential(nn.ReLU())")
     sub = Submission(None, None, nb, source=index_notebook(nb))

@@ -214,20 +214,21 @@ def test_class_similarity_writes_the_csv_and_excludes_the_assignments_notebooks(
 
 
 def test_a_failure_in_similarity_never_fails_the_batch(monkeypatch, capsys, tmp_path):
-    from grader import cli
+    from grader import outputs
 
     def broken(jobs, target):
         raise RuntimeError("disk on fire\nsecond line")
 
     monkeypatch.setattr(sim, "class_similarity", broken)
-    assert cli._similarity([], tmp_path) is None
+    assert outputs.similarity([], tmp_path) is None
     err = capsys.readouterr().err
     assert "warning" in err and "disk on fire" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_batchs_outputs_hold_the_csv_and_the_summary_shows_the_pairs(tmp_path, capsys):
-    """The coordinator's ``_write_outputs`` (grading itself is not run: the results are made by hand)."""
-    from grader import cli
+    """The coordinator's ``outputs.write_outputs`` (grading itself is not run: the results are made by hand)."""
+    from grader import outputs
+    from grader.grading_run import RunRequest, RunSettings
     from grader.assignment import load_assignment
     from grader.batch import Job
 
@@ -240,8 +241,8 @@ def test_a_batchs_outputs_hold_the_csv_and_the_summary_shows_the_pairs(tmp_path,
         nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
         jobs.append(Job(path, stem, hw2, "", tmp_path / f"{stem}.json"))
         results[stem] = summary_result(stem)
-    args = cli.build_parser().parse_args(["run", str(tmp_path / "subs"), "--out", str(tmp_path)])
-    cli._write_outputs(cli._Run(args, tmp_path, "cpu", "quick", tmp_path), jobs, results)
+    request = RunRequest(paths=(str(tmp_path / "subs"),), out=tmp_path)
+    outputs.write_outputs(RunSettings(request, "cpu", "quick", tmp_path), jobs, results)
     rows = list(csv.reader((tmp_path / "similarity.csv").open(encoding="utf-8")))
     assert rows[1] == ["loops", "copy", "1.000", "yes"]
     assert '<pre class="match-b">' in (tmp_path / "index.html").read_text(encoding="utf-8")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from hypothesis import strategies as st
 
-from grader.bridge import Submission
-from grader.assertions import expect_tensor, property_check, tensors
+from grader.checks import Submission, expect_tensor, property_check, tensors
 
 matrices = st.tuples(st.integers(1, 5), st.integers(1, 6)).flatmap(lambda shape: tensors(shape, -20, 20))
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from grader.bridge import Submission
-from grader.assertions import expect_tensor, property_check, tensors
+from grader.checks import Submission, expect_tensor, property_check, tensors
 
 
 def check_softmax_shift(sub: Submission):

@@ -13,11 +13,10 @@ import re
 import torch
 from hypothesis import strategies as st
 
-from grader.bridge import Missing, Module, StateMisfit, StudentError, Submission
-from grader.assertions import Fail, ForTA, NotGraded, answered, expect_equal, expect_tensor, property_check, tensors
-from grader.fashion_mnist import fixed_batch, held_out_images, resized, training_images, validation_accuracy
-from grader.equivalence import run_seed, same_function, trains_like_reference
-from grader.thresholds import calibrated_sizes, calibration_for, threshold_for
+from grader.checks import (
+    Fail, Missing, Module, NotGraded, QuestionContext, StateMisfit, StudentError, Submission, answered, check_training, expect_equal,
+    expect_tensor, property_check, run_seed, same_function, tensors,
+)  # fmt: skip
 from reference import claims, models, ops
 
 BOOK_X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
@@ -25,6 +24,9 @@ BOOK_K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
 BOOK_X2 = torch.stack((BOOK_X, BOOK_X + 1))
 BOOK_K2 = torch.stack((BOOK_K, BOOK_K + 1))
 EXAMPLES = 30
+
+#: Options of HW2's own that config.toml's questions may carry (the grader's own are in grader/question_options.py).
+OPTIONS = {"arch": "list"}
 
 
 def _shape(t) -> str:
@@ -457,71 +459,18 @@ def check_resnet18_arch(sub: Submission):
 # --------------------------------------------------------------------------- training
 
 
-def _check_trained_model(sub: Submission, name: str, build):
-    """Full budget: the model the notebook trained itself, evaluated here on validation images."""
-    q = sub.question
-    taken = sub.values(q["full_snapshot"])
-    size = q["full_input_size"]
-    model = models.materialize(build(taken), (1, 1, size, size))
-    try:
-        models.load_state_by_order(model, taken["state"])
-    except ValueError as exc:
-        raise Fail(f"the trained {name} does not fit the book's architecture: {exc}") from None
-    count = sub.assignment.budgets.get("full", {}).get("val_size", 2000)
-    accuracy, images = validation_accuracy(model, str(sub.data_dir), size, count)
-    trained_on = training_images(str(sub.data_dir))
-    details = {"validation_accuracy": round(accuracy, 4), "images": images, "train_images": trained_on,
-               "trained_in_cell": taken.get("__cell__")}  # fmt: skip
-    threshold = threshold_for(q["full_threshold"], trained_on)
-    if threshold is None:
-        sizes = ", ".join(f"{n:,}" for n in calibrated_sizes(q["full_threshold"]))
-        raise ForTA(f"{accuracy:.1%} validation accuracy after training on {trained_on:,} images; thresholds exist "
-                    f"only for {sizes} images, so a TA decides", **details)  # fmt: skip
-    details.update(threshold=threshold.accuracy, threshold_calibrated_for=threshold.train_images)
-    # What runs of the solution reached on the size the threshold was set for: the student sees the bar's evidence.
-    record = calibration_for(q.get("full_calibration"), threshold.train_images) if threshold.train_images else None
-    reach = ""
-    if record is not None and record.train_images == threshold.train_images:
-        details["calibration"] = record.summary()
-        reach = f"correct notebooks reach {record.min * 100:.1f}–{record.max:.1%} ({record.n} runs of the solution)"
-    needed = f"at least {threshold.accuracy:.0%} is needed"
-    if accuracy < threshold.accuracy:
-        raise Fail(f"your trained {name} reaches {accuracy:.1%} validation accuracy; "
-                   + (f"{reach}, and {needed}" if reach else needed), **details)  # fmt: skip
-    details["message"] = f"validation accuracy {accuracy:.1%} ({reach + '; ' if reach else ''}threshold {threshold.accuracy:.0%})"
-    return details
+def check_lenet_train(sub: Submission, ctx: QuestionContext):
+    return check_training(sub, ctx, "LeNet", models.LeNet)
 
 
-def _check_training(sub: Submission, name: str, build, kwargs=None, build_trained=None):
-    q = sub.question
-    arch = sub.results.get(q["architecture"])
-    if arch is not None and arch.status != "pass":
-        message = f"not trained: the architecture question `{q['architecture']}` did not pass ({arch.status})"
-        if arch.status in ("missing", "error"):
-            raise NotGraded(arch.status, message)
-        raise Fail(message)
-    if sub.budget == "full":
-        return _check_trained_model(sub, name, build_trained or (lambda taken: build()))
-    procedure = {"optimizer": q["optimizer"], "lr": q["lr"], "steps": q["steps"], "loss_mode": q["loss_mode"]}
-    X, y = fixed_batch(str(sub.data_dir), q["input_size"], 64)
-    images, labels = held_out_images(str(sub.data_dir))
-    count = int(q.get("validation_images", 500))
-    validation = (resized(images[:count], q["input_size"]), labels[:count])
-    return trains_like_reference(sub, name, build, X, y, validation, procedure, kwargs=kwargs)
-
-
-def check_lenet_train(sub: Submission):
-    return _check_training(sub, "LeNet", models.LeNet)
-
-
-def check_vgg_train(sub: Submission):
-    arch = tuple(tuple(a) for a in sub.question["arch"])
+def check_vgg_train(sub: Submission, ctx: QuestionContext):
+    arch = tuple(tuple(a) for a in ctx.options["arch"])
 
     def trained(taken):  # the notebook's own model: its arch, else the book's training arch
         own = taken.get("arch")
-        return models.VGG(_vgg_arch_within_limits(own, sub.question["full_input_size"]) if own else arch)
+        return models.VGG(_vgg_arch_within_limits(own, ctx.options["full_input_size"]) if own else arch)
 
-    return _check_training(sub, "VGG", lambda: models.VGG(arch), kwargs={"arch": arch}, build_trained=trained)
+    return check_training(sub, ctx, "VGG", lambda: models.VGG(arch), kwargs={"arch": arch}, build_trained=trained)
 
 
 #: The largest VGG the grader will build from an ``arch`` the kernel reports (the book's VGG-11 has 129M parameters).
@@ -553,5 +502,5 @@ def _vgg_arch_within_limits(arch, size: int) -> tuple[tuple[int, int], ...]:
     return arch
 
 
-def check_resnet_train(sub: Submission):
-    return _check_training(sub, "ResNet18", models.ResNet18)
+def check_resnet_train(sub: Submission, ctx: QuestionContext):
+    return check_training(sub, ctx, "ResNet18", models.ResNet18)

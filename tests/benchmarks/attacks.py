@@ -64,7 +64,7 @@ ATTACKS: dict[str, tuple[str, str]] = {
                                                     "        f.write(b'x' * 2**20)"), CORR2D),
     "read grader/ and assignments/hw2/ and print them": (
         guarded(f"print(open({str(REPO / 'assignments' / 'hw2' / 'checks.py')!r}).read()[:80])\n"
-                f"print(open({str(REPO / 'grader' / 'bridge.py')!r}).read()[:80])"), CORR2D),
+                f"print(open({str(REPO / 'grader' / 'submission.py')!r}).read()[:80])"), CORR2D),
     "open a socket to the internet": (guarded("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\nprint('CONNECTED')"), CORR2D),
     "open a socket to localhost": (guarded("import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=3)\nprint('CONNECTED')"), CORR2D),
     "print 100 MB": ("print('x' * 100_000_000)", CORR2D),

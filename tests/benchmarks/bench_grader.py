@@ -25,7 +25,7 @@ from nbclient import NotebookClient
 
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
-from grader.grade import GradeOptions, grade_notebook
+from grader.pipeline import GradeOptions, grade_notebook
 from grader.neutralize import neutralize
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,55 +8,56 @@ import types
 import pytest
 import torch
 
-from grader import bridge
+from grader import kernel_source
+from grader import protocol
 from grader.assertions import Fail, expect_tensor, property_check, tensors
 
 
 def kernel_module() -> types.ModuleType:
     """The kernel-side code, loaded the way the kernel loads it (from its text)."""
     module = types.ModuleType("_hwgrader_test")
-    exec(compile(bridge.KERNEL_SOURCE, "<_hwgrader>", "exec"), module.__dict__)
+    exec(compile(kernel_source.KERNEL_SOURCE, "<_hwgrader>", "exec"), module.__dict__)
     return module
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.bool, torch.uint8])
 def test_tensors_encoded_in_the_kernel_decode_exactly(dtype):
     value = (torch.arange(12) % 3).to(dtype).reshape(3, 4)
-    decoded = bridge.decode(kernel_module().encode(value))
+    decoded = protocol.decode(kernel_module().encode(value))
     assert decoded.dtype == dtype and torch.equal(decoded, value)
 
 
 def test_nested_values_keep_their_structure():
     value = {"shape": (2, 2), "rows": [torch.zeros(1), "text", None, 3.5], "size": torch.Size([4, 5])}
-    assert bridge.decode(kernel_module().encode(value)) == {"shape": (2, 2), "rows": [torch.zeros(1), "text", None, 3.5], "size": [4, 5]}
+    assert protocol.decode(kernel_module().encode(value)) == {"shape": (2, 2), "rows": [torch.zeros(1), "text", None, 3.5], "size": [4, 5]}
 
 
 def test_grader_inputs_decode_in_the_kernel():
     K = kernel_module()
     value = (torch.ones(2, 3), {"k": [1, 2]})
-    decoded = K.decode(bridge.encode(value))
+    decoded = K.decode(protocol.encode(value))
     assert torch.equal(decoded[0], value[0]) and decoded[1] == {"k": [1, 2]}
 
 
 def test_unknown_objects_arrive_as_a_type_name_only():
-    decoded = bridge.decode(kernel_module().encode(object()))
-    assert isinstance(decoded, bridge.RemoteObject) and decoded.type == "builtins.object"
+    decoded = protocol.decode(kernel_module().encode(object()))
+    assert isinstance(decoded, protocol.RemoteObject) and decoded.type == "builtins.object"
 
 
 def test_a_tensor_with_an_unknown_dtype_is_refused():
-    with pytest.raises(bridge.BridgeError, match="dtype"):
-        bridge.decode({"__tensor__": "object", "shape": [1], "b64": ""})
+    with pytest.raises(protocol.BridgeError, match="dtype"):
+        protocol.decode({"__tensor__": "object", "shape": [1], "b64": ""})
 
 
 def test_a_tensor_whose_bytes_do_not_match_its_shape_is_refused():
     payload = base64.b64encode(b"\x00" * 8).decode()
-    with pytest.raises(bridge.BridgeError, match="carries 8 bytes, expected 16"):
-        bridge.decode({"__tensor__": "float32", "shape": [4], "b64": payload})
+    with pytest.raises(protocol.BridgeError, match="carries 8 bytes, expected 16"):
+        protocol.decode({"__tensor__": "float32", "shape": [4], "b64": payload})
 
 
 def test_an_unexpected_mapping_is_refused():
-    with pytest.raises(bridge.BridgeError, match="unexpected object"):
-        bridge.decode({"__reduce__": "os.system"})
+    with pytest.raises(protocol.BridgeError, match="unexpected object"):
+        protocol.decode({"__reduce__": "os.system"})
 
 
 # --------------------------------------------------------------------------- large tensors as files
@@ -68,7 +69,7 @@ def test_a_large_tensor_arrives_as_raw_bytes_in_a_file_that_is_removed_after_rea
     value = {"state": [torch.randn(300, 400), torch.arange(10)]}
     encoded = K.encode(value)
     assert "blob" in encoded["__dict__"]["state"][0] and "b64" in encoded["__dict__"]["state"][1]  # small ones stay inline
-    decoded = bridge.decode(encoded, tmp_path)
+    decoded = protocol.decode(encoded, tmp_path)
     assert torch.equal(decoded["state"][0], value["state"][0]) and torch.equal(decoded["state"][1], value["state"][1])
     assert list(tmp_path.iterdir()) == []
 
@@ -78,14 +79,14 @@ def blob_reply(name: str, shape=(4,)) -> dict:
 
 
 def test_a_tensor_file_is_not_read_without_a_folder_for_them():
-    with pytest.raises(bridge.BridgeError, match="reads none"):
-        bridge.decode(blob_reply("0123456789abcdef.bin"))
+    with pytest.raises(protocol.BridgeError, match="reads none"):
+        protocol.decode(blob_reply("0123456789abcdef.bin"))
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "0123456789abcdef.bin/..", 7])
 def test_a_tensor_file_name_that_is_not_the_kernels_plain_format_is_refused(tmp_path, name):
-    with pytest.raises(bridge.BridgeError, match="unexpected name"):
-        bridge.decode(blob_reply(name), tmp_path)
+    with pytest.raises(protocol.BridgeError, match="unexpected name"):
+        protocol.decode(blob_reply(name), tmp_path)
 
 
 def test_a_tensor_file_that_is_a_link_to_another_file_is_refused(tmp_path):
@@ -93,27 +94,27 @@ def test_a_tensor_file_that_is_a_link_to_another_file_is_refused(tmp_path):
     secret.write_bytes(b"x" * 16)
     (tmp_path / "blobs").mkdir()
     (tmp_path / "blobs" / "0123456789abcdef.bin").symlink_to(secret)
-    with pytest.raises(bridge.BridgeError, match="cannot be read"):
-        bridge.decode(blob_reply("0123456789abcdef.bin"), tmp_path / "blobs")
+    with pytest.raises(protocol.BridgeError, match="cannot be read"):
+        protocol.decode(blob_reply("0123456789abcdef.bin"), tmp_path / "blobs")
 
 
 def test_a_tensor_file_that_is_a_fifo_is_refused_without_blocking(tmp_path):
     import os
 
     os.mkfifo(tmp_path / "0123456789abcdef.bin")
-    with pytest.raises(bridge.BridgeError, match="not a file of 16 bytes"):
-        bridge.decode(blob_reply("0123456789abcdef.bin"), tmp_path)
+    with pytest.raises(protocol.BridgeError, match="not a file of 16 bytes"):
+        protocol.decode(blob_reply("0123456789abcdef.bin"), tmp_path)
 
 
 def test_a_tensor_file_of_another_size_than_its_shape_says_is_refused(tmp_path):
     (tmp_path / "0123456789abcdef.bin").write_bytes(b"\x00" * 20)
-    with pytest.raises(bridge.BridgeError, match="not a file of 16 bytes"):
-        bridge.decode(blob_reply("0123456789abcdef.bin"), tmp_path)
+    with pytest.raises(protocol.BridgeError, match="not a file of 16 bytes"):
+        protocol.decode(blob_reply("0123456789abcdef.bin"), tmp_path)
 
 
 def test_a_tensor_larger_than_the_grader_reads_is_refused_before_any_byte_is_read(tmp_path):
-    with pytest.raises(bridge.BridgeError, match="over the|more than"):
-        bridge.decode(blob_reply("0123456789abcdef.bin", shape=(2**28 + 1,)), tmp_path)
+    with pytest.raises(protocol.BridgeError, match="over the|more than"):
+        protocol.decode(blob_reply("0123456789abcdef.bin", shape=(2**28 + 1,)), tmp_path)
 
 
 def _cell_function(source: str, name: str):
@@ -146,29 +147,29 @@ def test_an_error_raised_in_the_graders_kernel_code_shows_no_line():
 
 
 def test_a_reply_longer_than_the_limit_is_refused_before_parsing(monkeypatch):
-    monkeypatch.setattr(bridge, "MAX_REPLY_CHARS", 100)
-    with pytest.raises(bridge.BridgeError, match="characters"):
-        bridge.parse_reply('{"ok": "' + "x" * 200 + '"}')
+    monkeypatch.setattr(protocol, "MAX_REPLY_CHARS", 100)
+    with pytest.raises(protocol.BridgeError, match="characters"):
+        protocol.parse_reply('{"ok": "' + "x" * 200 + '"}')
 
 
 def test_a_reply_nested_beyond_what_the_parser_can_hold_is_refused_not_a_crash():
-    with pytest.raises(bridge.BridgeError):
-        bridge.parse_reply('{"ok": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(protocol.BridgeError):
+        protocol.parse_reply('{"ok": ' + "[" * 100_000 + "]" * 100_000 + "}")
 
 
 def test_a_reply_nested_deeper_than_the_limit_is_refused_when_decoded():
     value = 0
-    for _ in range(bridge.MAX_REPLY_DEPTH + 2):
+    for _ in range(protocol.MAX_REPLY_DEPTH + 2):
         value = [value]
-    with pytest.raises(bridge.BridgeError, match="nested"):
-        bridge.decode(value)
+    with pytest.raises(protocol.BridgeError, match="nested"):
+        protocol.decode(value)
 
 
 def test_tensors_whose_declared_sizes_add_up_past_the_limit_are_refused_before_reading(monkeypatch):
-    monkeypatch.setattr(bridge, "MAX_REPLY_TENSOR_BYTES", 1000)
+    monkeypatch.setattr(protocol, "MAX_REPLY_TENSOR_BYTES", 1000)
     one = kernel_module().encode(torch.zeros(100))  # 400 bytes each
-    with pytest.raises(bridge.BridgeError, match="more than 1000 bytes"):
-        bridge.decode([one, one, one])
+    with pytest.raises(protocol.BridgeError, match="more than 1000 bytes"):
+        protocol.decode([one, one, one])
 
 
 def test_a_large_grader_input_travels_as_a_new_file_the_kernel_reads(tmp_path):
@@ -176,24 +177,24 @@ def test_a_large_grader_input_travels_as_a_new_file_the_kernel_reads(tmp_path):
     K.BLOBS = str(tmp_path)
     written: list = []
     value = torch.arange(40_000, dtype=torch.float32)
-    encoded = bridge.encode([value], tmp_path, written)
+    encoded = protocol.encode([value], tmp_path, written)
     assert "blob" in encoded[0] and len(written) == 1 and written[0].stat().st_size == 160_000
     assert torch.equal(K.decode(encoded)[0], value)
 
 
 def test_a_grader_input_file_is_never_written_through_a_link_the_kernel_planted(tmp_path, monkeypatch):
-    monkeypatch.setattr(bridge.secrets, "token_hex", lambda n: "a" * 16)
+    monkeypatch.setattr(protocol.secrets, "token_hex", lambda n: "a" * 16)
     target = tmp_path / "victim"
     target.write_text("keep")
     (tmp_path / ("a" * 16 + ".in")).symlink_to(target)
     with pytest.raises(FileExistsError):
-        bridge.encode(torch.zeros(40_000), tmp_path, [])
+        protocol.encode(torch.zeros(40_000), tmp_path, [])
     assert target.read_text() == "keep"
 
 
 def test_the_call_the_grader_made_is_rendered_for_messages():
-    payload = {"name": "vgg_block", "args": bridge.encode([1, 4]), "kwargs": bridge.encode({"arch": ((1, 8),)})}
-    assert bridge.render_call("summary", payload) == "vgg_block(1, 4, arch=((1, 8),))"
+    payload = {"name": "vgg_block", "args": protocol.encode([1, 4]), "kwargs": protocol.encode({"arch": ((1, 8),)})}
+    assert protocol.render_call("summary", payload) == "vgg_block(1, 4, arch=((1, 8),))"
 
 
 # --------------------------------------------------------------------------- checking helpers

@@ -1,0 +1,233 @@
+"""Grading one submission: load -> neutralize -> execute -> check -> result.
+
+Each step hands plain data to the next. The notebook's code only ever runs in the kernel; the checks run
+here and see the kernel through :class:`grader.submission.Submission`, each with its question's
+:class:`grader.question_context.QuestionContext`. How a check's ending becomes a verdict is
+``grader/verdicts.py``; what runs in the kernel after each cell is ``grader/snapshot_code.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from grader import __version__
+from grader.assignment import Assignment
+from grader.cleanup import remove_tree
+from grader.d2l_budget import Budget
+from grader.data_view import kernel_data_view
+from grader.device import PEAK_CODE, PROBE_CODE, is_cuda_environment_error, lost_cuda_message, memory_fraction_code, parse_probe, unusable_cuda_message
+from grader.execute import ExecutionOptions, KernelSession
+from grader.load import load_notebook, max_notebook_bytes
+from grader.neutralize import neutralize
+from grader.question_context import context_for
+from grader.results import ExecutionRecord, GradeResult, QuestionResult, QuestionStatus, write_atomic
+from grader.sandbox import Confinement, Limits
+from grader.shrink import shrink_outputs
+from grader.snapshot_code import after_cell_code
+from grader.source_index import index_notebook
+from grader.submission import Submission, install_code, new_nonce
+from grader.verdicts import grade_question, note_notebook_cell, note_policy, note_rebinding, question_result
+
+#: Seconds a check's single call into the kernel may take (``Submission.call_timeout``) unless the check says otherwise.
+DEFAULT_CHECK_TIMEOUT = 60.0
+
+
+@dataclass
+class GradeOptions:
+    budget: Budget
+    device: str = "cpu"
+    cell_timeout: float | None = None
+    timeout: float | None = None
+    check_timeout: float = DEFAULT_CHECK_TIMEOUT
+    on_cell: Callable[[int, int], None] | None = None
+    #: CPU threads for the kernel's and the checks' torch (parallel jobs share the cores).
+    threads: int | None = None
+    #: Run the kernel in a bubblewrap sandbox where one can be built (see grader/sandbox.py).
+    sandbox: bool = True
+    #: Memory, process and disk limits per kernel (default: a share of the machine).
+    limits: Limits | None = None
+    #: Kernels sharing this kernel's GPU (``--jobs-per-gpu``): each is held to its share of the GPU's memory.
+    jobs_per_gpu: int = 1
+    #: A notebook file over this many MB is refused unparsed (``--max-notebook-mb``; None: the assignment's ``[limits]``, else 5).
+    max_notebook_mb: float | None = None
+
+
+def grade_notebook(
+    path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None = None, executed_to: Path | None = None
+) -> GradeResult:
+    """Grade the notebook at ``path`` completely; never raises for anything the notebook does.
+
+    ``executed_to``: where to keep the notebook as it ran (outputs included,
+    cut to a readable size), which the HTML report shows and plots come from.
+    """
+    started = time.monotonic()
+    result = _grade_loaded(path, assignment, options, shown_path, executed_to)
+    result.grading_seconds = round(time.monotonic() - started, 3)
+    result.graded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result.sections = dict(assignment.sections)
+    return result
+
+
+def _grade_loaded(path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None, executed_to: Path | None) -> GradeResult:
+    loaded = load_notebook(path, max_notebook_bytes(assignment.limits, options.max_notebook_mb))
+    result = GradeResult(
+        submission=shown_path or str(path), sha256=loaded.sha256, assignment=assignment.name,
+        budget=options.budget.name, device=options.device, grader_version=__version__,
+        execution=ExecutionRecord("invalid", loaded.reason),
+    )  # fmt: skip
+    if not loaded.valid:
+        result.questions = [
+            question_result(q, QuestionStatus.ERROR, f"the notebook could not be read: {loaded.reason}")
+            if q.kind == "auto" else question_result(q, QuestionStatus.MANUAL, "", {"answer": "", "note": loaded.reason})
+            for q in assignment.questions if assignment.runnable(q)
+        ]  # fmt: skip
+        result.hidden_questions_not_run = _hidden_not_run(assignment)
+        return result
+    notebook, neutralized = neutralize(loaded.notebook)
+    source = index_notebook(notebook)  # what the notebook defines, read here from the file: the kernel is not asked
+    budget_config = assignment.budgets.get(options.budget.name, {})
+    workdir = Path(tempfile.mkdtemp(prefix="hwgrader-"))
+    # The kernel is given a view of the data folder: the data set's files only, half of its test split (grader/data_view.py).
+    data_view = kernel_data_view(options.budget.data_dir, workdir)
+    confinement = Confinement.create(
+        workdir, options.limits or Limits.default(), readonly=[], hidden=_grader_folders(), sandbox=options.sandbox, data=data_view.path
+    )  # fmt: skip
+    loop = asyncio.new_event_loop()
+    try:
+        blob_dir = confinement.blob_dir  # the grader's way to the kernel's tensor files, in the kernel's capped tmpfs
+        nonce = new_nonce()  # the reply marker: the preamble installs it, the Submission reads it
+        exec_options = ExecutionOptions(
+            workdir=workdir / "work",
+            cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", 600),
+            timeout=options.timeout or budget_config.get("timeout", 3600),
+            env=_kernel_env(options),
+            preamble=install_code(nonce, blob_dir) + confinement.kernel_preamble() + _thread_preamble(options)
+            + options.budget.preamble(confinement.kernel_data_dir) + _gpu_share_preamble(options),
+            confinement=confinement,
+        )  # fmt: skip
+        session = KernelSession(notebook, exec_options)
+        loop.run_until_complete(session.__aenter__())
+        submission = Submission(session, loop, notebook, nonce=nonce, assignment=assignment, call_timeout=options.check_timeout,
+                                blob_dir=blob_dir, source=source)  # fmt: skip
+        try:
+            observed = loop.run_until_complete(_probe(session, PROBE_CODE))
+            if options.device == "cuda" and not observed.get("cuda"):  # never a silent move to the CPU
+                result.execution = ExecutionRecord("environment_error", unusable_cuda_message(observed),
+                                                   isolation=confinement.isolation, observed_device=observed)  # fmt: skip
+                result.questions = _not_graded(assignment, result.execution.message)
+                result.hidden_questions_not_run = _hidden_not_run(assignment)
+                return result
+            record = loop.run_until_complete(session.run_notebook(options.on_cell, after_cell_code(assignment, source)))
+            record.neutralized = neutralized
+            record.isolation = confinement.isolation
+            record.observed_device = observed
+            if observed.get("cuda"):
+                record.gpu_memory_peak = int(loop.run_until_complete(_probe(session, PEAK_CODE)).get("gpu_memory_peak", 0) or 0)
+            result.execution = record
+            if executed_to is not None:
+                write_atomic(executed_to, nbformat.writes(shrink_outputs(session.notebook)))
+            lost = _cuda_lost(record, options) if options.device == "cuda" else ""
+            if lost:
+                record.status, record.message = "environment_error", lost
+                result.questions = _not_graded(assignment, lost)
+                result.hidden_questions_not_run = _hidden_not_run(assignment)
+                return result
+            verdicts: dict[str, QuestionResult] = {}  # a check sees only those its question `requires`
+            for question in assignment.questions:
+                if not assignment.runnable(question):
+                    result.hidden_questions_not_run += 1
+                    continue
+                context = context_for(question.id, question.options, options.budget.name, assignment.budgets,
+                                      str(options.budget.data_dir), verdicts)  # fmt: skip
+                verdict = grade_question(submission, notebook, question, assignment, context)
+                note_notebook_cell(verdict, question, assignment, notebook)
+                note_policy(verdict, question, source)
+                if question.hidden:
+                    verdict.details.pop("grader_traceback", None)  # never show a hidden check's source
+                verdicts[question.id] = verdict
+                result.questions.append(verdict)
+            note_rebinding(submission, result, assignment)
+        finally:
+            _cancel_pending(loop)  # e.g. a cell still running when Ctrl-C arrived
+            loop.run_until_complete(session.close())
+    finally:
+        loop.close()
+        confinement.close()  # whatever the notebook started is killed here
+        remove_tree(workdir)  # iterative and bounded, never follows a link, never raises: the kernel wrote in it
+    return result
+
+
+async def _probe(session: KernelSession, code: str) -> dict[str, Any]:
+    """Ask the kernel about its device (before the first cell) or its GPU memory peak (after the last)."""
+    reply = await session.run_code(code, timeout=120)
+    observed = parse_probe(reply.stdout)
+    if not observed and reply.status != "ok":
+        observed = {"cuda": False, "error": f"the probe failed: {reply.error or reply.status}"}
+    return observed
+
+
+def _cuda_lost(record: ExecutionRecord, options: GradeOptions) -> str:
+    """The message for the first cell in which CUDA itself failed (the environment's doing), or ''."""
+    for cell in record.cells:
+        if cell.status == "error" and is_cuda_environment_error(cell.error):
+            return lost_cuda_message(cell.index, cell.error, options.jobs_per_gpu)
+    return ""
+
+
+def _hidden_not_run(assignment: Assignment) -> int:
+    """Hidden questions whose checks are absent here (a student's self-check): counted, never graded."""
+    return sum(1 for q in assignment.questions if not assignment.runnable(q))
+
+
+def _not_graded(assignment: Assignment, why: str) -> list[QuestionResult]:
+    """Every runnable question as not graded because of the environment: nothing is charged, the reason is loud."""
+    return [question_result(q, QuestionStatus.ENVIRONMENT, f"not graded: {why}") for q in assignment.questions if assignment.runnable(q)]
+
+
+def _kernel_env(options: GradeOptions) -> dict[str, str]:
+    env = {"CUDA_VISIBLE_DEVICES": ""} if options.device == "cpu" else {}
+    if options.threads:
+        env.update({name: str(options.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    return env
+
+
+def _thread_preamble(options: GradeOptions) -> str:
+    if not options.threads:
+        return ""
+    import torch
+
+    torch.set_num_threads(options.threads)  # the checks' own training, in this process
+    return f"import torch\ntorch.set_num_threads({options.threads})\n"
+
+
+def _gpu_share_preamble(options: GradeOptions) -> str:
+    """Packed kernels (``--jobs-per-gpu N``, N > 1) each get 1/N of the GPU's memory, less a margin for CUDA's contexts."""
+    if options.device != "cuda" or options.jobs_per_gpu <= 1:
+        return ""
+    return memory_fraction_code(0.95 / options.jobs_per_gpu)
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+def _grader_folders() -> list[Path]:
+    """The grader's code, checks, reference and stored values: hidden from the kernel should they sit under a folder it sees."""
+    import reference
+    from grader.assignment import ASSIGNMENTS_DIR
+    from grader.reference_cache import cache_dir
+
+    return [Path(__file__).resolve().parent, Path(reference.__file__).resolve().parent, ASSIGNMENTS_DIR, cache_dir()]

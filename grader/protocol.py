@@ -1,0 +1,273 @@
+"""The wire format between the grader and the kernel: only data crosses, never code or pickles.
+
+The kernel (``grader/kernel_side.py``, sent as text) replies with one JSON line after a marker. Values are
+JSON with a few tagged objects, the same table on both sides (``kernel_side.py`` writes, :func:`decode`
+reads; :func:`encode` writes what the grader sends):
+
+=====================================  =============================================================
+``{"__tensor__": dtype, "shape", "b64"}``   a tensor's raw bytes inline (dtype from a whitelist)
+``{"__tensor__": dtype, "shape", "blob"}``  the same bytes in a file of the IPC folder (64 KiB and up)
+``{"__tuple__": [...]}``                    a tuple
+``{"__dict__": {...}}``                     a dict with string keys
+``{"__module__": kind, "kwargs"}``          (grader -> kernel) a layer for the kernel to build
+``{"__object__": type, "repr"}``            a value that is not transferred (:class:`RemoteObject`)
+``{"__error__": {"type", "message"}}``       a snapshot expression that raised (:class:`SnapshotFailure`)
+``{"__float__": "nan" | "inf" | "-inf"}``   a float JSON cannot spell
+=====================================  =============================================================
+
+Decoding checks every size before reading a byte: a reply line is at most 16 MiB, nesting at most 32
+levels, the tensors of one reply at most 1 GiB in all; blob files are opened without following links and
+must be regular files of exactly the declared size. Nothing is unpickled or evaluated, so a notebook that
+patches ``torch.allclose`` or builtins changes only its own process; the comparison happens in the grader's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import re
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grader.kernel_errors import BridgeError
+
+_DTYPES = {
+    name: getattr(torch, name)
+    for name in ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool")
+}
+
+
+#: The largest tensor the grader reads from a blob file (a trained model's state is well under it).
+MAX_BLOB_BYTES = 1 << 30
+#: Everything one reply may carry: its JSON line, the tensor bytes of all its files, its nesting.
+#: Inline values are small by construction (tensors of 64 KiB and up travel as files), so a JSON
+#: line of 16 MiB is far above any honest reply; a trained VGG-11's state is ~510 MB of files.
+MAX_REPLY_CHARS = 16 << 20
+MAX_REPLY_TENSOR_BYTES = 1 << 30
+MAX_REPLY_DEPTH = 32
+_BLOB_NAME = re.compile(r"[0-9a-f]{16}\.bin")
+
+
+def decode(data: Any, blobs: Path | None = None, _budget: list[int] | None = None, _depth: int = 0) -> Any:
+    """Rebuild a value the kernel encoded; only data, never code or pickles.
+
+    ``blobs``: the folder the kernel writes large tensors' raw bytes to (see :func:`read_blob`);
+    None refuses any tensor that is not inline. Every reply is written as if by an attacker, so
+    nesting is bounded (:data:`MAX_REPLY_DEPTH`) and so is the sum of its tensors' bytes
+    (:data:`MAX_REPLY_TENSOR_BYTES`), checked from the declared shapes before a byte is read.
+    """
+    budget = [MAX_REPLY_TENSOR_BYTES] if _budget is None else _budget
+    if _depth > MAX_REPLY_DEPTH:
+        raise BridgeError(f"a reply nested deeper than {MAX_REPLY_DEPTH} levels")
+    if isinstance(data, list):
+        return [decode(v, blobs, budget, _depth + 1) for v in data]
+    if isinstance(data, dict):
+        if "__tensor__" in data:
+            dtype = _DTYPES.get(data["__tensor__"])
+            if dtype is None:
+                raise BridgeError(f"unsupported tensor dtype {str(data['__tensor__'])[:40]!r}")
+            shape = data.get("shape")
+            if not isinstance(shape, list) or len(shape) > 8 or not all(isinstance(v, int) and 0 <= v < 1 << 40 for v in shape):
+                raise BridgeError("a tensor with an unreadable shape")
+            expected = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+            budget[0] -= expected
+            if budget[0] < 0:
+                raise BridgeError(f"a reply carrying more than {MAX_REPLY_TENSOR_BYTES} bytes of tensors")
+            if "blob" in data:
+                raw = read_blob(blobs, data["blob"], expected)
+            else:
+                text = data.get("b64")
+                if not isinstance(text, str) or len(text) > 4 * (expected // 3 + 1):
+                    raise BridgeError(f"tensor of shape {shape} carries the wrong number of bytes")
+                raw = bytearray(base64.b64decode(text, validate=True))
+            if len(raw) != expected:
+                raise BridgeError(f"tensor of shape {shape} carries {len(raw)} bytes, expected {expected}")
+            if not raw:
+                return torch.empty(shape, dtype=dtype)
+            return torch.frombuffer(raw, dtype=dtype).reshape(shape).clone()
+        if "__tuple__" in data:
+            return tuple(decode(v, blobs, budget, _depth + 1) for v in _list(data["__tuple__"]))
+        if "__dict__" in data:
+            items = data["__dict__"]
+            if not isinstance(items, dict):
+                raise BridgeError("a dictionary that is not one")
+            return {str(k): decode(v, blobs, budget, _depth + 1) for k, v in items.items()}
+        if "__float__" in data:
+            return float(data["__float__"])
+        if "__error__" in data:
+            e = data["__error__"]
+            return SnapshotFailure(str(e.get("type", "Error")), str(e.get("message", "")))
+        if "__object__" in data:
+            return RemoteObject(str(data["__object__"]), str(data.get("repr", "")))
+        raise BridgeError(f"unexpected object in reply: {sorted(data)[:5]}")
+    return data
+
+
+def render_call(op: str, payload: dict[str, Any]) -> str:
+    """The student's function or class as the grader called it, from a request's (encoded) payload."""
+    name = str(payload.get("name", ""))
+    if not name:
+        return ""
+    parts = [_shown(v) for v in payload.get("args") or []]
+    kwargs = payload.get("kwargs") or {}
+    parts += [f"{k}={_shown(v)}" for k, v in (kwargs.get("__dict__", kwargs) if isinstance(kwargs, dict) else {}).items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return "tensor of shape " + "x".join(str(v) for v in value.get("shape", []))
+        if "__tuple__" in value:
+            items = [_shown(v) for v in value["__tuple__"]]
+            return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        if "__module__" in value:
+            return f"nn.{value['__module__']}(...)"
+        if "__dict__" in value:
+            return "{" + ", ".join(f"{k!r}: {_shown(v)}" for k, v in value["__dict__"].items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return repr(value)
+
+
+def _list(value: Any) -> list:
+    if not isinstance(value, list):
+        raise BridgeError("a tuple that is not a list")
+    return value
+
+
+def parse_reply(line: str) -> dict[str, Any]:
+    """One reply line as a JSON object, refused before parsing when over :data:`MAX_REPLY_CHARS`;
+    nesting that would exhaust the parser's recursion is a refused reply, not a crash."""
+    if len(line) > MAX_REPLY_CHARS:
+        raise BridgeError(f"a reply of {len(line):,} characters (the limit is {MAX_REPLY_CHARS:,})")
+    try:
+        reply = json.loads(line)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise BridgeError(f"unreadable reply: {str(exc)[:200]}") from None
+    if not isinstance(reply, dict):
+        raise BridgeError("unreadable reply")
+    return reply
+
+
+def read_blob(folder: Path | None, name: Any, expected: int) -> bytearray:
+    """A tensor's raw bytes from a file the kernel wrote, read as data only and removed.
+
+    The kernel controls that folder, so the file is treated as hostile: a
+    plain name of the kernel's format (no path), not a link (``O_NOFOLLOW``),
+    a regular file (not a FIFO that would block), exactly the size the
+    tensor's shape says and at most :data:`MAX_BLOB_BYTES` -- checked before
+    a byte is read.
+    """
+    if folder is None:
+        raise BridgeError("a tensor arrived as a file, but this session reads none")
+    if not isinstance(name, str) or not _BLOB_NAME.fullmatch(name):
+        raise BridgeError(f"a tensor file with an unexpected name: {str(name)[:40]!r}")
+    if expected > MAX_BLOB_BYTES:
+        raise BridgeError(f"a tensor of {expected} bytes is over the {MAX_BLOB_BYTES} bytes the grader reads")
+    path = Path(folder) / name
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise BridgeError(f"the tensor file {name} cannot be read ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != expected:
+            raise BridgeError(f"the tensor file {name} is not a file of {expected} bytes")
+        buffer = bytearray(expected)
+        view, done = memoryview(buffer), 0
+        while done < expected:
+            n = os.readv(fd, [view[done:]])
+            if n == 0:
+                raise BridgeError(f"the tensor file {name} ended after {done} of {expected} bytes")
+            done += n
+        return buffer
+    finally:
+        os.close(fd)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+@dataclass(frozen=True)
+class Module:
+    """A layer for the kernel to build from its own torch (``Module("LazyConv2d", out_channels=1, ...)``)."""
+
+    kind: str
+    kwargs: dict[str, Any]
+
+    def __init__(self, kind: str, **kwargs: Any):
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "kwargs", kwargs)
+
+
+#: Inputs of this size and up go to the kernel as files (a model's state), not inside the request's code.
+SEND_BLOB_MIN_BYTES = 1 << 16
+
+
+def encode(value: Any, blobs: Path | None = None, written: list[Path] | None = None) -> Any:
+    """The inverse of :func:`decode`, for inputs the grader sends.
+
+    With ``blobs``, a large tensor is written there as a new file (``O_EXCL``, never through a
+    link the kernel planted) and sent by name; ``written`` collects the files to remove afterwards.
+    """
+    if isinstance(value, Module):
+        return {"__module__": value.kind, "kwargs": encode(value.kwargs, blobs, written)}
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to("cpu").contiguous()
+        if t.dtype == torch.bfloat16:
+            t = t.float()
+        head = {"__tensor__": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
+        raw = t.numpy().tobytes()
+        if blobs is not None and len(raw) >= SEND_BLOB_MIN_BYTES:
+            name = secrets.token_hex(8) + ".in"
+            path = Path(blobs) / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            try:
+                _write_all(fd, raw)
+            finally:
+                os.close(fd)
+            if written is not None:
+                written.append(path)
+            return {**head, "blob": name}
+        return {**head, "b64": base64.b64encode(raw).decode("ascii")}
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v, blobs, written) for v in value]}
+    if isinstance(value, list):
+        return [encode(v, blobs, written) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": {str(k): encode(v, blobs, written) for k, v in value.items()}}
+    return value
+
+
+def _write_all(fd: int, raw: bytes) -> None:
+    view, done = memoryview(raw), 0
+    while done < len(raw):
+        done += os.write(fd, view[done:])
+
+
+@dataclass(frozen=True)
+class SnapshotFailure:
+    """A snapshot expression that raised in the kernel (e.g. ``conv2d.weight`` when ``conv2d`` is undefined)."""
+
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """A value of a type the bridge does not transfer (shown by type name and repr only)."""
+
+    type: str
+    repr: str
+
+    def __str__(self) -> str:
+        return f"<{self.type}>"

@@ -1,0 +1,201 @@
+"""The ``Submission`` handle checks are written against: a notebook's source and its kernel.
+
+A check never touches the student's objects. It asks the kernel, through :class:`Submission`, to run one
+of the fixed operations of ``grader/kernel_side.py`` on inputs the grader chose, and gets back plain data
+(see ``grader/protocol.py`` for the wire format and its bounds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grader.execute import KernelSession
+from grader.kernel_errors import BridgeError, CheckTimeout, KernelCrashed, Missing, NotDefined, StateMisfit, StudentError, _entries
+from grader.kernel_source import KERNEL_SOURCE
+from grader.protocol import SnapshotFailure, decode, encode, parse_reply, render_call
+
+def install_code(nonce: str, blob_dir: Path | None) -> str:
+    """Kernel code that installs the kernel-side module ``_hwgrader`` with this session's reply marker.
+
+    Run as the kernel's preamble, before the notebook's first cell; the :class:`Submission` built once the
+    kernel is up is given the same ``nonce`` and reads only reply lines that carry it.
+    """
+    return (
+        "import sys as _s, types as _t\n"
+        "_m = _t.ModuleType('_hwgrader')\n"
+        f"exec(compile({KERNEL_SOURCE!r}, '<_hwgrader>', 'exec'), _m.__dict__)\n"
+        f"_m.MARKER = {MARKER_PREFIX + nonce!r}\n"
+        f"_m.BLOBS = {str(blob_dir) if blob_dir is not None else None!r}\n"
+        "_s.modules['_hwgrader'] = _m\n"
+        "del _s, _t, _m\n"
+    )
+
+
+def new_nonce() -> str:
+    """A fresh reply marker's secret part: a notebook cannot print a reply it does not know the marker of."""
+    return secrets.token_hex(8)
+
+
+MARKER_PREFIX = "@@hwgrader:"
+
+
+@dataclass
+class Submission:
+    """What a check sees of a submission: its notebook, what its source defines, and operations on its kernel.
+
+    Complete when constructed (the kernel is running): what a check needs of its *question* comes in the
+    :class:`~grader.question_context.QuestionContext` passed beside it.
+    """
+
+    session: KernelSession
+    loop: asyncio.AbstractEventLoop
+    notebook: Any
+    nonce: str = field(default_factory=new_nonce)
+    #: The assignment being graded (its snapshots and ``[signatures]``).
+    assignment: Any = None
+    call_timeout: float = 60.0
+    #: Where the kernel writes large tensors' raw bytes (inside the folder the sandbox shares with the grader).
+    blob_dir: Path | None = None
+    #: What the notebook's own source defines (``grader.source_index``), read by the grader from the file:
+    #: only a name a cell defines is graded, whatever the kernel's table of definitions says.
+    source: Any = None
+
+    @property
+    def marker(self) -> str:
+        return MARKER_PREFIX + self.nonce
+
+    # -- the protocol -----------------------------------------------------------------
+
+    def require_defined(self, name: str) -> None:
+        """Refuse to grade a name no cell of the notebook defines (``Missing``), whatever the kernel holds."""
+        if self.source is None or self.source.defines(name):
+            return
+        signature = (getattr(self.assignment, "signatures", {}) or {}).get(name, {})
+        raise NotDefined(name, self._written_instead(name, signature), signature.get("asks", ""))
+
+    def _written_instead(self, name: str, signature: dict[str, str]) -> Any:
+        """What the notebook wrote in place of ``name``, by the source only: the same name bound otherwise,
+        a ``def``/``class`` of the same name in lower case (d2l-zh's ``def vgg``), or -- where the config
+        says the model is often written so (``sequential = "net"``) -- the first ``net = nn.Sequential(...)``."""
+        bound = self.source.bound(name)
+        if bound is not None:
+            return bound
+        lower = [d for key, ds in self.source.definitions.items() if key.lower() == name.lower() for d in ds]
+        if lower:
+            return lower[-1]
+        target = signature.get("sequential", "")
+        found = [d for d in self.source.definitions.get(target, []) if d.kind == "assign"
+                 and (d.value or "").split(".")[-1] == "Sequential"]  # fmt: skip
+        return found[0] if found else None
+
+    def request(self, op: str, timeout: float | None = None, sent: list[Path] | None = None, **payload: Any) -> Any:
+        """Run kernel operation ``op`` and return its decoded ``ok`` value.
+
+        ``sent``: input files written for this request (see :func:`encode`), removed once it is answered.
+        """
+        code = f"__import__('_hwgrader').request({op!r}, {json.dumps(payload)!r})"
+        try:
+            result = self.loop.run_until_complete(self.session.run_code(code, timeout=timeout or self.call_timeout))
+        finally:
+            for path in sent or ():
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+        if result.status == "timeout":
+            raise CheckTimeout(f"no answer within {timeout or self.call_timeout:g} s")
+        if result.status == "dead":
+            raise KernelCrashed("the kernel died while running the student's code")
+        replies = [line[len(self.marker):] for line in result.stdout.splitlines() if line.startswith(self.marker)]
+        if not replies:
+            detail = result.error or (result.stdout.strip()[-300:] or "no output")
+            raise BridgeError(f"the kernel sent no reply ({detail})")
+        reply = parse_reply(replies[-1])
+        if "missing" in reply:
+            raise Missing(str(reply["missing"]))
+        if "misfit" in reply:
+            raise StateMisfit(str(payload.get("name", op)), _entries(reply["misfit"]))
+        if "error" in reply:
+            e = reply["error"] if isinstance(reply["error"], dict) else {}
+            where, line = e.get("where"), e.get("line")
+            raise StudentError(str(payload.get("name", op)), str(e.get("type", "Error"))[:100], str(e.get("message", ""))[:2000],
+                               where if isinstance(where, int) else None, line if isinstance(line, int) else None,
+                               str(e.get("code", ""))[:500], str(e.get("traceback", ""))[-4000:],
+                               render_call(op, payload))  # fmt: skip
+        if "ok" not in reply:
+            raise BridgeError("reply without a result")
+        return decode(reply["ok"], self.blob_dir)
+
+    # -- operations checks use ----------------------------------------------------------
+
+    def call(self, name: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call the student's own definition of ``name`` with these arguments."""
+        self.require_defined(name)
+        return self.request("call", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs))
+
+    def function(self, name: str, timeout: float | None = None):
+        """A local stand-in for the student's function: calls cross into the kernel."""
+
+        def remote(*args: Any, **kwargs: Any) -> Any:
+            return self.call(name, *args, timeout=timeout, **kwargs)
+
+        remote.__name__ = name
+        return remote
+
+    def values(self, key: str) -> dict[str, Any]:
+        """The values snapshotted right after the cell that produced them (``key`` from the config)."""
+        snapshot = next((s for s in getattr(self.assignment, "snapshots", []) if s.key == key), None)
+        expressions = list(snapshot.values.values()) if snapshot else [key]
+        try:
+            taken = self.request("values", key=key)
+        except Missing:
+            raise Missing(*expressions) from None
+        if taken.get("__cell_error__"):
+            ename, _, evalue = str(taken["__cell_error__"]).partition(": ")
+            subject = "the cell that produces " + ", ".join(f"`{e}`" for e in expressions)
+            raise StudentError(subject, ename, evalue, taken.get("__cell__"))
+        for name, value in taken.items():
+            if isinstance(value, SnapshotFailure):
+                if value.type == "NameError":
+                    raise Missing(value.message.split("'")[1] if value.message.count("'") >= 2 else name)
+                raise StudentError(name, value.type, value.message, taken.get("__cell__"))
+        return taken
+
+    def summary(self, name: str, input_shape, args=(), kwargs=None, seed: int = 0, timeout: float | None = None) -> dict:
+        """The model's layers as the kernel describes them: shown to the student, never a reason to pass."""
+        self.require_defined(name)
+        return self.request("summary", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs or {}),
+                            input_shape=list(input_shape), seed=seed)  # fmt: skip
+
+    def forward(self, name: str, X: torch.Tensor, args=(), kwargs=None, state=None, seed: int = 0,
+                modes=("train", "eval"), timeout: float | None = None) -> dict:  # fmt: skip
+        """Build the student's model, load ``state`` (the grader's weights, by order) and run it on ``X``."""
+        self.require_defined(name)
+        sent: list[Path] = []
+        return self.request("forward", timeout=timeout, sent=sent, name=name, args=encode(list(args)),
+                            kwargs=encode(kwargs or {}), X=encode(X, self.blob_dir, sent), seed=seed,
+                            state=encode(list(state), self.blob_dir, sent) if state is not None else None,
+                            modes=list(modes))  # fmt: skip
+
+    def train(self, name: str, X: torch.Tensor, y: torch.Tensor, procedure: dict, args=(), kwargs=None,
+              state=None, timeout: float | None = None) -> dict:  # fmt: skip
+        """Train the student's model from the grader's initial weights ``state`` by the grader's procedure."""
+        self.require_defined(name)
+        sent: list[Path] = []
+        return self.request("train", timeout=timeout, sent=sent, name=name, args=encode(list(args)),
+                            kwargs=encode(kwargs or {}), X=encode(X, self.blob_dir, sent), y=encode(y),
+                            procedure=procedure,
+                            state=encode(list(state), self.blob_dir, sent) if state is not None else None)  # fmt: skip
+
+    def state_of(self, expression: str, timeout: float | None = None) -> dict:
+        return self.request("state_of", timeout=timeout, expression=expression)
+
+    def rebinding(self, names: list[str]) -> dict[str, str]:
+        return self.request("rebinding", names=list(names))

@@ -1,0 +1,151 @@
+"""From a check's ending to a question's verdict: status, message, evidence -- and the notes the report adds.
+
+Every way a check can end maps to a status here: a verdict it raised (``Fail``, ``ForTA``, ``NotGraded``),
+something the student's kernel did (a :class:`~grader.errors.KernelError`, looked up in
+:data:`KERNEL_FAILURES`), or a bug in the check itself (never charged as the student's mistake in
+silence: the message says to tell the TA).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nbformat import NotebookNode
+
+from grader.assignment import Assignment, Question
+from grader.errors import KernelError, Verdict
+from grader.kernel_errors import BridgeError, CheckTimeout, KernelCrashed, Missing, StateMisfit, StudentError
+from grader.messages import edition_hint, is_argument_mismatch, locate_in_notebook, signature_message
+from grader.question_context import QuestionContext
+from grader.results import GradeResult, QuestionResult, QuestionStatus
+from grader.source_index import SourceIndex
+from grader.submission import Submission
+
+
+def question_result(question: Question, status: str, message: str = "", details: dict | None = None) -> QuestionResult:
+    points = question.points if status == QuestionStatus.PASS else 0.0
+    return QuestionResult(question.id, question.title, QuestionStatus(status), points, question.points, message, details or {},
+                          question.section)  # fmt: skip
+
+
+def run_check(submission: Submission, question: Question, check: Callable, context: QuestionContext) -> QuestionResult:
+    """One question's verdict, with the seconds its check took."""
+    start = time.monotonic()
+    verdict = _verdict(submission, question, check, context)
+    verdict.details.setdefault("seconds", round(time.monotonic() - start, 3))
+    return verdict
+
+
+def takes_context(check: Callable) -> bool:
+    """``check_<id>(sub, ctx)`` or ``check_<id>(sub)``: a check that needs nothing of its question takes one argument."""
+    parameters = [p for p in inspect.signature(check).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(parameters) >= 2
+
+
+def _verdict(submission: Submission, question: Question, check: Callable, context: QuestionContext) -> QuestionResult:
+    try:
+        outcome = check(submission, context) if takes_context(check) else check(submission)
+    except Verdict as raised:
+        return question_result(question, raised.status, raised.message, dict(getattr(raised, "details", {})))
+    except KernelError as failure:
+        status, message, details = kernel_failure(failure, submission)
+        return question_result(question, status, message, details)
+    except Exception as exc:  # a bug in a check must not cost the rest of the batch
+        return question_result(question, QuestionStatus.ERROR, f"the check itself failed ({type(exc).__name__}: {exc}); tell your TA",
+                               {"grader_traceback": traceback.format_exc()[-4000:]})  # fmt: skip
+    details = dict(outcome) if isinstance(outcome, dict) else {}
+    message = details.pop("message", "")
+    return question_result(question, QuestionStatus.PASS, message, details)
+
+
+def _student_error(error: StudentError, submission: Submission) -> tuple[str, str, dict[str, Any]]:
+    error = locate_in_notebook(error, submission.notebook)
+    message = str(error)
+    if error.type == "NotImplementedError":  # the generated template's placeholder, not a grader stub
+        where = f" (cell {error.cell})" if error.cell is not None else ""
+        subject = f"`{error.name}`" if error.name.isidentifier() else error.name
+        message = f"{subject} is not implemented yet: it raises NotImplementedError{where}"
+    elif is_argument_mismatch(error):
+        message = signature_message(error, submission.source, getattr(submission.assignment, "signatures", {}))
+    elif edition_hint(error):
+        message = f"{message} — {edition_hint(error)}"
+    return QuestionStatus.ERROR, message, {"exception": error.type, "cell": error.cell, "line": error.line, "code": error.code,
+                                           "traceback": error.traceback}  # fmt: skip
+
+
+#: What the kernel did -> the status and the sentence for the student (most specific class first).
+KERNEL_FAILURES: Mapping[type[KernelError], Callable[[Any, Submission], tuple[str, str, dict[str, Any]]]] = {
+    StudentError: _student_error,
+    Missing: lambda e, _: (QuestionStatus.MISSING, str(e), {}),
+    # a check that did not turn a misfit into a sentence of its own
+    StateMisfit: lambda e, _: (QuestionStatus.FAIL, f"`{e.name}`: the book's weights do not fit its parameters", {}),
+    CheckTimeout: lambda e, _: (QuestionStatus.FAIL, f"your code did not finish: {e}", {}),
+    KernelCrashed: lambda e, _: (QuestionStatus.ERROR, str(e), {}),
+    BridgeError: lambda e, _: (QuestionStatus.ERROR, f"the grader could not read your kernel's answer: {e}", {}),
+}
+
+
+def kernel_failure(failure: KernelError, submission: Submission) -> tuple[str, str, dict[str, Any]]:
+    """The status, message and details for what the kernel did (looked up by the failure's class)."""
+    for kind in type(failure).__mro__:
+        if kind in KERNEL_FAILURES:
+            return KERNEL_FAILURES[kind](failure, submission)
+    return QuestionStatus.ERROR, str(failure), {}
+
+
+def grade_question(submission: Submission, notebook: NotebookNode, question: Question, assignment: Assignment,
+                   context: QuestionContext) -> QuestionResult:  # fmt: skip
+    if question.kind == "manual":
+        from grader.answers import find_answer  # the student's prose answer, for the TA
+
+        return question_result(question, QuestionStatus.MANUAL, "", find_answer(notebook, question))
+    return run_check(submission, question, assignment.check_for(question), context)
+
+
+def note_rebinding(submission: Submission, result: GradeResult, assignment: Assignment) -> None:
+    """Say where the notebook later rebound a graded name (``pool2d = nn.MaxPool2d(3)``)."""
+    try:
+        rebound = submission.rebinding(assignment.defined_names)
+    except KernelError:
+        return
+    defines = {q.id: q.defines for q in assignment.questions}  # only questions that ran are in the result
+    for question in result.questions:
+        for name in defines[question.id]:
+            if name in rebound:
+                question.details["rebound"] = (
+                    f"`{name}` was later rebound to a {rebound[name]}; your own definition of `{name}` was graded"
+                )
+
+
+def note_notebook_cell(verdict: QuestionResult, question: Question, assignment: Assignment, notebook: NotebookNode) -> None:
+    """Name the cell where the notebook does a question's work itself (its own training), for the report's plots."""
+    key = question.options.get("full_snapshot") or question.options.get("notebook_cell_after")
+    snapshot = next((s for s in assignment.snapshots if s.key == key), None)
+    if snapshot is None:
+        return
+    if isinstance(verdict.details.get("snapshot_cell"), int):  # the cell the check graded, found by its values
+        verdict.details.setdefault("notebook_cell", verdict.details["snapshot_cell"])
+        return
+    if snapshot.after is None:
+        return
+    cells = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and snapshot.after.search(c.source)]
+    if cells:
+        verdict.details.setdefault("notebook_cell", cells[-1])
+
+
+def note_policy(verdict: QuestionResult, question: Question, source: SourceIndex) -> None:
+    """Flag a library shortcut (``F.conv2d`` inside ``corr2d``, or in a helper it calls) for the TA.
+
+    Read from the notebook's source, not asked of the kernel; a policy question, not a wrong answer.
+    """
+    flagged = set(question.options.get("flag_calls", ()))
+    if not flagged or not question.defines:
+        return
+    calls = source.library_calls(question.defines, flagged)
+    if calls:
+        shown = ", ".join(f"`{call}`" + (f" ({via})" if via else "") for call, via in calls)
+        verdict.details["policy"] = f"uses {shown} (allowed to pass; your TA decides)"

@@ -33,17 +33,17 @@ What is used depends on the machine, and the result records it
   silently runs on the CPU. ``RLIMIT_DATA`` counts only memory that can be
   written (heap and private writable mappings), so CUDA starts and a real
   allocation over the cap still fails, with a ``MemoryError`` in the cell.
+
+Here is :class:`Confinement`, which builds, watches and removes all of it; the limits are in
+:mod:`grader.limits`, the cgroup files in :mod:`grader.cgroups`, bubblewrap's probe and options in
+:mod:`grader.bubblewrap` (the names other modules import from here are re-exported: ``__all__``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import glob
-import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -51,142 +51,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-GiB = 2**30
-MiB = 2**20
+from grader import cgroups
+from grader.bubblewrap import (
+    INSIDE_BLOBS,
+    INSIDE_CONNECTION,
+    INSIDE_DATA,
+    INSIDE_KERNEL,
+    INSIDE_SHM,
+    INSIDE_TMP,
+    bwrap_args,
+    bwrap_path,
+    read_info,
+    turned_off_by_environment,
+)
+from grader.cgroups import cgroups_turned_off_by_environment, own_cgroup
+from grader.cleanup import remove_cgroup
+from grader.limits import GiB, Limits, MiB, describe_bytes, machine_memory
 
-#: Inside the sandbox: one tmpfs holds every file the kernel can write (see ``Confinement``).
-INSIDE_TMP = "/tmp"
-INSIDE_HOME = "/tmp/home"
-INSIDE_KERNEL = "/tmp/.kernel"
-INSIDE_BLOBS = "/tmp/.kernel/blobs"
-INSIDE_CONNECTION = "/tmp/.kernel/connection.json"
-INSIDE_SHM = "/dev/shm"
-INSIDE_DATA = "/data"
+__all__ = ["Confinement", "GiB", "Limits", "MiB", "bwrap_path", "describe_bytes", "machine_memory", "own_cgroup"]
+
 #: Free space below which a tmpfs counts as full when a cell ends (the kernel is then stopped).
 FULL_MARGIN = MiB
-
-
-@dataclass
-class Limits:
-    """Per-kernel limits; ``None`` means no limit of that kind."""
-
-    memory_bytes: int | None = None
-    processes: int | None = 256
-    #: Every file the kernel writes: /tmp, its home and the IPC folder share one tmpfs of this size
-    #: (without the sandbox: the largest file, ``RLIMIT_FSIZE``).
-    disk_bytes: int | None = 2 * GiB
-    #: ``/dev/shm``, where DataLoader workers hand batches over: a tmpfs of its own.
-    shm_bytes: int | None = GiB
-    #: The kernel's own stdout/stderr (C-level output; what ipykernel echoes of fd 1/2): past this the
-    #: kernel is stopped. Only the first ``sandbox_launcher.KEPT_OUTPUT`` bytes are kept, in the launcher's log.
-    output_bytes: int | None = 64 * MiB
-
-    @staticmethod
-    def default(jobs: int = 1) -> Limits:
-        """A share of the machine's memory per job (at least 6 GiB: VGG/ResNet training needs it)."""
-        share = int(machine_memory() * 0.8) // max(1, jobs)
-        return Limits(memory_bytes=max(6 * GiB, share))
-
-
-def machine_memory() -> int:
-    """The machine's physical memory in bytes (8 GiB where the system will not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 8 * GiB
-
-
-def _read_info(path: Path) -> tuple[int, int] | None:
-    """bubblewrap's ``--info-fd`` document: its first process's pid and mount namespace, once written in full."""
-    try:
-        with open(path, "rb") as file:
-            info = json.loads(file.read(4096))
-        return int(info["child-pid"]), int(info["mnt-namespace"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def describe_bytes(n: int) -> str:
-    return f"{n / GiB:.3g} GiB" if n >= GiB else f"{n / 2**20:.3g} MiB"
-
-
-def turned_off_by_environment() -> bool:
-    """``GRADER_NO_SANDBOX=1``: the one switch outside the command line, for runs that must reach the kernel from outside it."""
-    return os.environ.get("GRADER_NO_SANDBOX") == "1"
-
-
-def bwrap_path() -> str | None:
-    """``bwrap`` if it is installed, not turned off, and can build a sandbox here (it needs namespaces)."""
-    path = shutil.which("bwrap")
-    if path is None or turned_off_by_environment():
-        return None
-    try:
-        probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
-                               capture_output=True, timeout=20)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return path if probe.returncode == 0 else None
-
-
-def cgroups_turned_off_by_environment() -> bool:
-    """``GRADER_CGROUPS=0``: confine by rlimits even where cgroups are writable (the path CUDA machines without them take)."""
-    return os.environ.get("GRADER_CGROUPS") == "0"
-
-
-def own_cgroup(controller: str) -> Path | None:
-    """The folder of this process's cgroup for a v1 ``controller``, if it is mounted and writable."""
-    try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
-            if controller in controllers.split(","):
-                folder = CGROUP_ROOT / controller / path.lstrip("/")
-                return folder if os.access(folder, os.W_OK) else None
-    except OSError:
-        pass
-    return None
-
-
-def cgroup2_mount() -> Path | None:
-    """Where the unified (v2) hierarchy is mounted: ``/sys/fs/cgroup`` on pure v2, ``.../unified`` on hybrid machines."""
-    try:
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            left, _, right = line.partition(" - ")
-            if right.split(" ", 1)[0] == "cgroup2":
-                return Path(left.split()[4])
-    except (OSError, IndexError):
-        pass
-    return None
-
-
-def cgroup2_parent() -> Path | None:
-    """A v2 cgroup under which a kernel's cgroup with ``memory`` and ``pids`` can be made, if any.
-
-    ``$GRADER_CGROUP_PARENT`` names one an administrator delegated (``mkdir
-    /sys/fs/cgroup/grader; echo +memory +pids > .../cgroup.subtree_control;
-    chown`` it to the grading user); otherwise this process's own v2 cgroup,
-    when it is writable and already hands both controllers to its children
-    (v2 forbids enabling them on a cgroup that holds processes itself).
-    """
-    configured = os.environ.get("GRADER_CGROUP_PARENT")
-    if configured:
-        folder = Path(configured)
-    else:
-        mount = cgroup2_mount()
-        if mount is None:
-            return None
-        try:
-            own = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
-        except (OSError, StopIteration):
-            return None
-        folder = mount / own.lstrip("/")
-    try:
-        enabled = (folder / "cgroup.subtree_control").read_text().split()
-    except OSError:
-        return None
-    if not {"memory", "pids"} <= set(enabled) or not os.access(folder, os.W_OK):
-        return None
-    return folder
 
 
 @dataclass
@@ -231,15 +116,7 @@ class Confinement:
     :meth:`stop_reason` gives the result its sentence ("the kernel's files reached the 2 GiB
     disk limit ...; it was stopped", followed by the cell).
 
-    **What the kernel sees of the host.** bubblewrap's options, which name host paths, are
-    passed with ``--args FD`` from a file, so ``/proc/1/cmdline`` (bubblewrap itself, inside)
-    shows ``bwrap --args N`` and the kernel's command. Inside, every path is neutral:
-    ``/tmp/home``, ``/tmp/.kernel``, ``/data``; ``PATH`` is reset to the system's folders and
-    the Python environment's. What still names host paths: the Python environment's folders
-    (the interpreter runs from them, so its path is in the kernel's own command line) and,
-    in ``/proc/self/mountinfo``, the source of each bind mount (the Python environment and the
-    data view, whose folder is in the grader's work area).
-
+    What the kernel sees of the host: see :mod:`grader.bubblewrap`, which builds its view.
     Without bubblewrap (or with it turned off) none of this exists: the kernel runs as the
     grader's user with ``RLIMIT_FSIZE`` on each file, the IPC folder is a host folder, and
     only the output cap and the data view still apply.
@@ -274,69 +151,21 @@ class Confinement:
         if not confinement.bwrap:  # the kernel's IPC folder is a host folder; in the sandbox it is made there
             confinement.blob_dir.mkdir(parents=True, exist_ok=True)
         if not cgroups_turned_off_by_environment():
-            name = f"hwgrader-{uuid.uuid4().hex[:12]}"
-            confinement._join_cgroup_v1(name) or confinement._join_cgroup_v2(name)
+            confinement._join_cgroups(f"hwgrader-{uuid.uuid4().hex[:12]}")
         return confinement
 
-    def _join_cgroup_v1(self, name: str) -> bool:
-        """A cgroup per v1 controller (memory, pids) with the limits written; False if none could be made."""
-        limits = self.limits
-        for controller, settings in (
-            ("memory", {"memory.limit_in_bytes": limits.memory_bytes, "memory.memsw.limit_in_bytes": limits.memory_bytes}),
-            ("pids", {"pids.max": limits.processes}),
-        ):  # fmt: skip
-            parent = own_cgroup(controller)
-            if parent is None or not any(settings.values()):
-                continue
-            folder = parent / name
-            try:
-                folder.mkdir()
-                for key, value in settings.items():
-                    if value is not None and (folder / key).exists():
-                        try:
-                            (folder / key).write_text(str(value))
-                        except OSError:
-                            if key != "memory.memsw.limit_in_bytes":  # swap accounting is optional
-                                raise
-                self.cgroups[controller] = folder
-            except OSError:
-                from grader.cleanup import remove_cgroup
+    def _join_cgroups(self, name: str) -> None:
+        """Cgroups with the limits: v1 (one per controller) where writable, else one in a v2 subtree.
 
-                remove_cgroup(folder, log=None)  # a cgroup's files cannot be unlinked: rmdir, nested ones first
-        if self.cgroups:
-            self.cgroup_version = 1
-        return bool(self.cgroups)
-
-    def _join_cgroup_v2(self, name: str) -> bool:
-        """One v2 cgroup holding both limits (``memory.max``, ``pids.max``); False where no delegated subtree allows it."""
-        parent = cgroup2_parent()
-        if parent is None:
-            return False
-        folder = parent / name
-        settings = {"memory.max": self.limits.memory_bytes, "memory.swap.max": 0 if self.limits.memory_bytes else None,
-                    "pids.max": self.limits.processes}  # fmt: skip
-        try:
-            folder.mkdir()
-            for key, value in settings.items():
-                if value is None:
-                    continue
-                try:
-                    (folder / key).write_text(str(value))
-                except OSError:
-                    if key != "memory.swap.max":  # a machine without swap accounting has no such file
-                        raise
-        except OSError:
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
-            return False
-        if self.limits.memory_bytes:
-            self.cgroups["memory"] = folder
-        if self.limits.processes:
-            self.cgroups["pids"] = folder
-        self.cgroup_version = 2
-        return True
+        ``own_cgroup`` is this module's name for it, so that a test replacing ``grader.sandbox.own_cgroup`` is obeyed.
+        """
+        joined: dict[str, Path] | None = cgroups.join_v1(name, self.limits, own_cgroup)
+        version = 1
+        if not joined:
+            joined, version = cgroups.join_v2(name, self.limits), 2
+        if joined is not None:
+            self.cgroups.update(joined)
+            self.cgroup_version = version
 
     # ------------------------------------------------------------------ description
 
@@ -395,7 +224,7 @@ class Confinement:
 
     @property
     def blob_dir(self) -> Path:
-        """Where the grader reads the kernel's tensor files (``grader.bridge.read_blob``)."""
+        """Where the grader reads the kernel's tensor files (``grader.protocol.read_blob``)."""
         return self.kernel_dir / "blobs"
 
     @property
@@ -468,44 +297,8 @@ class Confinement:
         return self.launch_dir / f"info-{launch}.json"
 
     def _bwrap_args(self) -> list[str]:
-        """bubblewrap's options (not its path): handed over with ``--args FD``, so that no process in the sandbox shows them."""
-        limits = self.limits
-
-        def sized(n: int | None) -> list[str]:
-            return [] if not n else ["--size", str(n)]
-
-        # The one tmpfs for the kernel's files first: anything bound below /tmp (a venv under /tmp) must go on top.
-        args = ["--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", *sized(limits.disk_bytes),
-                "--tmpfs", INSIDE_TMP, "--dir", INSIDE_HOME, "--dir", INSIDE_KERNEL, "--dir", INSIDE_BLOBS]  # fmt: skip
-        tops = ("/usr", "/etc", "/opt")
-        for top in tops:
-            args += ["--ro-bind-try", top, top]
-        for link in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-            if os.path.islink(link):
-                args += ["--symlink", os.readlink(link), link]
-            elif os.path.isdir(link):
-                args += ["--ro-bind", link, link]
-        bound = dict.fromkeys([Path(sys.prefix), Path(sys.base_prefix), *map(Path, self.readonly)])
-        for folder in bound:
-            real, given = folder.resolve(), Path(os.path.abspath(folder))
-            args += ["--ro-bind-try", str(real), str(real)]
-            if given != real:  # reached through a symlink (../shared -> ...): the kernel is given this path
-                args += ["--ro-bind-try", str(real), str(given)]
-        args += ["--ro-bind-try", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev", *sized(limits.shm_bytes), "--tmpfs", INSIDE_SHM]
-        for device in sorted(glob.glob("/dev/nvidia*")):  # CUDA, when the machine has it
-            args += ["--dev-bind", device, device]
-        visible = [Path(top) for top in tops] + [p for folder in bound for p in (folder.resolve(), Path(os.path.abspath(folder)))]
-        for path in self.hidden:  # the grader's own code, should any of it sit under a folder bound above: an empty, read-only folder
-            if path.is_dir() and any(path.resolve().is_relative_to(v) or path.is_relative_to(v) for v in visible):
-                args += ["--tmpfs", str(path), "--remount-ro", str(path)]
-        if self.data is not None:
-            args += ["--ro-bind", str(Path(self.data).resolve()), INSIDE_DATA]
-        search = os.pathsep.join(dict.fromkeys([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
-        args += ["--chdir", INSIDE_HOME, "--setenv", "HOME", INSIDE_HOME, "--setenv", "TMPDIR", INSIDE_TMP, "--setenv", "PATH", search,
-                 "--unsetenv", "JPY_PARENT_PID"]  # fmt: skip
-        # Last: bubblewrap's root and /dev are tmpfs it made writable and uncapped; nothing is written there after setup.
-        args += ["--remount-ro", "/dev", "--remount-ro", "/"]
-        return args
+        """bubblewrap's options for this confinement's kernel (:func:`grader.bubblewrap.bwrap_args`)."""
+        return bwrap_args(self.limits, self.readonly, self.hidden, self.data)
 
     # ------------------------------------------------------------------ the running sandbox
 
@@ -521,7 +314,7 @@ class Confinement:
         info_file = self._info_file(self._launches)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            info = _read_info(info_file)
+            info = read_info(info_file)
             if info is not None:
                 pid, _ = info
                 self._sandbox = info
@@ -590,47 +383,15 @@ class Confinement:
         return reason
 
     # ------------------------------------------------------------------ after
-
     def oom_kills(self) -> int:
         """How often the memory cap was hit so far (kernel OOM kills in the cgroup)."""
         folder = self.cgroups.get("memory")
-        if folder is None:
-            return 0
-        try:
-            if self.cgroup_version == 2:
-                events = dict(line.split() for line in (folder / "memory.events").read_text().splitlines() if line.strip())
-                return int(events.get("oom_kill", 0))
-            for line in (folder / "memory.oom_control").read_text().splitlines():
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
-            return int((folder / "memory.failcnt").read_text().strip() != "0")
-        except (OSError, ValueError):
-            return 0
-
-    def kill_all(self) -> None:
-        """Kill every process in the cgroups (forked children, daemons) -- nothing outlives grading."""
-        for _ in range(20):
-            pids: set[int] = set()
-            for folder in set(self.cgroups.values()):
-                try:
-                    pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
-                except (OSError, ValueError):
-                    pass
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.05)
+        return 0 if folder is None else cgroups.oom_kills(folder, self.cgroup_version)
 
     def close(self) -> None:
         """Kill what is left and remove the cgroups (nested ones too, deepest first); bounded in time, never raises."""
-        from grader.cleanup import remove_cgroup
-
         try:
-            self.kill_all()
+            cgroups.kill_all(set(self.cgroups.values()))  # forked children, daemons: nothing outlives grading
         except Exception:  # noqa: BLE001 -- removing the cgroups below kills what is in them too
             pass
         for folder in set(self.cgroups.values()):

@@ -7,7 +7,8 @@ import asyncio
 import nbformat
 import pytest
 
-from grader.execute import ExecutionOptions, KernelSession, run_notebook_sync
+from grader.errors import EnvironmentProblem
+from grader.execute import DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT, ExecutionOptions, KernelSession, run_notebook_sync
 
 
 def notebook(*sources: str) -> nbformat.NotebookNode:
@@ -105,8 +106,14 @@ def test_a_failing_preamble_is_the_graders_error_not_the_students(tmp_path):
         async with KernelSession(notebook("x = 1"), ExecutionOptions(tmp_path / "w", preamble="raise RuntimeError('x')")):
             pass
 
-    with pytest.raises(RuntimeError, match="preamble failed"):
+    with pytest.raises(EnvironmentProblem, match="preamble failed") as raised:
         asyncio.run(go())
+    assert isinstance(raised.value, RuntimeError)  # callers written before grader.errors still catch it
+
+
+def test_the_default_limits_are_the_ones_grading_uses(tmp_path):
+    options = ExecutionOptions(tmp_path)
+    assert (options.cell_timeout, options.timeout) == (DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT) == (600.0, 3600.0)
 
 
 def test_the_preamble_runs_first_and_every_cell_still_runs(tmp_path):

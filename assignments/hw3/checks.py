@@ -61,7 +61,8 @@ def _layer_table(sub: Submission, name: str, reference, input_shape, kwargs=None
     return details, ""
 
 
-def _architecture(sub: Submission, name: str, reference, table_shape, function_shape, *, kwargs=None, small=None) -> dict:
+def _architecture(sub: Submission, name: str, reference, table_shape, function_shape, *, kwargs=None, small=None,
+                  rtol: float = 1e-3, atol: float = 1e-4) -> dict:  # fmt: skip
     """Pass when the student's ``name`` computes the book's function (the book's random weights loaded into it).
 
     ``small``: ``(model, kwargs)`` the function is compared on where the book's full model would be slow; the
@@ -71,7 +72,7 @@ def _architecture(sub: Submission, name: str, reference, table_shape, function_s
     model, model_kwargs = small if small is not None else (reference, kwargs)
     _randomize_scratch_batch_norms(model, run_seed())
     try:
-        details.update(same_function(sub, name, model, function_shape, kwargs=model_kwargs or {}))
+        details.update(same_function(sub, name, model, function_shape, kwargs=model_kwargs or {}, rtol=rtol, atol=atol))
     except Fail as fail:
         evidence = "; ".join(e for e in (parted, details.get("layers_note", "")) if e)
         raise Fail(f"{name}: {evidence} — {fail.message}" if evidence else fail.message, **{**details, **fail.details}) from None
@@ -95,7 +96,7 @@ def _randomize_scratch_batch_norms(model: torch.nn.Module, seed: int) -> None:
                 module.gamma.copy_(0.5 + torch.rand(shape, generator=generator))
                 module.beta.copy_(0.2 * torch.randn(shape, generator=generator))
                 module.moving_mean.copy_(0.2 * torch.randn(shape, generator=generator))
-                module.moving_var.copy_(0.5 + torch.rand(shape, generator=generator))
+                module.moving_var.copy_(0.05 + 0.25 * torch.rand(shape, generator=generator))
 
 
 # --------------------------------------------------------------------------- 8.3 NiN
@@ -254,7 +255,10 @@ def check_batchnorm_layer(sub: Submission):
 
 
 def check_bn_lenet_arch(sub: Submission):
-    return _architecture(sub, "BNLeNetScratch", models.BNLeNetScratch(), (2, 1, 28, 28), (4, 1, 28, 28))
+    """A batch of 2, so that the running variance's unbiased correction (m / (m - 1) = 2 in the fully connected
+    BatchNorms) changes the evaluation output by about 1e-3, and a tolerance 20 times below that: measured, the
+    book's arithmetic and ``torch.var_mean``/``rsqrt`` differ by at most 3e-6 on these logits."""
+    return _architecture(sub, "BNLeNetScratch", models.BNLeNetScratch(), (2, 1, 28, 28), (2, 1, 28, 28), rtol=1e-4, atol=1e-5)
 
 
 def check_bn_lenet_train(sub: Submission, ctx: QuestionContext):

@@ -1,8 +1,83 @@
 """The grader behind the ``grade`` command: load → execute → check → report.
 
-``grade NOTEBOOK|FOLDER`` grades submissions, ``grade check-assignment`` proves
-an assignment sound, ``grade assign`` makes a template from a solution and
-``grade claims`` checks the exercise claims of ``reference.claims``.
+The package map, one line per module, in the order the data flows (a module's name says what it holds):
+
+Entry points
+  ``cli``                the command line: parses arguments, calls ``api``, turns errors into exit statuses
+  ``api``                each subcommand as a keyword-only function (grade_paths, check_assignment, calibrate...)
+  ``grading_run``        ``grade PATH...``: plan, reuse, grade here or in a batch, then the class-wide files
+  ``worker``             a batch's grading process: one notebook from one job description (``python -m grader.worker``)
+  ``batch``              planning jobs, cache keys, local grading processes at most N at a time
+  ``cluster``            the same on a Dask cluster
+  ``gpu_admission``      whether CUDA is usable, and how many kernels a GPU holds
+  ``progress``           progress bars and per-cell progress on the terminal
+Course material
+  ``assignment``         an assignment folder: config.toml (questions, snapshots, budgets) and its checks
+  ``question_options``   the typed vocabulary of a question's options, checked at load
+  ``template``           solution notebook → student template, and the drift check
+  ``thresholds``         full-budget accuracy thresholds by training-set size
+  ``calibrate``          thresholds proposed from full runs of the solution
+  ``d2l_budget``         the quick/full budgets and the patch that caps d2l's training in the kernel
+  ``fashion_mnist``      the grader's own Fashion-MNIST batches and accuracy loop
+  ``data_view``          the kernel's view of the data folder (half the test split is held out)
+  ``seeds``              the run's seed for the training checks
+Grading one notebook
+  ``pipeline``           load → neutralize → execute → check → result, for one notebook
+  ``load``               bytes in, a v4 notebook or a one-line reason out
+  ``neutralize``         lines the sandbox must not run (``!pip``, ``drive.mount``), replaced and recorded
+  ``source_index``       what the notebook's source defines, read from the file (never asked of the kernel)
+  ``snapshot_code``      the grader's code run in the kernel after each cell
+  ``execute``            running the cells in the kernel, replay after a crash
+  ``kernel_session``     the kernel process: start, restart, shut down, run grader code
+  ``kernel_channels``    sockets that refuse oversized messages; the kernel manager
+  ``bounded_client``     nbclient's cell runner with outputs capped as they arrive
+  ``output_caps``        what of the outputs is kept, and what was cut
+  ``shrink``             outputs cut to a size a report can carry
+  ``sandbox``            the kernel's confinement (bubblewrap + limits), built and torn down
+  ``sandbox_launcher``   the launcher run as the kernel's parent inside its cgroups
+  ``bubblewrap``         bubblewrap's options for a kernel
+  ``cgroups``            memory and process caps through cgroups
+  ``limits``             memory, process, disk and output limits per kernel
+  ``cleanup``            removing what a kernel wrote, bounded and never raising
+  ``device``             which device the kernel really has; CUDA failures that are the environment's
+The kernel boundary
+  ``kernel_source``      the kernel-side text sent to each kernel (``kernel_side``, ``kernel_snapshots``, ``kernel_ops``)
+  ``kernel_side``        in the kernel: the reply protocol and the encoding
+  ``kernel_snapshots``   in the kernel: snapshots after the student's cells
+  ``kernel_ops``         in the kernel: the operations the grader requests
+  ``protocol``           the wire format (tag table, bounds); only data crosses
+  ``submission``         the ``Submission`` handle checks drive the kernel with
+  ``kernel_errors``      what the kernel did, as exceptions the verdicts turn into sentences
+Checking
+  ``checks``             the public API for assignments' checks.py (explicit ``__all__``)
+  ``question_context``   what a check knows about its question
+  ``assertions``         Fail/ForTA/NotGraded, expect_tensor, property_check
+  ``equivalence``        models judged by the function they compute, and training from the grader's weights
+  ``training_checks``    the general training question (quick: learns like the book; full: threshold)
+  ``reference_cache``    the grader's own computations cached on disk
+  ``verdicts``           a check's ending → status, message, evidence; the report's notes
+  ``messages``           sentences a student can act on, from an error and the notebook's source
+  ``answers``            a student's prose answer to a manual question, in any language
+Results and reports
+  ``errors``             the one exception tree
+  ``results``            the result schema, the status vocabulary and its words, atomic writes
+  ``outputs``            gradebook, summary, similarity, JUnit, Gradescope's results, manual points
+  ``console``            the terminal table and the batch's one-line summaries
+  ``html_report``        the per-submission HTML report
+  ``mathml``             LaTeX drawn as MathML in reports
+  ``figures``            the report's own figures (PNG data URIs)
+  ``class_summary``      the class's index.html
+  ``gradebook``          the gradebook CSV
+  ``junit``              JUnit XML
+  ``manual``             a TA's points for manual questions
+  ``similarity``         which pairs of students wrote the same code
+  ``code_fingerprints``  the winnowing fingerprints similarity compares
+  ``gradescope``         Gradescope (re-exports the two below)
+  ``gradescope_bundle``  the autograder bundle
+  ``gradescope_results`` results.json for one notebook
+  ``lms_export``         Canvas and Moodle gradebook CSVs
+  ``lms_roster``         the LMS roster and who is who
+  ``text_safety``        student text made inert for the terminal, XML, CSV and links
 """
 
 import sys

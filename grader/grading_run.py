@@ -87,7 +87,7 @@ class RunSettings:
         """
         r = self.request
         return WorkerJob(
-            notebook=str(job.path), out=str(r.out), stem=job.stem, shown_as=str(job.path), assignment=job.assignment.name,
+            notebook=str(job.path), out=str(r.out), stem=job.stem, shown_as=str(job.path), assignment=str(job.assignment.folder),
             budget=self.budget, device=self.device, data_dir=str(self.data_dir),
             threads=batch.threads_per_job(1) if alone else self.threads,
             memory_bytes=max(self.memory_bytes, Limits.default(1).memory_bytes or 0) if alone else self.memory_bytes,

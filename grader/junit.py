@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
+from grader.errors import GraderError
 from grader.results import GradeResult, write_atomic
 from grader.text_safety import xml_text
 
@@ -25,7 +26,7 @@ from grader.text_safety import xml_text
 _FAILURE_KIND = {"fail": "failure", "missing": "failure", "error": "error", "environment": "error"}
 
 
-class JUnitError(RuntimeError):
+class JUnitError(GraderError, RuntimeError):
     """The JUnit document the grader built does not parse: a bug in the grader, and nothing was written."""
 
 

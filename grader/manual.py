@@ -15,12 +15,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.errors import ConfigError
 from grader.results import GradeResult
 
 COLUMNS = ("submission", "question", "points", "comment")
 
 
-class ManualGradesError(ValueError):
+class ManualGradesError(ConfigError):
     """The grades file cannot be applied; the message names the file and row."""
 
 

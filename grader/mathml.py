@@ -23,6 +23,8 @@ from xml.etree.ElementTree import Element
 
 from markupsafe import Markup, escape
 
+from grader.errors import GraderError
+
 #: Longer sources are left as text (the converter is recursive and not written for hostile input).
 MAX_LATEX = 2000
 ELEMENTS = frozenset(
@@ -46,7 +48,7 @@ PLAIN_MATH = re.compile(rf"(?<!\\)(?:{DISPLAY}|{INLINE})")
 CODE_SPAN = re.compile(r"`([^`]+)`")
 
 
-class _NotMath(Exception):
+class _NotMath(GraderError):
     """The converter's tree is not one this module draws."""
 
 

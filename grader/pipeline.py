@@ -25,7 +25,7 @@ from grader.cleanup import remove_tree
 from grader.d2l_budget import Budget
 from grader.data_view import kernel_data_view
 from grader.device import PEAK_CODE, PROBE_CODE, is_cuda_environment_error, lost_cuda_message, memory_fraction_code, parse_probe, unusable_cuda_message
-from grader.execute import ExecutionOptions, KernelSession
+from grader.execute import DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT, ExecutionOptions, KernelSession
 from grader.load import load_notebook, max_notebook_bytes
 from grader.neutralize import neutralize
 from grader.question_context import context_for
@@ -107,8 +107,8 @@ def _grade_loaded(path: Path, assignment: Assignment, options: GradeOptions, sho
         nonce = new_nonce()  # the reply marker: the preamble installs it, the Submission reads it
         exec_options = ExecutionOptions(
             workdir=workdir / "work",
-            cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", 600),
-            timeout=options.timeout or budget_config.get("timeout", 3600),
+            cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
+            timeout=options.timeout or budget_config.get("timeout", DEFAULT_NOTEBOOK_TIMEOUT),
             env=_kernel_env(options),
             preamble=install_code(nonce, blob_dir) + confinement.kernel_preamble() + _thread_preamble(options)
             + options.budget.preamble(confinement.kernel_data_dir) + _gpu_share_preamble(options),

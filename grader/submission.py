@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,21 @@ class Submission:
         """Call the student's own definition of ``name`` with these arguments."""
         self.require_defined(name)
         return self.request("call", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs))
+
+    def gradient(self, name: str, *args: Any, wrt: Sequence[int], output: int | None = None,
+                 cotangent: torch.Tensor | None = None, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+        """Backpropagate through the student's ``name(*args, **kwargs)`` in the kernel.
+
+        Returns ``{"output": Y, "grads": [...]}``: the gradients of ``(Y * cotangent).sum()`` (``cotangent``
+        default ones) with respect to ``args[i]`` for each ``i`` in ``wrt`` (an entry None where the argument
+        was not used; ``grads`` None when ``Y`` has no graph at all). ``output`` picks one entry of a tuple
+        result. Only the gradients cross back, as data; the grader compares them with the reference's here --
+        a defect only autograd sees (statistics taken from ``X.detach()``) shows nowhere else.
+        """
+        self.require_defined(name)
+        return self.request("gradient", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs),
+                            wrt=[int(i) for i in wrt], output=output,
+                            cotangent=encode(cotangent) if cotangent is not None else None)  # fmt: skip
 
     def function(self, name: str, timeout: float | None = None):
         """A local stand-in for the student's function: calls cross into the kernel."""

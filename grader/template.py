@@ -25,12 +25,14 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from grader.errors import ConfigError
+
 BEGIN = re.compile(r"^(\s*)(#+|<!--)\s*BEGIN SOLUTION\b.*$")
 END = re.compile(r"^\s*(#+|<!--)\s*END SOLUTION\b.*$")
 MARKDOWN_PLACEHOLDER = "YOUR ANSWER HERE"
 
 
-class SolutionMarkupError(ValueError):
+class SolutionMarkupError(ConfigError):
     """A BEGIN without END (or the reverse) in the solution; names the cell."""
 
 

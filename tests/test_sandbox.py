@@ -30,7 +30,7 @@ import grader
 import reference
 from grader.assignment import ASSIGNMENTS_DIR, load_assignment
 from grader.d2l_budget import Budget
-from grader.grade import GradeOptions, grade_notebook
+from grader.pipeline import GradeOptions, grade_notebook
 from grader.sandbox import Confinement, GiB, Limits, bwrap_path, own_cgroup
 from tests.conftest import FIXTURES
 from tests.notebook_sources import CORR2D
@@ -76,7 +76,7 @@ def snooping(tmp_path_factory, data_dir, host_listener):
     """One notebook that reads, writes and connects where it should not, with an honest corr2d."""
     tmp = tmp_path_factory.mktemp("snoop")
     marker = f"escape-{uuid.uuid4().hex[:8]}"
-    secrets = [Path(grader.__file__).parent / "bridge.py", ASSIGNMENTS_DIR / "hw2" / "checks.py",
+    secrets = [Path(grader.__file__).parent / "submission.py", ASSIGNMENTS_DIR / "hw2" / "checks.py",
                Path(reference.__file__).parent / "ops.py", FIXTURES / "student_a.ipynb", tmp]  # fmt: skip
     read = (f"import os\nfor path in {[str(p) for p in secrets]!r}:\n    try:\n"
             "        print('READ', path, open(path).read(60) if os.path.isfile(path) else os.listdir(path)[:3])\n"

@@ -38,6 +38,32 @@ def op_call(name, args, kwargs):
     return {"ok": result, "cell": cell}
 
 
+def op_gradient(name, args, kwargs, wrt, output=None, cotangent=None):
+    """Call the student's ``name`` with the tensor arguments at positions ``wrt`` requiring grad, and backpropagate
+    ``cotangent`` (default ones) from its result (``output``: an index into a tuple or list result). Replies the
+    result and the gradients (None where an argument was not used; ``grads`` None when the result has no graph)."""
+    import torch
+
+    entry = _defined(name)
+    if entry is None:
+        return {"missing": name}
+    fn, cell = entry
+    try:
+        args = list(decode(args))
+        for i in wrt:
+            args[i] = args[i].detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            result = fn(*args, **decode(kwargs))
+            Y = result[output] if output is not None else result
+            if not isinstance(Y, torch.Tensor) or not Y.requires_grad:
+                return {"ok": {"output": Y, "grads": None}, "cell": cell}
+            G = decode(cotangent) if cotangent is not None else torch.ones_like(Y)
+            grads = torch.autograd.grad(Y, [args[i] for i in wrt], grad_outputs=G, allow_unused=True)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code too
+        return _error(exc, cell)
+    return {"ok": {"output": Y.detach(), "grads": [None if g is None else g.detach() for g in grads]}, "cell": cell}
+
+
 def op_values(key):
     if key not in values:
         return {"missing": key}
@@ -201,6 +227,7 @@ def op_state_of(expression):
 
 OPS = {
     "call": op_call,
+    "gradient": op_gradient,
     "values": op_values,
     "summary": op_summary,
     "forward": op_forward,

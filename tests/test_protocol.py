@@ -230,3 +230,21 @@ def test_property_check_reports_the_shrunk_example():
 
 def test_property_check_passes_quietly_when_every_example_passes():
     property_check("demo", tensors((2,)), lambda t: None, examples=10)
+
+
+def test_the_gradient_operation_backpropagates_through_the_student_s_function():
+    K = kernel_module()
+    K.defs["scaled"] = (lambda x, w: (x * w) ** 2, 4)
+    x, w = torch.tensor([1.0, 2.0]), torch.tensor([3.0, -1.0])
+    reply = K.op_gradient("scaled", protocol.encode([x, w]), protocol.encode({}), [0, 1])
+    grads = reply["ok"]["grads"]
+    assert torch.equal(grads[0], 2 * x * w * w) and torch.equal(grads[1], 2 * x * w * x) and reply["cell"] == 4
+
+
+def test_a_gradient_the_student_s_code_cut_off_comes_back_as_none():
+    K = kernel_module()
+    K.defs["detached"] = (lambda x: x.detach() * 2 + x.sum() * 0, 1)
+    reply = K.op_gradient("detached", protocol.encode([torch.ones(2)]), protocol.encode({}), [0], cotangent=None)
+    assert torch.equal(reply["ok"]["grads"][0], torch.zeros(2))  # only the `x.sum() * 0` path carries a gradient
+    K.defs["constant"] = (lambda x: x.detach() * 2, 1)
+    assert K.op_gradient("constant", protocol.encode([torch.ones(2)]), protocol.encode({}), [0])["ok"]["grads"] is None

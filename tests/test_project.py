@@ -17,8 +17,14 @@ def readme_setup_commands() -> list[str]:
 def test_readme_setup_is_two_commands():
     commands = readme_setup_commands()
     assert len(commands) == 2
-    assert 'pip install torch==2.14.1 torchvision==0.29.1 -e ".[cluster]"' in commands[0]  # the tests use Dask
+    assert 'pip install torch==2.14.1 torchvision==0.29.1 -e ".[cluster,lint]"' in commands[0]  # the tests use Dask
     assert "pytest" in commands[1]
+
+
+def test_the_test_command_runs_the_linters_and_the_type_checker_before_the_tests():
+    steps = readme_setup_commands()[1].split(" && ")
+    assert [s.split()[0].rsplit("/", 1)[-1] for s in steps] == ["ruff", "ruff", "mypy", "python"]
+    assert steps[0].endswith("ruff check .") and steps[1].endswith("ruff format --check .") and "pytest" in steps[3]
 
 
 def test_ci_runs_the_readme_commands_verbatim():

@@ -96,7 +96,7 @@ def validate_options(
                               "own options are declared in its checks.py as OPTIONS = {name: type})")  # fmt: skip
         kinds = TYPES[spec.type]
         if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
-            raise ConfigError(f"{where}: question {question!r}: option {key!r} must be a {spec.type}, not {value!r}")
+            raise ConfigError(f"{where}: question {question!r}: option {key!r} must be of type {spec.type}, not {value!r}")
     for needed in requires_of(options):
         if needed not in earlier:
             raise ConfigError(f"{where}: question {question!r}: requires {needed!r}, which is not a question listed before it")

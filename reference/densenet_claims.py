@@ -53,6 +53,9 @@ DENSE_BLOCK_PARAMS_DOMAIN = IntegerDomain(
 #: ``ceil(n / 4)``, three transitions halve it rounding down.
 DENSENET_SIDE_FORMULA = "floor((n + 3) / 32)"
 
+#: What the parameter claim enumerates against real DenseBlocks (each case builds one).
+DENSE_BLOCK_PARAMS_CHECKED = IntegerDomain({"c": range(1, 7), "g": range(1, 7), "m": range(1, 5)})
+
 #: The inputs the book's DenseNet accepts (below 29 the third transition has nothing to pool) up to 160.
 DENSENET_SIDE_DOMAIN = IntegerDomain({"n": range(29, 161)}, description="29 <= n <= 160")
 
@@ -74,7 +77,7 @@ def _dense_block_parameters(domain: IntegerDomain) -> Iterator[tuple[dict[str, i
 
 def check_dense_block_params(
     formula: str = DENSE_BLOCK_PARAMS_FORMULA,
-    domain: IntegerDomain = IntegerDomain({"c": range(1, 7), "g": range(1, 7), "m": range(1, 5)}),
+    domain: IntegerDomain = DENSE_BLOCK_PARAMS_CHECKED,
     name: str = "dense_block_params_match_pytorch",
     statement: str = "DenseBlock(m, g) on c channels has {formula} parameters",
 ) -> ClaimResult:
@@ -125,6 +128,8 @@ def _densenet_sides(domain: IntegerDomain) -> Iterator[tuple[dict[str, int], tup
     the book's (same stem, same transitions); one thread, because thread start-up dominates such small inputs.
     """
     net = models.materialize(models.DenseNet(4, 2, (1, 1, 1, 1)), (1, 1, 96, 96)).eval()
+    body = net.net
+    assert isinstance(body, torch.nn.Sequential)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -132,7 +137,7 @@ def _densenet_sides(domain: IntegerDomain) -> Iterator[tuple[dict[str, int], tup
             for point in domain.points():
                 X = torch.zeros(1, 1, point["n"], point["n"])
                 try:
-                    for layer_name, layer in net.net.named_children():
+                    for layer_name, layer in body.named_children():
                         X = layer(X)
                         if layer_name == "dense_blk4":
                             break
@@ -163,8 +168,8 @@ def check_densenet_side(
     below = IntegerDomain({"n": range(min(domain.ranges["n"]) - 1, min(domain.ranges["n"]))})
     refused = [side for _, side in _densenet_sides(below)]
     if refused != [None]:
-        return _result(name, statement, "exhaustive", cases + 1,
-                       {"n": min(domain.ranges["n"]) - 1, "pytorch": refused[0], "note": "the network accepts a smaller input"})  # fmt: skip
+        smaller = {"n": min(domain.ranges["n"]) - 1, "pytorch": refused[0], "note": "the network accepts a smaller input"}
+        return _result(name, statement, "exhaustive", cases + 1, smaller)
     return _result(name, statement, "exhaustive", cases + 1, detail=f"every n with {domain.description}; n - 1 below is refused")
 
 

@@ -40,6 +40,9 @@ class Defect:
     fails: frozenset[str]
     #: Per question, a word the message must contain: the evidence a student needs.
     says: tuple[tuple[str, str], ...] = ()
+    #: Questions that may fail or pass: the mistake shows there only statistically (a training check, whose
+    #: initial weights are drawn anew in every run), so neither verdict is wrong.
+    may_fail: frozenset[str] = frozenset()
 
 
 DEFECTS: tuple[Defect, ...] = (
@@ -53,18 +56,27 @@ DEFECTS: tuple[Defect, ...] = (
     Defect(
         "bn_momentum_swapped",
         "applies momentum the wrong way round: the old estimate gets weight `momentum`, the batch `1 - momentum`",
-        ((f"{RUNNING_MEAN}\n{RUNNING_VAR}",
-          "        moving_mean = momentum * moving_mean + (1.0 - momentum) * mean\n"
-          "        moving_var = momentum * moving_var + (1.0 - momentum) * var * m / (m - 1)"),),  # fmt: skip
+        (
+            (
+                f"{RUNNING_MEAN}\n{RUNNING_VAR}",
+                "        moving_mean = momentum * moving_mean + (1.0 - momentum) * mean\n"
+                "        moving_var = momentum * moving_var + (1.0 - momentum) * var * m / (m - 1)",
+            ),
+        ),
         frozenset({"batch_norm_running", *THROUGH_THE_LAYER}),
         (("batch_norm_running", "moving_mean"),),
     ),
     Defect(
         "bn_unbiased_normalize",
         "normalizes with torch's X.var(), which is the unbiased variance (and so skips the correction of the running one)",
-        (("            var = ((X - mean) ** 2).mean(dim=0)", "            var = X.var(dim=0)"),
-         ("            var = ((X - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)", "            var = X.var(dim=(0, 2, 3), keepdim=True)"),
-         (RUNNING_VAR, "        moving_var = (1.0 - momentum) * moving_var + momentum * var")),  # fmt: skip
+        (
+            ("            var = ((X - mean) ** 2).mean(dim=0)", "            var = X.var(dim=0)"),
+            (
+                "            var = ((X - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)",
+                "            var = X.var(dim=(0, 2, 3), keepdim=True)",
+            ),
+            (RUNNING_VAR, "        moving_var = (1.0 - momentum) * moving_var + momentum * var"),
+        ),
         frozenset({"batch_norm_forward", "batch_norm_grad", *THROUGH_THE_LAYER}),
         (("batch_norm_forward", "training mode"),),
     ),
@@ -74,6 +86,26 @@ DEFECTS: tuple[Defect, ...] = (
         (("    if not training:", "    if not torch.is_grad_enabled():"),),
         frozenset({"batch_norm_forward", *THROUGH_THE_LAYER}),
         (("batch_norm_forward", "evaluation mode"),),
+    ),
+    Defect(
+        "bn_detached_statistics",
+        'takes the batch statistics from X.detach() ("they are not parameters"): the forward pass is right, the gradient is not',
+        (
+            (
+                "            mean = X.mean(dim=0)\n            var = ((X - mean) ** 2).mean(dim=0)",
+                "            mean = X.detach().mean(dim=0)\n            var = ((X.detach() - mean) ** 2).mean(dim=0)",
+            ),
+            (
+                "            mean = X.mean(dim=(0, 2, 3), keepdim=True)\n"
+                "            var = ((X - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)",
+                "            mean = X.detach().mean(dim=(0, 2, 3), keepdim=True)\n"
+                "            var = ((X.detach() - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)",
+            ),
+        ),
+        frozenset({"batch_norm_grad"}),
+        (("batch_norm_grad", "gradient"),),
+        # measured (4 seeds, 20 Adam steps): its loss falls 0.56-0.66 as far as the reference's (0.7 is needed)
+        may_fail=frozenset({"bn_lenet_train"}),
     ),
     Defect(
         "dense_cat_default_dim",
@@ -106,9 +138,13 @@ DEFECTS: tuple[Defect, ...] = (
     Defect(
         "exercise_answers_wrong",
         "counts a dense block without its batch normalizations' gamma and beta, and divides the side by 32 directly",
-        (("ANSWER_DENSE_BLOCK_PARAMS = '(9*g + 2) * (m*c + g*m*(m - 1)/2) + m*g'",
-          "ANSWER_DENSE_BLOCK_PARAMS = '9*g * (m*c + g*m*(m - 1)/2) + m*g'"),
-         ("ANSWER_DENSENET_SIDE = 'floor((n + 3) / 32)'", "ANSWER_DENSENET_SIDE = 'n // 32'")),  # fmt: skip
+        (
+            (
+                "ANSWER_DENSE_BLOCK_PARAMS = '(9*g + 2) * (m*c + g*m*(m - 1)/2) + m*g'",
+                "ANSWER_DENSE_BLOCK_PARAMS = '9*g * (m*c + g*m*(m - 1)/2) + m*g'",
+            ),
+            ("ANSWER_DENSENET_SIDE = 'floor((n + 3) / 32)'", "ANSWER_DENSENET_SIDE = 'n // 32'"),
+        ),
         frozenset({"ex_dense_block_params", "ex_densenet_side"}),
         (("ex_dense_block_params", "ANSWER_DENSE_BLOCK_PARAMS"), ("ex_densenet_side", "ANSWER_DENSENET_SIDE")),
     ),

@@ -116,16 +116,16 @@ def threshold_from(calibration: Calibration) -> float | None:
 
 def _decide(c: Calibration) -> tuple[float | None, str]:
     if c.mean < CHANCE + 2 * c.margin:
-        return None, (f"within two margins of chance ({CHANCE:.0%}), so no bar can tell a correct model from a broken "
-                      "one; leave this size to a TA")  # fmt: skip
+        return None, (
+            f"within two margins of chance ({CHANCE:.0%}), so no bar can tell a correct model from a broken one; leave this size to a TA"
+        )
     fitted, seen = c.mean - Z * c.sd, c.min - c.margin
     threshold = _floor2(min(fitted, seen))
     if threshold <= CHANCE:
         return None, f"the runs spread so widely that the bar ({threshold:.2f}) would be at chance; leave this size to a TA"
     if c.n == 1:
         return threshold, f"minus a margin of {c.margin:.2f}"
-    return threshold, (f"threshold min(mean - {Z:.2f} sd = {fitted:.3f}, min - margin {c.margin:.2f} = {seen:.3f}), "
-                       "rounded down")  # fmt: skip
+    return threshold, (f"threshold min(mean - {Z:.2f} sd = {fitted:.3f}, min - margin {c.margin:.2f} = {seen:.3f}), rounded down")
 
 
 def _floor2(value: float) -> float:
@@ -150,8 +150,9 @@ def run_of(result: GradeResult, qid: str) -> Run | str:
         why = "not in the result" if graded is None else f"{graded.status}: {graded.message}"
         return f"the run measured no accuracy ({why})"
     if isinstance(trained_on, bool) or not isinstance(trained_on, int):  # a result from before the check recorded it
-        return (f"{accuracy:.1%}, but the result does not say how many images the model trained on; grade the "
-                "solution again with this version")  # fmt: skip
+        return (
+            f"{accuracy:.1%}, but the result does not say how many images the model trained on; grade the solution again with this version"
+        )
     return Run(float(accuracy), trained_on, int(details.get("images", 0)), device_of(result))
 
 
@@ -177,8 +178,7 @@ def merge(recorded: Calibration | None, runs: Sequence[Run], margin: float, trai
         sd = math.sqrt(squares / (n - 1))
         low, high, estimated = min(recorded.min, *values), max(recorded.max, *values), recorded.estimated
     kept = (*(recorded.runs if recorded else ()), *values)
-    return Calibration(train_images, n, round(low, 4), round(high, 4), round(mean, 4), round(sd, 4), margin, devices,
-                       kept, estimated)  # fmt: skip
+    return Calibration(train_images, n, round(low, 4), round(high, 4), round(mean, 4), round(sd, 4), margin, devices, kept, estimated)
 
 
 def propose(results: Sequence[GradeResult], assignment: Assignment, margin: float = 0.1) -> list[Proposal]:
@@ -208,12 +208,17 @@ def _check_results(results: Sequence[GradeResult], assignment: Assignment) -> No
 
 
 def _proposal(qid: str, options: dict[str, Any], results, measured: list[Run | str], margin: float) -> Proposal:
-    unmeasured = tuple(f"{r.submission} ({r.graded_at or 'no date'}): {m}" if len(results) > 1 else m
-                       for r, m in zip(results, measured) if isinstance(m, str))  # fmt: skip
+    unmeasured = tuple(
+        f"{r.submission} ({r.graded_at or 'no date'}): {m}" if len(results) > 1 else m
+        for r, m in zip(results, measured)
+        if isinstance(m, str)
+    )
     runs = [m for m in measured if isinstance(m, Run)]
     recorded = parse_calibration(options["full_calibration"]) if "full_calibration" in options else {}
-    groups = tuple(_group(size, recorded.get(size), [r for r in runs if r.train_images == size], margin)
-                   for size in sorted({r.train_images for r in runs}, reverse=True))  # fmt: skip
+    groups = tuple(
+        _group(size, recorded.get(size), [r for r in runs if r.train_images == size], margin)
+        for size in sorted({r.train_images for r in runs}, reverse=True)
+    )
     barred = [g for g in groups if g.threshold is not None]
     if not barred:
         return Proposal(qid, groups, unmeasured)
@@ -235,8 +240,10 @@ def _group(size: int, recorded: Calibration | None, runs: list[Run], margin: flo
     else:
         earlier = "" if recorded is None else f"{recorded.n} recorded + "
         guessed = "" if not c.estimated else f" ({' and '.join(c.estimated)} partly estimated)"
-        measured = (f"{c.n} runs ({earlier}{len(runs)} new) on {on} after training on {size:,}: {c.min:.1%} to "
-                    f"{c.max:.1%}, mean {c.mean:.1%}, sd {c.sd:.1%}{guessed}, on {', '.join(c.devices)}")  # fmt: skip
+        measured = (
+            f"{c.n} runs ({earlier}{len(runs)} new) on {on} after training on {size:,}: {c.min:.1%} to "
+            f"{c.max:.1%}, mean {c.mean:.1%}, sd {c.sd:.1%}{guessed}, on {', '.join(c.devices)}"
+        )
     return Group(size, c, len(runs), threshold, f"{measured}: {rule}")
 
 

@@ -9,7 +9,6 @@ from grader.device import describe
 from grader.results import GradeResult, status_of
 
 
-
 def one_line(text: str, limit: int = 110) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -27,11 +26,17 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
     console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False, emoji=False)
     execution = result.execution
     observed = f"; the kernel had {describe(execution.observed_device)}" if execution.observed_device else ""
-    console.print(Text.assemble((terminal_text(result.submission), "bold"),
-                                terminal_text(f"  ({result.assignment}, budget {result.budget}, {result.device}{observed})")))  # fmt: skip
+    console.print(
+        Text.assemble(
+            (terminal_text(result.submission), "bold"),
+            terminal_text(f"  ({result.assignment}, budget {result.budget}, {result.device}{observed})"),
+        )
+    )
     if result.environment_problem:
-        console.print("[bold red]NOT GRADED: the grader's environment, not the notebook, stopped it; "
-                      "nothing was charged, grade it again after the change below.[/bold red]")  # fmt: skip
+        console.print(
+            "[bold red]NOT GRADED: the grader's environment, not the notebook, stopped it; "
+            "nothing was charged, grade it again after the change below.[/bold red]"
+        )
     status = execution.status + (f": {execution.message}" if execution.message else "")
     console.print(Text(terminal_text(f"execution {status} in {execution.seconds:.1f} s; {len(execution.neutralized)} line(s) neutralized")))
     table = Table(show_header=True, header_style="bold")

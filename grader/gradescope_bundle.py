@@ -51,8 +51,14 @@ class BundleError(ConfigError):
     """
 
 
-def build_bundle(assignment: str, output: Path, data_dir: Path | None = None, cuda: bool = False,
-                 budget: str | None = None, timeout: float | None = DEFAULT_TIMEOUT) -> Bundle:  # fmt: skip
+def build_bundle(
+    assignment: str,
+    output: Path,
+    data_dir: Path | None = None,
+    cuda: bool = False,
+    budget: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> Bundle:
     """Write Gradescope's autograder zip for ``assignment`` (a name under ``assignments/`` or a folder).
 
     The zip holds ``setup.sh`` and ``run_autograder`` at its root, the grader's source (``grader/``,
@@ -79,7 +85,9 @@ def build_bundle(assignment: str, output: Path, data_dir: Path | None = None, cu
         raw = Path(data_dir) / "FashionMNIST" / "raw"
         missing = [f for f in RAW_FILES if not (raw / f).is_file()]
         if missing:
-            raise BundleError(f"{raw}: missing {', '.join(missing)} (Fashion-MNIST in torchvision's layout: <dir>/FashionMNIST/raw/*-ubyte)")
+            raise BundleError(
+                f"{raw}: missing {', '.join(missing)} (Fashion-MNIST in torchvision's layout: <dir>/FashionMNIST/raw/*-ubyte)"
+            )
     device = "auto" if cuda else "cpu"
     budget = budget or ("auto" if cuda else "quick")
     entries: list[tuple[str, Path | str, int]] = [
@@ -90,8 +98,11 @@ def build_bundle(assignment: str, output: Path, data_dir: Path | None = None, cu
     ]
     for package in ("grader", "reference"):
         entries += [(f"{package}/{p.relative_to(root / package).as_posix()}", p, 0o644) for p in _source_files(root / package)]
-    entries += [(f"assignments/{name}/{p.relative_to(loaded.folder).as_posix()}", p, 0o644)
-                for p in _source_files(loaded.folder) if p.relative_to(loaded.folder).as_posix() != "solution.ipynb"]  # fmt: skip
+    entries += [
+        (f"assignments/{name}/{p.relative_to(loaded.folder).as_posix()}", p, 0o644)
+        for p in _source_files(loaded.folder)
+        if p.relative_to(loaded.folder).as_posix() != "solution.ipynb"
+    ]
     if raw is not None:
         entries += [(f"data/FashionMNIST/raw/{f}", raw / f, 0o644) for f in RAW_FILES]
     output = Path(output)
@@ -110,15 +121,24 @@ def build_bundle(assignment: str, output: Path, data_dir: Path | None = None, cu
 def _source_files(folder: Path) -> list[Path]:
     """Files under ``folder`` worth shipping: no caches, no checkpoints, no hidden files."""
     skip = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis"}
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not (skip & set(p.relative_to(folder).parts))
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts) and p.suffix not in (".pyc", ".pyo"))  # fmt: skip
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not (skip & set(p.relative_to(folder).parts))
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.suffix not in (".pyc", ".pyo")
+    )
 
 
 def setup_script(cuda: bool = False) -> str:
     """``setup.sh``: Gradescope runs it once, as root, when it builds the image (Ubuntu; apt available)."""
     index = "" if cuda else CPU_INDEX
-    torch_note = ("# PyPI's Linux wheels of this release (CUDA builds): `grade gradescope --cuda`" if cuda
-                  else "# CPU wheels from PyTorch's CPU index: Gradescope's machines have no GPU")  # fmt: skip
+    torch_note = (
+        "# PyPI's Linux wheels of this release (CUDA builds): `grade gradescope --cuda`"
+        if cuda
+        else "# CPU wheels from PyTorch's CPU index: Gradescope's machines have no GPU"
+    )
     return f"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu).
 # Written by `grade gradescope` (hw-grader {__version__}). AUTOGRADER_ROOT moves /autograder elsewhere.

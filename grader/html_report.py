@@ -64,10 +64,33 @@ TEMPLATES = Path(__file__).with_name("templates")
 STATUS_LABEL = {status.value: status.label for status in QuestionStatus}
 #: Details rendered by a dedicated part of the template (everything else is listed as-is).
 SHOWN_ELSEWHERE = {
-    "expected", "got", "expected_shape", "got_shape", "tolerance", "difference_map", "first_difference", "example",
-    "exception", "cell", "line", "code", "traceback", "layers", "first_diverging_layer", "loss_curves", "rebound",
-    "answer", "note", "notebook_cell", "seconds", "policy", "grader_traceback", "snapshot_cell", "module_types", "message",
-}  # fmt: skip
+    "expected",
+    "got",
+    "expected_shape",
+    "got_shape",
+    "tolerance",
+    "difference_map",
+    "first_difference",
+    "example",
+    "exception",
+    "cell",
+    "line",
+    "code",
+    "traceback",
+    "layers",
+    "first_diverging_layer",
+    "loss_curves",
+    "rebound",
+    "answer",
+    "note",
+    "notebook_cell",
+    "seconds",
+    "policy",
+    "grader_traceback",
+    "snapshot_cell",
+    "module_types",
+    "message",
+}
 
 
 def environment():
@@ -151,8 +174,11 @@ def cell_view(notebook: NotebookNode | None, index: Any, line: Any = None, code:
         mark = line
     elif code.strip():
         mark = next((i + 1 for i, text in enumerate(lines) if text.strip() == code.strip()), None)
-    return {"index": index, "lines": [{"number": i + 1, "text": text, "marked": i + 1 == mark} for i, text in enumerate(lines)],
-            "unmatched_code": code.strip() if code.strip() and mark is None else ""}  # fmt: skip
+    return {
+        "index": index,
+        "lines": [{"number": i + 1, "text": text, "marked": i + 1 == mark} for i, text in enumerate(lines)],
+        "unmatched_code": code.strip() if code.strip() and mark is None else "",
+    }
 
 
 def notebook_images(notebook: NotebookNode | None, index: Any) -> list[str]:
@@ -198,9 +224,13 @@ def trimmed(value: Any, text: int, items: int, depth: int = 8) -> Any:
 def question_view(q: QuestionResult, notebook: NotebookNode | None, level: Level = LEVELS[0]) -> dict[str, Any]:
     from grader import figures
 
-    q = dataclasses.replace(q, title=cut_text(str(q.title), 500), message=cut_text(str(q.message), level.text),
-                            ta_comment=cut_text(str(q.ta_comment or ""), level.text),
-                            details=trimmed(q.details, level.text, level.items) if level.items else {})  # fmt: skip
+    q = dataclasses.replace(
+        q,
+        title=cut_text(str(q.title), 500),
+        message=cut_text(str(q.message), level.text),
+        ta_comment=cut_text(str(q.ta_comment or ""), level.text),
+        details=trimmed(q.details, level.text, level.items) if level.items else {},
+    )
     d = q.details
     label = "graded by TA" if q.status == "manual" and q.ta_points is not None else STATUS_LABEL.get(q.status, q.status)
     view: dict[str, Any] = {"q": q, "label": label, "details": d}
@@ -208,16 +238,18 @@ def question_view(q: QuestionResult, notebook: NotebookNode | None, level: Level
     difference = d.get("difference_map")
     view["heatmap"] = (
         figures.heatmap(difference["values"], f"|got − expected| at [{', '.join(map(str, difference['slice']))}]")
-        if isinstance(difference, dict) and difference.get("values") else None
-    )  # fmt: skip
+        if isinstance(difference, dict) and difference.get("values")
+        else None
+    )
     view["error_cell"] = cell_view(notebook, d.get("cell"), d.get("line"), str(d.get("code") or "")) if "exception" in d else None
     layers = d.get("layers")
     view["layers"] = layers if isinstance(layers, list) else None
     curves = d.get("loss_curves")
     view["loss_plot"] = (
         figures.loss_curves(curves, f"{q.id}: loss per step under the grader's fixed procedure")
-        if isinstance(curves, dict) and any(curves.values()) else None
-    )  # fmt: skip
+        if isinstance(curves, dict) and any(curves.values())
+        else None
+    )
     view["notebook_plots"] = notebook_images(notebook, d.get("notebook_cell"))[: level.images]
     view["answer_html"] = render_markdown(d.get("answer", "")) if q.status == "manual" else ""
     view["other"] = {k: v for k, v in d.items() if k not in SHOWN_ELSEWHERE}
@@ -231,10 +263,13 @@ def section_key(number: str) -> tuple:
 def sections_view(result: GradeResult, notebook: NotebookNode | None, level: Level = LEVELS[0]) -> list[dict[str, Any]]:
     numbers = sorted({q.section for q in result.questions}, key=section_key)
     return [
-        {"number": n, "title": cut_text(str(result.sections.get(n, "")), 500),
-         "questions": [question_view(q, notebook, level) for q in result.questions if q.section == n]}
+        {
+            "number": n,
+            "title": cut_text(str(result.sections.get(n, "")), 500),
+            "questions": [question_view(q, notebook, level) for q in result.questions if q.section == n],
+        }
         for n in numbers
-    ]  # fmt: skip
+    ]
 
 
 # --------------------------------------------------------------------------- the page
@@ -287,8 +322,9 @@ def _bounded_result(result: GradeResult, level: Level) -> tuple[GradeResult, lis
     neutralized = [dataclasses.replace(n, source=cut_text(str(n.source), 500)) for n in execution.neutralized[: level.cells]]
     if len(execution.neutralized) > level.cells:
         notes.append(f"{len(execution.neutralized) - level.cells:,} more neutralized lines are not listed")
-    execution = dataclasses.replace(execution, message=cut_text(str(execution.message), max(level.text, 2_000)), cells=cells,
-                                    neutralized=neutralized)  # fmt: skip
+    execution = dataclasses.replace(
+        execution, message=cut_text(str(execution.message), max(level.text, 2_000)), cells=cells, neutralized=neutralized
+    )
     return dataclasses.replace(result, execution=execution), notes
 
 
@@ -307,22 +343,36 @@ def _context(result: GradeResult, notebook: NotebookNode | None, level: Level) -
         page_copy = shrink_outputs(notebook, level.notebook_bytes)
         cut = _outputs_cut(page_copy)
         if cut.get("limit_bytes") == level.notebook_bytes:  # this copy left outputs out
-            notes.append(f"the notebook as it ran is shown below with {level.notebook_bytes / 1e6:g} MB of its outputs "
-                         f"({cut.get('outputs', 0):,} left out there); the copy in notebooks/ keeps up to 10 MB")  # fmt: skip
+            notes.append(
+                f"the notebook as it ran is shown below with {level.notebook_bytes / 1e6:g} MB of its outputs "
+                f"({cut.get('outputs', 0):,} left out there); the copy in notebooks/ keeps up to 10 MB"
+            )
         notebook_for_page = page_copy
     if level is not LEVELS[0]:
-        notes.insert(0, f"this report was cut to stay under {REPORT_LIMIT / 1e6:g} MB: "
-                        + ("the notebook as it ran is not shown, and " if not level.notebook_bytes else "")
-                        + f"every text is cut to {level.text:,} characters")  # fmt: skip
+        notes.insert(
+            0,
+            f"this report was cut to stay under {REPORT_LIMIT / 1e6:g} MB: "
+            + ("the notebook as it ran is not shown, and " if not level.notebook_bytes else "")
+            + f"every text is cut to {level.text:,} characters",
+        )
     if notebook is not None and not level.notebook_bytes:
         notes.append("the notebook as it ran is kept beside this report (notebooks/), with outputs up to 10 MB")
     if kept:
-        notes.append(f"{kept.get('outputs', 0):,} outputs of {kept.get('cells', 0):,} cells (about {kept.get('bytes', 0):,} bytes) "
-                     "were left out of the executed notebook, which keeps 10 MB of outputs")  # fmt: skip
+        notes.append(
+            f"{kept.get('outputs', 0):,} outputs of {kept.get('cells', 0):,} cells (about {kept.get('bytes', 0):,} bytes) "
+            "were left out of the executed notebook, which keeps 10 MB of outputs"
+        )
     percent = 100 * result.score / result.max_score if result.max_score else 0.0
-    return dict(r=shown, percent=percent, sections=sections_view(result, notebook, level), timeline=timeline_view(shown),
-                notebook_html=executed_notebook_html(notebook_for_page, level.notebook_bytes), cut_notes=notes,
-                output_cuts=output_cuts(notebook, level.cells), observed_device=describe(result.execution.observed_device))  # fmt: skip
+    return dict(
+        r=shown,
+        percent=percent,
+        sections=sections_view(result, notebook, level),
+        timeline=timeline_view(shown),
+        notebook_html=executed_notebook_html(notebook_for_page, level.notebook_bytes),
+        cut_notes=notes,
+        output_cuts=output_cuts(notebook, level.cells),
+        observed_device=describe(result.execution.observed_device),
+    )
 
 
 def _render_within(template: Any, context: dict[str, Any], limit: int) -> str | None:
@@ -349,10 +399,12 @@ def render_report(result: GradeResult, notebook: NotebookNode | None, limit: int
             return page
     from html import escape
 
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(result.assignment)}</title></head><body>"
-            f"<p>{escape(str(result.submission))[:500]}: {result.score:g} / {result.max_score:g}</p>"
-            f"<p>This report could not be drawn within {limit / 1e6:g} MB; the result file has every verdict.</p>"
-            "</body></html>")  # fmt: skip
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(result.assignment)}</title></head><body>"
+        f"<p>{escape(str(result.submission))[:500]}: {result.score:g} / {result.max_score:g}</p>"
+        f"<p>This report could not be drawn within {limit / 1e6:g} MB; the result file has every verdict.</p>"
+        "</body></html>"
+    )
 
 
 def notebook_path(json_path: Path) -> Path:

@@ -40,9 +40,16 @@ class BatchProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._progress = Progress(
-                TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[tally]}"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False,
-            )  # fmt: skip
+                TextColumn("grading"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[tally]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(file=sys.stderr),
+                transient=False,
+            )
             self._progress.start()
             self._task = self._progress.add_task("grading", total=self.total, tally=self.tally())
         return self

@@ -141,8 +141,9 @@ class Confinement:
     _stopped: str = field(default="", repr=False)
 
     @classmethod
-    def create(cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True,
-               data: Path | None = None) -> Confinement:  # fmt: skip
+    def create(
+        cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True, data: Path | None = None
+    ) -> Confinement:
         """The confinement of one submission's kernels, with the grader's folders for them made under ``workdir``."""
         turned_off = not sandbox or turned_off_by_environment()
         confinement = cls(limits, workdir, readonly, hidden, None if turned_off else bwrap_path(), turned_off=turned_off, data=data)
@@ -186,8 +187,11 @@ class Confinement:
     @property
     def isolation(self) -> str:
         """One line for the result: what was in force for this submission."""
-        parts = ["bubblewrap sandbox (read-only system, no network, private /tmp)" if self.bwrap
-                 else f"no sandbox ({'turned off' if self.turned_off else 'bubblewrap not available'})"]  # fmt: skip
+        parts = [
+            "bubblewrap sandbox (read-only system, no network, private /tmp)"
+            if self.bwrap
+            else f"no sandbox ({'turned off' if self.turned_off else 'bubblewrap not available'})"
+        ]
         limits = self.limits
         if limits.memory_bytes:
             parts.append(f"memory {describe_bytes(limits.memory_bytes)} ({self.memory_mechanism})")
@@ -349,9 +353,14 @@ class Confinement:
         pid = self._sandbox_pid()
         if pid is None:
             return False
-        areas = ((INSIDE_TMP, self.limits.disk_bytes, "the kernel's files reached the {} disk limit "
-                  "(/tmp, its home and the grader's IPC folder share it)"),
-                 (INSIDE_SHM, self.limits.shm_bytes, "the kernel filled its {} of shared memory (/dev/shm)"))  # fmt: skip
+        areas = (
+            (
+                INSIDE_TMP,
+                self.limits.disk_bytes,
+                "the kernel's files reached the {} disk limit (/tmp, its home and the grader's IPC folder share it)",
+            ),
+            (INSIDE_SHM, self.limits.shm_bytes, "the kernel filled its {} of shared memory (/dev/shm)"),
+        )
         for inside, cap, words in areas:
             if not cap:
                 continue

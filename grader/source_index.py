@@ -36,7 +36,9 @@ class Definition:
 class SourceIndex:
     definitions: dict[str, list[Definition]] = field(default_factory=dict)  #: every top-level binding, in notebook order
     unparsable: list[tuple[int, str]] = field(default_factory=list)  #: (cell, SyntaxError message); other cells still count
-    _nodes: dict[Definition, ast.AST | str | None] = field(default_factory=dict, repr=False)  #: def/class node, assigned value, import's path
+    _nodes: dict[Definition, ast.AST | str | None] = field(
+        default_factory=dict, repr=False
+    )  #: def/class node, assigned value, import's path
 
     def last(self, name: str, kinds: Collection[str] = _CODE_KINDS) -> Definition | None:
         """The latest definition of ``name`` among ``kinds``: a later redefinition wins, as in the kernel."""
@@ -93,11 +95,21 @@ class SourceIndex:
 
     def _added_to(self, cls: Definition) -> list[Definition]:
         """Top-level defs decorated ``@d2l.add_to_class(cls)``: d2l 1.0 writes a class's methods in later cells."""
-        return [d for found in self.definitions.values() for d in found if cls.kind == "class" and d.kind == "def" and any(
-            isinstance(c, ast.Call) and any(isinstance(a, ast.Name) and a.id == cls.name for a in c.args)
-            for c in self._nodes[d].decorator_list)]  # fmt: skip
+        return [
+            d
+            for found in self.definitions.values()
+            for d in found
+            if cls.kind == "class"
+            and d.kind == "def"
+            and any(
+                isinstance(c, ast.Call) and any(isinstance(a, ast.Name) and a.id == cls.name for a in c.args)
+                for c in self._nodes[d].decorator_list
+            )
+        ]
 
-    def _resolve(self, expr: ast.AST, flagged: set[str], aliases: dict[str, str | None], local_bound: set[str], depth: int = 0) -> str | None:
+    def _resolve(
+        self, expr: ast.AST, flagged: set[str], aliases: dict[str, str | None], local_bound: set[str], depth: int = 0
+    ) -> str | None:
         """The flagged function ``expr`` stands for, as written where it was named; None if none."""
         if isinstance(expr, ast.Attribute):
             return ast.unparse(expr) if expr.attr in flagged else None
@@ -154,6 +166,7 @@ def _parse(source: str) -> ast.Module:
     if lines[0].lstrip().startswith("%%"):
         source = "\n".join([f"# {lines[0]}", *lines[1:]])
     from IPython.core.inputtransformer2 import TransformerManager  # here: a cell of plain Python never pays for it
+
     try:
         source = TransformerManager().transform_cell(source)
     except Exception:  # the transformer's own tokenizer failing: ast.parse below reports the cell
@@ -163,9 +176,12 @@ def _parse(source: str) -> ast.Module:
 
 def _bindings(body: list[ast.stmt], cell: int, lines: list[str]) -> Iterator[tuple[Definition, ast.AST | str | None]]:
     """Top-level bindings in source order, looking inside ``if``/``try``/``with``/loops but not into functions."""
+
     def made(name: str, line: int, kind: str, value: str | None = None, **shape) -> Definition:
         text = lines[line - 1].strip() if line <= len(lines) else ""
-        return Definition(name, cell, line, kind, **{"signature": None, "parameters": (), "required": 0, **shape}, value=value, source_line=text)
+        return Definition(
+            name, cell, line, kind, **{"signature": None, "parameters": (), "required": 0, **shape}, value=value, source_line=text
+        )
 
     for node in body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -197,7 +213,10 @@ def _signature(args: ast.arguments, drop_self: bool) -> dict:
     required = sum(1 for _, default in pieces if default is None)
     if args.vararg or args.kwonlyargs:
         pieces.append((f"*{args.vararg.arg}" if args.vararg else "*", None))
-    pieces += [*zip([a.arg for a in args.kwonlyargs], args.kw_defaults, strict=True), *([(f"**{args.kwarg.arg}", None)] if args.kwarg else [])]
+    pieces += [
+        *zip([a.arg for a in args.kwonlyargs], args.kw_defaults, strict=True),
+        *([(f"**{args.kwarg.arg}", None)] if args.kwarg else []),
+    ]
     shown = [name if default is None else f"{name}={ast.unparse(default)}" for name, default in pieces]
     if slash := len(args.posonlyargs) - (1 if drop_self and args.posonlyargs else 0):
         shown.insert(slash, "/")
@@ -224,7 +243,7 @@ def _pairs(target: ast.expr, value: ast.expr) -> list[tuple[ast.Name, ast.expr |
 
 
 def _import_value(node: ast.ImportFrom, alias: ast.alias) -> str:
-    """"torch.nn.functional.conv2d" for ``from torch.nn.functional import conv2d``; ".x" for ``from . import x``."""
+    """ "torch.nn.functional.conv2d" for ``from torch.nn.functional import conv2d``; ".x" for ``from . import x``."""
     return f"{'.' * node.level}{node.module + '.' if node.module else ''}{alias.name}"
 
 
@@ -235,7 +254,7 @@ def _dotted(func: ast.expr) -> str | None:
 
 
 def _getattr_name(call: ast.Call) -> str | None:
-    """"conv2d" for ``getattr(F, "conv2d")``: a literal attribute name is as good as writing ``F.conv2d``."""
+    """ "conv2d" for ``getattr(F, "conv2d")``: a literal attribute name is as good as writing ``F.conv2d``."""
     literal = call.args[1] if isinstance(call.func, ast.Name) and call.func.id == "getattr" and len(call.args) >= 2 else None
     return literal.value if isinstance(literal, ast.Constant) and isinstance(literal.value, str) else None
 
@@ -243,7 +262,9 @@ def _getattr_name(call: ast.Call) -> str | None:
 def _bound_inside(scope: ast.AST) -> set[str]:
     """Names a def/class binds inside itself (parameters, locals, nested defs): they shadow the notebook's."""
     nodes = list(ast.walk(scope))
-    return ({n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {n.arg for n in nodes if isinstance(n, ast.arg)}
-            | {(n.asname or n.name).split(".")[0] for n in nodes if isinstance(n, ast.alias)}
-            | {n.name for n in nodes if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n is not scope})  # fmt: skip
-
+    return (
+        {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        | {n.arg for n in nodes if isinstance(n, ast.arg)}
+        | {(n.asname or n.name).split(".")[0] for n in nodes if isinstance(n, ast.alias)}
+        | {n.name for n in nodes if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n is not scope}
+    )

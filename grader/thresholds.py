@@ -122,8 +122,12 @@ class Calibration:
 
     def toml(self) -> str:
         """The record as a TOML inline table (the value of one size in ``full_calibration``)."""
-        fields = [f"n = {self.n}", *(f"{key} = {_number(getattr(self, key))}" for key in ("min", "max", "mean", "sd", "margin")),
-                  f"devices = {json.dumps(list(self.devices))}", f"runs = [{', '.join(_number(r) for r in self.runs)}]"]  # fmt: skip
+        fields = [
+            f"n = {self.n}",
+            *(f"{key} = {_number(getattr(self, key))}" for key in ("min", "max", "mean", "sd", "margin")),
+            f"devices = {json.dumps(list(self.devices))}",
+            f"runs = [{', '.join(_number(r) for r in self.runs)}]",
+        ]
         if self.estimated:
             fields.append(f"estimated = {json.dumps(list(self.estimated))}")
         return "{ " + ", ".join(fields) + " }"
@@ -180,8 +184,18 @@ def _record(size: int, record: Any) -> Calibration:
         _accuracy("a run", run)
     if not isinstance(estimated, list) or not set(estimated) <= set(_ESTIMABLE):
         raise ValueError(f"estimated = {estimated!r} may only name {' and '.join(_ESTIMABLE)}")
-    calibration = Calibration(size, n, float(record["min"]), float(record["max"]), float(record["mean"]), float(sd),
-                              float(margin), tuple(devices), tuple(float(r) for r in runs), tuple(estimated))  # fmt: skip
+    calibration = Calibration(
+        size,
+        n,
+        float(record["min"]),
+        float(record["max"]),
+        float(record["mean"]),
+        float(sd),
+        float(margin),
+        tuple(devices),
+        tuple(float(r) for r in runs),
+        tuple(estimated),
+    )
     _consistent(calibration)
     return calibration
 
@@ -222,8 +236,7 @@ def check_calibration(threshold_setting: Any, calibration_setting: Any) -> dict[
     thresholds = parse_threshold(threshold_setting) if threshold_setting is not None else {}
     orphans = [size for size in table if size not in thresholds]
     if orphans:
-        raise ValueError(f"full_calibration for {', '.join(map(str, sorted(orphans)))} images has no full_threshold "
-                         "entry for that size")  # fmt: skip
+        raise ValueError(f"full_calibration for {', '.join(map(str, sorted(orphans)))} images has no full_threshold entry for that size")
     return table
 
 

@@ -90,8 +90,11 @@ def book_notation(text: str, symbols: Iterable[str]) -> str:
     """The book's own spellings made plain before any guard: ⌊x⌋ and ⌈x⌉ (floor and ceiling, as d2l
     writes the output-shape formula), × and · for products, and a subscripted name (``k_1``, ``k₁``)
     for a name the question uses (``k1``). Only these exact rewrites; anything else meets the guards."""
-    text = text.translate(str.maketrans({"⌊": "floor(", "⌋": ")", "⌈": "ceiling(", "⌉": ")", "×": "*", "·": "*",
-                                         "−": "-", "₀": "0", "₁": "1", "₂": "2", "₃": "3"}))  # fmt: skip
+    text = text.translate(
+        str.maketrans(
+            {"⌊": "floor(", "⌋": ")", "⌈": "ceiling(", "⌉": ")", "×": "*", "·": "*", "−": "-", "₀": "0", "₁": "1", "₂": "2", "₃": "3"}
+        )
+    )
     for name in symbols:
         match = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
         if match:

@@ -150,9 +150,7 @@ def load_state_by_order(model: nn.Module, tensors: Iterable[torch.Tensor]) -> nn
     new_state = {}
     for index, ((key, target), value) in enumerate(zip(state.items(), tensors)):
         if tuple(value.shape) != tuple(target.shape):
-            raise ValueError(
-                f"entry {index} ({key}): expected shape {tuple(target.shape)}, got {tuple(value.shape)}"
-            )
+            raise ValueError(f"entry {index} ({key}): expected shape {tuple(target.shape)}, got {tuple(value.shape)}")
         new_state[key] = value.to(dtype=target.dtype)
     model.load_state_dict(new_state)
     return model
@@ -176,15 +174,19 @@ class _Net(nn.Module):
 def _lenet(activation: type[nn.Module], pool: type[nn.Module], num_classes: int) -> nn.Sequential:
     """LeNet-5's layers with a choice of activation and pooling (the book's and the exercise's)."""
     return nn.Sequential(
-        nn.LazyConv2d(6, kernel_size=5, padding=2), activation(),
+        nn.LazyConv2d(6, kernel_size=5, padding=2),
+        activation(),
         pool(kernel_size=2, stride=2),
-        nn.LazyConv2d(16, kernel_size=5), activation(),
+        nn.LazyConv2d(16, kernel_size=5),
+        activation(),
         pool(kernel_size=2, stride=2),
         nn.Flatten(),
-        nn.LazyLinear(120), activation(),
-        nn.LazyLinear(84), activation(),
+        nn.LazyLinear(120),
+        activation(),
+        nn.LazyLinear(84),
+        activation(),
         nn.LazyLinear(num_classes),
-    )  # fmt: skip
+    )
 
 
 class LeNet(_Net):
@@ -213,17 +215,27 @@ class AlexNet(_Net):
         super().__init__(lr, num_classes)
         self.net = nn.Sequential(
             nn.LazyConv2d(96, kernel_size=11, stride=4, padding=1),
-            nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.LazyConv2d(256, kernel_size=5, padding=2), nn.ReLU(),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.LazyConv2d(384, kernel_size=3, padding=1), nn.ReLU(),
-            nn.LazyConv2d(384, kernel_size=3, padding=1), nn.ReLU(),
-            nn.LazyConv2d(256, kernel_size=3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2), nn.Flatten(),
-            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
-            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
+            nn.LazyConv2d(256, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.LazyConv2d(384, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.LazyConv2d(384, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.LazyConv2d(256, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Flatten(),
+            nn.LazyLinear(4096),
+            nn.ReLU(),
+            nn.Dropout(p=0.5),
+            nn.LazyLinear(4096),
+            nn.ReLU(),
+            nn.Dropout(p=0.5),
             nn.LazyLinear(num_classes),
-        )  # fmt: skip
+        )
 
 
 # --------------------------------------------------------------------------- 8.2 VGG
@@ -247,11 +259,16 @@ class VGG(_Net):
         self.arch = tuple(tuple(a) for a in arch)
         conv_blks = [vgg_block(num_convs, out_channels) for num_convs, out_channels in arch]
         self.net = nn.Sequential(
-            *conv_blks, nn.Flatten(),
-            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(0.5),
-            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(0.5),
+            *conv_blks,
+            nn.Flatten(),
+            nn.LazyLinear(4096),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.LazyLinear(4096),
+            nn.ReLU(),
+            nn.Dropout(0.5),
             nn.LazyLinear(num_classes),
-        )  # fmt: skip
+        )
 
 
 # --------------------------------------------------------------------------- 8.3 NiN
@@ -260,10 +277,13 @@ class VGG(_Net):
 def nin_block(out_channels: int, kernel_size, strides, padding) -> nn.Sequential:
     """One conv followed by two 1x1 convs, each with ReLU (d2l 8.3)."""
     return nn.Sequential(
-        nn.LazyConv2d(out_channels, kernel_size, strides, padding), nn.ReLU(),
-        nn.LazyConv2d(out_channels, kernel_size=1), nn.ReLU(),
-        nn.LazyConv2d(out_channels, kernel_size=1), nn.ReLU(),
-    )  # fmt: skip
+        nn.LazyConv2d(out_channels, kernel_size, strides, padding),
+        nn.ReLU(),
+        nn.LazyConv2d(out_channels, kernel_size=1),
+        nn.ReLU(),
+        nn.LazyConv2d(out_channels, kernel_size=1),
+        nn.ReLU(),
+    )
 
 
 class NiN(_Net):
@@ -319,15 +339,18 @@ class GoogleNet(_Net):
     def b1(self) -> nn.Sequential:
         return nn.Sequential(
             nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
-            nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        )  # fmt: skip
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+        )
 
     def b2(self) -> nn.Sequential:
         return nn.Sequential(
-            nn.LazyConv2d(64, kernel_size=1), nn.ReLU(),
-            nn.LazyConv2d(192, kernel_size=3, padding=1), nn.ReLU(),
+            nn.LazyConv2d(64, kernel_size=1),
+            nn.ReLU(),
+            nn.LazyConv2d(192, kernel_size=3, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        )  # fmt: skip
+        )
 
     def b3(self) -> nn.Sequential:
         return nn.Sequential(
@@ -424,9 +447,15 @@ class BatchNorm(nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         Y, mean, var = batch_norm(
-            X, self.gamma, self.beta, self.moving_mean, self.moving_var,
-            eps=self.eps, momentum=self.momentum, training=self.training,
-        )  # fmt: skip
+            X,
+            self.gamma,
+            self.beta,
+            self.moving_mean,
+            self.moving_var,
+            eps=self.eps,
+            momentum=self.momentum,
+            training=self.training,
+        )
         if self.training:
             self.moving_mean.copy_(mean)
             self.moving_var.copy_(var)
@@ -439,15 +468,23 @@ class BNLeNetScratch(_Net):
     def __init__(self, lr: float = 0.1, num_classes: int = 10):
         super().__init__(lr, num_classes)
         self.net = nn.Sequential(
-            nn.LazyConv2d(6, kernel_size=5), BatchNorm(6, num_dims=4),
-            nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.LazyConv2d(16, kernel_size=5), BatchNorm(16, num_dims=4),
-            nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.Flatten(), nn.LazyLinear(120),
-            BatchNorm(120, num_dims=2), nn.Sigmoid(), nn.LazyLinear(84),
-            BatchNorm(84, num_dims=2), nn.Sigmoid(),
+            nn.LazyConv2d(6, kernel_size=5),
+            BatchNorm(6, num_dims=4),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.LazyConv2d(16, kernel_size=5),
+            BatchNorm(16, num_dims=4),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.LazyLinear(120),
+            BatchNorm(120, num_dims=2),
+            nn.Sigmoid(),
+            nn.LazyLinear(84),
+            BatchNorm(84, num_dims=2),
+            nn.Sigmoid(),
             nn.LazyLinear(num_classes),
-        )  # fmt: skip
+        )
 
 
 class BNLeNet(_Net):
@@ -456,14 +493,23 @@ class BNLeNet(_Net):
     def __init__(self, lr: float = 0.1, num_classes: int = 10):
         super().__init__(lr, num_classes)
         self.net = nn.Sequential(
-            nn.LazyConv2d(6, kernel_size=5), nn.LazyBatchNorm2d(),
-            nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.LazyConv2d(16, kernel_size=5), nn.LazyBatchNorm2d(),
-            nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.Flatten(), nn.LazyLinear(120), nn.LazyBatchNorm1d(),
-            nn.Sigmoid(), nn.LazyLinear(84), nn.LazyBatchNorm1d(),
-            nn.Sigmoid(), nn.LazyLinear(num_classes),
-        )  # fmt: skip
+            nn.LazyConv2d(6, kernel_size=5),
+            nn.LazyBatchNorm2d(),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.LazyConv2d(16, kernel_size=5),
+            nn.LazyBatchNorm2d(),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.LazyLinear(120),
+            nn.LazyBatchNorm1d(),
+            nn.Sigmoid(),
+            nn.LazyLinear(84),
+            nn.LazyBatchNorm1d(),
+            nn.Sigmoid(),
+            nn.LazyLinear(num_classes),
+        )
 
 
 # --------------------------------------------------------------------------- 8.6 ResNet
@@ -500,16 +546,15 @@ class ResNet(_Net):
         self.net = nn.Sequential(self.b1())
         for i, b in enumerate(arch):
             self.net.add_module(f"b{i + 2}", self.block(*b, first_block=(i == 0)))
-        self.net.add_module(
-            "last", nn.Sequential(nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes))
-        )
+        self.net.add_module("last", nn.Sequential(nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
 
     def b1(self) -> nn.Sequential:
         return nn.Sequential(
             nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
-            nn.LazyBatchNorm2d(), nn.ReLU(),
+            nn.LazyBatchNorm2d(),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        )  # fmt: skip
+        )
 
     def block(self, num_residuals: int, num_channels: int, first_block: bool = False) -> nn.Sequential:
         blk = []
@@ -585,10 +630,11 @@ class DenseBlock(nn.Module):
 def transition_block(num_channels: int) -> nn.Sequential:
     """1x1 conv to ``num_channels`` and a stride-2 average pool: shrinks a dense block's output."""
     return nn.Sequential(
-        nn.LazyBatchNorm2d(), nn.ReLU(),
+        nn.LazyBatchNorm2d(),
+        nn.ReLU(),
         nn.LazyConv2d(num_channels, kernel_size=1),
         nn.AvgPool2d(kernel_size=2, stride=2),
-    )  # fmt: skip
+    )
 
 
 class DenseNet(_Net):
@@ -613,18 +659,21 @@ class DenseNet(_Net):
         self.net.add_module(
             "last",
             nn.Sequential(
-                nn.LazyBatchNorm2d(), nn.ReLU(),
-                nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+                nn.LazyBatchNorm2d(),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d((1, 1)),
+                nn.Flatten(),
                 nn.LazyLinear(num_classes),
             ),
-        )  # fmt: skip
+        )
 
     def b1(self) -> nn.Sequential:
         return nn.Sequential(
             nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
-            nn.LazyBatchNorm2d(), nn.ReLU(),
+            nn.LazyBatchNorm2d(),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        )  # fmt: skip
+        )
 
 
 # --------------------------------------------------------------------------- 8.8 RegNet
@@ -649,8 +698,9 @@ class AnyNet(_Net):
     def stem(self, num_channels: int) -> nn.Sequential:
         return nn.Sequential(
             nn.LazyConv2d(num_channels, kernel_size=3, stride=2, padding=1),
-            nn.LazyBatchNorm2d(), nn.ReLU(),
-        )  # fmt: skip
+            nn.LazyBatchNorm2d(),
+            nn.ReLU(),
+        )
 
     def stage(self, depth: int, num_channels: int, groups: int, bot_mul: float) -> nn.Sequential:
         blk = []

@@ -86,8 +86,21 @@ def test_a_grades_file_naming_an_unknown_question_is_an_error_naming_the_row(fix
     grades = tmp_path / "grades.csv"
     grades.write_text("submission,question,points,comment\nstudent_a,ex_conv_commutative,2,\nstudent_a,ex_typo,1,\n", encoding="utf-8")
     before = (fixture_batch / "student_a.json").read_bytes()
-    code = main([str(FIXTURES), "--out", str(fixture_batch), "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir),
-                 "--manual", str(grades)])  # fmt: skip  # every result is cached: nothing is regraded
+    code = main(
+        [
+            str(FIXTURES),
+            "--out",
+            str(fixture_batch),
+            "--budget",
+            "quick",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--manual",
+            str(grades),
+        ]
+    )  # every result is cached: nothing is regraded
     assert code == 2
     assert f"{grades}, row 3: student_a has no question 'ex_typo'" in capsys.readouterr().err
     assert (fixture_batch / "student_a.json").read_bytes() == before

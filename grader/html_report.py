@@ -2,7 +2,8 @@
 
 Rendered with jinja2 from the result (schema 1) and the notebook as it ran;
 all markup lives in ``grader/templates/``, this module only prepares the
-view: evidence tables, figures, the student's cells. The page is
+view: evidence tables, figures, the student's cells (each piece of a
+question's evidence is drawn in :mod:`grader.report_views`). The page is
 self-contained (inline CSS, images as data URIs) and its Content-Security-
 Policy forbids scripts and any network request, so nothing a notebook put
 into its outputs can run in, or change, the report. The notebook itself is
@@ -21,7 +22,6 @@ page.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,7 +31,18 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader.device import describe
-from grader.results import GradeResult, QuestionResult, QuestionStatus, status_of, write_atomic
+from grader.report_views import (  # also imported from here (grader/gradescope_results.py, tests)
+    SHOWN_ELSEWHERE,
+    STATUS_LABEL,
+    cell_view,
+    format_number,
+    inline_code,
+    notebook_images,
+    render_markdown,
+    tensor_view,
+    trimmed,
+)
+from grader.results import GradeResult, QuestionResult, status_of, write_atomic
 from grader.shrink import cut_text, shrink_outputs
 
 #: Bytes (UTF-8) of one report at most.
@@ -60,165 +71,19 @@ LEVELS = (
 )
 
 TEMPLATES = Path(__file__).with_name("templates")
-#: A status's word in a report, from the one display table (``grader.results.QuestionStatus``).
-STATUS_LABEL = {status.value: status.label for status in QuestionStatus}
-#: Details rendered by a dedicated part of the template (everything else is listed as-is).
-SHOWN_ELSEWHERE = {
-    "expected",
-    "got",
-    "expected_shape",
-    "got_shape",
-    "tolerance",
-    "difference_map",
-    "first_difference",
-    "example",
-    "exception",
-    "cell",
-    "line",
-    "code",
-    "traceback",
-    "layers",
-    "first_diverging_layer",
-    "loss_curves",
-    "rebound",
-    "answer",
-    "note",
-    "notebook_cell",
-    "seconds",
-    "policy",
-    "grader_traceback",
-    "snapshot_cell",
-    "module_types",
-    "message",
-}
 
 
 def environment():
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = _number
+    env.filters["num"] = format_number
     env.filters["code"] = inline_code
     env.filters["basename"] = lambda path: Path(str(path)).name or str(path)
     env.filters["points"] = lambda v: f"{v:g}"
     env.filters["status_symbol"] = lambda st: status.symbol if (status := status_of(st)) else "–"
     env.globals["css"] = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     return env
-
-
-def inline_code(text: Any):
-    """Escape ``text`` and show its `backticked` parts as code and its ``$...$`` formulas as MathML
-    (outside the code), as the titles and messages are written (``grader/mathml.py``)."""
-    from grader.mathml import text_html
-
-    return text_html(text)
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-# --------------------------------------------------------------------------- evidence
-
-
-def _planes(data: Any) -> list[list[list[Any]]]:
-    """A nested list as 2-D planes (a 1-D list is one row; leading dimensions are flattened)."""
-    if not isinstance(data, list):
-        return [[[data]]]
-    if not data or not isinstance(data[0], list):
-        return [[data]]
-    if not data[0] or not isinstance(data[0][0], list):
-        return [data]
-    return [plane for item in data for plane in _planes(item)]
-
-
-def tensor_view(expected: Any, got: Any, tolerance: dict | None) -> dict[str, Any] | None:
-    """Expected and got side by side as tables, entries that differ marked (same shape only)."""
-    if not isinstance(expected, list) and not isinstance(got, list):
-        return None
-    tol = tolerance or {"rtol": 1e-4, "atol": 1e-4}
-    want, have = _planes(expected), _planes(got) if isinstance(got, list) else None
-    same_shape = have is not None and [[len(r) for r in p] for p in want] == [[len(r) for r in p] for p in have]
-
-    def differs(w: Any, g: Any) -> bool:
-        try:
-            return not abs(float(g) - float(w)) <= tol["atol"] + tol["rtol"] * abs(float(w))
-        except (TypeError, ValueError):
-            return w != g
-
-    def cells(plane, other) -> list[list[dict]]:
-        return [
-            [{"text": _number(v), "differs": same_shape and differs(v, other[r][c])} for c, v in enumerate(row)]
-            for r, row in enumerate(plane)
-        ]
-
-    return {
-        "expected": [cells(p, h) for p, h in zip(want, have or [], strict=True)] if same_shape else [cells(p, None) for p in want],
-        "got": [cells(p, w) for p, w in zip(have or [], want, strict=True)] if same_shape else [cells(p, None) for p in have or []],
-        "got_text": None if have is not None else str(got),
-        "same_shape": same_shape,
-    }
-
-
-def cell_view(notebook: NotebookNode | None, index: Any, line: Any = None, code: str = "") -> dict[str, Any] | None:
-    """The student's cell with the raising line marked (found by number, else by its text)."""
-    if notebook is None or not isinstance(index, int) or not 0 <= index < len(notebook.cells):
-        return None
-    lines = notebook.cells[index].source.splitlines()
-    mark = None
-    if isinstance(line, int) and 1 <= line <= len(lines) and (not code or lines[line - 1].strip() == code.strip()):
-        mark = line
-    elif code.strip():
-        mark = next((i + 1 for i, text in enumerate(lines) if text.strip() == code.strip()), None)
-    return {
-        "index": index,
-        "lines": [{"number": i + 1, "text": text, "marked": i + 1 == mark} for i, text in enumerate(lines)],
-        "unmatched_code": code.strip() if code.strip() and mark is None else "",
-    }
-
-
-def notebook_images(notebook: NotebookNode | None, index: Any) -> list[str]:
-    """PNG/JPEG outputs of one cell (the notebook's own training plots), as data URIs."""
-    if notebook is None or not isinstance(index, int) or not 0 <= index < len(notebook.cells):
-        return []
-    images = []
-    for output in notebook.cells[index].get("outputs", []):
-        data = output.get("data", {}) if isinstance(output.get("data"), dict) else {}
-        for mime in ("image/png", "image/jpeg"):
-            value = data.get(mime)
-            if isinstance(value, str) and value.strip():
-                images.append(f"data:{mime};base64,{''.join(value.split())}")
-    return images
-
-
-def render_markdown(text: str) -> str:
-    """The student's prose as HTML; raw HTML in it is escaped, not rendered; LaTeX becomes MathML."""
-    import mistune
-
-    from grader.mathml import math_plugin
-
-    return mistune.create_markdown(escape=True, plugins=["table", "strikethrough", math_plugin])(text or "")
-
-
-def trimmed(value: Any, text: int, items: int, depth: int = 8) -> Any:
-    """A copy of a JSON-like value with every string, list and mapping cut (and nesting below ``depth`` dropped)."""
-    if isinstance(value, str):
-        return cut_text(value, text)
-    if isinstance(value, (list, tuple, dict)) and (depth <= 0 or items <= 0):
-        return f"[{len(value):,} items not shown]"
-    if isinstance(value, (list, tuple)):
-        shown = [trimmed(v, text, items, depth - 1) for v in value[:items]]
-        return shown + [f"… {len(value) - items:,} more"] if len(value) > items else shown
-    if isinstance(value, dict):
-        kept = {cut_text(str(k), 200): trimmed(v, text, items, depth - 1) for k, v in list(value.items())[:items]}
-        if len(value) > items:
-            kept["…"] = f"{len(value) - items:,} more"
-        return kept
-    return value
 
 
 def question_view(q: QuestionResult, notebook: NotebookNode | None, level: Level = LEVELS[0]) -> dict[str, Any]:

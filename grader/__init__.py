@@ -92,4 +92,5 @@ __version__ = "0.1.0"
 # 2.7 s of CPU in every grading process, half a cached regrade
 # (python-jsonschema/jsonschema#1428). nbformat's schemas use no ``iri`` format, so
 # validation is unchanged without it; jsonschema treats the import as unavailable.
-sys.modules.setdefault("rfc3987_syntax", None)
+# None in sys.modules is Python's documented way to make an import fail; typeshed types the values as modules only.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]

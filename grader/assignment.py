@@ -84,7 +84,7 @@ def parse_snapshot(entry: dict[str, Any], where: str) -> Snapshot:
         return Snapshot(key, after, values)
     if when != "every_cell":
         raise ConfigError(f'{where}: snapshot {key!r}: `when` is "after" or "every_cell", not {when!r}')
-    match = dict(entry.get("match", {}))
+    match: dict[str, Any] = dict(entry.get("match", {}))
     unknown = set(match) - MATCH_KEYS
     if unknown:
         raise ConfigError(f"{where}: snapshot {key!r}: unknown match keys {sorted(unknown)} (known: {sorted(MATCH_KEYS)})")
@@ -267,6 +267,7 @@ def _check_functions(path: Path) -> dict[str, int]:
 
 def _load_module(path: Path, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None  # a .py path (checks.py, checks_hidden.py) always has a source loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

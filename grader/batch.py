@@ -23,7 +23,16 @@ from pathlib import Path
 from grader import __version__
 from grader.assignment import Assignment, load_assignment
 from grader.cleanup import read_tail, remove_tree
-from grader.results import ExecutionRecord, GradeResult, QuestionResult, cache_key, cached_result, unique_stems, write_result
+from grader.results import (
+    ExecutionRecord,
+    GradeResult,
+    QuestionResult,
+    QuestionStatus,
+    cache_key,
+    cached_result,
+    unique_stems,
+    write_result,
+)
 from grader.sandbox import GiB, machine_memory
 from grader.worker import WorkerJob, worker_command
 
@@ -87,7 +96,7 @@ def crashed_result(job: Job, budget: str, device: str, message: str) -> GradeRes
         QuestionResult(
             q.id,
             q.title,
-            "error" if q.kind == "auto" else "manual",
+            QuestionStatus.ERROR if q.kind == "auto" else QuestionStatus.MANUAL,
             0.0,
             q.points,
             f"not graded: {message}" if q.kind == "auto" else "",

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import statistics
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import NormalDist
@@ -91,7 +91,7 @@ class Proposal:
     #: One line per result that measured nothing for this question, saying why.
     unmeasured: tuple[str, ...] = ()
     #: ``full_threshold`` and ``full_calibration`` with the groups that set a bar merged in (empty without one).
-    full_threshold: dict[int | None, float] | None = None
+    full_threshold: dict[int, float] | None = None
     full_calibration: dict[int, Calibration] | None = None
     #: The one threshold for any training set this proposal replaces, if the config had one.
     replaces: float | None = None
@@ -104,8 +104,8 @@ class Proposal:
         return f"{threshold_line(self.full_threshold)}\nfull_calibration = {calibration_toml(self.full_calibration)}"
 
 
-def threshold_line(table: dict[int | None, float]) -> str:
-    entries = ", ".join(f"{size} = {table[size]:.2f}" for size in sorted(table, reverse=True))  # type: ignore[arg-type]
+def threshold_line(table: dict[int, float]) -> str:
+    entries = ", ".join(f"{size} = {table[size]:.2f}" for size in sorted(table, reverse=True))
     return f"full_threshold = {{ {entries} }}"
 
 
@@ -164,6 +164,7 @@ def merge(recorded: Calibration | None, runs: Sequence[Run], margin: float, trai
         if recorded is None:
             raise ValueError(f"no run to calibrate {train_images} images from")
         return replace(recorded, margin=margin)
+    estimated: tuple[str, ...]
     if recorded is None or len(recorded.runs) == recorded.n:  # every run known one by one: exact
         known = [*(recorded.runs if recorded else ()), *values]
         n, mean = len(known), statistics.fmean(known)
@@ -207,10 +208,10 @@ def _check_results(results: Sequence[GradeResult], assignment: Assignment) -> No
         seen[key] = result.graded_at
 
 
-def _proposal(qid: str, options: dict[str, Any], results, measured: list[Run | str], margin: float) -> Proposal:
+def _proposal(qid: str, options: Mapping[str, Any], results, measured: list[Run | str], margin: float) -> Proposal:
     unmeasured = tuple(
         f"{r.submission} ({r.graded_at or 'no date'}): {m}" if len(results) > 1 else m
-        for r, m in zip(results, measured)
+        for r, m in zip(results, measured, strict=True)  # measured: one per result
         if isinstance(m, str)
     )
     runs = [m for m in measured if isinstance(m, Run)]
@@ -222,10 +223,12 @@ def _proposal(qid: str, options: dict[str, Any], results, measured: list[Run | s
     barred = [g for g in groups if g.threshold is not None]
     if not barred:
         return Proposal(qid, groups, unmeasured)
-    table = parse_threshold(options["full_threshold"])
-    single = table.pop(None, None)
+    parsed = parse_threshold(options["full_threshold"])
+    single = parsed.get(None)  # the one threshold for any size, which the sized table replaces
+    table = {size: bar for size, bar in parsed.items() if size is not None}
     calibration = dict(recorded)
     for g in barred:
+        assert g.threshold is not None  # barred holds only the groups with a bar
         table[g.train_images], calibration[g.train_images] = g.threshold, g.calibration
     return Proposal(qid, groups, unmeasured, table, calibration, single)
 

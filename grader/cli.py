@@ -127,7 +127,8 @@ def _gradescope(args: argparse.Namespace) -> int:
     )
     data = "Fashion-MNIST inside" if bundle.data else "setup.sh downloads Fashion-MNIST"
     print(
-        f"wrote {bundle.path} ({bundle.assignment}, {len(bundle.files)} files, {data}): upload it on the assignment's Configure Autograder page"
+        f"wrote {bundle.path} ({bundle.assignment}, {len(bundle.files)} files, {data}): "
+        "upload it on the assignment's Configure Autograder page"
     )
     return 0
 

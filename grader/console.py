@@ -43,7 +43,7 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
     for column in ("question", "status", "points", "reason"):
         table.add_column(column, overflow="fold" if column == "reason" else "ellipsis")
     for q in result.questions:
-        style = status.style if (status := status_of(q.status)) else ""
+        style = known.style if (known := status_of(q.status)) else ""
         points = f"{q.points:g}/{q.max_points:g}" if q.counted else f"–/{q.max_points:g}"
         reason = one_line(terminal_text(q.message or q.details.get("policy", "") or q.details.get("rebound", "")))
         table.add_row(Text(terminal_text(q.id)), Text(q.status, style=style), points, Text(reason))
@@ -62,4 +62,7 @@ def summary_line(result: GradeResult, json_path: Path) -> str:
     pending = f" (+{result.manual_points_pending:g} TA)" if result.manual_points_pending else ""
     status = "" if result.execution.status == "ok" else f" [{result.execution.status}: {one_line(result.execution.message, 60)}]"
     failing = f"; not passing: {', '.join(problems[:6])}{'…' if len(problems) > 6 else ''}" if problems else ""
-    return f"{Path(result.submission).name}: {result.score:g}/{result.max_score:g}{pending}{status}{failing} -> {Path(json_path).with_suffix('.html')}"
+    return (
+        f"{Path(result.submission).name}: {result.score:g}/{result.max_score:g}{pending}{status}{failing} "
+        f"-> {Path(json_path).with_suffix('.html')}"
+    )

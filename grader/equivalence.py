@@ -57,10 +57,11 @@ def randomize(model: nn.Module, seed: int) -> list[torch.Tensor]:
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0.0, 0.2)
+                assert module.running_mean is not None and module.running_var is not None  # the book's BatchNorm tracks them
                 module.running_mean.normal_(0.0, 0.2)
                 module.running_var.uniform_(0.5, 1.5)
-            elif hasattr(module, "reset_parameters") and not isinstance(module, nn.modules.lazy.LazyModuleMixin):
-                module.reset_parameters()
+            elif not isinstance(module, nn.modules.lazy.LazyModuleMixin) and (reset := getattr(module, "reset_parameters", None)):
+                reset()
     return [t.detach().clone() for t in model.state_dict().values()]
 
 
@@ -73,7 +74,8 @@ def misfit_message(label: str, reference: nn.Module, entries: list[tuple[str, tu
             f"{label}: its `{lazy[0]}` is never initialised: a lazy layer that its forward never uses "
             f"(the book's block uses every layer it creates)"
         )
-    for index, ((ref_key, ref_shape), (key, shape)) in enumerate(zip(want, entries)):
+    # strict=False: the entries both have are compared first; a count that differs is said below.
+    for index, ((ref_key, ref_shape), (key, shape)) in enumerate(zip(want, entries, strict=False)):
         if ref_shape != shape:
             return (
                 f"{label}: its weights do not line up with the book's: entry {index} of its state, `{key}`, "
@@ -123,7 +125,7 @@ def same_function(
         tuple(t.shape) for t in state
     ]:
         raise Fail(f"{label}: after loading the book's weights its state is not what was loaded", seed=seed)
-    outputs = run.get("outputs") if isinstance(run.get("outputs"), dict) else {}
+    outputs = found if isinstance(found := run.get("outputs"), dict) else {}
     for mode in modes:
         reference.train(mode == "train")
         with torch.random.fork_rng(devices=[]), torch.no_grad():

@@ -175,7 +175,8 @@ fi
 # Fashion-MNIST: the bundle's copy (grade gradescope --data-dir), else torchvision's ordinary download, now,
 # so that no submission waits for it.
 if [ ! -d "$SOURCE/data/FashionMNIST/raw" ]; then
-    "$VENV/bin/python" -c 'import sys; from torchvision import datasets; [datasets.FashionMNIST(sys.argv[1], train=t, download=True) for t in (True, False)]' "$SOURCE/data"
+    "$VENV/bin/python" -c 'import sys; from torchvision import datasets; [datasets.FashionMNIST(sys.argv[1], train=t, download=True)
+        for t in (True, False)]' "$SOURCE/data"
 fi
 "$VENV/bin/python" -m grader.cli --version
 """
@@ -206,9 +207,10 @@ mkdir -p "$RESULTS"
 rm -f "$RESULTS/results.json"
 
 fallback() {{  # Gradescope shows nothing at all without results.json: always leave one
-    if ! "$PY" -c 'import json, sys; json.dump({{"score": 0, "output": sys.argv[2], "output_format": "text", "tests": []}}, open(sys.argv[1], "w"))' \\
-            "$RESULTS/results.json" "$1"; then
-        printf '%s\\n' '{{"score": 0, "output": "The autograder could not run; tell your instructor.", "output_format": "text", "tests": []}}' \\
+    if ! "$PY" -c 'import json, sys; json.dump({{"score": 0, "output": sys.argv[2], "output_format": "text", "tests": []}},
+            open(sys.argv[1], "w"))' "$RESULTS/results.json" "$1"; then
+        printf '%s\\n' \\
+            '{{"score": 0, "output": "The autograder could not run; tell your instructor.", "output_format": "text", "tests": []}}' \\
             > "$RESULTS/results.json"
     fi
 }}
@@ -219,29 +221,34 @@ mapfile -d '' NOTEBOOKS < <(find "$SUBMISSION" -type f -name '*.ipynb' -not -nam
     -not -path '*/__MACOSX/*' -print0 2>/dev/null | LC_ALL=C sort -z)
 if [ "${{#NOTEBOOKS[@]}}" -eq 0 ]; then
     echo "run_autograder: no .ipynb in $SUBMISSION"
-    fallback "No notebook (.ipynb) was found in your submission. Submit your homework notebook itself (in Jupyter or Colab: File > Download > .ipynb)."
+    fallback "No notebook (.ipynb) was found in your submission. \\
+Submit your homework notebook itself (in Jupyter or Colab: File > Download > .ipynb)."
     exit 0
 fi
 NOTEBOOK="${{NOTEBOOKS[0]}}"
 NOTE=()
 if [ "${{#NOTEBOOKS[@]}}" -gt 1 ]; then
     IGNORED=$(for nb in "${{NOTEBOOKS[@]:1}}"; do printf '%s, ' "${{nb#"$SUBMISSION"/}}"; done)
-    NOTE=(--gradescope-note "Your submission holds ${{#NOTEBOOKS[@]}} notebooks; only the first by name, ${{NOTEBOOK#"$SUBMISSION"/}}, was graded (not graded: ${{IGNORED%, }}). Submit only your homework notebook.")
+    NOTE=(--gradescope-note "Your submission holds ${{#NOTEBOOKS[@]}} notebooks; only the first by name, \\
+${{NOTEBOOK#"$SUBMISSION"/}}, was graded (not graded: ${{IGNORED%, }}). Submit only your homework notebook.")
 fi
 LIMIT=()
 [ -n "$TIMEOUT" ] && LIMIT=(--timeout "$TIMEOUT")
 
 # The bundle's own grader: `python -m` and `-c` put the current folder first on Python's path.
 cd "$SOURCE" || {{ fallback "The autograder's files are missing; tell your instructor."; exit 0; }}
-"$PY" -c 'import sys, grader; print("run_autograder: hw-grader", grader.__version__, "from", grader.__file__, "on Python", sys.version.split()[0])'
-echo "run_autograder: grading ${{NOTEBOOK#"$SUBMISSION"/}} ($ASSIGNMENT, budget $BUDGET, device $DEVICE, data $GRADER_DATA_DIR)"
+"$PY" -c 'import sys, grader; print("run_autograder: hw-grader", grader.__version__, "from", grader.__file__,
+    "on Python", sys.version.split()[0])'
+echo "run_autograder: grading ${{NOTEBOOK#"$SUBMISSION"/}} \\
+($ASSIGNMENT, budget $BUDGET, device $DEVICE, data $GRADER_DATA_DIR)"
 "$PY" -m grader.cli run "$NOTEBOOK" --assignment "$ASSIGNMENT" \\
     --budget "$BUDGET" --device "$DEVICE" "${{LIMIT[@]}}" --out "$REPORTS" --force \\
     --gradescope "$RESULTS/results.json" "${{NOTE[@]}}"
 STATUS=$?
 echo "run_autograder: grade exited with status $STATUS"
 if [ ! -s "$RESULTS/results.json" ]; then
-    fallback "The autograder failed before it could grade your notebook (grade exited with status $STATUS). This is not a verdict on your work; tell your instructor."
+    fallback "The autograder failed before it could grade your notebook (grade exited with status $STATUS). \\
+This is not a verdict on your work; tell your instructor."
 fi
 exit 0
 """

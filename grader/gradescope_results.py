@@ -239,7 +239,7 @@ def _layers_text(layers: list, diverging: Any) -> list[str]:
     lines = ["layer by layer: yours vs the reference"]
     for r in rows:
         marker = "  <- first layer that differs" if diverging is not None and r[0] == str(diverging) else ""
-        lines.append("    " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + marker)
+        lines.append("    " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + marker)  # 5 columns each
     return lines
 
 

@@ -25,6 +25,7 @@ import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
 from jupyter_core.utils import ensure_async
 from traitlets import Type
 
@@ -253,7 +254,10 @@ class ConfinedKernelManager(AsyncKernelManager):
         await super()._async_launch_kernel(kernel_cmd, **kw)
         confinement = self.confinement
         if confinement is not None and confinement.bwrap:
-            process = self.provisioner.process
+            provisioner = self.provisioner
+            # The kernel spec (ExecutionOptions.kernel_name) names no other provisioner; the launch above started the process.
+            assert isinstance(provisioner, LocalProvisioner) and provisioner.process is not None
+            process = provisioner.process
             if await confinement.attach(lambda: process.poll() is None):
                 self.ip = str(confinement.kernel_dir / Path(self.ip).name)
 

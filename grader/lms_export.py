@@ -218,7 +218,7 @@ def build_export(results: list[tuple[str, GradeResult]], roster: Path, options: 
         return result.score * options.points_possible / total
 
     rows: list[tuple[Student, float | str, str]] = []  # student, grade cell (a number, or "" for none), feedback
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for student in students:
         if student.row not in mapped:
             counts["without a submission"] += 1

@@ -237,15 +237,16 @@ def _lookup(students, header, options, roster, problems):
             return index[user], ""
 
         return by_canvas
+    participants: dict[str, Student] | None  # by participant id; None: match by name
     if "Identifier" in header:
 
         def participant_ids(student: Student) -> list[str]:
             found = re.search(r"(\d+)\s*$", student.cells.get("Identifier", ""))
             return [found.group(1)] if found else []
 
-        index = _unique_index(students, participant_ids, "Identifier (Participant <id>)", problems)
+        participants = _unique_index(students, participant_ids, "Identifier (Participant <id>)", problems)
     else:
-        index = None
+        participants = None
         names: dict[str, list[Student]] = {}
         for student in students:
             first, last = student.cells.get("First name", ""), student.cells.get("Last name", "")
@@ -261,10 +262,10 @@ def _lookup(students, header, options, roster, problems):
                 "a file name prefix); use --match-column for other names"
             )
         name, participant = found
-        if index is not None:
-            if participant not in index:
+        if participants is not None:
+            if participant not in participants:
                 return None, f"participant {participant} is not in the roster's Identifier column"
-            return index[participant], ""
+            return participants[participant], ""
         candidates = names.get(_norm_name(name), [])
         if len(candidates) == 1:
             return candidates[0], ""

@@ -46,7 +46,7 @@ class LoadedNotebook:
         return self.notebook is not None
 
 
-def _first_line(text: str, limit: int = 200) -> str:
+def _first_line(text: object, limit: int = 200) -> str:
     line = str(text).strip().splitlines()[0] if str(text).strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
 

@@ -80,9 +80,9 @@ def apply_grades(grades: list[ManualGrade], results: dict[str, GradeResult], sou
     bad file changes nothing.
     """
     by_name: dict[str, str] = {}
-    for stem, result in results.items():
-        for name in _names(stem, result):
-            by_name.setdefault(name, stem)
+    for result_stem, result in results.items():
+        for name in _names(result_stem, result):
+            by_name.setdefault(name, result_stem)
     planned: dict[tuple[str, str], ManualGrade] = {}
     for grade in grades:
         where = f"{source}, row {grade.row}"

@@ -98,7 +98,7 @@ def _grade_loaded(
         grader_version=__version__,
         execution=ExecutionRecord("invalid", loaded.reason),
     )
-    if not loaded.valid:
+    if loaded.notebook is None:  # not loaded.valid
         result.questions = [
             question_result(q, QuestionStatus.ERROR, f"the notebook could not be read: {loaded.reason}")
             if q.kind == "auto"

@@ -50,7 +50,8 @@ class SourceIndex:
 
     def bound(self, name: str) -> Definition | None:
         """The last top-level binding of any kind, to say e.g. "`LeNet` is an nn.Sequential, not a class"."""
-        return (self.definitions.get(name) or [None])[-1]
+        found = self.definitions.get(name)
+        return found[-1] if found else None
 
     def library_calls(self, names: Iterable[str], flagged: set[str]) -> list[tuple[str, str]]:
         """Flagged calls reachable from the top-level defs/classes ``names``, as (call, via).
@@ -61,18 +62,21 @@ class SourceIndex:
         with ``@d2l.add_to_class``) says "through `_helper` (cell 5)". Each is read once, so cycles end.
         """
         hits: dict[tuple[str, tuple], tuple[str, str]] = {}  # (call, route): one line per flagged function per route
-        queue = deque((d, ()) for d in map(self.last, names) if d is not None)  # (definition, helpers on the way)
+        queue: deque[tuple[Definition, tuple[Definition, ...]]] = deque(  # (definition, helpers on the way)
+            (d, ()) for d in map(self.last, names) if d is not None
+        )
         seen: set[Definition] = set()
         while queue:
             definition, route = queue.popleft()
             if definition in seen:
                 continue
             seen.add(definition)
-            scope = self._nodes[definition]
+            scope = self._code_node(definition)
             queue.extend((method, (*route, method)) for method in self._added_to(definition))
             local_bound = _bound_inside(scope)
             aliases: dict[str, str | None] = {}  # what each local name stands for so far (f = F.conv2d), None: nothing flagged
-            inner = (n for n in ast.walk(scope) if n is not scope and hasattr(n, "lineno"))
+            # Statements and expressions: every kind handled below, all with a position (a stable sort keeps their order).
+            inner = (n for n in ast.walk(scope) if n is not scope and isinstance(n, ast.stmt | ast.expr))
             for node in sorted(inner, key=lambda n: (n.lineno, n.col_offset)):  # an alias is bound before the call using it
                 if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
                     for target, value in _assigned(node):
@@ -103,9 +107,15 @@ class SourceIndex:
             and d.kind == "def"
             and any(
                 isinstance(c, ast.Call) and any(isinstance(a, ast.Name) and a.id == cls.name for a in c.args)
-                for c in self._nodes[d].decorator_list
+                for c in self._code_node(d).decorator_list
             )
         ]
+
+    def _code_node(self, definition: Definition) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef:
+        """The statement of a ``def`` or ``class`` definition (the only kinds ``library_calls`` walks into)."""
+        node = self._nodes[definition]
+        assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)  # _bindings stores a def/class node itself
+        return node
 
     def _resolve(
         self, expr: ast.AST, flagged: set[str], aliases: dict[str, str | None], local_bound: set[str], depth: int = 0
@@ -138,7 +148,8 @@ def index_notebook(notebook: NotebookNode) -> SourceIndex:
         try:
             tree = _parse(source)
         except (SyntaxError, ValueError) as error:  # ValueError: a null byte in the source
-            where = f" (line {error.lineno})" if getattr(error, "lineno", None) else ""
+            lineno = getattr(error, "lineno", None)
+            where = f" (line {lineno})" if lineno else ""
             index.unparsable.append((number, f"{getattr(error, 'msg', str(error))}{where}"))
             continue
         for definition, node in _bindings(tree.body, number, source.split("\n")):
@@ -196,9 +207,12 @@ def _bindings(body: list[ast.stmt], cell: int, lines: list[str]) -> Iterator[tup
                 yield made(target.id, target.lineno, "assign", _dotted(value.func) if isinstance(value, ast.Call) else None), value
         elif isinstance(node, ast.Import | ast.ImportFrom):
             for alias in (a for a in node.names if a.name != "*"):  # `import torch.nn` binds `torch`
-                name, imported = alias.asname or alias.name.split(".")[0], isinstance(node, ast.ImportFrom)
-                value = _import_value(node, alias) if imported else alias.name if alias.asname else name
-                yield made(name, alias.lineno, "import", value), value if imported else None
+                name = alias.asname or alias.name.split(".")[0]
+                if isinstance(node, ast.ImportFrom):
+                    path = _import_value(node, alias)
+                    yield made(name, alias.lineno, "import", path), path
+                else:
+                    yield made(name, alias.lineno, "import", alias.name if alias.asname else name), None
         elif isinstance(node, _BLOCKS):
             for block in ("body", "handlers", "orelse", "finalbody"):
                 for part in getattr(node, block, []):
@@ -225,7 +239,9 @@ def _signature(args: ast.arguments, drop_self: bool) -> dict:
 
 def _assigned(node: ast.Assign | ast.AnnAssign) -> list[tuple[ast.Name, ast.expr | None]]:
     """(name, the expression it receives) for each plain name an assignment binds."""
-    return [pair for target in (node.targets if isinstance(node, ast.Assign) else [node.target]) for pair in _pairs(target, node.value)]
+    value = node.value
+    assert value is not None  # callers pass only assignments with a value (a bare ``x: int`` binds nothing)
+    return [pair for target in (node.targets if isinstance(node, ast.Assign) else [node.target]) for pair in _pairs(target, value)]
 
 
 def _pairs(target: ast.expr, value: ast.expr) -> list[tuple[ast.Name, ast.expr | None]]:

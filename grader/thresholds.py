@@ -60,7 +60,7 @@ def threshold_for(setting: Any, train_images: int) -> Threshold | None:
     table = parse_threshold(setting)
     if None in table:
         return Threshold(table[None])
-    below = [size for size in table if size <= train_images]
+    below = [size for size in table if size is not None and size <= train_images]  # None is not in a table of sizes
     if not below:
         return None
     return Threshold(table[max(below)], max(below))
@@ -221,7 +221,7 @@ def _consistent(c: Calibration) -> None:
     if c.estimated:
         raise ValueError(f"every run is listed, so {', '.join(c.estimated)} cannot be estimated")
     actual = (min(c.runs), max(c.runs), statistics.fmean(c.runs), statistics.stdev(c.runs) if c.n > 1 else 0.0)
-    for key, recorded, value in zip(("min", "max", "mean", "sd"), (c.min, c.max, c.mean, c.sd), actual):
+    for key, recorded, value in zip(("min", "max", "mean", "sd"), (c.min, c.max, c.mean, c.sd), actual, strict=True):
         if abs(recorded - value) > TOLERANCE:
             raise ValueError(f"{key} = {recorded} but the {c.n} runs listed give {value:.4f}")
 

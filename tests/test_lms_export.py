@@ -32,7 +32,8 @@ MOODLE_GRADEBOOK = (
 MOODLE_WORKSHEET = (
     "Identifier,Full name,Email address,Status,Grade,Maximum Grade,Grade can be changed,"
     "Last modified (submission),Last modified (grade),Feedback comments\n"
-    '"Participant 5001","Bob Smith",bob@uni.edu,Submitted,,44.00,Yes,"Monday, 1 December 2025, 10:00 AM","Tuesday, 2 December 2025, 9:00 AM",\n'
+    '"Participant 5001","Bob Smith",bob@uni.edu,Submitted,,44.00,Yes,"Monday, 1 December 2025, 10:00 AM",'
+    '"Tuesday, 2 December 2025, 9:00 AM",\n'
     '"Participant 5002","Ana Diaz",ana@uni.edu,Submitted,,44.00,Yes,"Monday, 1 December 2025, 11:00 AM",-,\n'
     '"Participant 5003","Min Kim",min@uni.edu,"No submission",,44.00,Yes,-,-,\n'
 )

@@ -284,7 +284,7 @@ def links(html: str) -> Links:
 
 def test_the_class_summary_links_each_hostile_name_to_its_own_report_inside_the_folder(tmp_path):
     stems = r.unique_stems([Path(p) for p in HOSTILE_PATHS])
-    page = render_summary([(result(p), tmp_path / f"{stem}.json") for p, stem in zip(HOSTILE_PATHS, stems)])
+    page = render_summary([(result(p), tmp_path / f"{stem}.json") for p, stem in zip(HOSTILE_PATHS, stems, strict=True)])
     hrefs = links(page).hrefs
     assert len(hrefs) == len(HOSTILE_PATHS)
     assert [resolves_inside(h, tmp_path) for h in hrefs] == [(tmp_path / f"{stem}.html").resolve() for stem in stems]
@@ -312,7 +312,9 @@ def hostile_batch(tmp_path_factory, data_dir):
     folder = tmp_path_factory.mktemp("hostile")
     subs, out = folder / "subs", folder / "out"
     subs.mkdir()
-    for name, cells in zip(HOSTILE_NAMES, [[PRINTS_ESCAPES, RAISES_FORBIDDEN, RAISES_ESCAPES], [PRINTS_ESCAPES, RAISES_FORBIDDEN]]):
+    for name, cells in zip(
+        HOSTILE_NAMES, [[PRINTS_ESCAPES, RAISES_FORBIDDEN, RAISES_ESCAPES], [PRINTS_ESCAPES, RAISES_FORBIDDEN]], strict=True
+    ):
         notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(notebook, str(subs / name))

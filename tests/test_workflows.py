@@ -184,8 +184,10 @@ def test_the_student_workflows_grade_command_fails_a_low_score_and_writes_the_re
     notebook = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_code_cell(
-                "import torch\ndef corr2d(X, K):\n    h, w = K.shape\n    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))\n"
-                "    for i in range(Y.shape[0]):\n        for j in range(Y.shape[1]):\n            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()\n"
+                "import torch\ndef corr2d(X, K):\n    h, w = K.shape\n"
+                "    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))\n"
+                "    for i in range(Y.shape[0]):\n        for j in range(Y.shape[1]):\n"
+                "            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()\n"
                 "    return Y"
             )
         ]

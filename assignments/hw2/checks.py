@@ -429,7 +429,7 @@ def _layer_table(sub: Submission, name: str, reference, input_shape, kwargs=None
         return details, ""
     kinds = [
         f"layer {i} is a `{r['kind']}` where the book's is a `{w.kind}`" + (f" ({_KIND_WORDS[w.kind]})" if w.kind in _KIND_WORDS else "")
-        for i, (r, w) in enumerate(zip(rows, want))
+        for i, (r, w) in enumerate(zip(rows, want, strict=False))  # layers both have; a count that differs is said below
         if r["kind"] != w.kind
     ]
     if kinds:

@@ -199,7 +199,8 @@ def main() -> None:
             corr2d = next(q for q in result["questions"] if q["id"] == "corr2d")
             html = (out / f"{path.stem}.html").stat().st_size
             print(
-                f"| {name} | {' '.join(said.replace('|', '/').split())} | {corr2d['status']} | {result['score']:g} | yes (report {html / 1024:.0f} KB) | {seconds:.1f} |",
+                f"| {name} | {' '.join(said.replace('|', '/').split())} | {corr2d['status']} | {result['score']:g} "
+                f"| yes (report {html / 1024:.0f} KB) | {seconds:.1f} |",
                 flush=True,
             )
         print(f"\nisolation: {result['execution']['isolation']}")

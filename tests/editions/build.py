@@ -136,7 +136,7 @@ ZH2_NOTES = [
     $$(f*g)(\mathbf{x})=\int f(\mathbf{a})g(\mathbf{x}-\mathbf{a})d\mathbf{a}=\int f(\mathbf{x}-\mathbf{b})g(\mathbf{b})d\mathbf{b}=(g*f)(\mathbf{x})。$$
 
     离散的情况把积分换成求和，做同样的换元即可。所以卷积满足交换律。
-    """),
+    """),  # noqa: E501 -- a student's markdown line, kept whole as the committed notebook has it
     md("""
     ## 6.2 图像卷积
 
@@ -276,7 +276,7 @@ ZH2_NOTES = [
     1. 对于本节中的最后一个示例，计算其输出形状，以查看它是否与实验结果一致。
 
     答：高：$\lfloor(8-3+0+3)/3\rfloor=2$，宽：$\lfloor(8-5+2+4)/4\rfloor=2$，所以输出形状是 $2\times2$，和上面的 `torch.Size([2, 2])` 一致。
-    """),
+    """),  # noqa: E501 -- a student's markdown line, kept whole as the committed notebook has it
     md("## 6.4 多输入多输出通道"),
     code(
         """
@@ -1831,7 +1831,7 @@ JAPANESE = [
     $$(f*g)(\mathbf{x}) = \int f(\mathbf{z})\, g(\mathbf{x}-\mathbf{z})\,d\mathbf{z} = \int f(\mathbf{x}-\mathbf{u})\, g(\mathbf{u})\,d\mathbf{u} = (g*f)(\mathbf{x}).$$
 
     離散の場合も、和の添字を $b = i - a$ と置き換えるだけで同じです。
-    """),
+    """),  # noqa: E501 -- a student's markdown line, kept whole as the committed notebook has it
     md("## 7.2 画像に対する畳み込み"),
     code(
         '''
@@ -2215,7 +2215,8 @@ _TRACEBACK_NAME = [
     "\u001b[0;31m---------------------------------------------------------------------------\u001b[0m",
     "\u001b[0;31mNameError\u001b[0m                                 Traceback (most recent call last)",
     "\u001b[0;32m<ipython-input-3-5d0ae7a1b2f1>\u001b[0m in \u001b[0;36m<cell line: 3>\u001b[0;34m()\u001b[0m\n"
-    "\u001b[0;32m----> 3\u001b[0;31m \u001b[0mcorr2d\u001b[0m\u001b[0;34m(\u001b[0m\u001b[0mX\u001b[0m\u001b[0;34m,\u001b[0m \u001b[0mK\u001b[0m\u001b[0;34m)\u001b[0m\u001b[0;34m\u001b[0m\u001b[0;34m\u001b[0m\u001b[0m\n",
+    "\u001b[0;32m----> 3\u001b[0;31m \u001b[0mcorr2d\u001b[0m\u001b[0;34m(\u001b[0m\u001b[0mX\u001b[0m\u001b[0;34m,\u001b[0m "
+    "\u001b[0mK\u001b[0m\u001b[0;34m)\u001b[0m\u001b[0;34m\u001b[0m\u001b[0;34m\u001b[0m\u001b[0m\n",
     "\u001b[0;31mNameError\u001b[0m: name 'corr2d' is not defined",
 ]
 _TRACEBACK_INTERRUPT = [

@@ -211,7 +211,9 @@ class KernelProcess:
             try:
                 await km.shutdown_kernel(now=True)
             except Exception:  # a dead kernel may refuse a polite shutdown
-                await km.kill_kernel()
+                # jupyter_client's own kill (private; there is no public kill_kernel, which this line called before
+                # and so raised AttributeError): the provisioner kills the process and waits for it.
+                await km._async_kill_kernel()
 
     async def close(self) -> None:
         await self._shutdown_kernel()

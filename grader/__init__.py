@@ -34,6 +34,7 @@ Grading one notebook
   ``output_caps``        what of the outputs is kept, and what was cut
   ``shrink``             outputs cut to a size a report can carry
   ``sandbox``            the kernel's confinement (bubblewrap + limits), built and torn down
+  ``sandbox_watch``      the running sandbox: found once launched, stopped when its disk is full, why the kernel died
   ``sandbox_launcher``   the launcher run as the kernel's parent inside its cgroups
   ``bubblewrap``         bubblewrap's options for a kernel
   ``cgroups``            memory and process caps through cgroups
@@ -64,6 +65,7 @@ Results and reports
   ``outputs``            gradebook, summary, similarity, JUnit, Gradescope's results, manual points
   ``console``            the terminal table and the batch's one-line summaries
   ``html_report``        the per-submission HTML report
+  ``report_views``       one question's evidence as plain data (tables, cell, plots, details), for the report and Gradescope
   ``mathml``             LaTeX drawn as MathML in reports
   ``figures``            the report's own figures (PNG data URIs)
   ``class_summary``      the class's index.html
@@ -92,4 +94,5 @@ __version__ = "0.1.0"
 # 2.7 s of CPU in every grading process, half a cached regrade
 # (python-jsonschema/jsonschema#1428). nbformat's schemas use no ``iri`` format, so
 # validation is unchanged without it; jsonschema treats the import as unavailable.
-sys.modules.setdefault("rfc3987_syntax", None)
+# None in sys.modules is Python's documented way to make an import fail; typeshed types the values as modules only.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]

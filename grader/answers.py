@@ -40,8 +40,8 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-from grader.template import MARKDOWN_PLACEHOLDER
 from grader.assignment import Question
+from grader.template import MARKDOWN_PLACEHOLDER
 
 #: How many cells after the exercise a marked answer may start when the exercise's own cells are empty.
 MARKER_LOOKAHEAD = 5
@@ -73,9 +73,30 @@ _SECTION_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*(?:section|§|第)?\s*(\d+(?:\.
 
 #: Title words that say nothing about which exercise it is.
 _STOP_WORDS = {
-    "exercise", "exercises", "proof", "prove", "show", "that", "this", "with", "from", "into", "alone", "cannot",
-    "does", "what", "which", "when", "why", "explain", "implemented", "implement", "using", "about", "there",
-}  # fmt: skip
+    "exercise",
+    "exercises",
+    "proof",
+    "prove",
+    "show",
+    "that",
+    "this",
+    "with",
+    "from",
+    "into",
+    "alone",
+    "cannot",
+    "does",
+    "what",
+    "which",
+    "when",
+    "why",
+    "explain",
+    "implemented",
+    "implement",
+    "using",
+    "about",
+    "there",
+}
 #: The usual renderings of d2l's terms in Korean, Chinese and Japanese (a term's stem -> alternatives).
 _GLOSSARY = {
     "convolut": r"합성곱|컨볼루션|卷积|捲積|卷積|畳み込み|たたみ込み",
@@ -238,7 +259,12 @@ def _answer_from(cells: list[NotebookNode], start: int, found_by: str, how: str)
             return _marked(cells, index, match, region, found_by, how)
     parts = [cells[i].source for i in region]
     if any(_content(p) for p in parts):
-        return {"answer": _without_placeholder("\n\n".join(parts)), "cell": start, "found_by": found_by, "note": f"found by {how} (cell {start})"}
+        return {
+            "answer": _without_placeholder("\n\n".join(parts)),
+            "cell": start,
+            "found_by": found_by,
+            "note": f"found by {how} (cell {start})",
+        }
     # The exercise's own cells are empty: a marked answer a few cells on (after a code cell, say).
     for index in range(region[-1] + 1, min(len(cells), region[-1] + 1 + MARKER_LOOKAHEAD)):
         cell = cells[index]
@@ -265,8 +291,6 @@ def _marked(cells, index, match, region, found_by, how) -> dict[str, Any]:
     elif found_by != "answer marker":
         how, found_by = f"an answer marker, in {how}", "answer marker"
     return {"answer": _without_placeholder(text), "cell": index, "found_by": found_by, "note": f"found by {how} (cell {index})"}
-
-
 
 
 def _without_placeholder(text: str) -> str:

@@ -53,8 +53,9 @@ def make_template(*, solution: Path, out: Path | None = None) -> Path:
     return template
 
 
-def check_assignment(*, name: str, data_dir: str | Path | None = None, device: str = "auto",
-                     on_fact: Callable[[Fact], None] | None = None) -> list[Fact]:  # fmt: skip
+def check_assignment(
+    *, name: str, data_dir: str | Path | None = None, device: str = "auto", on_fact: Callable[[Fact], None] | None = None
+) -> list[Fact]:
     """The course's CI for one assignment: template current, solution full marks, template zero, claims hold."""
     from grader.assignment import load_assignment
     from grader.d2l_budget import Budget, resolve_device
@@ -77,21 +78,26 @@ def check_assignment(*, name: str, data_dir: str | Path | None = None, device: s
     options = GradeOptions(Budget.of("quick", data_dir_of(data_dir), assignment.budgets), resolve_device(device))
     graded = grade_notebook(solution, assignment, options)
     wrong = [f"{q.id} ({q.status}: {q.message})" for q in graded.questions if q.status not in (QuestionStatus.PASS, QuestionStatus.MANUAL)]
-    fact(not wrong and graded.score == graded.max_score,
-         f"the solution earns {graded.score:g}/{graded.max_score:g}" + ("" if not wrong else "; not passing: " + ", ".join(wrong)))  # fmt: skip
+    fact(
+        not wrong and graded.score == graded.max_score,
+        f"the solution earns {graded.score:g}/{graded.max_score:g}" + ("" if not wrong else "; not passing: " + ", ".join(wrong)),
+    )
     graded = grade_notebook(template, assignment, options)
     passing = [q.id for q in graded.questions if q.status in (QuestionStatus.PASS, QuestionStatus.FAIL)]
-    fact(graded.score == 0 and not passing,
-         f"the template earns {graded.score:g}, every question missing or error"
-         + ("" if not passing else "; graded as pass/fail: " + ", ".join(passing)))  # fmt: skip
+    fact(
+        graded.score == 0 and not passing,
+        f"the template earns {graded.score:g}, every question missing or error"
+        + ("" if not passing else "; graded as pass/fail: " + ", ".join(passing)),
+    )
     if assignment.claims_module:
         for result in check_claims(module=assignment.claims_module):
             fact(result.holds, f"claim {result.name}: {result.statement} [{result.method}]")
     return facts
 
 
-def check_claims(*, module: str = "reference.claims", only: Iterable[str] = (),
-                 on_result: Callable[[Any, float], None] | None = None) -> list[Any]:  # fmt: skip
+def check_claims(
+    *, module: str = "reference.claims", only: Iterable[str] = (), on_result: Callable[[Any, float], None] | None = None
+) -> list[Any]:
     """Run the exercise claims of ``module`` (its ``CLAIMS``), or only those named; unknown names are a ConfigError.
 
     ``on_result(result, seconds)`` is told of each claim as soon as it is checked (some take seconds)."""
@@ -143,21 +149,45 @@ class Calibration:
     written: Path | None
 
 
-def build_gradescope(*, assignment: str, output: Path, data_dir: Path | None = None, cuda: bool = False,
-                     budget: str | None = None, timeout: float | None = None) -> Any:  # fmt: skip
+def build_gradescope(
+    *,
+    assignment: str,
+    output: Path,
+    data_dir: Path | None = None,
+    cuda: bool = False,
+    budget: str | None = None,
+    timeout: float | None = None,
+) -> Any:
     """Gradescope's autograder bundle for ``assignment`` (``timeout`` 0: none; None: the default)."""
     from grader.gradescope import DEFAULT_TIMEOUT, BundleError, build_bundle
 
     try:
-        return build_bundle(assignment, Path(output), Path(data_dir) if data_dir else None, cuda=cuda, budget=budget,
-                            timeout=DEFAULT_TIMEOUT if timeout is None else (timeout or None))  # fmt: skip
+        return build_bundle(
+            assignment,
+            Path(output),
+            Path(data_dir) if data_dir else None,
+            cuda=cuda,
+            budget=budget,
+            timeout=DEFAULT_TIMEOUT if timeout is None else (timeout or None),
+        )
     except (BundleError, OSError) as exc:
         raise ConfigError(str(exc)) from None
 
 
-def export_gradebook(*, results: Path, roster: Path, output: Path, format: str, column: str | None = None,
-                     match_column: str | None = None, assignment: str | None = None, missing: str = "blank",
-                     allow_pending: bool = False, points_possible: float | None = None, feedback: bool = False) -> Any:  # fmt: skip
+def export_gradebook(
+    *,
+    results: Path,
+    roster: Path,
+    output: Path,
+    format: str,
+    column: str | None = None,
+    match_column: str | None = None,
+    assignment: str | None = None,
+    missing: str = "blank",
+    allow_pending: bool = False,
+    points_possible: float | None = None,
+    feedback: bool = False,
+) -> Any:
     """The LMS's gradebook CSV (Canvas or Moodle) from a results folder and the LMS's roster."""
     from grader.lms_export import ExportError, ExportOptions, export
 

@@ -91,9 +91,11 @@ def expect_tensor(got: Any, want: torch.Tensor, what: str, rtol: float = 1e-4, a
     if tuple(got.shape) != tuple(want.shape):
         raise Fail(
             f"{what}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}",
-            expected_shape=list(want.shape), got_shape=list(got.shape),
-            expected=tensor_data(want), got=tensor_data(got),
-        )  # fmt: skip
+            expected_shape=list(want.shape),
+            got_shape=list(got.shape),
+            expected=tensor_data(want),
+            got=tensor_data(got),
+        )
     got64, want64 = got.detach().to(torch.float64), want.detach().to(torch.float64)
     close = torch.isclose(got64, want64, rtol=rtol, atol=atol, equal_nan=False)
     if bool(close.all()):
@@ -106,8 +108,10 @@ def expect_tensor(got: Any, want: torch.Tensor, what: str, rtol: float = 1e-4, a
     raise Fail(
         f"{what}: first difference at {list(index)}: expected {want64[index].item():.6g}, got {got64[index].item():.6g}; "
         f"max abs difference {diff.max().item():.3g} ({int((~close).sum())} of {close.numel()} entries differ)",
-        first_difference=list(index), max_abs_difference=diff.max().item(), **evidence,
-    )  # fmt: skip
+        first_difference=list(index),
+        max_abs_difference=diff.max().item(),
+        **evidence,
+    )
 
 
 def difference_map(diff: torch.Tensor, index: tuple[int, ...], limit: int = 64) -> dict[str, Any]:
@@ -152,9 +156,13 @@ def property_check(
     failing: list[tuple[Any, Fail]] = []
 
     @settings(
-        max_examples=examples, database=None, deadline=None, print_blob=False,
-        suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink],
-    )  # fmt: skip
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        print_blob=False,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    )
     @fixed_seed(seed)
     @given(strategy)
     def run(example):

@@ -13,11 +13,10 @@ import hashlib
 import importlib.util
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 from grader.errors import ConfigError
@@ -81,11 +80,11 @@ def parse_snapshot(entry: dict[str, Any], where: str) -> Snapshot:
     values = {str(k): str(v) for k, v in entry.get("values", {}).items()}
     if when == "after":
         if after is None or not values:
-            raise ConfigError(f"{where}: snapshot {key!r}: `when = \"after\"` needs `after` (a regex) and `values`")
+            raise ConfigError(f'{where}: snapshot {key!r}: `when = "after"` needs `after` (a regex) and `values`')
         return Snapshot(key, after, values)
     if when != "every_cell":
-        raise ConfigError(f"{where}: snapshot {key!r}: `when` is \"after\" or \"every_cell\", not {when!r}")
-    match = dict(entry.get("match", {}))
+        raise ConfigError(f'{where}: snapshot {key!r}: `when` is "after" or "every_cell", not {when!r}')
+    match: dict[str, Any] = dict(entry.get("match", {}))
     unknown = set(match) - MATCH_KEYS
     if unknown:
         raise ConfigError(f"{where}: snapshot {key!r}: unknown match keys {sorted(unknown)} (known: {sorted(MATCH_KEYS)})")
@@ -100,8 +99,11 @@ def parse_snapshot(entry: dict[str, Any], where: str) -> Snapshot:
         if not set(match.get("changed", names)) <= set(names) or not set(match.get("shapes", {})) <= set(names):
             raise ConfigError(f"{where}: snapshot {key!r}: `changed` and `shapes` may name only the `names`")
         roles = match.get("roles", {})
-        if not isinstance(roles, dict) or not set(roles) <= set(names) or not all(
-                isinstance(v, list) and v and all(isinstance(d, int) and d > 0 for d in v) for v in roles.values()):  # fmt: skip
+        if (
+            not isinstance(roles, dict)
+            or not set(roles) <= set(names)
+            or not all(isinstance(v, list) and v and all(isinstance(d, int) and d > 0 for d in v) for v in roles.values())
+        ):
             raise ConfigError(f"{where}: snapshot {key!r}: `roles` maps some of the `names` to a shape (a list of sizes)")
     if values:
         raise ConfigError(f"{where}: snapshot {key!r}: an every_cell snapshot records what `match` finds; it takes no `values`")
@@ -183,10 +185,15 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
     config = tomllib.loads(text)
     questions = [
         Question(
-            id=q["id"], title=q.get("title", q["id"]), points=float(q["points"]), section=q.get("section", ""),
-            kind=q.get("kind", "auto"), defines=tuple(q.get("defines", ())), hidden=bool(q.get("hidden", False)),
+            id=q["id"],
+            title=q.get("title", q["id"]),
+            points=float(q["points"]),
+            section=q.get("section", ""),
+            kind=q.get("kind", "auto"),
+            defines=tuple(q.get("defines", ())),
+            hidden=bool(q.get("hidden", False)),
             options=MappingProxyType({k: v for k, v in q.items() if k not in QUESTION_KEYS}),
-        )  # fmt: skip
+        )
         for q in config.get("questions", [])
     ]
     ids = [q.id for q in questions]
@@ -197,8 +204,14 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
         raise ConfigError(f"{config_path}: duplicate snapshot keys")
     declared = declared_options([folder / "checks.py", folder / "checks_hidden.py"])
     for position, q in enumerate(questions):
-        validate_options(q.options, question=q.id, where=str(config_path), declared=declared, earlier=ids[:position],
-                         snapshots={s.key for s in snapshots})  # fmt: skip
+        validate_options(
+            q.options,
+            question=q.id,
+            where=str(config_path),
+            declared=declared,
+            earlier=ids[:position],
+            snapshots={s.key for s in snapshots},
+        )
     for q in questions:  # a malformed threshold or calibration fails here, not after hours of a full run
         try:
             if "full_threshold" in q.options:
@@ -207,9 +220,17 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
                 check_calibration(q.options.get("full_threshold"), q.options["full_calibration"])
         except ValueError as exc:
             raise ConfigError(f"{config_path}: question {q.id!r}: {exc}") from None
-    assignment = Assignment(config.get("name", folder.name), config.get("title", folder.name), folder, questions,
-                            snapshots, config.get("budgets", {}), text, _claims_module(config.get("claims", False), config_path),
-                            {str(k): str(v) for k, v in config.get("sections", {}).items()})  # fmt: skip
+    assignment = Assignment(
+        config.get("name", folder.name),
+        config.get("title", folder.name),
+        folder,
+        questions,
+        snapshots,
+        config.get("budgets", {}),
+        text,
+        _claims_module(config.get("claims", False), config_path),
+        {str(k): str(v) for k, v in config.get("sections", {}).items()},
+    )
     for name, entry in config.get("signatures", {}).items():
         if not isinstance(entry, dict) or set(entry) - {"asks", "editions", "sequential"}:
             raise ConfigError(f"{config_path}: signatures.{name}: only `asks`, `editions` and `sequential` (strings) are known")
@@ -233,7 +254,7 @@ def _claims_module(value: Any, config_path: Path) -> str | None:
         return None
     if isinstance(value, str) and all(part.isidentifier() for part in value.split(".")):
         return value
-    raise ConfigError(f"{config_path}: claims is true, false or a module name (\"reference.my_claims\"), not {value!r}")
+    raise ConfigError(f'{config_path}: claims is true, false or a module name ("reference.my_claims"), not {value!r}')
 
 
 def _check_functions(path: Path) -> dict[str, int]:
@@ -246,6 +267,7 @@ def _check_functions(path: Path) -> dict[str, int]:
 
 def _load_module(path: Path, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None  # a .py path (checks.py, checks_hidden.py) always has a source loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -23,7 +23,16 @@ from pathlib import Path
 from grader import __version__
 from grader.assignment import Assignment, load_assignment
 from grader.cleanup import read_tail, remove_tree
-from grader.results import ExecutionRecord, GradeResult, QuestionResult, cache_key, cached_result, unique_stems, write_result
+from grader.results import (
+    ExecutionRecord,
+    GradeResult,
+    QuestionResult,
+    QuestionStatus,
+    cache_key,
+    cached_result,
+    unique_stems,
+    write_result,
+)
 from grader.sandbox import GiB, machine_memory
 from grader.worker import WorkerJob, worker_command
 
@@ -51,8 +60,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def plan(paths: Sequence[Path], out: Path, assignment_of: Callable[[Path], str], budget: str, device: str,
-         max_notebook_mb: float | None = None) -> list[Job]:  # fmt: skip
+def plan(
+    paths: Sequence[Path], out: Path, assignment_of: Callable[[Path], str], budget: str, device: str, max_notebook_mb: float | None = None
+) -> list[Job]:
     """One job per notebook, with its unique result name and cache key; raises ValueError for an unknown assignment.
 
     ``max_notebook_mb`` (``--max-notebook-mb``) is part of the key when given: a notebook refused as too
@@ -83,12 +93,29 @@ def threads_per_job(jobs: int) -> int:
 def crashed_result(job: Job, budget: str, device: str, message: str) -> GradeResult:
     """The record of a notebook whose grading process died: nothing is lost, and it says why."""
     questions = [
-        QuestionResult(q.id, q.title, "error" if q.kind == "auto" else "manual", 0.0, q.points,
-                       f"not graded: {message}" if q.kind == "auto" else "", section=q.section)  # fmt: skip
-        for q in job.assignment.questions if job.assignment.runnable(q)
+        QuestionResult(
+            q.id,
+            q.title,
+            QuestionStatus.ERROR if q.kind == "auto" else QuestionStatus.MANUAL,
+            0.0,
+            q.points,
+            f"not graded: {message}" if q.kind == "auto" else "",
+            section=q.section,
+        )
+        for q in job.assignment.questions
+        if job.assignment.runnable(q)
     ]
-    return GradeResult(str(job.path), sha256_of(job.path), job.assignment.name, budget, device, __version__,
-                       ExecutionRecord("crashed", message), questions, cache_key="")  # fmt: skip
+    return GradeResult(
+        str(job.path),
+        sha256_of(job.path),
+        job.assignment.name,
+        budget,
+        device,
+        __version__,
+        ExecutionRecord("crashed", message),
+        questions,
+        cache_key="",
+    )
 
 
 def visible_gpus() -> list[str]:
@@ -96,7 +123,7 @@ def visible_gpus() -> list[str]:
     configured = os.environ.get("CUDA_VISIBLE_DEVICES")
     if configured is not None:
         return [g.strip() for g in configured.split(",") if g.strip() and g.strip() != "-1"]
-    return sorted((p.name[len("nvidia"):] for p in Path("/dev").glob("nvidia[0-9]*")), key=int)
+    return sorted((p.name[len("nvidia") :] for p in Path("/dev").glob("nvidia[0-9]*")), key=int)
 
 
 def gpu_slots(gpus: Sequence[str], per_gpu: int) -> list[dict[str, str]]:
@@ -115,9 +142,14 @@ def exit_message(returncode: int, log: Path) -> str:
 
 
 def run_in_subprocesses(
-    jobs: Sequence[Job], parallel: int, describe: Callable[..., WorkerJob], budget: str, device: str,
-    on_done: Callable[[Job, GradeResult], None] | None = None, slots: Sequence[dict[str, str]] | None = None,
-) -> dict[str, GradeResult]:  # fmt: skip
+    jobs: Sequence[Job],
+    parallel: int,
+    describe: Callable[..., WorkerJob],
+    budget: str,
+    device: str,
+    on_done: Callable[[Job, GradeResult], None] | None = None,
+    slots: Sequence[dict[str, str]] | None = None,
+) -> dict[str, GradeResult]:
     """Grade ``jobs`` with at most ``parallel`` child ``grade`` processes; results by stem.
 
     With ``slots`` (see :func:`gpu_slots`) there is one child per slot, and

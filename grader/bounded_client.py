@@ -60,8 +60,9 @@ class BoundedNotebookClient(NotebookClient):
 
     # -- a cell
 
-    async def async_execute_cell(self, cell: NotebookNode, cell_index: int, execution_count: int | None = None,
-                                 store_history: bool = True) -> NotebookNode:  # fmt: skip
+    async def async_execute_cell(
+        self, cell: NotebookNode, cell_index: int, execution_count: int | None = None, store_history: bool = True
+    ) -> NotebookNode:
         # The cell's outputs are replaced (nbclient empties them before the first message): release their share.
         self._release(cell_index, list(cell.get("outputs", [])))
         self._forget_displays(cell_index)

@@ -47,8 +47,7 @@ def bwrap_path() -> str | None:
     if path is None or turned_off_by_environment():
         return None
     try:
-        probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
-                               capture_output=True, timeout=20)  # fmt: skip
+        probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"], capture_output=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return path if probe.returncode == 0 else None
@@ -76,8 +75,22 @@ def bwrap_args(limits: Limits, readonly: list[Path], hidden: list[Path], data: P
         return [] if not n else ["--size", str(n)]
 
     # The one tmpfs for the kernel's files first: anything bound below /tmp (a venv under /tmp) must go on top.
-    args = ["--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", *sized(limits.disk_bytes),
-            "--tmpfs", INSIDE_TMP, "--dir", INSIDE_HOME, "--dir", INSIDE_KERNEL, "--dir", INSIDE_BLOBS]  # fmt: skip
+    args = [
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-all",
+        "--cap-drop",
+        "ALL",
+        *sized(limits.disk_bytes),
+        "--tmpfs",
+        INSIDE_TMP,
+        "--dir",
+        INSIDE_HOME,
+        "--dir",
+        INSIDE_KERNEL,
+        "--dir",
+        INSIDE_BLOBS,
+    ]
     tops = ("/usr", "/etc", "/opt")
     for top in tops:
         args += ["--ro-bind-try", top, top]
@@ -102,8 +115,21 @@ def bwrap_args(limits: Limits, readonly: list[Path], hidden: list[Path], data: P
     if data is not None:
         args += ["--ro-bind", str(Path(data).resolve()), INSIDE_DATA]
     search = os.pathsep.join(dict.fromkeys([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
-    args += ["--chdir", INSIDE_HOME, "--setenv", "HOME", INSIDE_HOME, "--setenv", "TMPDIR", INSIDE_TMP, "--setenv", "PATH", search,
-             "--unsetenv", "JPY_PARENT_PID"]  # fmt: skip
+    args += [
+        "--chdir",
+        INSIDE_HOME,
+        "--setenv",
+        "HOME",
+        INSIDE_HOME,
+        "--setenv",
+        "TMPDIR",
+        INSIDE_TMP,
+        "--setenv",
+        "PATH",
+        search,
+        "--unsetenv",
+        "JPY_PARENT_PID",
+    ]
     # Last: bubblewrap's root and /dev are tmpfs it made writable and uncapped; nothing is written there after setup.
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     return args

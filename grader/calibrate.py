@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import statistics
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import NormalDist
@@ -91,7 +91,7 @@ class Proposal:
     #: One line per result that measured nothing for this question, saying why.
     unmeasured: tuple[str, ...] = ()
     #: ``full_threshold`` and ``full_calibration`` with the groups that set a bar merged in (empty without one).
-    full_threshold: dict[int | None, float] | None = None
+    full_threshold: dict[int, float] | None = None
     full_calibration: dict[int, Calibration] | None = None
     #: The one threshold for any training set this proposal replaces, if the config had one.
     replaces: float | None = None
@@ -104,8 +104,8 @@ class Proposal:
         return f"{threshold_line(self.full_threshold)}\nfull_calibration = {calibration_toml(self.full_calibration)}"
 
 
-def threshold_line(table: dict[int | None, float]) -> str:
-    entries = ", ".join(f"{size} = {table[size]:.2f}" for size in sorted(table, reverse=True))  # type: ignore[arg-type]
+def threshold_line(table: dict[int, float]) -> str:
+    entries = ", ".join(f"{size} = {table[size]:.2f}" for size in sorted(table, reverse=True))
     return f"full_threshold = {{ {entries} }}"
 
 
@@ -116,16 +116,16 @@ def threshold_from(calibration: Calibration) -> float | None:
 
 def _decide(c: Calibration) -> tuple[float | None, str]:
     if c.mean < CHANCE + 2 * c.margin:
-        return None, (f"within two margins of chance ({CHANCE:.0%}), so no bar can tell a correct model from a broken "
-                      "one; leave this size to a TA")  # fmt: skip
+        return None, (
+            f"within two margins of chance ({CHANCE:.0%}), so no bar can tell a correct model from a broken one; leave this size to a TA"
+        )
     fitted, seen = c.mean - Z * c.sd, c.min - c.margin
     threshold = _floor2(min(fitted, seen))
     if threshold <= CHANCE:
         return None, f"the runs spread so widely that the bar ({threshold:.2f}) would be at chance; leave this size to a TA"
     if c.n == 1:
         return threshold, f"minus a margin of {c.margin:.2f}"
-    return threshold, (f"threshold min(mean - {Z:.2f} sd = {fitted:.3f}, min - margin {c.margin:.2f} = {seen:.3f}), "
-                       "rounded down")  # fmt: skip
+    return threshold, (f"threshold min(mean - {Z:.2f} sd = {fitted:.3f}, min - margin {c.margin:.2f} = {seen:.3f}), rounded down")
 
 
 def _floor2(value: float) -> float:
@@ -150,8 +150,9 @@ def run_of(result: GradeResult, qid: str) -> Run | str:
         why = "not in the result" if graded is None else f"{graded.status}: {graded.message}"
         return f"the run measured no accuracy ({why})"
     if isinstance(trained_on, bool) or not isinstance(trained_on, int):  # a result from before the check recorded it
-        return (f"{accuracy:.1%}, but the result does not say how many images the model trained on; grade the "
-                "solution again with this version")  # fmt: skip
+        return (
+            f"{accuracy:.1%}, but the result does not say how many images the model trained on; grade the solution again with this version"
+        )
     return Run(float(accuracy), trained_on, int(details.get("images", 0)), device_of(result))
 
 
@@ -163,6 +164,7 @@ def merge(recorded: Calibration | None, runs: Sequence[Run], margin: float, trai
         if recorded is None:
             raise ValueError(f"no run to calibrate {train_images} images from")
         return replace(recorded, margin=margin)
+    estimated: tuple[str, ...]
     if recorded is None or len(recorded.runs) == recorded.n:  # every run known one by one: exact
         known = [*(recorded.runs if recorded else ()), *values]
         n, mean = len(known), statistics.fmean(known)
@@ -177,8 +179,7 @@ def merge(recorded: Calibration | None, runs: Sequence[Run], margin: float, trai
         sd = math.sqrt(squares / (n - 1))
         low, high, estimated = min(recorded.min, *values), max(recorded.max, *values), recorded.estimated
     kept = (*(recorded.runs if recorded else ()), *values)
-    return Calibration(train_images, n, round(low, 4), round(high, 4), round(mean, 4), round(sd, 4), margin, devices,
-                       kept, estimated)  # fmt: skip
+    return Calibration(train_images, n, round(low, 4), round(high, 4), round(mean, 4), round(sd, 4), margin, devices, kept, estimated)
 
 
 def propose(results: Sequence[GradeResult], assignment: Assignment, margin: float = 0.1) -> list[Proposal]:
@@ -207,20 +208,27 @@ def _check_results(results: Sequence[GradeResult], assignment: Assignment) -> No
         seen[key] = result.graded_at
 
 
-def _proposal(qid: str, options: dict[str, Any], results, measured: list[Run | str], margin: float) -> Proposal:
-    unmeasured = tuple(f"{r.submission} ({r.graded_at or 'no date'}): {m}" if len(results) > 1 else m
-                       for r, m in zip(results, measured) if isinstance(m, str))  # fmt: skip
+def _proposal(qid: str, options: Mapping[str, Any], results, measured: list[Run | str], margin: float) -> Proposal:
+    unmeasured = tuple(
+        f"{r.submission} ({r.graded_at or 'no date'}): {m}" if len(results) > 1 else m
+        for r, m in zip(results, measured, strict=True)  # measured: one per result
+        if isinstance(m, str)
+    )
     runs = [m for m in measured if isinstance(m, Run)]
     recorded = parse_calibration(options["full_calibration"]) if "full_calibration" in options else {}
-    groups = tuple(_group(size, recorded.get(size), [r for r in runs if r.train_images == size], margin)
-                   for size in sorted({r.train_images for r in runs}, reverse=True))  # fmt: skip
+    groups = tuple(
+        _group(size, recorded.get(size), [r for r in runs if r.train_images == size], margin)
+        for size in sorted({r.train_images for r in runs}, reverse=True)
+    )
     barred = [g for g in groups if g.threshold is not None]
     if not barred:
         return Proposal(qid, groups, unmeasured)
-    table = parse_threshold(options["full_threshold"])
-    single = table.pop(None, None)
+    parsed = parse_threshold(options["full_threshold"])
+    single = parsed.get(None)  # the one threshold for any size, which the sized table replaces
+    table = {size: bar for size, bar in parsed.items() if size is not None}
     calibration = dict(recorded)
     for g in barred:
+        assert g.threshold is not None  # barred holds only the groups with a bar
         table[g.train_images], calibration[g.train_images] = g.threshold, g.calibration
     return Proposal(qid, groups, unmeasured, table, calibration, single)
 
@@ -235,8 +243,10 @@ def _group(size: int, recorded: Calibration | None, runs: list[Run], margin: flo
     else:
         earlier = "" if recorded is None else f"{recorded.n} recorded + "
         guessed = "" if not c.estimated else f" ({' and '.join(c.estimated)} partly estimated)"
-        measured = (f"{c.n} runs ({earlier}{len(runs)} new) on {on} after training on {size:,}: {c.min:.1%} to "
-                    f"{c.max:.1%}, mean {c.mean:.1%}, sd {c.sd:.1%}{guessed}, on {', '.join(c.devices)}")  # fmt: skip
+        measured = (
+            f"{c.n} runs ({earlier}{len(runs)} new) on {on} after training on {size:,}: {c.min:.1%} to "
+            f"{c.max:.1%}, mean {c.mean:.1%}, sd {c.sd:.1%}{guessed}, on {', '.join(c.devices)}"
+        )
     return Group(size, c, len(runs), threshold, f"{measured}: {rule}")
 
 

@@ -89,7 +89,7 @@ def join_v1(name: str, limits: Limits, parent_of: Callable[[str], Path | None] =
     for controller, settings in (
         ("memory", {"memory.limit_in_bytes": limits.memory_bytes, "memory.memsw.limit_in_bytes": limits.memory_bytes}),
         ("pids", {"pids.max": limits.processes}),
-    ):  # fmt: skip
+    ):
         parent = parent_of(controller)
         if parent is None or not any(settings.values()):
             continue
@@ -115,8 +115,7 @@ def join_v2(name: str, limits: Limits) -> dict[str, Path] | None:
     if parent is None:
         return None
     folder = parent / name
-    settings = {"memory.max": limits.memory_bytes, "memory.swap.max": 0 if limits.memory_bytes else None,
-                "pids.max": limits.processes}  # fmt: skip
+    settings = {"memory.max": limits.memory_bytes, "memory.swap.max": 0 if limits.memory_bytes else None, "pids.max": limits.processes}
     try:
         folder.mkdir()
         for key, value in settings.items():

@@ -40,16 +40,47 @@ from grader.training_checks import check_trained_model, check_training
 
 __all__ = [
     # the handle and the context a check receives
-    "Submission", "QuestionContext", "Module", "RemoteObject", "SnapshotFailure",
+    "Submission",
+    "QuestionContext",
+    "Module",
+    "RemoteObject",
+    "SnapshotFailure",
     # ending a question: verdicts a check raises, and what the kernel may raise through it
-    "Fail", "ForTA", "NotGraded", "Missing", "StudentError", "StateMisfit", "CheckTimeout", "KernelCrashed",
-    "QuestionResult", "QuestionStatus",
+    "Fail",
+    "ForTA",
+    "NotGraded",
+    "Missing",
+    "StudentError",
+    "StateMisfit",
+    "CheckTimeout",
+    "KernelCrashed",
+    "QuestionResult",
+    "QuestionStatus",
     # comparing and property testing
-    "answered", "describe", "expect_equal", "expect_tensor", "tensor_data", "difference_map", "property_check", "tensors",
+    "answered",
+    "describe",
+    "expect_equal",
+    "expect_tensor",
+    "tensor_data",
+    "difference_map",
+    "property_check",
+    "tensors",
     # models: the same function as the book's, and training
-    "same_function", "randomize", "run_seed", "accuracy", "trains_like_reference", "check_training", "check_trained_model",
+    "same_function",
+    "randomize",
+    "run_seed",
+    "accuracy",
+    "trains_like_reference",
+    "check_training",
+    "check_trained_model",
     # data the grader reads itself (the kernel sees only its own view)
-    "fixed_batch", "held_out_images", "resized", "training_images", "validation_accuracy",
+    "fixed_batch",
+    "held_out_images",
+    "resized",
+    "training_images",
+    "validation_accuracy",
     # full-budget thresholds
-    "threshold_for", "calibrated_sizes", "calibration_for",
-]  # fmt: skip
+    "threshold_for",
+    "calibrated_sizes",
+    "calibration_for",
+]

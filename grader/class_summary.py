@@ -25,11 +25,15 @@ def summary_rows(results: Sequence[tuple[GradeResult, Path]]) -> list[dict]:
     rows = []
     for result, json_path in results:
         percent = 100 * result.score / result.max_score if result.max_score else 0.0
-        rows.append({
-            "r": result, "href": relative_href(json_path.with_suffix(".html").name), "percent": percent,
-            "statuses": {q.id: q.status for q in result.questions},
-            "problem": result.execution.status != "ok",
-        })  # fmt: skip
+        rows.append(
+            {
+                "r": result,
+                "href": relative_href(json_path.with_suffix(".html").name),
+                "percent": percent,
+                "statuses": {q.id: q.status for q in result.questions},
+                "problem": result.execution.status != "ok",
+            }
+        )
     return rows
 
 
@@ -85,15 +89,25 @@ def render_summary(results: Sequence[tuple[GradeResult, Path]], key: str = "", s
         from grader.similarity import shown_count
 
         shown = list(similarity[: shown_count(similarity)])
-    return environment().get_template("index.html.j2").render(
-        rows=rows, count=len(rows),
-        assignments=sorted({r.assignment for r in graded}),
-        mean=statistics.fmean([row["percent"] for row in rows]) if rows else 0.0,
-        median_seconds=statistics.median(times) if times else None,
-        problems=[row for row in rows if row["problem"]],
-        histogram=figures.histogram([row["percent"] for row in rows]) if rows else None,
-        rates=rates, rates_chart=figures.pass_rates(rates) if rates else None,
-        question_ids=list(rates), nonce=secrets.token_urlsafe(16), key=key,
-        similarity=shown, similarity_count=len(similarity or ()), flagged=sum(1 for p in similarity or () if p.flagged),
-        similarity_threshold=similarity[0].threshold if similarity else None,
-    )  # fmt: skip
+    return (
+        environment()
+        .get_template("index.html.j2")
+        .render(
+            rows=rows,
+            count=len(rows),
+            assignments=sorted({r.assignment for r in graded}),
+            mean=statistics.fmean([row["percent"] for row in rows]) if rows else 0.0,
+            median_seconds=statistics.median(times) if times else None,
+            problems=[row for row in rows if row["problem"]],
+            histogram=figures.histogram([row["percent"] for row in rows]) if rows else None,
+            rates=rates,
+            rates_chart=figures.pass_rates(rates) if rates else None,
+            question_ids=list(rates),
+            nonce=secrets.token_urlsafe(16),
+            key=key,
+            similarity=shown,
+            similarity_count=len(similarity or ()),
+            flagged=sum(1 for p in similarity or () if p.flagged),
+            similarity_threshold=similarity[0].threshold if similarity else None,
+        )
+    )

@@ -78,9 +78,13 @@ def _warn(line: str) -> None:
 
 
 def remove_tree(
-    path: str | os.PathLike, *, max_depth: int = MAX_DEPTH, max_entries: int = MAX_ENTRIES, max_seconds: float = MAX_SECONDS,
+    path: str | os.PathLike,
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_entries: int = MAX_ENTRIES,
+    max_seconds: float = MAX_SECONDS,
     log: Callable[[str], None] | None = _warn,
-) -> CleanupReport:  # fmt: skip
+) -> CleanupReport:
     """Remove ``path`` (a folder with everything in it, or a file or link) without following links; never raises.
 
     ``max_depth``: folders held open at once (a deeper subtree is moved up to
@@ -237,8 +241,9 @@ def _rmdir(parent_fd: int, name: str, shown: str, report: CleanupReport) -> None
         report.failed(shown, exc)
 
 
-def remove_cgroup(folder: str | os.PathLike, *, max_entries: int = 10_000, max_seconds: float = 5.0,
-                  log: Callable[[str], None] | None = _warn) -> CleanupReport:  # fmt: skip
+def remove_cgroup(
+    folder: str | os.PathLike, *, max_entries: int = 10_000, max_seconds: float = 5.0, log: Callable[[str], None] | None = _warn
+) -> CleanupReport:
     """Remove a cgroup folder and any cgroups nested in it (deepest first); never raises.
 
     A cgroup's files cannot be unlinked -- a cgroup is removed with ``rmdir``

@@ -75,9 +75,12 @@ def open_client(address: str):
 
 
 def run_on_cluster(
-    jobs: Sequence[Any], address: str, describe: Callable[..., WorkerJob],
-    crashed: Callable[[Any, str], GradeResult], on_done: Callable[[Any, GradeResult], None] | None = None,
-) -> dict[str, GradeResult]:  # fmt: skip
+    jobs: Sequence[Any],
+    address: str,
+    describe: Callable[..., WorkerJob],
+    crashed: Callable[[Any, str], GradeResult],
+    on_done: Callable[[Any, GradeResult], None] | None = None,
+) -> dict[str, GradeResult]:
     """Grade ``jobs`` (see ``batch.Job``) on the cluster at ``address``; write and return results by stem.
 
     A notebook whose result is an ``environment_error`` (CUDA unusable or lost on its worker) is

@@ -35,7 +35,7 @@ def code_cells(path: Path) -> list[str]:
     from grader.load import load_notebook
 
     loaded = load_notebook(Path(path))
-    if not loaded.valid:
+    if loaded.notebook is None:  # not loaded.valid
         return []
     return [strip_magics(cell.source) for cell in loaded.notebook.cells if cell.cell_type == "code"]
 
@@ -77,6 +77,7 @@ def normalized_tokens(source: str) -> list[Token]:
     line, depth, line_start, at_start, indents = 1, 0, 0, True, [0]
     for match in _TOKENS.finditer(source):
         kind = match.lastgroup
+        assert kind is not None  # every alternative of _TOKENS is a named group
         if kind == "newline":
             if depth == 0 and not at_start:
                 append((";", line, line))
@@ -142,7 +143,8 @@ def kgram_hashes(symbols: Sequence[str], k: int = K) -> list[int]:
     if len(symbols) < k:
         return []
     codes = [_SYMBOL_CODES.get(s) or _code(s) for s in symbols]
-    return list(map(hash, zip(*(codes[j:] for j in range(k)))))
+    # strict=False: the slices shift by one, so the shortest ends the runs -- one per window of k.
+    return list(map(hash, zip(*(codes[j:] for j in range(k)), strict=False)))
 
 
 def winnow(hashes: Sequence[int], window: int = WINDOW) -> set[int]:
@@ -153,7 +155,8 @@ def winnow(hashes: Sequence[int], window: int = WINDOW) -> set[int]:
     """
     if len(hashes) <= window:
         return {min(hashes)} if hashes else set()
-    return set(map(min, zip(*(hashes[j:] for j in range(window)))))
+    # strict=False: the slices shift by one, so the shortest ends the windows.
+    return set(map(min, zip(*(hashes[j:] for j in range(window)), strict=False)))
 
 
 # --------------------------------------------------------------------------- fingerprints

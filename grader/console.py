@@ -9,7 +9,6 @@ from grader.device import describe
 from grader.results import GradeResult, status_of
 
 
-
 def one_line(text: str, limit: int = 110) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -27,18 +26,24 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
     console = Console(file=file or sys.stdout, highlight=False, soft_wrap=False, emoji=False)
     execution = result.execution
     observed = f"; the kernel had {describe(execution.observed_device)}" if execution.observed_device else ""
-    console.print(Text.assemble((terminal_text(result.submission), "bold"),
-                                terminal_text(f"  ({result.assignment}, budget {result.budget}, {result.device}{observed})")))  # fmt: skip
+    console.print(
+        Text.assemble(
+            (terminal_text(result.submission), "bold"),
+            terminal_text(f"  ({result.assignment}, budget {result.budget}, {result.device}{observed})"),
+        )
+    )
     if result.environment_problem:
-        console.print("[bold red]NOT GRADED: the grader's environment, not the notebook, stopped it; "
-                      "nothing was charged, grade it again after the change below.[/bold red]")  # fmt: skip
+        console.print(
+            "[bold red]NOT GRADED: the grader's environment, not the notebook, stopped it; "
+            "nothing was charged, grade it again after the change below.[/bold red]"
+        )
     status = execution.status + (f": {execution.message}" if execution.message else "")
     console.print(Text(terminal_text(f"execution {status} in {execution.seconds:.1f} s; {len(execution.neutralized)} line(s) neutralized")))
     table = Table(show_header=True, header_style="bold")
     for column in ("question", "status", "points", "reason"):
         table.add_column(column, overflow="fold" if column == "reason" else "ellipsis")
     for q in result.questions:
-        style = status.style if (status := status_of(q.status)) else ""
+        style = known.style if (known := status_of(q.status)) else ""
         points = f"{q.points:g}/{q.max_points:g}" if q.counted else f"–/{q.max_points:g}"
         reason = one_line(terminal_text(q.message or q.details.get("policy", "") or q.details.get("rebound", "")))
         table.add_row(Text(terminal_text(q.id)), Text(q.status, style=style), points, Text(reason))
@@ -57,4 +62,7 @@ def summary_line(result: GradeResult, json_path: Path) -> str:
     pending = f" (+{result.manual_points_pending:g} TA)" if result.manual_points_pending else ""
     status = "" if result.execution.status == "ok" else f" [{result.execution.status}: {one_line(result.execution.message, 60)}]"
     failing = f"; not passing: {', '.join(problems[:6])}{'…' if len(problems) > 6 else ''}" if problems else ""
-    return f"{Path(result.submission).name}: {result.score:g}/{result.max_score:g}{pending}{status}{failing} -> {Path(json_path).with_suffix('.html')}"
+    return (
+        f"{Path(result.submission).name}: {result.score:g}/{result.max_score:g}{pending}{status}{failing} "
+        f"-> {Path(json_path).with_suffix('.html')}"
+    )

@@ -41,8 +41,7 @@ class Budget:
     def of(cls, name: str, data_dir: Path, assignment_budgets: dict, loader_workers: int | None = None) -> Budget:
         """Budget ``name`` with the quick subset sizes an assignment's config sets (``[budgets.quick]``)."""
         quick = assignment_budgets.get("quick", {})
-        return cls(name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1),
-                   loader_workers)  # fmt: skip
+        return cls(name, data_dir, quick.get("train_size", 1000), quick.get("val_size", 250), quick.get("max_epochs", 1), loader_workers)
 
     def preamble(self, kernel_data_dir: str | Path | None = None) -> str:
         """Kernel code applying this budget to d2l and torchvision (run here, before the student's cells).
@@ -52,9 +51,14 @@ class Budget:
         the kernel cannot see. None: ``data_dir`` itself (a kernel given the folder as it is).
         """
         data_dir = self.data_dir if kernel_data_dir is None else kernel_data_dir
-        settings = {"quick": self.name == "quick", "data_dir": str(data_dir), "train_size": int(self.train_size),
-                    "val_size": int(self.val_size), "max_epochs": int(self.max_epochs),
-                    "loader_workers": None if self.loader_workers is None else int(self.loader_workers)}  # fmt: skip
+        settings = {
+            "quick": self.name == "quick",
+            "data_dir": str(data_dir),
+            "train_size": int(self.train_size),
+            "val_size": int(self.val_size),
+            "max_epochs": int(self.max_epochs),
+            "loader_workers": None if self.loader_workers is None else int(self.loader_workers),
+        }
         return _PREAMBLE.replace("HWGRADER_SETTINGS", repr(settings))
 
 

@@ -70,11 +70,7 @@ def memory_fraction_code(share: float) -> str:
     """Kernel code capping this process's share of the GPU's memory (``--jobs-per-gpu``): packed kernels cannot
     take each other's memory through torch's allocator. It is a fairness cap, not a security boundary: the
     notebook could lift it, and would only risk its own run."""
-    return (
-        "import torch as _t\n"
-        f"if _t.cuda.is_available():\n    _t.cuda.set_per_process_memory_fraction({share:.4f})\n"
-        "del _t\n"
-    )
+    return f"import torch as _t\nif _t.cuda.is_available():\n    _t.cuda.set_per_process_memory_fraction({share:.4f})\ndel _t\n"
 
 
 def describe(observed: dict[str, Any]) -> str:
@@ -115,6 +111,9 @@ def unusable_cuda_message(observed: dict[str, Any]) -> str:
 
 def lost_cuda_message(cell: int, error: str, packed: int) -> str:
     """CUDA failed in a cell for a reason that is the environment's; what the TA should change."""
-    fix = (f"lower --jobs-per-gpu (it was {packed}) or grade this notebook alone" if packed > 1
-           else "grade it again alone on a GPU with more free memory, or with --device cpu")  # fmt: skip
+    fix = (
+        f"lower --jobs-per-gpu (it was {packed}) or grade this notebook alone"
+        if packed > 1
+        else "grade it again alone on a GPU with more free memory, or with --device cpu"
+    )
     return f"CUDA failed in cell {cell} ({error}); nothing was charged to the student: {fix}"

@@ -31,11 +31,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from grader.kernel_errors import StateMisfit
-from grader.submission import Submission
 from grader.assertions import Fail, expect_tensor
-from grader.seeds import batch_seed
+from grader.kernel_errors import StateMisfit
 from grader.reference_cache import source_hash, stored
+from grader.seeds import batch_seed
+from grader.submission import Submission
 from reference import models
 
 
@@ -57,10 +57,11 @@ def randomize(model: nn.Module, seed: int) -> list[torch.Tensor]:
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0.0, 0.2)
+                assert module.running_mean is not None and module.running_var is not None  # the book's BatchNorm tracks them
                 module.running_mean.normal_(0.0, 0.2)
                 module.running_var.uniform_(0.5, 1.5)
-            elif hasattr(module, "reset_parameters") and not isinstance(module, nn.modules.lazy.LazyModuleMixin):
-                module.reset_parameters()
+            elif not isinstance(module, nn.modules.lazy.LazyModuleMixin) and (reset := getattr(module, "reset_parameters", None)):
+                reset()
     return [t.detach().clone() for t in model.state_dict().values()]
 
 
@@ -69,17 +70,25 @@ def misfit_message(label: str, reference: nn.Module, entries: list[tuple[str, tu
     want = [(k, tuple(v.shape)) for k, v in reference.state_dict().items()]
     lazy = [key for key, shape in entries if shape == (-1,)]
     if lazy:
-        return (f"{label}: its `{lazy[0]}` is never initialised: a lazy layer that its forward never uses "
-                f"(the book's block uses every layer it creates)")  # fmt: skip
-    for index, ((ref_key, ref_shape), (key, shape)) in enumerate(zip(want, entries)):
+        return (
+            f"{label}: its `{lazy[0]}` is never initialised: a lazy layer that its forward never uses "
+            f"(the book's block uses every layer it creates)"
+        )
+    # strict=False: the entries both have are compared first; a count that differs is said below.
+    for index, ((ref_key, ref_shape), (key, shape)) in enumerate(zip(want, entries, strict=False)):
         if ref_shape != shape:
-            return (f"{label}: its weights do not line up with the book's: entry {index} of its state, `{key}`, "
-                    f"has shape {shape} where the book's `{ref_key}` has {ref_shape}")  # fmt: skip
+            return (
+                f"{label}: its weights do not line up with the book's: entry {index} of its state, `{key}`, "
+                f"has shape {shape} where the book's `{ref_key}` has {ref_shape}"
+            )
     if len(entries) != len(want):
         extra = entries[len(want)] if len(entries) > len(want) else None
-        tail = f" (the first extra one is `{extra[0]}` {extra[1]})" if extra else f" (the first one missing is the book's `{want[len(entries)][0]}`)"
-        return (f"{label}: it has {len(entries)} weight/buffer tensors where the book's model has {len(want)}"
-                + tail)  # fmt: skip
+        tail = (
+            f" (the first extra one is `{extra[0]}` {extra[1]})"
+            if extra
+            else f" (the first one missing is the book's `{want[len(entries)][0]}`)"
+        )
+        return f"{label}: it has {len(entries)} weight/buffer tensors where the book's model has {len(want)}" + tail
     return f"{label}: its weights do not load into it in order (names {[k for k, _ in entries[:4]]}...)"
 
 
@@ -112,16 +121,23 @@ def same_function(
     except StateMisfit as misfit:
         raise Fail(misfit_message(label, reference, misfit.entries), seed=seed) from None
     returned = run.get("state")
-    if not isinstance(returned, list) or [tuple(t.shape) for t in returned if isinstance(t, torch.Tensor)] != [tuple(t.shape) for t in state]:
+    if not isinstance(returned, list) or [tuple(t.shape) for t in returned if isinstance(t, torch.Tensor)] != [
+        tuple(t.shape) for t in state
+    ]:
         raise Fail(f"{label}: after loading the book's weights its state is not what was loaded", seed=seed)
-    outputs = run.get("outputs") if isinstance(run.get("outputs"), dict) else {}
+    outputs = found if isinstance(found := run.get("outputs"), dict) else {}
     for mode in modes:
         reference.train(mode == "train")
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
             want = reference(X)
-        expect_tensor(outputs.get(mode), want, f"{label} in {mode} mode, with the book's layers' random weights, "
-                                              f"on a random {tuple(input_shape)} input (seed {seed})", rtol=rtol, atol=atol)  # fmt: skip
+        expect_tensor(
+            outputs.get(mode),
+            want,
+            f"{label} in {mode} mode, with the book's layers' random weights, on a random {tuple(input_shape)} input (seed {seed})",
+            rtol=rtol,
+            atol=atol,
+        )
     reference.eval()
     return {"seed": seed, "parameters": models.num_parameters(reference), "compared_modes": list(modes)}
 
@@ -188,9 +204,14 @@ def trains_like_reference(
     initial = [t.detach().clone() for t in reference.state_dict().values()]
     mode = procedure["loss_mode"]
     images, labels = validation
-    parts = {"model": name, "procedure": procedure, "kwargs": repr(kwargs), "torch": torch.__version__,
-             "inputs": [hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest() for t in (X, y, images, labels)],
-             "reference": source_hash(Path(models.__file__).parent)}  # fmt: skip
+    parts = {
+        "model": name,
+        "procedure": procedure,
+        "kwargs": repr(kwargs),
+        "torch": torch.__version__,
+        "inputs": [hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest() for t in (X, y, images, labels)],
+        "reference": source_hash(Path(models.__file__).parent),
+    }
 
     def train_reference() -> list:
         before = loss_of(reference, X, y, mode)
@@ -210,22 +231,35 @@ def trains_like_reference(
     after = loss_of(student, X, y, mode)
     acc = accuracy(student, images, labels)
     drop, ref_drop = before - after, before - ref_after
-    details = {"procedure": procedure, "student_loss": [round(before, 4), round(after, 4)],
-               "reference_loss": [round(before, 4), round(ref_after, 4)], "required_fraction": required_fraction,
-               "validation_accuracy": round(acc, 4), "reference_validation_accuracy": round(ref_acc, 4),
-               "validation_images": len(labels), "seed": seed,
-               # per-step losses for the report's plot; the student's come from the kernel (display only)
-               "loss_curves": {"reference": curve, "student": _curve(run.get("losses"))}}  # fmt: skip
+    details = {
+        "procedure": procedure,
+        "student_loss": [round(before, 4), round(after, 4)],
+        "reference_loss": [round(before, 4), round(ref_after, 4)],
+        "required_fraction": required_fraction,
+        "validation_accuracy": round(acc, 4),
+        "reference_validation_accuracy": round(ref_acc, 4),
+        "validation_images": len(labels),
+        "seed": seed,
+        # per-step losses for the report's plot; the student's come from the kernel (display only)
+        "loss_curves": {"reference": curve, "student": _curve(run.get("losses"))},
+    }
     if not drop >= required_fraction * ref_drop:
-        raise Fail(f"{name}'s loss fell by {drop:.3f} ({before:.3f} -> {after:.3f}) under the fixed procedure, from the "
-                   f"grader's initial weights; the book's model fell by {ref_drop:.3f} from the same start, and at least "
-                   f"{required_fraction:.0%} of that is needed", **details)  # fmt: skip
+        raise Fail(
+            f"{name}'s loss fell by {drop:.3f} ({before:.3f} -> {after:.3f}) under the fixed procedure, from the "
+            f"grader's initial weights; the book's model fell by {ref_drop:.3f} from the same start, and at least "
+            f"{required_fraction:.0%} of that is needed",
+            **details,
+        )
     if acc < ref_acc - accuracy_margin:
-        raise Fail(f"{name}'s trained weights reach {acc:.1%} on {len(labels)} validation images it never saw; the book's "
-                   f"model trained the same way from the same start reaches {ref_acc:.1%} (at least "
-                   f"{ref_acc - accuracy_margin:.1%} is needed)", **details)  # fmt: skip
-    details["message"] = (f"loss {before:.3f} -> {after:.3f} (book's model {ref_after:.3f}); validation accuracy "
-                          f"{acc:.1%} (book's model {ref_acc:.1%})")  # fmt: skip
+        raise Fail(
+            f"{name}'s trained weights reach {acc:.1%} on {len(labels)} validation images it never saw; the book's "
+            f"model trained the same way from the same start reaches {ref_acc:.1%} (at least "
+            f"{ref_acc - accuracy_margin:.1%} is needed)",
+            **details,
+        )
+    details["message"] = (
+        f"loss {before:.3f} -> {after:.3f} (book's model {ref_after:.3f}); validation accuracy {acc:.1%} (book's model {ref_acc:.1%})"
+    )
     return details
 
 

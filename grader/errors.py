@@ -17,6 +17,11 @@ derive from :class:`Verdict`: they are not failures of the grader but its way of
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for the annotations only: this module imports nothing of the grader
+    from grader.results import QuestionStatus
+
 
 class GraderError(Exception):
     """Base of every exception the grader defines."""
@@ -39,3 +44,8 @@ class EnvironmentProblem(GraderError, RuntimeError):
 
 class Verdict(GraderError):
     """Raised by a check to end a question with a verdict other than a pass (see ``grader/assertions.py``)."""
+
+    # Set by every subclass (a class attribute or in __init__); declared here for the code that catches a Verdict.
+    status: QuestionStatus
+    message: str
+    details: dict[str, Any]

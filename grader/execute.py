@@ -60,7 +60,7 @@ from grader.kernel_session import (
     KernelProcess,
 )
 from grader.output_caps import OutputCaps, OutputCut
-from grader.results import CellRecord, CellStatus, ExecutionRecord
+from grader.results import CellRecord, CellStatus, ExecutionRecord, ExecutionStatus
 from grader.sandbox import describe_bytes
 
 #: What other modules (and tests) import from here; defined where the docstring above says.
@@ -133,6 +133,7 @@ class KernelSession(KernelProcess):
         code_cells = [(i, c) for i, c in enumerate(self.notebook.cells) if c.cell_type == "code" and c.source.strip()]
         records: list[CellRecord] = []
         done: list[tuple[int, NotebookNode]] = []  # cells that ran cleanly, for a replay after a crash
+        status: ExecutionStatus
         status, message = "ok", ""
         for position, (index, cell) in enumerate(code_cells):
             if on_cell:
@@ -170,6 +171,7 @@ class KernelSession(KernelProcess):
             if outcome == "timeout" and status == "ok":
                 status, message = "timeout", f"cell {index} exceeded {self.options.cell_timeout:g} s and was interrupted"
             elif outcome == "error" and status == "ok":
+                assert error is not None  # _execute says "error" only of a cell with an error output
                 status, message = "error", f"cell {index} raised {error[1]}"
             if outcome == "ok":
                 done.append((index, cell))

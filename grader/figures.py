@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 COLORS = {"reference": "#4c72b0", "student": "#dd8452"}
 
@@ -46,7 +47,7 @@ def loss_curves(curves: Mapping[str, Sequence[float]], title: str) -> str:
     """Training loss per step under the grader's fixed procedure: student vs reference."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(5.5, 3.2))
-    styles = {"reference": {"linewidth": 3.2, "alpha": 0.45}, "student": {"linewidth": 1.4, "linestyle": "--"}}
+    styles: dict[str, dict[str, Any]] = {"reference": {"linewidth": 3.2, "alpha": 0.45}, "student": {"linewidth": 1.4, "linestyle": "--"}}
     for name, values in curves.items():  # the reference wide and pale, the student's dashed on top: both show where they agree
         if values:
             axes.plot(range(1, len(values) + 1), values, label=name, color=COLORS.get(name), **styles.get(name, {}))

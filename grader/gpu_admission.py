@@ -18,8 +18,10 @@ def require_cuda() -> None:
 
     if not torch.cuda.is_available():
         build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise ConfigError(f"--device cuda, but torch {torch.__version__} ({build}) sees no usable CUDA device here; "
-                          "grade with --device cpu (the quick budget) or on a machine with a GPU")  # fmt: skip
+        raise ConfigError(
+            f"--device cuda, but torch {torch.__version__} ({build}) sees no usable CUDA device here; "
+            "grade with --device cpu (the quick budget) or on a machine with a GPU"
+        )
 
 
 def admitted_per_gpu(requested: int, jobs: list[batch.Job], quiet: bool) -> int:
@@ -38,6 +40,9 @@ def admitted_per_gpu(requested: int, jobs: list[batch.Job], quiet: bool) -> int:
     need = peak + CUDA_CONTEXT_GIB
     fits = max(1, int(0.95 * total // need))
     if fits < requested and not quiet:
-        print(f"grade: --jobs-per-gpu {requested} would oversubscribe the GPU ({requested} x ({peak:.1f} GiB measured peak "
-              f"+ {CUDA_CONTEXT_GIB} GiB CUDA context) > 95% of {total:.0f} GiB); packing {fits} per GPU", file=sys.stderr)  # fmt: skip
+        print(
+            f"grade: --jobs-per-gpu {requested} would oversubscribe the GPU ({requested} x ({peak:.1f} GiB measured peak "
+            f"+ {CUDA_CONTEXT_GIB} GiB CUDA context) > 95% of {total:.0f} GiB); packing {fits} per GPU",
+            file=sys.stderr,
+        )
     return min(requested, fits)

@@ -33,6 +33,7 @@ def gradebook_csv(results: Sequence[GradeResult]) -> str:
     rows: list[list[object]] = [[*FIXED, *ids]]
     for r in results:
         points = {q.id: (q.points if q.counted else "") for q in r.questions}
-        rows.append([r.submission, r.sha256, r.score, r.max_score, r.manual_points_pending, r.execution.status,
-                     *(points.get(i, "") for i in ids)])  # fmt: skip
+        rows.append(
+            [r.submission, r.sha256, r.score, r.max_score, r.manual_points_pending, r.execution.status, *(points.get(i, "") for i in ids)]
+        )
     return csv_text(rows)

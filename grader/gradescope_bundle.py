@@ -51,8 +51,14 @@ class BundleError(ConfigError):
     """
 
 
-def build_bundle(assignment: str, output: Path, data_dir: Path | None = None, cuda: bool = False,
-                 budget: str | None = None, timeout: float | None = DEFAULT_TIMEOUT) -> Bundle:  # fmt: skip
+def build_bundle(
+    assignment: str,
+    output: Path,
+    data_dir: Path | None = None,
+    cuda: bool = False,
+    budget: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> Bundle:
     """Write Gradescope's autograder zip for ``assignment`` (a name under ``assignments/`` or a folder).
 
     The zip holds ``setup.sh`` and ``run_autograder`` at its root, the grader's source (``grader/``,
@@ -79,7 +85,9 @@ def build_bundle(assignment: str, output: Path, data_dir: Path | None = None, cu
         raw = Path(data_dir) / "FashionMNIST" / "raw"
         missing = [f for f in RAW_FILES if not (raw / f).is_file()]
         if missing:
-            raise BundleError(f"{raw}: missing {', '.join(missing)} (Fashion-MNIST in torchvision's layout: <dir>/FashionMNIST/raw/*-ubyte)")
+            raise BundleError(
+                f"{raw}: missing {', '.join(missing)} (Fashion-MNIST in torchvision's layout: <dir>/FashionMNIST/raw/*-ubyte)"
+            )
     device = "auto" if cuda else "cpu"
     budget = budget or ("auto" if cuda else "quick")
     entries: list[tuple[str, Path | str, int]] = [
@@ -90,8 +98,11 @@ def build_bundle(assignment: str, output: Path, data_dir: Path | None = None, cu
     ]
     for package in ("grader", "reference"):
         entries += [(f"{package}/{p.relative_to(root / package).as_posix()}", p, 0o644) for p in _source_files(root / package)]
-    entries += [(f"assignments/{name}/{p.relative_to(loaded.folder).as_posix()}", p, 0o644)
-                for p in _source_files(loaded.folder) if p.relative_to(loaded.folder).as_posix() != "solution.ipynb"]  # fmt: skip
+    entries += [
+        (f"assignments/{name}/{p.relative_to(loaded.folder).as_posix()}", p, 0o644)
+        for p in _source_files(loaded.folder)
+        if p.relative_to(loaded.folder).as_posix() != "solution.ipynb"
+    ]
     if raw is not None:
         entries += [(f"data/FashionMNIST/raw/{f}", raw / f, 0o644) for f in RAW_FILES]
     output = Path(output)
@@ -110,15 +121,24 @@ def build_bundle(assignment: str, output: Path, data_dir: Path | None = None, cu
 def _source_files(folder: Path) -> list[Path]:
     """Files under ``folder`` worth shipping: no caches, no checkpoints, no hidden files."""
     skip = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis"}
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not (skip & set(p.relative_to(folder).parts))
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts) and p.suffix not in (".pyc", ".pyo"))  # fmt: skip
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not (skip & set(p.relative_to(folder).parts))
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.suffix not in (".pyc", ".pyo")
+    )
 
 
 def setup_script(cuda: bool = False) -> str:
     """``setup.sh``: Gradescope runs it once, as root, when it builds the image (Ubuntu; apt available)."""
     index = "" if cuda else CPU_INDEX
-    torch_note = ("# PyPI's Linux wheels of this release (CUDA builds): `grade gradescope --cuda`" if cuda
-                  else "# CPU wheels from PyTorch's CPU index: Gradescope's machines have no GPU")  # fmt: skip
+    torch_note = (
+        "# PyPI's Linux wheels of this release (CUDA builds): `grade gradescope --cuda`"
+        if cuda
+        else "# CPU wheels from PyTorch's CPU index: Gradescope's machines have no GPU"
+    )
     return f"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu).
 # Written by `grade gradescope` (hw-grader {__version__}). AUTOGRADER_ROOT moves /autograder elsewhere.
@@ -155,7 +175,8 @@ fi
 # Fashion-MNIST: the bundle's copy (grade gradescope --data-dir), else torchvision's ordinary download, now,
 # so that no submission waits for it.
 if [ ! -d "$SOURCE/data/FashionMNIST/raw" ]; then
-    "$VENV/bin/python" -c 'import sys; from torchvision import datasets; [datasets.FashionMNIST(sys.argv[1], train=t, download=True) for t in (True, False)]' "$SOURCE/data"
+    "$VENV/bin/python" -c 'import sys; from torchvision import datasets; [datasets.FashionMNIST(sys.argv[1], train=t, download=True)
+        for t in (True, False)]' "$SOURCE/data"
 fi
 "$VENV/bin/python" -m grader.cli --version
 """
@@ -186,9 +207,10 @@ mkdir -p "$RESULTS"
 rm -f "$RESULTS/results.json"
 
 fallback() {{  # Gradescope shows nothing at all without results.json: always leave one
-    if ! "$PY" -c 'import json, sys; json.dump({{"score": 0, "output": sys.argv[2], "output_format": "text", "tests": []}}, open(sys.argv[1], "w"))' \\
-            "$RESULTS/results.json" "$1"; then
-        printf '%s\\n' '{{"score": 0, "output": "The autograder could not run; tell your instructor.", "output_format": "text", "tests": []}}' \\
+    if ! "$PY" -c 'import json, sys; json.dump({{"score": 0, "output": sys.argv[2], "output_format": "text", "tests": []}},
+            open(sys.argv[1], "w"))' "$RESULTS/results.json" "$1"; then
+        printf '%s\\n' \\
+            '{{"score": 0, "output": "The autograder could not run; tell your instructor.", "output_format": "text", "tests": []}}' \\
             > "$RESULTS/results.json"
     fi
 }}
@@ -199,29 +221,34 @@ mapfile -d '' NOTEBOOKS < <(find "$SUBMISSION" -type f -name '*.ipynb' -not -nam
     -not -path '*/__MACOSX/*' -print0 2>/dev/null | LC_ALL=C sort -z)
 if [ "${{#NOTEBOOKS[@]}}" -eq 0 ]; then
     echo "run_autograder: no .ipynb in $SUBMISSION"
-    fallback "No notebook (.ipynb) was found in your submission. Submit your homework notebook itself (in Jupyter or Colab: File > Download > .ipynb)."
+    fallback "No notebook (.ipynb) was found in your submission. \\
+Submit your homework notebook itself (in Jupyter or Colab: File > Download > .ipynb)."
     exit 0
 fi
 NOTEBOOK="${{NOTEBOOKS[0]}}"
 NOTE=()
 if [ "${{#NOTEBOOKS[@]}}" -gt 1 ]; then
     IGNORED=$(for nb in "${{NOTEBOOKS[@]:1}}"; do printf '%s, ' "${{nb#"$SUBMISSION"/}}"; done)
-    NOTE=(--gradescope-note "Your submission holds ${{#NOTEBOOKS[@]}} notebooks; only the first by name, ${{NOTEBOOK#"$SUBMISSION"/}}, was graded (not graded: ${{IGNORED%, }}). Submit only your homework notebook.")
+    NOTE=(--gradescope-note "Your submission holds ${{#NOTEBOOKS[@]}} notebooks; only the first by name, \\
+${{NOTEBOOK#"$SUBMISSION"/}}, was graded (not graded: ${{IGNORED%, }}). Submit only your homework notebook.")
 fi
 LIMIT=()
 [ -n "$TIMEOUT" ] && LIMIT=(--timeout "$TIMEOUT")
 
 # The bundle's own grader: `python -m` and `-c` put the current folder first on Python's path.
 cd "$SOURCE" || {{ fallback "The autograder's files are missing; tell your instructor."; exit 0; }}
-"$PY" -c 'import sys, grader; print("run_autograder: hw-grader", grader.__version__, "from", grader.__file__, "on Python", sys.version.split()[0])'
-echo "run_autograder: grading ${{NOTEBOOK#"$SUBMISSION"/}} ($ASSIGNMENT, budget $BUDGET, device $DEVICE, data $GRADER_DATA_DIR)"
+"$PY" -c 'import sys, grader; print("run_autograder: hw-grader", grader.__version__, "from", grader.__file__,
+    "on Python", sys.version.split()[0])'
+echo "run_autograder: grading ${{NOTEBOOK#"$SUBMISSION"/}} \\
+($ASSIGNMENT, budget $BUDGET, device $DEVICE, data $GRADER_DATA_DIR)"
 "$PY" -m grader.cli run "$NOTEBOOK" --assignment "$ASSIGNMENT" \\
     --budget "$BUDGET" --device "$DEVICE" "${{LIMIT[@]}}" --out "$REPORTS" --force \\
     --gradescope "$RESULTS/results.json" "${{NOTE[@]}}"
 STATUS=$?
 echo "run_autograder: grade exited with status $STATUS"
 if [ ! -s "$RESULTS/results.json" ]; then
-    fallback "The autograder failed before it could grade your notebook (grade exited with status $STATUS). This is not a verdict on your work; tell your instructor."
+    fallback "The autograder failed before it could grade your notebook (grade exited with status $STATUS). \\
+This is not a verdict on your work; tell your instructor."
 fi
 exit 0
 """

@@ -54,12 +54,17 @@ def results_json(result: GradeResult, hidden: Iterable[str] = (), notebook: Any 
         "test_name_format": "text",
         "tests": tests,
         "extra_data": {
-            "submission": result.submission, "sha256": result.sha256, "assignment": result.assignment,
-            "grader_version": result.grader_version, "budget": result.budget, "device": result.device,
-            "execution_status": result.execution.status, "max_score": _points(result.max_score),
+            "submission": result.submission,
+            "sha256": result.sha256,
+            "assignment": result.assignment,
+            "grader_version": result.grader_version,
+            "budget": result.budget,
+            "device": result.device,
+            "execution_status": result.execution.status,
+            "max_score": _points(result.max_score),
             "manual_points_pending": _points(result.manual_points_pending),
             "hidden_questions_not_run": result.hidden_questions_not_run,
-        },  # fmt: skip
+        },
     }
 
 
@@ -110,11 +115,17 @@ def question_output(q: QuestionResult, result: GradeResult | None = None, notebo
     lines: list[str] = []
     if q.status == "environment":
         why = result.execution.message if result is not None else ""
-        lines += ["NOT GRADED: the grader's environment, not your code, kept this notebook from being graded"
-                  + (f" ({why})" if why else "") + ".", "No points were taken for it; your instructor has to run the autograder again."]  # fmt: skip
+        lines += [
+            "NOT GRADED: the grader's environment, not your code, kept this notebook from being graded"
+            + (f" ({why})" if why else "")
+            + ".",
+            "No points were taken for it; your instructor has to run the autograder again.",
+        ]
     elif q.status == "manual":
         if q.ta_points is None:
-            lines.append(f"A TA grades this question by hand: its {q.max_points:g} points are not counted until then (0 here is not a verdict).")
+            lines.append(
+                f"A TA grades this question by hand: its {q.max_points:g} points are not counted until then (0 here is not a verdict)."
+            )
         else:
             lines.append(f"TA points: {q.ta_points:g} / {q.max_points:g}" + (f" -- {q.ta_comment}" if q.ta_comment else ""))
     else:
@@ -141,7 +152,11 @@ def question_output(q: QuestionResult, result: GradeResult | None = None, notebo
     if q.status == "manual" and "answer" in d:
         answer = str(d.get("answer") or "").strip()
         where = f" (cell {d['cell']})" if isinstance(d.get("cell"), int) else ""
-        lines += [f"your answer{where}:", _indent(answer)] if answer else [f"No answer found{' (' + str(d['note']) + ')' if d.get('note') else ''}."]
+        lines += (
+            [f"your answer{where}:", _indent(answer)]
+            if answer
+            else [f"No answer found{' (' + str(d['note']) + ')' if d.get('note') else ''}."]
+        )
     other = {k: v for k, v in d.items() if k not in SHOWN_ELSEWHERE}
     for key, value in other.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
@@ -211,13 +226,20 @@ def _layers_text(layers: list, diverging: Any) -> list[str]:
         if not isinstance(row, dict):
             continue
         student, reference = row.get("student") or {}, row.get("reference") or {}
-        rows.append((str(row.get("layer", "")), str(student.get("kind", "missing")), json.dumps(student.get("shape")) if student else "",
-                     str(reference.get("kind", "")), json.dumps(reference.get("shape"))))  # fmt: skip
+        rows.append(
+            (
+                str(row.get("layer", "")),
+                str(student.get("kind", "missing")),
+                json.dumps(student.get("shape")) if student else "",
+                str(reference.get("kind", "")),
+                json.dumps(reference.get("shape")),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["layer by layer: yours vs the reference"]
     for r in rows:
         marker = "  <- first layer that differs" if diverging is not None and r[0] == str(diverging) else ""
-        lines.append("    " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + marker)
+        lines.append("    " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + marker)  # 5 columns each
     return lines
 
 
@@ -236,9 +258,11 @@ def top_level_output(result: GradeResult, note: str = "") -> str:
         blocks.append(f"<strong>{html.escape(note, quote=False)}</strong>")
     execution = result.execution
     if result.environment_problem:
-        blocks.append("<strong>NOT GRADED: the grader's environment, not your code, kept this notebook from being graded"
-                      f" ({html.escape(_plain(execution.message), quote=False)}). No points were taken; the score below is not a grade. "
-                      "Your instructor has to run the autograder again.</strong>")  # fmt: skip
+        blocks.append(
+            "<strong>NOT GRADED: the grader's environment, not your code, kept this notebook from being graded"
+            f" ({html.escape(_plain(execution.message), quote=False)}). No points were taken; the score below is not a grade. "
+            "Your instructor has to run the autograder again.</strong>"
+        )
     lines = [f"{result.assignment}: {result.score:g} / {result.max_score:g} auto-graded points"]
     if result.manual_points_pending:
         lines.append(f"+ {result.manual_points_pending:g} points a TA grades by hand (not counted yet)")
@@ -246,9 +270,17 @@ def top_level_output(result: GradeResult, note: str = "") -> str:
         lines.append(f"{result.hidden_questions_not_run} hidden question(s) were not run (their checks are not in this autograder)")
     blocks.append("\n".join(html.escape(line, quote=False) for line in lines))
     if execution.status != "ok" and not result.environment_problem:
-        problem = {"timeout": "The notebook ran out of time", "crashed": "The grading of this notebook crashed",
-                   "invalid": "The notebook could not be read", "error": "Some cells raised an error"}.get(execution.status, execution.status)  # fmt: skip
-        blocks.append(html.escape(f"Execution {execution.status}: {problem}" + (f": {_plain(execution.message)}" if execution.message else ""), quote=False))
+        problem = {
+            "timeout": "The notebook ran out of time",
+            "crashed": "The grading of this notebook crashed",
+            "invalid": "The notebook could not be read",
+            "error": "Some cells raised an error",
+        }.get(execution.status, execution.status)
+        blocks.append(
+            html.escape(
+                f"Execution {execution.status}: {problem}" + (f": {_plain(execution.message)}" if execution.message else ""), quote=False
+            )
+        )
     failed = [c for c in execution.cells if c.status != "ok" and c.error]
     if failed:
         shown = [f"cell {c.index} ({c.status}): {_shorten(_plain(c.error), 300)}" for c in failed[:10]]

@@ -87,14 +87,23 @@ class RunSettings:
         """
         r = self.request
         return WorkerJob(
-            notebook=str(job.path), out=str(r.out), stem=job.stem, shown_as=str(job.path), assignment=str(job.assignment.folder),
-            budget=self.budget, device=self.device, data_dir=str(self.data_dir),
+            notebook=str(job.path),
+            out=str(r.out),
+            stem=job.stem,
+            shown_as=str(job.path),
+            assignment=str(job.assignment.folder),
+            budget=self.budget,
+            device=self.device,
+            data_dir=str(self.data_dir),
             threads=batch.threads_per_job(1) if alone else self.threads,
             memory_bytes=max(self.memory_bytes, Limits.default(1).memory_bytes or 0) if alone else self.memory_bytes,
             jobs_per_gpu=(1 if alone else self.jobs_per_gpu) if self.device == "cuda" else 1,
-            cell_timeout=r.cell_timeout, timeout=r.timeout, sandbox=r.sandbox, max_notebook_mb=r.max_notebook_mb,
+            cell_timeout=r.cell_timeout,
+            timeout=r.timeout,
+            sandbox=r.sandbox,
+            max_notebook_mb=r.max_notebook_mb,
             loader_workers=self.loader_workers,
-        )  # fmt: skip
+        )
 
 
 def data_dir_of(given: str | Path | None) -> Path:
@@ -109,8 +118,13 @@ def collect(paths: tuple[str, ...] | list[str], out: Path | None = None) -> list
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
-                                and not (skip and p.resolve().is_relative_to(skip))))  # fmt: skip
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*.ipynb")
+                    if ".ipynb_checkpoints" not in p.parts and not (skip and p.resolve().is_relative_to(skip))
+                )
+            )
         else:
             found.append(path)
     return found
@@ -182,8 +196,14 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
         require_cuda()
     settings = RunSettings(request, device, resolve_budget(request.budget, device), data_dir_of(request.data_dir))
     try:
-        jobs = batch.plan(paths, request.out, lambda p: request.assignment or assignment_name(p, DEFAULT_ASSIGNMENT),
-                          settings.budget, device, max_notebook_mb=request.max_notebook_mb)  # fmt: skip
+        jobs = batch.plan(
+            paths,
+            request.out,
+            lambda p: request.assignment or assignment_name(p, DEFAULT_ASSIGNMENT),
+            settings.budget,
+            device,
+            max_notebook_mb=request.max_notebook_mb,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if not request.quiet:  # said once here: a batch's grading processes write their stderr to their logs
@@ -199,8 +219,7 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
     settings.threads = request.threads or batch.threads_per_job(at_once)
     if request.threads or at_once > 1:  # kernels share the cores: loader workers too
         settings.loader_workers = max(0, settings.threads - 1)
-    settings.memory_bytes = (int(request.memory_limit_gib * GiB) if request.memory_limit_gib
-                             else Limits.default(at_once).memory_bytes or 0)  # fmt: skip
+    settings.memory_bytes = int(request.memory_limit_gib * GiB) if request.memory_limit_gib else Limits.default(at_once).memory_bytes or 0
     return settings, jobs
 
 
@@ -237,8 +256,7 @@ def grade_batch(settings: RunSettings, todo: list[batch.Job]) -> dict[str, Grade
             from grader.cluster import run_on_cluster
 
             return run_on_cluster(todo, request.scheduler, settings.worker_job, crashed, on_done)
-        slots = (batch.gpu_slots(batch.visible_gpus(), request.jobs_per_gpu)
-                 if settings.device == "cuda" and request.jobs_per_gpu else None)  # fmt: skip
+        slots = batch.gpu_slots(batch.visible_gpus(), request.jobs_per_gpu) if settings.device == "cuda" and request.jobs_per_gpu else None
         return batch.run_in_subprocesses(todo, settings.parallel, settings.worker_job, settings.budget, settings.device, on_done, slots)
 
 
@@ -254,12 +272,22 @@ def grade_one(job: WorkerJob, *, progress: bool, summary: bool) -> GradeResult:
     planned.stem, planned.target = job.stem, Path(job.out) / f"{job.stem}.json"  # the coordinator chose the result's name
     budget = Budget.of(job.budget, Path(job.data_dir), planned.assignment.budgets, job.loader_workers)
     on_cell = cell_progress(path, progress)
-    options = GradeOptions(budget, job.device, job.cell_timeout, job.timeout, on_cell=on_cell, threads=job.threads,
-                           limits=Limits(memory_bytes=job.memory_bytes), sandbox=job.sandbox, jobs_per_gpu=job.jobs_per_gpu,
-                           max_notebook_mb=job.max_notebook_mb)  # fmt: skip
+    options = GradeOptions(
+        budget,
+        job.device,
+        job.cell_timeout,
+        job.timeout,
+        on_cell=on_cell,
+        threads=job.threads,
+        limits=Limits(memory_bytes=job.memory_bytes),
+        sandbox=job.sandbox,
+        jobs_per_gpu=job.jobs_per_gpu,
+        max_notebook_mb=job.max_notebook_mb,
+    )
     try:
-        result = grade_notebook(path, planned.assignment, options, shown_path=job.shown_as or str(path),
-                                executed_to=notebook_path(planned.target))  # fmt: skip
+        result = grade_notebook(
+            path, planned.assignment, options, shown_path=job.shown_as or str(path), executed_to=notebook_path(planned.target)
+        )
         result.cache_key = planned.key
     except Exception as exc:  # noqa: BLE001 -- whatever the kernel did, a result and a report say what happened
         from grader.outputs import grader_failure
@@ -275,4 +303,3 @@ def grade_one(job: WorkerJob, *, progress: bool, summary: bool) -> GradeResult:
     if summary:
         print_summary(result, planned.target)
     return result
-

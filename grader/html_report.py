@@ -2,7 +2,8 @@
 
 Rendered with jinja2 from the result (schema 1) and the notebook as it ran;
 all markup lives in ``grader/templates/``, this module only prepares the
-view: evidence tables, figures, the student's cells. The page is
+view: evidence tables, figures, the student's cells (each piece of a
+question's evidence is drawn in :mod:`grader.report_views`). The page is
 self-contained (inline CSS, images as data URIs) and its Content-Security-
 Policy forbids scripts and any network request, so nothing a notebook put
 into its outputs can run in, or change, the report. The notebook itself is
@@ -21,7 +22,6 @@ page.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,7 +31,18 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader.device import describe
-from grader.results import GradeResult, QuestionResult, QuestionStatus, status_of, write_atomic
+from grader.report_views import (  # also imported from here (grader/gradescope_results.py, tests)
+    SHOWN_ELSEWHERE,
+    STATUS_LABEL,
+    cell_view,
+    format_number,
+    inline_code,
+    notebook_images,
+    render_markdown,
+    tensor_view,
+    trimmed,
+)
+from grader.results import GradeResult, QuestionResult, status_of, write_atomic
 from grader.shrink import cut_text, shrink_outputs
 
 #: Bytes (UTF-8) of one report at most.
@@ -60,21 +71,13 @@ LEVELS = (
 )
 
 TEMPLATES = Path(__file__).with_name("templates")
-#: A status's word in a report, from the one display table (``grader.results.QuestionStatus``).
-STATUS_LABEL = {status.value: status.label for status in QuestionStatus}
-#: Details rendered by a dedicated part of the template (everything else is listed as-is).
-SHOWN_ELSEWHERE = {
-    "expected", "got", "expected_shape", "got_shape", "tolerance", "difference_map", "first_difference", "example",
-    "exception", "cell", "line", "code", "traceback", "layers", "first_diverging_layer", "loss_curves", "rebound",
-    "answer", "note", "notebook_cell", "seconds", "policy", "grader_traceback", "snapshot_cell", "module_types", "message",
-}  # fmt: skip
 
 
 def environment():
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = _number
+    env.filters["num"] = format_number
     env.filters["code"] = inline_code
     env.filters["basename"] = lambda path: Path(str(path)).name or str(path)
     env.filters["points"] = lambda v: f"{v:g}"
@@ -83,124 +86,16 @@ def environment():
     return env
 
 
-def inline_code(text: Any):
-    """Escape ``text`` and show its `backticked` parts as code and its ``$...$`` formulas as MathML
-    (outside the code), as the titles and messages are written (``grader/mathml.py``)."""
-    from grader.mathml import text_html
-
-    return text_html(text)
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-# --------------------------------------------------------------------------- evidence
-
-
-def _planes(data: Any) -> list[list[list[Any]]]:
-    """A nested list as 2-D planes (a 1-D list is one row; leading dimensions are flattened)."""
-    if not isinstance(data, list):
-        return [[[data]]]
-    if not data or not isinstance(data[0], list):
-        return [[data]]
-    if not data[0] or not isinstance(data[0][0], list):
-        return [data]
-    return [plane for item in data for plane in _planes(item)]
-
-
-def tensor_view(expected: Any, got: Any, tolerance: dict | None) -> dict[str, Any] | None:
-    """Expected and got side by side as tables, entries that differ marked (same shape only)."""
-    if not isinstance(expected, list) and not isinstance(got, list):
-        return None
-    tol = tolerance or {"rtol": 1e-4, "atol": 1e-4}
-    want, have = _planes(expected), _planes(got) if isinstance(got, list) else None
-    same_shape = have is not None and [[len(r) for r in p] for p in want] == [[len(r) for r in p] for p in have]
-
-    def differs(w: Any, g: Any) -> bool:
-        try:
-            return not abs(float(g) - float(w)) <= tol["atol"] + tol["rtol"] * abs(float(w))
-        except (TypeError, ValueError):
-            return w != g
-
-    def cells(plane, other) -> list[list[dict]]:
-        return [
-            [{"text": _number(v), "differs": same_shape and differs(v, other[r][c])} for c, v in enumerate(row)]
-            for r, row in enumerate(plane)
-        ]
-
-    return {
-        "expected": [cells(p, h) for p, h in zip(want, have or [], strict=True)] if same_shape else [cells(p, None) for p in want],
-        "got": [cells(p, w) for p, w in zip(have or [], want, strict=True)] if same_shape else [cells(p, None) for p in have or []],
-        "got_text": None if have is not None else str(got),
-        "same_shape": same_shape,
-    }
-
-
-def cell_view(notebook: NotebookNode | None, index: Any, line: Any = None, code: str = "") -> dict[str, Any] | None:
-    """The student's cell with the raising line marked (found by number, else by its text)."""
-    if notebook is None or not isinstance(index, int) or not 0 <= index < len(notebook.cells):
-        return None
-    lines = notebook.cells[index].source.splitlines()
-    mark = None
-    if isinstance(line, int) and 1 <= line <= len(lines) and (not code or lines[line - 1].strip() == code.strip()):
-        mark = line
-    elif code.strip():
-        mark = next((i + 1 for i, text in enumerate(lines) if text.strip() == code.strip()), None)
-    return {"index": index, "lines": [{"number": i + 1, "text": text, "marked": i + 1 == mark} for i, text in enumerate(lines)],
-            "unmatched_code": code.strip() if code.strip() and mark is None else ""}  # fmt: skip
-
-
-def notebook_images(notebook: NotebookNode | None, index: Any) -> list[str]:
-    """PNG/JPEG outputs of one cell (the notebook's own training plots), as data URIs."""
-    if notebook is None or not isinstance(index, int) or not 0 <= index < len(notebook.cells):
-        return []
-    images = []
-    for output in notebook.cells[index].get("outputs", []):
-        data = output.get("data", {}) if isinstance(output.get("data"), dict) else {}
-        for mime in ("image/png", "image/jpeg"):
-            value = data.get(mime)
-            if isinstance(value, str) and value.strip():
-                images.append(f"data:{mime};base64,{''.join(value.split())}")
-    return images
-
-
-def render_markdown(text: str) -> str:
-    """The student's prose as HTML; raw HTML in it is escaped, not rendered; LaTeX becomes MathML."""
-    import mistune
-
-    from grader.mathml import math_plugin
-
-    return mistune.create_markdown(escape=True, plugins=["table", "strikethrough", math_plugin])(text or "")
-
-
-def trimmed(value: Any, text: int, items: int, depth: int = 8) -> Any:
-    """A copy of a JSON-like value with every string, list and mapping cut (and nesting below ``depth`` dropped)."""
-    if isinstance(value, str):
-        return cut_text(value, text)
-    if isinstance(value, (list, tuple, dict)) and (depth <= 0 or items <= 0):
-        return f"[{len(value):,} items not shown]"
-    if isinstance(value, (list, tuple)):
-        shown = [trimmed(v, text, items, depth - 1) for v in value[:items]]
-        return shown + [f"… {len(value) - items:,} more"] if len(value) > items else shown
-    if isinstance(value, dict):
-        kept = {cut_text(str(k), 200): trimmed(v, text, items, depth - 1) for k, v in list(value.items())[:items]}
-        if len(value) > items:
-            kept["…"] = f"{len(value) - items:,} more"
-        return kept
-    return value
-
-
 def question_view(q: QuestionResult, notebook: NotebookNode | None, level: Level = LEVELS[0]) -> dict[str, Any]:
     from grader import figures
 
-    q = dataclasses.replace(q, title=cut_text(str(q.title), 500), message=cut_text(str(q.message), level.text),
-                            ta_comment=cut_text(str(q.ta_comment or ""), level.text),
-                            details=trimmed(q.details, level.text, level.items) if level.items else {})  # fmt: skip
+    q = dataclasses.replace(
+        q,
+        title=cut_text(str(q.title), 500),
+        message=cut_text(str(q.message), level.text),
+        ta_comment=cut_text(str(q.ta_comment or ""), level.text),
+        details=trimmed(q.details, level.text, level.items) if level.items else {},
+    )
     d = q.details
     label = "graded by TA" if q.status == "manual" and q.ta_points is not None else STATUS_LABEL.get(q.status, q.status)
     view: dict[str, Any] = {"q": q, "label": label, "details": d}
@@ -208,16 +103,18 @@ def question_view(q: QuestionResult, notebook: NotebookNode | None, level: Level
     difference = d.get("difference_map")
     view["heatmap"] = (
         figures.heatmap(difference["values"], f"|got − expected| at [{', '.join(map(str, difference['slice']))}]")
-        if isinstance(difference, dict) and difference.get("values") else None
-    )  # fmt: skip
+        if isinstance(difference, dict) and difference.get("values")
+        else None
+    )
     view["error_cell"] = cell_view(notebook, d.get("cell"), d.get("line"), str(d.get("code") or "")) if "exception" in d else None
     layers = d.get("layers")
     view["layers"] = layers if isinstance(layers, list) else None
     curves = d.get("loss_curves")
     view["loss_plot"] = (
         figures.loss_curves(curves, f"{q.id}: loss per step under the grader's fixed procedure")
-        if isinstance(curves, dict) and any(curves.values()) else None
-    )  # fmt: skip
+        if isinstance(curves, dict) and any(curves.values())
+        else None
+    )
     view["notebook_plots"] = notebook_images(notebook, d.get("notebook_cell"))[: level.images]
     view["answer_html"] = render_markdown(d.get("answer", "")) if q.status == "manual" else ""
     view["other"] = {k: v for k, v in d.items() if k not in SHOWN_ELSEWHERE}
@@ -231,10 +128,13 @@ def section_key(number: str) -> tuple:
 def sections_view(result: GradeResult, notebook: NotebookNode | None, level: Level = LEVELS[0]) -> list[dict[str, Any]]:
     numbers = sorted({q.section for q in result.questions}, key=section_key)
     return [
-        {"number": n, "title": cut_text(str(result.sections.get(n, "")), 500),
-         "questions": [question_view(q, notebook, level) for q in result.questions if q.section == n]}
+        {
+            "number": n,
+            "title": cut_text(str(result.sections.get(n, "")), 500),
+            "questions": [question_view(q, notebook, level) for q in result.questions if q.section == n],
+        }
         for n in numbers
-    ]  # fmt: skip
+    ]
 
 
 # --------------------------------------------------------------------------- the page
@@ -287,8 +187,9 @@ def _bounded_result(result: GradeResult, level: Level) -> tuple[GradeResult, lis
     neutralized = [dataclasses.replace(n, source=cut_text(str(n.source), 500)) for n in execution.neutralized[: level.cells]]
     if len(execution.neutralized) > level.cells:
         notes.append(f"{len(execution.neutralized) - level.cells:,} more neutralized lines are not listed")
-    execution = dataclasses.replace(execution, message=cut_text(str(execution.message), max(level.text, 2_000)), cells=cells,
-                                    neutralized=neutralized)  # fmt: skip
+    execution = dataclasses.replace(
+        execution, message=cut_text(str(execution.message), max(level.text, 2_000)), cells=cells, neutralized=neutralized
+    )
     return dataclasses.replace(result, execution=execution), notes
 
 
@@ -307,22 +208,36 @@ def _context(result: GradeResult, notebook: NotebookNode | None, level: Level) -
         page_copy = shrink_outputs(notebook, level.notebook_bytes)
         cut = _outputs_cut(page_copy)
         if cut.get("limit_bytes") == level.notebook_bytes:  # this copy left outputs out
-            notes.append(f"the notebook as it ran is shown below with {level.notebook_bytes / 1e6:g} MB of its outputs "
-                         f"({cut.get('outputs', 0):,} left out there); the copy in notebooks/ keeps up to 10 MB")  # fmt: skip
+            notes.append(
+                f"the notebook as it ran is shown below with {level.notebook_bytes / 1e6:g} MB of its outputs "
+                f"({cut.get('outputs', 0):,} left out there); the copy in notebooks/ keeps up to 10 MB"
+            )
         notebook_for_page = page_copy
     if level is not LEVELS[0]:
-        notes.insert(0, f"this report was cut to stay under {REPORT_LIMIT / 1e6:g} MB: "
-                        + ("the notebook as it ran is not shown, and " if not level.notebook_bytes else "")
-                        + f"every text is cut to {level.text:,} characters")  # fmt: skip
+        notes.insert(
+            0,
+            f"this report was cut to stay under {REPORT_LIMIT / 1e6:g} MB: "
+            + ("the notebook as it ran is not shown, and " if not level.notebook_bytes else "")
+            + f"every text is cut to {level.text:,} characters",
+        )
     if notebook is not None and not level.notebook_bytes:
         notes.append("the notebook as it ran is kept beside this report (notebooks/), with outputs up to 10 MB")
     if kept:
-        notes.append(f"{kept.get('outputs', 0):,} outputs of {kept.get('cells', 0):,} cells (about {kept.get('bytes', 0):,} bytes) "
-                     "were left out of the executed notebook, which keeps 10 MB of outputs")  # fmt: skip
+        notes.append(
+            f"{kept.get('outputs', 0):,} outputs of {kept.get('cells', 0):,} cells (about {kept.get('bytes', 0):,} bytes) "
+            "were left out of the executed notebook, which keeps 10 MB of outputs"
+        )
     percent = 100 * result.score / result.max_score if result.max_score else 0.0
-    return dict(r=shown, percent=percent, sections=sections_view(result, notebook, level), timeline=timeline_view(shown),
-                notebook_html=executed_notebook_html(notebook_for_page, level.notebook_bytes), cut_notes=notes,
-                output_cuts=output_cuts(notebook, level.cells), observed_device=describe(result.execution.observed_device))  # fmt: skip
+    return dict(
+        r=shown,
+        percent=percent,
+        sections=sections_view(result, notebook, level),
+        timeline=timeline_view(shown),
+        notebook_html=executed_notebook_html(notebook_for_page, level.notebook_bytes),
+        cut_notes=notes,
+        output_cuts=output_cuts(notebook, level.cells),
+        observed_device=describe(result.execution.observed_device),
+    )
 
 
 def _render_within(template: Any, context: dict[str, Any], limit: int) -> str | None:
@@ -349,10 +264,12 @@ def render_report(result: GradeResult, notebook: NotebookNode | None, limit: int
             return page
     from html import escape
 
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(result.assignment)}</title></head><body>"
-            f"<p>{escape(str(result.submission))[:500]}: {result.score:g} / {result.max_score:g}</p>"
-            f"<p>This report could not be drawn within {limit / 1e6:g} MB; the result file has every verdict.</p>"
-            "</body></html>")  # fmt: skip
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(result.assignment)}</title></head><body>"
+        f"<p>{escape(str(result.submission))[:500]}: {result.score:g} / {result.max_score:g}</p>"
+        f"<p>This report could not be drawn within {limit / 1e6:g} MB; the result file has every verdict.</p>"
+        "</body></html>"
+    )
 
 
 def notebook_path(json_path: Path) -> Path:

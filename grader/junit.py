@@ -43,16 +43,24 @@ def junit_xml(results: Sequence[GradeResult]) -> str:
     for result in results:
         questions = result.questions
         suite = _node(
-            suites, "testsuite", name=result.submission, tests=str(len(questions)),
+            suites,
+            "testsuite",
+            name=result.submission,
+            tests=str(len(questions)),
             failures=str(sum(q.status in ("fail", "missing") for q in questions)),
             errors=str(sum(q.status in ("error", "environment") for q in questions)),
             skipped=str(sum(q.pending_ta for q in questions)),
             time=f"{result.execution.seconds:.3f}",
-        )  # fmt: skip
+        )
         _node(_node(suite, "properties"), "property", name="score", value=f"{result.score:g}/{result.max_score:g}")
         for q in questions:
-            case = _node(suite, "testcase", classname=f"{result.assignment}.{result.submission}", name=q.id,
-                         time=f"{float(q.details.get('seconds', 0.0)):.3f}")  # fmt: skip
+            case = _node(
+                suite,
+                "testcase",
+                classname=f"{result.assignment}.{result.submission}",
+                name=q.id,
+                time=f"{float(q.details.get('seconds', 0.0)):.3f}",
+            )
             if q.status in _FAILURE_KIND:
                 _node(case, _FAILURE_KIND[q.status], q.message, message=q.message, type=q.status)
             elif q.pending_ta:
@@ -75,6 +83,8 @@ def write_junit(results: Sequence[GradeResult], target: Path) -> None:
     try:
         ET.fromstring(document.encode("utf-8"))
     except (ET.ParseError, UnicodeEncodeError) as exc:
-        raise JUnitError(f"grader bug: the JUnit XML built for {len(results)} result(s) does not parse ({exc}); "
-                         f"{target} was not written -- please report this with the results folder") from exc  # fmt: skip
+        raise JUnitError(
+            f"grader bug: the JUnit XML built for {len(results)} result(s) does not parse ({exc}); "
+            f"{target} was not written -- please report this with the results folder"
+        ) from exc
     write_atomic(Path(target), document)

@@ -25,6 +25,7 @@ import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
 from jupyter_core.utils import ensure_async
 from traitlets import Type
 
@@ -91,8 +92,15 @@ class BoundedChannel(AsyncZMQSocketChannel):
             raise
         except Exception:  # noqa: BLE001 -- RecursionError, ValueError, KeyError, TypeError while decoding
             self.unreadable += 1
-            return {"header": {"msg_type": "grader_unreadable", "msg_id": ""}, "msg_id": "", "msg_type": "grader_unreadable",
-                    "parent_header": {}, "metadata": {}, "content": {}, "buffers": []}  # fmt: skip
+            return {
+                "header": {"msg_type": "grader_unreadable", "msg_id": ""},
+                "msg_id": "",
+                "msg_type": "grader_unreadable",
+                "parent_header": {},
+                "metadata": {},
+                "content": {},
+                "buffers": [],
+            }
 
     async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:  # type: ignore[override]
         if self.alive is None:
@@ -112,11 +120,22 @@ class BoundedChannel(AsyncZMQSocketChannel):
 
     def _refused_reply(self) -> dict[str, Any]:
         parent, self._awaiting = self._awaiting, ""
-        content = {"status": "error", "ename": REFUSED_ENAME, "traceback": [],
-                   "evalue": f"the kernel's reply was over {MAX_MESSAGE_BYTES >> 20} MiB (an error or output this large is "
-                             "refused); what the cell raised or showed is lost"}  # fmt: skip
-        return {"header": {"msg_type": "execute_reply", "msg_id": ""}, "msg_id": "", "msg_type": "execute_reply",
-                "parent_header": {"msg_id": parent}, "metadata": {}, "content": content, "buffers": []}  # fmt: skip
+        content = {
+            "status": "error",
+            "ename": REFUSED_ENAME,
+            "traceback": [],
+            "evalue": f"the kernel's reply was over {MAX_MESSAGE_BYTES >> 20} MiB (an error or output this large is "
+            "refused); what the cell raised or showed is lost",
+        }
+        return {
+            "header": {"msg_type": "execute_reply", "msg_id": ""},
+            "msg_id": "",
+            "msg_type": "execute_reply",
+            "parent_header": {"msg_id": parent},
+            "metadata": {},
+            "content": content,
+            "buffers": [],
+        }
 
     def _poll_monitor(self) -> int:
         """Read the monitor's events; the connections ended so far and not yet taken (see :meth:`disconnects`)."""
@@ -235,7 +254,10 @@ class ConfinedKernelManager(AsyncKernelManager):
         await super()._async_launch_kernel(kernel_cmd, **kw)
         confinement = self.confinement
         if confinement is not None and confinement.bwrap:
-            process = self.provisioner.process
+            provisioner = self.provisioner
+            # The kernel spec (ExecutionOptions.kernel_name) names no other provisioner; the launch above started the process.
+            assert isinstance(provisioner, LocalProvisioner) and provisioner.process is not None
+            process = provisioner.process
             if await confinement.attach(lambda: process.poll() is None):
                 self.ip = str(confinement.kernel_dir / Path(self.ip).name)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from grader.errors import KernelError
 
+
 class Missing(KernelError):
     """The name(s) a question needs are not defined by the notebook."""
 
@@ -35,8 +36,13 @@ def _entries(value: Any) -> list[tuple[str, tuple[int, ...]]]:
     """The (name, shape) pairs of a misfit reply, kept only where they are plain data."""
     out = []
     for item in value if isinstance(value, list) else []:
-        if (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], list)
-                and all(isinstance(v, int) for v in item[1])):  # fmt: skip
+        if (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], list)
+            and all(isinstance(v, int) for v in item[1])
+        ):
             out.append((item[0][:100], tuple(item[1])))
     return out[:2000]
 
@@ -78,7 +84,11 @@ class StudentError(KernelError):
     call: str = ""
 
     def __str__(self) -> str:
-        where = f" (cell {self.cell}" + (f", line {self.line}: `{self.code.strip()}`" if self.line else "") + ")" if self.cell is not None else ""
+        where = (
+            f" (cell {self.cell}" + (f", line {self.line}: `{self.code.strip()}`" if self.line else "") + ")"
+            if self.cell is not None
+            else ""
+        )
         return f"{self.name} raised {self.type}: {self.message}{where}"
 
 

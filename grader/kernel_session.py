@@ -19,6 +19,7 @@ from queue import Empty
 from typing import Self
 
 import nbformat
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_core.utils import ensure_async
 from nbformat import NotebookNode
 
@@ -149,6 +150,7 @@ class KernelProcess:
     async def _start_kernel(self) -> None:
         client = self.client
         client.km = km = client.create_kernel_manager()
+        assert isinstance(km, ConfinedKernelManager)  # the client's kernel_manager_class (nbclient types it as the base class)
         # IPC sockets in the private working folder: no TCP port is opened, and
         # the kernel stays reachable where a sandbox cuts the network.
         km.transport = "ipc"
@@ -161,7 +163,9 @@ class KernelProcess:
             km.connection_file = str(confinement.connection_file(self.restarts))
             km.ip = confinement.kernel_ip(self.restarts)
             # A signal would reach the sandbox's launcher, not the kernel: interrupt by message.
-            km.kernel_spec.interrupt_mode = "message"
+            spec = km.kernel_spec
+            assert spec is not None  # None only for an empty kernel name; ExecutionOptions.kernel_name always names one
+            spec.interrupt_mode = "message"
             cwd = confinement.home
         # The kernel's own stdout/stderr (C-level messages, ipykernel's banner) go to a log, not the grader's terminal;
         # confined, through the launcher, which keeps its first megabyte and stops the kernel past the output cap.
@@ -203,10 +207,13 @@ class KernelProcess:
         if kc is not None:
             kc.stop_channels()
         if km is not None:
+            assert isinstance(km, ConfinedKernelManager)  # only _start_kernel sets it
             try:
                 await km.shutdown_kernel(now=True)
             except Exception:  # a dead kernel may refuse a polite shutdown
-                await km.kill_kernel()
+                # jupyter_client's own kill (private; there is no public kill_kernel, which this line called before
+                # and so raised AttributeError): the provisioner kills the process and waits for it.
+                await km._async_kill_kernel()
 
     async def close(self) -> None:
         await self._shutdown_kernel()
@@ -235,6 +242,7 @@ class KernelProcess:
         start = time.monotonic()
         if kc is None:  # a kernel that could not be started again
             return CodeResult("dead", "", "the kernel is not running")
+        assert isinstance(kc, AsyncKernelClient)  # ConfinedKernelManager's client_factory (nbclient types it as the base class)
         msg_id = kc.execute(code, silent=False, store_history=False, allow_stdin=False, stop_on_error=False)
         stdout = StreamBuffer(nbformat.v4.new_output("stream", name="stdout", text=""), STDOUT_HEAD, STDOUT_TAIL)
         error = ""
@@ -250,13 +258,15 @@ class KernelProcess:
                 if interrupted:  # the interrupt did not end it: the kernel is stuck
                     await self._restart()
                     return result("timeout", f"interrupted after {timeout:g} s; kernel restarted")
-                await ensure_async(self.client.km.interrupt_kernel())
+                km = self.client.km
+                assert isinstance(km, ConfinedKernelManager)  # set with kc, which is running
+                await ensure_async(km.interrupt_kernel())
                 interrupted, deadline = True, time.monotonic() + INTERRUPT_GRACE
                 continue
             try:
                 msg = await ensure_async(kc.iopub_channel.get_msg(timeout=min(remaining, 1.0)))
             except Empty:
-                if not await ensure_async(kc.is_alive()):
+                if not await kc.is_alive():  # a coroutine: kc is an AsyncKernelClient
                     await self._restart()
                     return result("dead", "the kernel died")
                 if take_refused(kc)[1]:  # the connection was ended by an oversized message: this reply is lost

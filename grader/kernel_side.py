@@ -114,8 +114,12 @@ def decode(data):
         if "__dict__" in data:
             return {k: decode(v) for k, v in data["__dict__"].items()}
         if "__module__" in data:
-            allowed = {"LazyConv2d": torch.nn.LazyConv2d, "Conv2d": torch.nn.Conv2d,
-                       "MaxPool2d": torch.nn.MaxPool2d, "AvgPool2d": torch.nn.AvgPool2d}
+            allowed = {
+                "LazyConv2d": torch.nn.LazyConv2d,
+                "Conv2d": torch.nn.Conv2d,
+                "MaxPool2d": torch.nn.MaxPool2d,
+                "AvgPool2d": torch.nn.AvgPool2d,
+            }
             return allowed[data["__module__"]](**decode(data["kwargs"]))
     return data
 

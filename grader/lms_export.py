@@ -78,11 +78,33 @@ from grader.results import GradeResult, write_atomic
 from grader.text_safety import csv_text
 
 __all__ = [  # this module's names and those of grader/lms_roster.py that callers imported from here
-    "CANVAS_ANONYMOUS", "CANVAS_ASSIGNMENT", "CANVAS_COLUMNS", "CANVAS_FILE", "FORMATS", "MISSING", "MOODLE_COLUMNS",
-    "MOODLE_FILE", "MOODLE_USER_KEYS", "WORKSHEET_MODIFIED", "Export", "ExportError", "ExportOptions", "Student",
-    "build_export", "canvas_user_id", "cell_number", "export", "feedback_text", "load_results", "map_students",
-    "moodle_participant", "not_graded_reason", "number", "read_roster", "total_points",
-]  # fmt: skip
+    "CANVAS_ANONYMOUS",
+    "CANVAS_ASSIGNMENT",
+    "CANVAS_COLUMNS",
+    "CANVAS_FILE",
+    "FORMATS",
+    "MISSING",
+    "MOODLE_COLUMNS",
+    "MOODLE_FILE",
+    "MOODLE_USER_KEYS",
+    "WORKSHEET_MODIFIED",
+    "Export",
+    "ExportError",
+    "ExportOptions",
+    "Student",
+    "build_export",
+    "canvas_user_id",
+    "cell_number",
+    "export",
+    "feedback_text",
+    "load_results",
+    "map_students",
+    "moodle_participant",
+    "not_graded_reason",
+    "number",
+    "read_roster",
+    "total_points",
+]
 
 FORMATS = ("canvas", "moodle")
 MISSING = ("blank", "zero", "omit")
@@ -164,12 +186,16 @@ def build_export(results: list[tuple[str, GradeResult]], roster: Path, options: 
     graded = [(stem, r) for stem, r in results if not_graded_reason(r) is None]
     for stem, result in graded:
         if result.hidden_questions_not_run:
-            problems.append(f"{result.submission} ({stem}.json): graded without the hidden checks "
-                            f"({result.hidden_questions_not_run} hidden questions not run); grade it where checks_hidden.py is")  # fmt: skip
+            problems.append(
+                f"{result.submission} ({stem}.json): graded without the hidden checks "
+                f"({result.hidden_questions_not_run} hidden questions not run); grade it where checks_hidden.py is"
+            )
         if result.manual_points_pending and not options.allow_pending:
-            problems.append(f"{result.submission} ({stem}.json): {number(result.manual_points_pending)} points of manual "
-                            "questions not graded yet; merge the TA's points (grade ... --manual grades.csv) or pass "
-                            "--allow-pending to export the points so far")  # fmt: skip
+            problems.append(
+                f"{result.submission} ({stem}.json): {number(result.manual_points_pending)} points of manual "
+                "questions not graded yet; merge the TA's points (grade ... --manual grades.csv) or pass "
+                "--allow-pending to export the points so far"
+            )
     totals = Counter(total_points(r) for _, r in graded)
     if len(totals) > 1:
         usual = totals.most_common(1)[0][0]
@@ -179,8 +205,10 @@ def build_export(results: list[tuple[str, GradeResult]], roster: Path, options: 
     column = _grade_column(options, header, results)
     lms_points = _number_or_none(roster_points.get(column, "")) if options.format == "canvas" else None
     if options.points_possible is None and lms_points is not None and total is not None and lms_points != total:
-        problems.append(f"Canvas's {column!r} is worth {number(lms_points)} points (the roster's Points Possible row), "
-                        f"the results {number(total)}: pass --points-possible {number(lms_points)} to scale the scores")  # fmt: skip
+        problems.append(
+            f"Canvas's {column!r} is worth {number(lms_points)} points (the roster's Points Possible row), "
+            f"the results {number(total)}: pass --points-possible {number(lms_points)} to scale the scores"
+        )
     if problems:
         raise ExportError("\n".join(problems))
 
@@ -190,7 +218,7 @@ def build_export(results: list[tuple[str, GradeResult]], roster: Path, options: 
         return result.score * options.points_possible / total
 
     rows: list[tuple[Student, float | str, str]] = []  # student, grade cell (a number, or "" for none), feedback
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for student in students:
         if student.row not in mapped:
             counts["without a submission"] += 1
@@ -201,14 +229,18 @@ def build_export(results: list[tuple[str, GradeResult]], roster: Path, options: 
         reason = not_graded_reason(result)
         if reason is not None:
             counts["not graded"] += 1
-            warnings.append(f"{student.label}: {result.submission} was not graded ({reason}); its grade is "
-                            f"{'left out' if options.missing == 'omit' else 'left empty'} -- grade it again")  # fmt: skip
+            warnings.append(
+                f"{student.label}: {result.submission} was not graded ({reason}); its grade is "
+                f"{'left out' if options.missing == 'omit' else 'left empty'} -- grade it again"
+            )
             if options.missing != "omit":
                 rows.append((student, "", f"not graded: {reason}"))
             continue
         if result.manual_points_pending:
-            warnings.append(f"{student.label}: {number(result.manual_points_pending)} manual points pending; "
-                            f"exported {number(result.score)} points so far")  # fmt: skip
+            warnings.append(
+                f"{student.label}: {number(result.manual_points_pending)} manual points pending; "
+                f"exported {number(result.score)} points so far"
+            )
         counts["graded"] += 1
         rows.append((student, cell_number(grade_of(result)), feedback_text(result, total or total_points(result))))
 
@@ -257,11 +289,13 @@ def _number_or_none(text: str) -> float | None:
 
 
 def _canvas_csv(column: str, points_cell: float | str, rows) -> str:
-    return csv_text([
-        [*CANVAS_COLUMNS, column],
-        ["Points Possible", "", "", "", "", points_cell],
-        *([*(student.cells.get(c, "") for c in CANVAS_COLUMNS), grade] for student, grade, _ in rows),
-    ])  # fmt: skip
+    return csv_text(
+        [
+            [*CANVAS_COLUMNS, column],
+            ["Points Possible", "", "", "", "", points_cell],
+            *([*(student.cells.get(c, "") for c in CANVAS_COLUMNS), grade] for student, grade, _ in rows),
+        ]
+    )
 
 
 def _moodle_csv(header: list[str], column: str, feedback: bool, rows) -> str:

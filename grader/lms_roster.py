@@ -175,8 +175,9 @@ def _match_keys(stem: str, submission: str) -> set[str]:
     return {stem, submission, path.name, path.stem, path.as_posix()}
 
 
-def map_students(results: list[tuple[str, GradeResult]], students: list[Student], header: list[str],
-                 options: ExportOptions, roster: Path) -> dict[int, tuple[str, GradeResult]]:  # fmt: skip
+def map_students(
+    results: list[tuple[str, GradeResult]], students: list[Student], header: list[str], options: ExportOptions, roster: Path
+) -> dict[int, tuple[str, GradeResult]]:
     """Roster row -> its (stem, result). Unmapped submissions, two for one student, ambiguous names: one error."""
     problems: list[str] = []
     lookup = _lookup(students, header, options, roster, problems)
@@ -191,8 +192,10 @@ def map_students(results: list[tuple[str, GradeResult]], students: list[Student]
     for row, subs in mapped.items():
         if len(subs) > 1:
             names = ", ".join(result.submission for _, result in subs)
-            problems.append(f"{by_row[row].label}, roster row {row}, has {len(subs)} submissions: {names} "
-                            "(keep one: remove or rename the others' results)")  # fmt: skip
+            problems.append(
+                f"{by_row[row].label}, roster row {row}, has {len(subs)} submissions: {names} "
+                "(keep one: remove or rename the others' results)"
+            )
     if problems:
         raise ExportError("\n".join(problems))
     return {row: subs[0] for row, subs in mapped.items()}
@@ -204,8 +207,9 @@ def _lookup(students, header, options, roster, problems):
         column = options.match_column
         if column not in header:
             raise ExportError(f"{roster}: no column {column!r} (--match-column); its header is: {', '.join(header)}")
-        index = _unique_index(students, lambda s: [s.cells.get(column, "")] if s.cells.get(column) else [],
-                              f"the {column!r} column", problems)  # fmt: skip
+        index = _unique_index(
+            students, lambda s: [s.cells.get(column, "")] if s.cells.get(column) else [], f"the {column!r} column", problems
+        )
 
         def by_column(stem: str, submission: str):
             hits = {index[k].row: index[k] for k in _match_keys(stem, submission) if k in index}
@@ -225,22 +229,24 @@ def _lookup(students, header, options, roster, problems):
                 return None, "an anonymous-grading file name (anon_...): no roster maps it; use --match-column"
             user = canvas_user_id(submission)
             if user is None:
-                return None, ("not a Canvas download name (<name>_[LATE_]<user id>_<attachment id>_<file>); "
-                              "use --match-column for other names")  # fmt: skip
+                return None, (
+                    "not a Canvas download name (<name>_[LATE_]<user id>_<attachment id>_<file>); use --match-column for other names"
+                )
             if user not in index:
                 return None, f"Canvas user id {user} is not in the roster's ID column"
             return index[user], ""
 
         return by_canvas
+    participants: dict[str, Student] | None  # by participant id; None: match by name
     if "Identifier" in header:
 
         def participant_ids(student: Student) -> list[str]:
             found = re.search(r"(\d+)\s*$", student.cells.get("Identifier", ""))
             return [found.group(1)] if found else []
 
-        index = _unique_index(students, participant_ids, "Identifier (Participant <id>)", problems)
+        participants = _unique_index(students, participant_ids, "Identifier (Participant <id>)", problems)
     else:
-        index = None
+        participants = None
         names: dict[str, list[Student]] = {}
         for student in students:
             first, last = student.cells.get("First name", ""), student.cells.get("Last name", "")
@@ -251,21 +257,25 @@ def _lookup(students, header, options, roster, problems):
     def by_moodle(stem: str, submission: str):
         found = moodle_participant(submission)
         if found is None:
-            return None, ("not a Moodle download name (<Full Name>_<participant id>_assignsubmission_file, a folder or "
-                          "a file name prefix); use --match-column for other names")  # fmt: skip
+            return None, (
+                "not a Moodle download name (<Full Name>_<participant id>_assignsubmission_file, a folder or "
+                "a file name prefix); use --match-column for other names"
+            )
         name, participant = found
-        if index is not None:
-            if participant not in index:
+        if participants is not None:
+            if participant not in participants:
                 return None, f"participant {participant} is not in the roster's Identifier column"
-            return index[participant], ""
+            return participants[participant], ""
         candidates = names.get(_norm_name(name), [])
         if len(candidates) == 1:
             return candidates[0], ""
         if candidates:
             rows = ", ".join(f"row {s.row}" for s in candidates)
             return None, f"{name!r} is the name of several students ({rows}); use the grading worksheet as roster"
-        return None, (f"no student named {name!r} in the roster (participant {participant}; the grading worksheet, "
-                      "whose Identifier has the participant id, maps it for certain)")  # fmt: skip
+        return None, (
+            f"no student named {name!r} in the roster (participant {participant}; the grading worksheet, "
+            "whose Identifier has the participant id, maps it for certain)"
+        )
 
     return by_moodle
 

@@ -46,7 +46,7 @@ class LoadedNotebook:
         return self.notebook is not None
 
 
-def _first_line(text: str, limit: int = 200) -> str:
+def _first_line(text: object, limit: int = 200) -> str:
     line = str(text).strip().splitlines()[0] if str(text).strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
@@ -59,8 +59,10 @@ def max_notebook_bytes(limits: dict[str, Any] | None = None, override_mb: float 
 
 def too_large_reason(size: int, limit: int) -> str:
     """What a student reads when the notebook is over the limit, and what to do about it."""
-    return (f"the notebook is {size / 1e6:.1f} MB; the limit is {limit / 1e6:g} MB — clear its outputs "
-            "(Edit → Clear all outputs) and hand it in again")  # fmt: skip
+    return (
+        f"the notebook is {size / 1e6:.1f} MB; the limit is {limit / 1e6:g} MB — clear its outputs "
+        "(Edit → Clear all outputs) and hand it in again"
+    )
 
 
 def _hash_file(path: Path) -> str:

@@ -55,8 +55,15 @@ def read_grades(path: Path) -> list[ManualGrade]:
             raise ManualGradesError(f"{path}, row {row_number}: points {raw!r} is not a number") from None
         if not math.isfinite(points) or points < 0:
             raise ManualGradesError(f"{path}, row {row_number}: points {raw!r} must be a number of at least 0")
-        grades.append(ManualGrade(row_number, (row.get("submission") or "").strip(), (row.get("question") or "").strip(),
-                                  points, (row.get("comment") or "").strip()))  # fmt: skip
+        grades.append(
+            ManualGrade(
+                row_number,
+                (row.get("submission") or "").strip(),
+                (row.get("question") or "").strip(),
+                points,
+                (row.get("comment") or "").strip(),
+            )
+        )
     return grades
 
 
@@ -73,9 +80,9 @@ def apply_grades(grades: list[ManualGrade], results: dict[str, GradeResult], sou
     bad file changes nothing.
     """
     by_name: dict[str, str] = {}
-    for stem, result in results.items():
-        for name in _names(stem, result):
-            by_name.setdefault(name, stem)
+    for result_stem, result in results.items():
+        for name in _names(result_stem, result):
+            by_name.setdefault(name, result_stem)
     planned: dict[tuple[str, str], ManualGrade] = {}
     for grade in grades:
         where = f"{source}, row {grade.row}"
@@ -87,11 +94,15 @@ def apply_grades(grades: list[ManualGrade], results: dict[str, GradeResult], sou
             known = ", ".join(q.id for q in results[stem].questions if q.status == "manual")
             raise ManualGradesError(f"{where}: {grade.submission} has no question {grade.question!r} (manual questions: {known})")
         if question.status != "manual":
-            raise ManualGradesError(f"{where}: {grade.question!r} is auto-graded ({question.status}); only manual questions take a TA's points")
+            raise ManualGradesError(
+                f"{where}: {grade.question!r} is auto-graded ({question.status}); only manual questions take a TA's points"
+            )
         if grade.points > question.max_points:
             raise ManualGradesError(f"{where}: {grade.points:g} points for {grade.question!r}, whose maximum is {question.max_points:g}")
         if (stem, grade.question) in planned:
-            raise ManualGradesError(f"{where}: {grade.submission}/{grade.question} was already graded in row {planned[stem, grade.question].row}")
+            raise ManualGradesError(
+                f"{where}: {grade.submission}/{grade.question} was already graded in row {planned[stem, grade.question].row}"
+            )
         planned[stem, grade.question] = grade
     changed = set()
     for (stem, question_id), grade in planned.items():

@@ -30,13 +30,13 @@ MAX_LATEX = 2000
 ELEMENTS = frozenset(
     "math mrow mi mn mo ms mtext mspace msub msup msubsup munder mover munderover mfrac msqrt mroot mstyle"
     " merror mpadded mphantom mtable mtr mtd mlabeledtr mmultiscripts mprescripts none menclose semantics annotation".split()
-)  # fmt: skip
+)
 ATTRIBUTES = frozenset(
     "display xmlns mathvariant mathsize mathcolor mathbackground dir stretchy fence separator form lspace rspace"
     " movablelimits largeop symmetric minsize maxsize accent accentunder linethickness width height depth voffset"
     " columnalign rowalign columnlines rowlines columnspacing rowspacing columnspan rowspan frame framespacing"
     " equalrows equalcolumns displaystyle scriptlevel notation bevelled denomalign numalign linebreak".split()
-)  # fmt: skip
+)
 #: Elements that need exactly this many children (the converter leaves one out for ``\frac{a}`` or ``x_``).
 ARITY = {"mfrac": 2, "msub": 2, "msup": 2, "msubsup": 3, "munder": 2, "mover": 2, "munderover": 3, "mroot": 2}
 UNKNOWN_COMMAND = re.compile(r"\\[A-Za-z]+")

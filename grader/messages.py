@@ -63,8 +63,10 @@ _OLD_D2L = re.compile(r"module 'd2l' has no attribute|name 'd2l' is not defined|
 def edition_hint(error: StudentError) -> str:
     """A sentence for an error that comes from importing d2l as another edition does, else ""."""
     if _OLD_D2L.search(error.message):
-        return ("this assignment uses d2l 1.0: import it as `from d2l import torch as d2l` "
-                "(`import d2l` alone, or the first edition's `d2lzh_pytorch`, has none of its functions)")
+        return (
+            "this assignment uses d2l 1.0: import it as `from d2l import torch as d2l` "
+            "(`import d2l` alone, or the first edition's `d2lzh_pytorch`, has none of its functions)"
+        )
     return ""
 
 

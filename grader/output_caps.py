@@ -65,11 +65,15 @@ class OutputCut:
         if self.outputs:
             parts.append(f"{self.outputs:,} output{'s' if self.outputs > 1 else ''} ({self.output_chars:,} characters)")
         if self.refused:
-            parts.append(f"{self.refused:,} message{'s' if self.refused > 1 else ''} from the kernel that could not be "
-                         f"read or {'were' if self.refused > 1 else 'was'} over {MAX_MESSAGE_BYTES >> 20} MiB")  # fmt: skip
+            parts.append(
+                f"{self.refused:,} message{'s' if self.refused > 1 else ''} from the kernel that could not be "
+                f"read or {'were' if self.refused > 1 else 'was'} over {MAX_MESSAGE_BYTES >> 20} MiB"
+            )
         caps = caps or OutputCaps()
-        limits = (f"the grader keeps {caps.per_output >> 20} MiB per output, {caps.per_cell >> 20} MiB per cell and "
-                  f"{caps.per_notebook >> 20} MiB per notebook")  # fmt: skip
+        limits = (
+            f"the grader keeps {caps.per_output >> 20} MiB per output, {caps.per_cell >> 20} MiB per cell and "
+            f"{caps.per_notebook >> 20} MiB per notebook"
+        )
         return "not kept: " + "; ".join(parts) + f" ({limits})"
 
     def to_dict(self) -> dict[str, int]:
@@ -158,5 +162,9 @@ def error_output(content: dict[str, Any]) -> NotebookNode:
     """An error output with its name, message and traceback cut to what a report shows."""
     traceback = content.get("traceback")
     lines = [clip(line, TRACEBACK_LINE_CHARS) for line in traceback[-TRACEBACK_LINES:]] if isinstance(traceback, list) else []
-    return nbformat.v4.new_output("error", ename=clip(content.get("ename"), ERROR_NAME_CHARS) or "Error",
-                                  evalue=clip(content.get("evalue"), ERROR_VALUE_CHARS), traceback=lines)  # fmt: skip
+    return nbformat.v4.new_output(
+        "error",
+        ename=clip(content.get("ename"), ERROR_NAME_CHARS) or "Error",
+        evalue=clip(content.get("evalue"), ERROR_VALUE_CHARS),
+        traceback=lines,
+    )

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 def grader_failure(exc: BaseException) -> str:
     """The message of a ``crashed`` result whose grading process raised (never the student's verdict)."""
     text = " ".join(str(exc).split())[:300]
-    return (f"the grader failed while grading this notebook ({type(exc).__name__}{': ' + text if text else ''}); "
-            "nothing was charged: it has to be graded again -- tell your TA")  # fmt: skip
+    return (
+        f"the grader failed while grading this notebook ({type(exc).__name__}{': ' + text if text else ''}); "
+        "nothing was charged: it has to be graded again -- tell your TA"
+    )
 
 
 def fill_missing(settings: RunSettings, jobs: list[batch.Job], results: dict[str, GradeResult], why: str) -> None:
@@ -88,8 +90,13 @@ def write_outputs(settings: RunSettings, jobs: list[batch.Job], results: dict[st
         from grader.gradescope import write_results_json
 
         job = jobs[0]
-        write_results_json(results[job.stem], Path(request.gradescope), [q.id for q in job.assignment.questions if q.hidden],
-                           notebook_path(job.target), note=request.gradescope_note or "")  # fmt: skip
+        write_results_json(
+            results[job.stem],
+            Path(request.gradescope),
+            [q.id for q in job.assignment.questions if q.hidden],
+            notebook_path(job.target),
+            note=request.gradescope_note or "",
+        )
 
 
 def similarity(jobs: list[batch.Job], out: Path) -> list | None:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,15 @@ from grader.assignment import Assignment
 from grader.cleanup import remove_tree
 from grader.d2l_budget import Budget
 from grader.data_view import kernel_data_view
-from grader.device import PEAK_CODE, PROBE_CODE, is_cuda_environment_error, lost_cuda_message, memory_fraction_code, parse_probe, unusable_cuda_message
+from grader.device import (
+    PEAK_CODE,
+    PROBE_CODE,
+    is_cuda_environment_error,
+    lost_cuda_message,
+    memory_fraction_code,
+    parse_probe,
+    unusable_cuda_message,
+)
 from grader.execute import DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT, ExecutionOptions, KernelSession
 from grader.load import load_notebook, max_notebook_bytes
 from grader.neutralize import neutralize
@@ -72,24 +80,32 @@ def grade_notebook(
     started = time.monotonic()
     result = _grade_loaded(path, assignment, options, shown_path, executed_to)
     result.grading_seconds = round(time.monotonic() - started, 3)
-    result.graded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
     result.sections = dict(assignment.sections)
     return result
 
 
-def _grade_loaded(path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None, executed_to: Path | None) -> GradeResult:
+def _grade_loaded(
+    path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None, executed_to: Path | None
+) -> GradeResult:
     loaded = load_notebook(path, max_notebook_bytes(assignment.limits, options.max_notebook_mb))
     result = GradeResult(
-        submission=shown_path or str(path), sha256=loaded.sha256, assignment=assignment.name,
-        budget=options.budget.name, device=options.device, grader_version=__version__,
+        submission=shown_path or str(path),
+        sha256=loaded.sha256,
+        assignment=assignment.name,
+        budget=options.budget.name,
+        device=options.device,
+        grader_version=__version__,
         execution=ExecutionRecord("invalid", loaded.reason),
-    )  # fmt: skip
-    if not loaded.valid:
+    )
+    if loaded.notebook is None:  # not loaded.valid
         result.questions = [
             question_result(q, QuestionStatus.ERROR, f"the notebook could not be read: {loaded.reason}")
-            if q.kind == "auto" else question_result(q, QuestionStatus.MANUAL, "", {"answer": "", "note": loaded.reason})
-            for q in assignment.questions if assignment.runnable(q)
-        ]  # fmt: skip
+            if q.kind == "auto"
+            else question_result(q, QuestionStatus.MANUAL, "", {"answer": "", "note": loaded.reason})
+            for q in assignment.questions
+            if assignment.runnable(q)
+        ]
         result.hidden_questions_not_run = _hidden_not_run(assignment)
         return result
     notebook, neutralized = neutralize(loaded.notebook)
@@ -100,7 +116,7 @@ def _grade_loaded(path: Path, assignment: Assignment, options: GradeOptions, sho
     data_view = kernel_data_view(options.budget.data_dir, workdir)
     confinement = Confinement.create(
         workdir, options.limits or Limits.default(), readonly=[], hidden=_grader_folders(), sandbox=options.sandbox, data=data_view.path
-    )  # fmt: skip
+    )
     loop = asyncio.new_event_loop()
     try:
         blob_dir = confinement.blob_dir  # the grader's way to the kernel's tensor files, in the kernel's capped tmpfs
@@ -110,19 +126,31 @@ def _grade_loaded(path: Path, assignment: Assignment, options: GradeOptions, sho
             cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
             timeout=options.timeout or budget_config.get("timeout", DEFAULT_NOTEBOOK_TIMEOUT),
             env=_kernel_env(options),
-            preamble=install_code(nonce, blob_dir) + confinement.kernel_preamble() + _thread_preamble(options)
-            + options.budget.preamble(confinement.kernel_data_dir) + _gpu_share_preamble(options),
+            preamble=install_code(nonce, blob_dir)
+            + confinement.kernel_preamble()
+            + _thread_preamble(options)
+            + options.budget.preamble(confinement.kernel_data_dir)
+            + _gpu_share_preamble(options),
             confinement=confinement,
-        )  # fmt: skip
+        )
         session = KernelSession(notebook, exec_options)
         loop.run_until_complete(session.__aenter__())
-        submission = Submission(session, loop, notebook, nonce=nonce, assignment=assignment, call_timeout=options.check_timeout,
-                                blob_dir=blob_dir, source=source)  # fmt: skip
+        submission = Submission(
+            session,
+            loop,
+            notebook,
+            nonce=nonce,
+            assignment=assignment,
+            call_timeout=options.check_timeout,
+            blob_dir=blob_dir,
+            source=source,
+        )
         try:
             observed = loop.run_until_complete(_probe(session, PROBE_CODE))
             if options.device == "cuda" and not observed.get("cuda"):  # never a silent move to the CPU
-                result.execution = ExecutionRecord("environment_error", unusable_cuda_message(observed),
-                                                   isolation=confinement.isolation, observed_device=observed)  # fmt: skip
+                result.execution = ExecutionRecord(
+                    "environment_error", unusable_cuda_message(observed), isolation=confinement.isolation, observed_device=observed
+                )
                 result.questions = _not_graded(assignment, result.execution.message)
                 result.hidden_questions_not_run = _hidden_not_run(assignment)
                 return result
@@ -146,8 +174,9 @@ def _grade_loaded(path: Path, assignment: Assignment, options: GradeOptions, sho
                 if not assignment.runnable(question):
                     result.hidden_questions_not_run += 1
                     continue
-                context = context_for(question.id, question.options, options.budget.name, assignment.budgets,
-                                      str(options.budget.data_dir), verdicts)  # fmt: skip
+                context = context_for(
+                    question.id, question.options, options.budget.name, assignment.budgets, str(options.budget.data_dir), verdicts
+                )
                 verdict = grade_question(submission, notebook, question, assignment, context)
                 note_notebook_cell(verdict, question, assignment, notebook)
                 note_policy(verdict, question, source)

@@ -12,9 +12,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.results import GradeResult
 from grader.text_safety import terminal_text
+
+if TYPE_CHECKING:  # rich is imported only when a bar is shown
+    from rich.progress import Progress, TaskID
 
 
 def wanted(json_output: bool) -> bool:
@@ -31,8 +35,8 @@ class BatchProgress:
         self.total = total
         self.enabled = enabled and total > 0
         self.full = self.problems = 0
-        self._progress = None
-        self._task = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> BatchProgress:
         if self.enabled:
@@ -40,9 +44,16 @@ class BatchProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._progress = Progress(
-                TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[tally]}"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False,
-            )  # fmt: skip
+                TextColumn("grading"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[tally]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(file=sys.stderr),
+                transient=False,
+            )
             self._progress.start()
             self._task = self._progress.add_task("grading", total=self.total, tally=self.tally())
         return self
@@ -55,7 +66,7 @@ class BatchProgress:
             self.full += 1
         if result.execution.status != "ok":
             self.problems += 1
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:  # both set in __enter__, or neither
             self._progress.update(self._task, advance=1, tally=self.tally())
 
     def line(self, text: str) -> None:

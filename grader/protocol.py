@@ -39,8 +39,7 @@ import torch
 from grader.kernel_errors import BridgeError
 
 _DTYPES = {
-    name: getattr(torch, name)
-    for name in ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool")
+    name: getattr(torch, name) for name in ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool")
 }
 
 

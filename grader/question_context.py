@@ -40,16 +40,28 @@ class QuestionContext:
         not in the notebook: the ordering it would rely on is written nowhere.
         """
         if question_id not in requires_of(self.options):
-            raise ConfigError(f"the check of {self.question_id!r} reads the verdict of {question_id!r}; "
-                              f"add requires = {question_id!r} to its question in config.toml")  # fmt: skip
+            raise ConfigError(
+                f"the check of {self.question_id!r} reads the verdict of {question_id!r}; "
+                f"add requires = {question_id!r} to its question in config.toml"
+            )
         return self._required.get(question_id)
 
 
 def context_for(
-    question_id: str, options: Mapping[str, Any], budget: str, budgets: Mapping[str, Any], data_dir: str,
+    question_id: str,
+    options: Mapping[str, Any],
+    budget: str,
+    budgets: Mapping[str, Any],
+    data_dir: str,
     verdicts: Mapping[str, QuestionResult],
 ) -> QuestionContext:
     """A question's context; ``verdicts``: every question graded so far (only the required ones are kept)."""
     required = {q: verdicts[q] for q in requires_of(options) if q in verdicts}
-    return QuestionContext(question_id, MappingProxyType(dict(options)), budget,
-                           MappingProxyType(dict(budgets.get(budget, {}))), data_dir, MappingProxyType(required))  # fmt: skip
+    return QuestionContext(
+        question_id,
+        MappingProxyType(dict(options)),
+        budget,
+        MappingProxyType(dict(budgets.get(budget, {}))),
+        data_dir,
+        MappingProxyType(required),
+    )

@@ -22,9 +22,14 @@ from grader.errors import ConfigError
 
 #: The value types an option may have, by the name a ``checks.py`` declares it with.
 TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,), "table": (dict,),
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list,),
+    "table": (dict,),
     "str|list": (str, list),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,12 @@ def declared_options(checks_files: list[Path]) -> dict[str, OptionSpec]:
 
 
 def validate_options(
-    options: Mapping[str, Any], *, question: str, where: str, declared: Mapping[str, OptionSpec], earlier: list[str],
+    options: Mapping[str, Any],
+    *,
+    question: str,
+    where: str,
+    declared: Mapping[str, OptionSpec],
+    earlier: list[str],
     snapshots: set[str],
 ) -> None:
     """Raise :class:`ConfigError` for an unknown key, a wrong type, or a reference to nothing.
@@ -92,8 +102,10 @@ def validate_options(
         spec = GRADER_OPTIONS.get(key) or declared.get(key)
         if spec is None:
             known = ", ".join(sorted({*GRADER_OPTIONS, *declared}))
-            raise ConfigError(f"{where}: question {question!r}: unknown option {key!r} (known: {known}; an assignment's "
-                              "own options are declared in its checks.py as OPTIONS = {name: type})")  # fmt: skip
+            raise ConfigError(
+                f"{where}: question {question!r}: unknown option {key!r} (known: {known}; an assignment's "
+                "own options are declared in its checks.py as OPTIONS = {name: type})"
+            )
         kinds = TYPES[spec.type]
         if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
             raise ConfigError(f"{where}: question {question!r}: option {key!r} must be of type {spec.type}, not {value!r}")

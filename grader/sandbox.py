@@ -34,20 +34,17 @@ What is used depends on the machine, and the result records it
   written (heap and private writable mappings), so CUDA starts and a real
   allocation over the cap still fails, with a ``MemoryError`` in the cell.
 
-Here is :class:`Confinement`, which builds, watches and removes all of it; the limits are in
+Here is :class:`Confinement`, which builds and removes all of it (what watches the running
+sandbox is in :mod:`grader.sandbox_watch`, which it inherits); the limits are in
 :mod:`grader.limits`, the cgroup files in :mod:`grader.cgroups`, bubblewrap's probe and options in
 :mod:`grader.bubblewrap` (the names other modules import from here are re-exported: ``__all__``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,25 +54,20 @@ from grader.bubblewrap import (
     INSIDE_CONNECTION,
     INSIDE_DATA,
     INSIDE_KERNEL,
-    INSIDE_SHM,
-    INSIDE_TMP,
     bwrap_args,
     bwrap_path,
-    read_info,
     turned_off_by_environment,
 )
 from grader.cgroups import cgroups_turned_off_by_environment, own_cgroup
 from grader.cleanup import remove_cgroup
 from grader.limits import GiB, Limits, MiB, describe_bytes, machine_memory
+from grader.sandbox_watch import SandboxWatch
 
 __all__ = ["Confinement", "GiB", "Limits", "MiB", "bwrap_path", "describe_bytes", "machine_memory", "own_cgroup"]
 
-#: Free space below which a tmpfs counts as full when a cell ends (the kernel is then stopped).
-FULL_MARGIN = MiB
-
 
 @dataclass
-class Confinement:
+class Confinement(SandboxWatch):
     """The sandbox and limits of one submission's kernel(s); ``close()`` leaves nothing running.
 
     **Where the kernel can write, and why everything is capped.** Measured on an earlier
@@ -141,8 +133,9 @@ class Confinement:
     _stopped: str = field(default="", repr=False)
 
     @classmethod
-    def create(cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True,
-               data: Path | None = None) -> Confinement:  # fmt: skip
+    def create(
+        cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True, data: Path | None = None
+    ) -> Confinement:
         """The confinement of one submission's kernels, with the grader's folders for them made under ``workdir``."""
         turned_off = not sandbox or turned_off_by_environment()
         confinement = cls(limits, workdir, readonly, hidden, None if turned_off else bwrap_path(), turned_off=turned_off, data=data)
@@ -186,8 +179,11 @@ class Confinement:
     @property
     def isolation(self) -> str:
         """One line for the result: what was in force for this submission."""
-        parts = ["bubblewrap sandbox (read-only system, no network, private /tmp)" if self.bwrap
-                 else f"no sandbox ({'turned off' if self.turned_off else 'bubblewrap not available'})"]  # fmt: skip
+        parts = [
+            "bubblewrap sandbox (read-only system, no network, private /tmp)"
+            if self.bwrap
+            else f"no sandbox ({'turned off' if self.turned_off else 'bubblewrap not available'})"
+        ]
         limits = self.limits
         if limits.memory_bytes:
             parts.append(f"memory {describe_bytes(limits.memory_bytes)} ({self.memory_mechanism})")
@@ -300,87 +296,8 @@ class Confinement:
         """bubblewrap's options for this confinement's kernel (:func:`grader.bubblewrap.bwrap_args`)."""
         return bwrap_args(self.limits, self.readonly, self.hidden, self.data)
 
-    # ------------------------------------------------------------------ the running sandbox
-
-    async def attach(self, launcher_alive: Callable[[], bool], timeout: float = 20.0) -> bool:
-        """Point :attr:`kernel_dir` at the IPC folder of the sandbox just launched; False if it never started.
-
-        bubblewrap writes its first process's pid to the info file (``--info-fd``) once the
-        namespaces exist; the link is replaced atomically, so it never points at the previous,
-        dead sandbox (whose pid may already belong to another process).
-        """
-        if not self.bwrap:
-            return True
-        info_file = self._info_file(self._launches)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            info = read_info(info_file)
-            if info is not None:
-                pid, _ = info
-                self._sandbox = info
-                link = self.workdir / f".kernel-link-{self._launches}"
-                link.unlink(missing_ok=True)
-                link.symlink_to(f"/proc/{pid}/root{INSIDE_KERNEL}")
-                os.replace(link, self.kernel_dir)
-                return True
-            if not launcher_alive():
-                return False
-            await asyncio.sleep(0.02)
-        return False
-
-    def _sandbox_pid(self) -> int | None:
-        """The running sandbox's first pid, if that process is still the sandbox (same mount namespace)."""
-        if self._sandbox is None:
-            return None
-        pid, namespace = self._sandbox
-        try:
-            return pid if os.stat(f"/proc/{pid}/ns/mnt").st_ino == namespace else None
-        except OSError:
-            return None
-
-    def stop_if_over_limit(self) -> bool:
-        """After a cell: if the kernel's tmpfs or ``/dev/shm`` is full, stop the sandbox and keep why (:meth:`stop_reason`).
-
-        Full, not merely refused: a write that did not fit already failed in the cell
-        (``ENOSPC``). A kernel left with no room would fail every later cell and every
-        check that sends a tensor as a file; a fresh sandbox (the restart replays the cells
-        that ran) has room again.
-        """
-        pid = self._sandbox_pid()
-        if pid is None:
-            return False
-        areas = ((INSIDE_TMP, self.limits.disk_bytes, "the kernel's files reached the {} disk limit "
-                  "(/tmp, its home and the grader's IPC folder share it)"),
-                 (INSIDE_SHM, self.limits.shm_bytes, "the kernel filled its {} of shared memory (/dev/shm)"))  # fmt: skip
-        for inside, cap, words in areas:
-            if not cap:
-                continue
-            try:
-                usage = os.statvfs(f"/proc/{pid}/root{inside}")
-            except OSError:
-                continue
-            if usage.f_bavail * usage.f_frsize < FULL_MARGIN and self._sandbox_pid() == pid:
-                self._stopped = words.format(describe_bytes(cap)) + "; it was stopped"
-                try:
-                    os.kill(pid, signal.SIGKILL)  # the namespace's first process: every process in it dies with it
-                except OSError:
-                    pass
-                return True
-        return False
-
-    def stop_reason(self) -> str:
-        """Why the kernel was stopped at a cap since last asked (the grader's disk check, the launcher's output cap); '' if not."""
-        reason, self._stopped = self._stopped, ""
-        for launch in range(1, self._launches + 1):
-            stopped = self._stopped_file(launch)
-            try:
-                with open(stopped, "rb") as file:
-                    written = file.read(1024).decode("utf-8", "replace").strip()
-                stopped.unlink()
-            except OSError:
-                continue
-            reason = reason or written
-        return reason
+    # ------------------------------------------------------------------ the running sandbox: attach, stop_if_over_limit and
+    # stop_reason are inherited from SandboxWatch (grader/sandbox_watch.py)
 
     # ------------------------------------------------------------------ after
     def oom_kills(self) -> int:

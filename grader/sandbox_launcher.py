@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bwrap", help="bubblewrap's path: run COMMAND in its sandbox")
     parser.add_argument("--bwrap-args", help="file of bubblewrap's options, NUL-separated")
     parser.add_argument("--info", help="file for bubblewrap's --info-fd document (the sandbox's pid)")
-    parser.add_argument("--copy-in", nargs=2, action="append", default=[], metavar=("HOST", "INSIDE"),
-                        help="copy a host file into the sandbox")  # fmt: skip
+    parser.add_argument(
+        "--copy-in", nargs=2, action="append", default=[], metavar=("HOST", "INSIDE"), help="copy a host file into the sandbox"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -55,8 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     for folder in args.cgroup:
         with open(os.path.join(folder, "cgroup.procs"), "w") as procs:
             procs.write(str(os.getpid()))
-    for limit, value in ((resource.RLIMIT_DATA, args.rlimit_data), (resource.RLIMIT_NPROC, args.rlimit_nproc),
-                         (resource.RLIMIT_FSIZE, args.rlimit_fsize)):  # fmt: skip
+    for limit, value in (
+        (resource.RLIMIT_DATA, args.rlimit_data),
+        (resource.RLIMIT_NPROC, args.rlimit_nproc),
+        (resource.RLIMIT_FSIZE, args.rlimit_fsize),
+    ):
         if value:
             resource.setrlimit(limit, (value, value))
     if args.bwrap:

@@ -82,9 +82,12 @@ def _raw_size(output: NotebookNode) -> int:
 
 
 def _note(outputs: int, size: int, limit: int) -> NotebookNode:
-    return NotebookNode(output_type="stream", name="stderr",
-                        text=f"[{outputs:,} more output{'s' if outputs > 1 else ''} (about {size:,} bytes) cut by the grader: "
-                             f"the executed notebook keeps {limit / 1e6:g} MB of outputs in all]\n")  # fmt: skip
+    return NotebookNode(
+        output_type="stream",
+        name="stderr",
+        text=f"[{outputs:,} more output{'s' if outputs > 1 else ''} (about {size:,} bytes) cut by the grader: "
+        f"the executed notebook keeps {limit / 1e6:g} MB of outputs in all]\n",
+    )
 
 
 def shrink_outputs(notebook: NotebookNode, limit: int = NOTEBOOK_LIMIT) -> NotebookNode:
@@ -122,8 +125,11 @@ def shrink_outputs(notebook: NotebookNode, limit: int = NOTEBOOK_LIMIT) -> Noteb
                 left_out += 1
                 left_size += size
         if len(outputs) > OUTPUTS_PER_CELL:
-            kept.append(NotebookNode(output_type="stream", name="stderr",
-                                     text=f"[{len(outputs) - OUTPUTS_PER_CELL} more outputs cut by the grader]\n"))  # fmt: skip
+            kept.append(
+                NotebookNode(
+                    output_type="stream", name="stderr", text=f"[{len(outputs) - OUTPUTS_PER_CELL} more outputs cut by the grader]\n"
+                )
+            )
         if left_out:
             cut_outputs, cut_bytes, cut_cells = cut_outputs + left_out, cut_bytes + left_size, cut_cells + 1
             note = _note(left_out, left_size, limit)

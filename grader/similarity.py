@@ -104,11 +104,35 @@ from grader.code_fingerprints import (
 from grader.text_safety import csv_text
 
 __all__ = [  # this module's names and those of grader/code_fingerprints.py that callers (tests included) read here
-    "_BUILTINS", "CSV_COLUMNS", "FLAG_THRESHOLD", "K", "MAX_REGIONS", "MAX_SHOWN", "MIN_FINGERPRINTS", "TOP_PAIRS", "WINDOW",
-    "Fingerprints", "Fragment", "Pair", "Region", "Token", "cell_fingerprints", "class_similarity", "code_cells", "compare",
-    "fingerprint", "kgram_hashes", "matching_regions", "normalized_tokens", "reference_hashes", "shown_count",
-    "similarity_csv", "strip_magics", "threshold_of", "winnow",
-]  # fmt: skip
+    "_BUILTINS",
+    "CSV_COLUMNS",
+    "FLAG_THRESHOLD",
+    "K",
+    "MAX_REGIONS",
+    "MAX_SHOWN",
+    "MIN_FINGERPRINTS",
+    "TOP_PAIRS",
+    "WINDOW",
+    "Fingerprints",
+    "Fragment",
+    "Pair",
+    "Region",
+    "Token",
+    "cell_fingerprints",
+    "class_similarity",
+    "code_cells",
+    "compare",
+    "fingerprint",
+    "kgram_hashes",
+    "matching_regions",
+    "normalized_tokens",
+    "reference_hashes",
+    "shown_count",
+    "similarity_csv",
+    "strip_magics",
+    "threshold_of",
+    "winnow",
+]
 
 #: The smallest denominator of a pair's similarity: a hand-in with less own code than this cannot reach 1.0.
 MIN_FINGERPRINTS = 40
@@ -152,13 +176,23 @@ class Pair:
     regions: list[Region] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"submission_a": self.submission_a, "submission_b": self.submission_b, "similarity": round(self.similarity, 4),
-                "flagged": self.flagged, "shared": self.shared, "threshold": self.threshold,
-                "regions": [[r.a.cell, r.a.first_line, r.a.last_line, r.b.cell, r.b.first_line, r.b.last_line] for r in self.regions]}  # fmt: skip
+        return {
+            "submission_a": self.submission_a,
+            "submission_b": self.submission_b,
+            "similarity": round(self.similarity, 4),
+            "flagged": self.flagged,
+            "shared": self.shared,
+            "threshold": self.threshold,
+            "regions": [[r.a.cell, r.a.first_line, r.a.last_line, r.b.cell, r.b.first_line, r.b.last_line] for r in self.regions],
+        }
 
 
-def compare(submissions: Sequence[tuple[str, Sequence[str]]], references: Iterable[Sequence[str]] = (),
-            threshold: float = FLAG_THRESHOLD, regions_for: int | None = None) -> list[Pair]:  # fmt: skip
+def compare(
+    submissions: Sequence[tuple[str, Sequence[str]]],
+    references: Iterable[Sequence[str]] = (),
+    threshold: float = FLAG_THRESHOLD,
+    regions_for: int | None = None,
+) -> list[Pair]:
     """Every pair of ``(name, code cells)`` submissions, most similar first; regions for the pairs shown.
 
     ``references``: the code cells of the solution and the template, whose code counts for nobody.
@@ -245,7 +279,9 @@ def similarity_csv(pairs: Sequence[Pair]) -> str:
     Written by :func:`grader.text_safety.csv_text`: the names (students' file names) are text, a
     formula-like one neutralised; the similarity is a number with 3 decimals.
     """
-    return csv_text([CSV_COLUMNS, *([p.submission_a, p.submission_b, Decimal(f"{p.similarity:.3f}"), "yes" if p.flagged else "no"] for p in pairs)])
+    return csv_text(
+        [CSV_COLUMNS, *([p.submission_a, p.submission_b, Decimal(f"{p.similarity:.3f}"), "yes" if p.flagged else "no"] for p in pairs)]
+    )
 
 
 def class_similarity(jobs: Sequence, target: Path | None = None) -> list[Pair]:

@@ -38,10 +38,11 @@ def after_cell_code(assignment: Assignment, source: SourceIndex) -> Callable[[in
             lines.append(f"__import__('_hwgrader').snap_defs({sorted(set(names) - set(again))!r}, {index})")
         for name, statement in again.items():
             lines.append(f"__import__('_hwgrader').snap_def_source({name!r}, {statement!r}, {index})")
-        failed = next((f"{o.get('ename', 'Error')}: {o.get('evalue', '')}" for o in cell.get("outputs", [])
-                       if o.get("output_type") == "error"), None)  # fmt: skip
+        failed = next(
+            (f"{o.get('ename', 'Error')}: {o.get('evalue', '')}" for o in cell.get("outputs", []) if o.get("output_type") == "error"), None
+        )
         for snap in assignment.snapshots:
-            if not snap.every_cell and snap.after.search(cell.source):
+            if not snap.every_cell and snap.after is not None and snap.after.search(cell.source):  # not every_cell: has its regex
                 lines.append(f"__import__('_hwgrader').snap_values({snap.key!r}, {snap.values!r}, {index}, {failed!r})")
         if scans:
             hints = [s.key for s in assignment.snapshots if s.every_cell and s.after is not None and s.after.search(cell.source)]
@@ -66,9 +67,9 @@ def rebound_in_cell(source: str, names: list[str]) -> dict[str, str]:
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or node.name not in names:
             continue
         later = body[position + 1 :]
-        if any(isinstance(t, ast.Name) and t.id == node.name and isinstance(t.ctx, ast.Store)
-               for stmt in later for t in ast.walk(stmt)):  # fmt: skip
-            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            kept = [text if first <= number <= node.end_lineno else "" for number, text in enumerate(lines, 1)]
+        if any(isinstance(t, ast.Name) and t.id == node.name and isinstance(t.ctx, ast.Store) for stmt in later for t in ast.walk(stmt)):
+            first, last = min([node.lineno] + [d.lineno for d in node.decorator_list]), node.end_lineno
+            assert last is not None  # ast.parse sets every statement's end line
+            kept = [text if first <= number <= last else "" for number, text in enumerate(lines, 1)]
             found[node.name] = "\n".join(kept)
     return found

@@ -36,7 +36,9 @@ class Definition:
 class SourceIndex:
     definitions: dict[str, list[Definition]] = field(default_factory=dict)  #: every top-level binding, in notebook order
     unparsable: list[tuple[int, str]] = field(default_factory=list)  #: (cell, SyntaxError message); other cells still count
-    _nodes: dict[Definition, ast.AST | str | None] = field(default_factory=dict, repr=False)  #: def/class node, assigned value, import's path
+    _nodes: dict[Definition, ast.AST | str | None] = field(
+        default_factory=dict, repr=False
+    )  #: def/class node, assigned value, import's path
 
     def last(self, name: str, kinds: Collection[str] = _CODE_KINDS) -> Definition | None:
         """The latest definition of ``name`` among ``kinds``: a later redefinition wins, as in the kernel."""
@@ -48,7 +50,8 @@ class SourceIndex:
 
     def bound(self, name: str) -> Definition | None:
         """The last top-level binding of any kind, to say e.g. "`LeNet` is an nn.Sequential, not a class"."""
-        return (self.definitions.get(name) or [None])[-1]
+        found = self.definitions.get(name)
+        return found[-1] if found else None
 
     def library_calls(self, names: Iterable[str], flagged: set[str]) -> list[tuple[str, str]]:
         """Flagged calls reachable from the top-level defs/classes ``names``, as (call, via).
@@ -59,18 +62,21 @@ class SourceIndex:
         with ``@d2l.add_to_class``) says "through `_helper` (cell 5)". Each is read once, so cycles end.
         """
         hits: dict[tuple[str, tuple], tuple[str, str]] = {}  # (call, route): one line per flagged function per route
-        queue = deque((d, ()) for d in map(self.last, names) if d is not None)  # (definition, helpers on the way)
+        queue: deque[tuple[Definition, tuple[Definition, ...]]] = deque(  # (definition, helpers on the way)
+            (d, ()) for d in map(self.last, names) if d is not None
+        )
         seen: set[Definition] = set()
         while queue:
             definition, route = queue.popleft()
             if definition in seen:
                 continue
             seen.add(definition)
-            scope = self._nodes[definition]
+            scope = self._code_node(definition)
             queue.extend((method, (*route, method)) for method in self._added_to(definition))
             local_bound = _bound_inside(scope)
             aliases: dict[str, str | None] = {}  # what each local name stands for so far (f = F.conv2d), None: nothing flagged
-            inner = (n for n in ast.walk(scope) if n is not scope and hasattr(n, "lineno"))
+            # Statements and expressions: every kind handled below, all with a position (a stable sort keeps their order).
+            inner = (n for n in ast.walk(scope) if n is not scope and isinstance(n, ast.stmt | ast.expr))
             for node in sorted(inner, key=lambda n: (n.lineno, n.col_offset)):  # an alias is bound before the call using it
                 if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
                     for target, value in _assigned(node):
@@ -93,11 +99,27 @@ class SourceIndex:
 
     def _added_to(self, cls: Definition) -> list[Definition]:
         """Top-level defs decorated ``@d2l.add_to_class(cls)``: d2l 1.0 writes a class's methods in later cells."""
-        return [d for found in self.definitions.values() for d in found if cls.kind == "class" and d.kind == "def" and any(
-            isinstance(c, ast.Call) and any(isinstance(a, ast.Name) and a.id == cls.name for a in c.args)
-            for c in self._nodes[d].decorator_list)]  # fmt: skip
+        return [
+            d
+            for found in self.definitions.values()
+            for d in found
+            if cls.kind == "class"
+            and d.kind == "def"
+            and any(
+                isinstance(c, ast.Call) and any(isinstance(a, ast.Name) and a.id == cls.name for a in c.args)
+                for c in self._code_node(d).decorator_list
+            )
+        ]
 
-    def _resolve(self, expr: ast.AST, flagged: set[str], aliases: dict[str, str | None], local_bound: set[str], depth: int = 0) -> str | None:
+    def _code_node(self, definition: Definition) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef:
+        """The statement of a ``def`` or ``class`` definition (the only kinds ``library_calls`` walks into)."""
+        node = self._nodes[definition]
+        assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)  # _bindings stores a def/class node itself
+        return node
+
+    def _resolve(
+        self, expr: ast.AST, flagged: set[str], aliases: dict[str, str | None], local_bound: set[str], depth: int = 0
+    ) -> str | None:
         """The flagged function ``expr`` stands for, as written where it was named; None if none."""
         if isinstance(expr, ast.Attribute):
             return ast.unparse(expr) if expr.attr in flagged else None
@@ -126,7 +148,8 @@ def index_notebook(notebook: NotebookNode) -> SourceIndex:
         try:
             tree = _parse(source)
         except (SyntaxError, ValueError) as error:  # ValueError: a null byte in the source
-            where = f" (line {error.lineno})" if getattr(error, "lineno", None) else ""
+            lineno = getattr(error, "lineno", None)
+            where = f" (line {lineno})" if lineno else ""
             index.unparsable.append((number, f"{getattr(error, 'msg', str(error))}{where}"))
             continue
         for definition, node in _bindings(tree.body, number, source.split("\n")):
@@ -154,6 +177,7 @@ def _parse(source: str) -> ast.Module:
     if lines[0].lstrip().startswith("%%"):
         source = "\n".join([f"# {lines[0]}", *lines[1:]])
     from IPython.core.inputtransformer2 import TransformerManager  # here: a cell of plain Python never pays for it
+
     try:
         source = TransformerManager().transform_cell(source)
     except Exception:  # the transformer's own tokenizer failing: ast.parse below reports the cell
@@ -163,9 +187,12 @@ def _parse(source: str) -> ast.Module:
 
 def _bindings(body: list[ast.stmt], cell: int, lines: list[str]) -> Iterator[tuple[Definition, ast.AST | str | None]]:
     """Top-level bindings in source order, looking inside ``if``/``try``/``with``/loops but not into functions."""
+
     def made(name: str, line: int, kind: str, value: str | None = None, **shape) -> Definition:
         text = lines[line - 1].strip() if line <= len(lines) else ""
-        return Definition(name, cell, line, kind, **{"signature": None, "parameters": (), "required": 0, **shape}, value=value, source_line=text)
+        return Definition(
+            name, cell, line, kind, **{"signature": None, "parameters": (), "required": 0, **shape}, value=value, source_line=text
+        )
 
     for node in body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -180,9 +207,12 @@ def _bindings(body: list[ast.stmt], cell: int, lines: list[str]) -> Iterator[tup
                 yield made(target.id, target.lineno, "assign", _dotted(value.func) if isinstance(value, ast.Call) else None), value
         elif isinstance(node, ast.Import | ast.ImportFrom):
             for alias in (a for a in node.names if a.name != "*"):  # `import torch.nn` binds `torch`
-                name, imported = alias.asname or alias.name.split(".")[0], isinstance(node, ast.ImportFrom)
-                value = _import_value(node, alias) if imported else alias.name if alias.asname else name
-                yield made(name, alias.lineno, "import", value), value if imported else None
+                name = alias.asname or alias.name.split(".")[0]
+                if isinstance(node, ast.ImportFrom):
+                    path = _import_value(node, alias)
+                    yield made(name, alias.lineno, "import", path), path
+                else:
+                    yield made(name, alias.lineno, "import", alias.name if alias.asname else name), None
         elif isinstance(node, _BLOCKS):
             for block in ("body", "handlers", "orelse", "finalbody"):
                 for part in getattr(node, block, []):
@@ -197,7 +227,10 @@ def _signature(args: ast.arguments, drop_self: bool) -> dict:
     required = sum(1 for _, default in pieces if default is None)
     if args.vararg or args.kwonlyargs:
         pieces.append((f"*{args.vararg.arg}" if args.vararg else "*", None))
-    pieces += [*zip([a.arg for a in args.kwonlyargs], args.kw_defaults, strict=True), *([(f"**{args.kwarg.arg}", None)] if args.kwarg else [])]
+    pieces += [
+        *zip([a.arg for a in args.kwonlyargs], args.kw_defaults, strict=True),
+        *([(f"**{args.kwarg.arg}", None)] if args.kwarg else []),
+    ]
     shown = [name if default is None else f"{name}={ast.unparse(default)}" for name, default in pieces]
     if slash := len(args.posonlyargs) - (1 if drop_self and args.posonlyargs else 0):
         shown.insert(slash, "/")
@@ -206,7 +239,9 @@ def _signature(args: ast.arguments, drop_self: bool) -> dict:
 
 def _assigned(node: ast.Assign | ast.AnnAssign) -> list[tuple[ast.Name, ast.expr | None]]:
     """(name, the expression it receives) for each plain name an assignment binds."""
-    return [pair for target in (node.targets if isinstance(node, ast.Assign) else [node.target]) for pair in _pairs(target, node.value)]
+    value = node.value
+    assert value is not None  # callers pass only assignments with a value (a bare ``x: int`` binds nothing)
+    return [pair for target in (node.targets if isinstance(node, ast.Assign) else [node.target]) for pair in _pairs(target, value)]
 
 
 def _pairs(target: ast.expr, value: ast.expr) -> list[tuple[ast.Name, ast.expr | None]]:
@@ -224,7 +259,7 @@ def _pairs(target: ast.expr, value: ast.expr) -> list[tuple[ast.Name, ast.expr |
 
 
 def _import_value(node: ast.ImportFrom, alias: ast.alias) -> str:
-    """"torch.nn.functional.conv2d" for ``from torch.nn.functional import conv2d``; ".x" for ``from . import x``."""
+    """ "torch.nn.functional.conv2d" for ``from torch.nn.functional import conv2d``; ".x" for ``from . import x``."""
     return f"{'.' * node.level}{node.module + '.' if node.module else ''}{alias.name}"
 
 
@@ -235,7 +270,7 @@ def _dotted(func: ast.expr) -> str | None:
 
 
 def _getattr_name(call: ast.Call) -> str | None:
-    """"conv2d" for ``getattr(F, "conv2d")``: a literal attribute name is as good as writing ``F.conv2d``."""
+    """ "conv2d" for ``getattr(F, "conv2d")``: a literal attribute name is as good as writing ``F.conv2d``."""
     literal = call.args[1] if isinstance(call.func, ast.Name) and call.func.id == "getattr" and len(call.args) >= 2 else None
     return literal.value if isinstance(literal, ast.Constant) and isinstance(literal.value, str) else None
 
@@ -243,7 +278,9 @@ def _getattr_name(call: ast.Call) -> str | None:
 def _bound_inside(scope: ast.AST) -> set[str]:
     """Names a def/class binds inside itself (parameters, locals, nested defs): they shadow the notebook's."""
     nodes = list(ast.walk(scope))
-    return ({n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {n.arg for n in nodes if isinstance(n, ast.arg)}
-            | {(n.asname or n.name).split(".")[0] for n in nodes if isinstance(n, ast.alias)}
-            | {n.name for n in nodes if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n is not scope})  # fmt: skip
-
+    return (
+        {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        | {n.arg for n in nodes if isinstance(n, ast.arg)}
+        | {(n.asname or n.name).split(".")[0] for n in nodes if isinstance(n, ast.alias)}
+        | {n.name for n in nodes if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n is not scope}
+    )

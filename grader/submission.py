@@ -22,6 +22,7 @@ from grader.kernel_errors import BridgeError, CheckTimeout, KernelCrashed, Missi
 from grader.kernel_source import KERNEL_SOURCE
 from grader.protocol import SnapshotFailure, decode, encode, parse_reply, render_call
 
+
 def install_code(nonce: str, blob_dir: Path | None) -> str:
     """Kernel code that installs the kernel-side module ``_hwgrader`` with this session's reply marker.
 
@@ -92,8 +93,9 @@ class Submission:
         if lower:
             return lower[-1]
         target = signature.get("sequential", "")
-        found = [d for d in self.source.definitions.get(target, []) if d.kind == "assign"
-                 and (d.value or "").split(".")[-1] == "Sequential"]  # fmt: skip
+        found = [
+            d for d in self.source.definitions.get(target, []) if d.kind == "assign" and (d.value or "").split(".")[-1] == "Sequential"
+        ]
         return found[0] if found else None
 
     def request(self, op: str, timeout: float | None = None, sent: list[Path] | None = None, **payload: Any) -> Any:
@@ -114,7 +116,7 @@ class Submission:
             raise CheckTimeout(f"no answer within {timeout or self.call_timeout:g} s")
         if result.status == "dead":
             raise KernelCrashed("the kernel died while running the student's code")
-        replies = [line[len(self.marker):] for line in result.stdout.splitlines() if line.startswith(self.marker)]
+        replies = [line[len(self.marker) :] for line in result.stdout.splitlines() if line.startswith(self.marker)]
         if not replies:
             detail = result.error or (result.stdout.strip()[-300:] or "no output")
             raise BridgeError(f"the kernel sent no reply ({detail})")
@@ -126,10 +128,16 @@ class Submission:
         if "error" in reply:
             e = reply["error"] if isinstance(reply["error"], dict) else {}
             where, line = e.get("where"), e.get("line")
-            raise StudentError(str(payload.get("name", op)), str(e.get("type", "Error"))[:100], str(e.get("message", ""))[:2000],
-                               where if isinstance(where, int) else None, line if isinstance(line, int) else None,
-                               str(e.get("code", ""))[:500], str(e.get("traceback", ""))[-4000:],
-                               render_call(op, payload))  # fmt: skip
+            raise StudentError(
+                str(payload.get("name", op)),
+                str(e.get("type", "Error"))[:100],
+                str(e.get("message", ""))[:2000],
+                where if isinstance(where, int) else None,
+                line if isinstance(line, int) else None,
+                str(e.get("code", ""))[:500],
+                str(e.get("traceback", ""))[-4000:],
+                render_call(op, payload),
+            )
         if "ok" not in reply:
             raise BridgeError("reply without a result")
         return decode(reply["ok"], self.blob_dir)
@@ -141,8 +149,16 @@ class Submission:
         self.require_defined(name)
         return self.request("call", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs))
 
-    def gradient(self, name: str, *args: Any, wrt: Sequence[int], output: int | None = None,
-                 cotangent: torch.Tensor | None = None, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+    def gradient(
+        self,
+        name: str,
+        *args: Any,
+        wrt: Sequence[int],
+        output: int | None = None,
+        cotangent: torch.Tensor | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         """Backpropagate through the student's ``name(*args, **kwargs)`` in the kernel.
 
         Returns ``{"output": Y, "grads": [...]}``: the gradients of ``(Y * cotangent).sum()`` (``cotangent``
@@ -152,9 +168,16 @@ class Submission:
         a defect only autograd sees (statistics taken from ``X.detach()``) shows nowhere else.
         """
         self.require_defined(name)
-        return self.request("gradient", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs),
-                            wrt=[int(i) for i in wrt], output=output,
-                            cotangent=encode(cotangent) if cotangent is not None else None)  # fmt: skip
+        return self.request(
+            "gradient",
+            timeout=timeout,
+            name=name,
+            args=encode(list(args)),
+            kwargs=encode(kwargs),
+            wrt=[int(i) for i in wrt],
+            output=output,
+            cotangent=encode(cotangent) if cotangent is not None else None,
+        )
 
     def function(self, name: str, timeout: float | None = None):
         """A local stand-in for the student's function: calls cross into the kernel."""
@@ -187,28 +210,61 @@ class Submission:
     def summary(self, name: str, input_shape, args=(), kwargs=None, seed: int = 0, timeout: float | None = None) -> dict:
         """The model's layers as the kernel describes them: shown to the student, never a reason to pass."""
         self.require_defined(name)
-        return self.request("summary", timeout=timeout, name=name, args=encode(list(args)), kwargs=encode(kwargs or {}),
-                            input_shape=list(input_shape), seed=seed)  # fmt: skip
+        return self.request(
+            "summary",
+            timeout=timeout,
+            name=name,
+            args=encode(list(args)),
+            kwargs=encode(kwargs or {}),
+            input_shape=list(input_shape),
+            seed=seed,
+        )
 
-    def forward(self, name: str, X: torch.Tensor, args=(), kwargs=None, state=None, seed: int = 0,
-                modes=("train", "eval"), timeout: float | None = None) -> dict:  # fmt: skip
+    def forward(
+        self,
+        name: str,
+        X: torch.Tensor,
+        args=(),
+        kwargs=None,
+        state=None,
+        seed: int = 0,
+        modes=("train", "eval"),
+        timeout: float | None = None,
+    ) -> dict:
         """Build the student's model, load ``state`` (the grader's weights, by order) and run it on ``X``."""
         self.require_defined(name)
         sent: list[Path] = []
-        return self.request("forward", timeout=timeout, sent=sent, name=name, args=encode(list(args)),
-                            kwargs=encode(kwargs or {}), X=encode(X, self.blob_dir, sent), seed=seed,
-                            state=encode(list(state), self.blob_dir, sent) if state is not None else None,
-                            modes=list(modes))  # fmt: skip
+        return self.request(
+            "forward",
+            timeout=timeout,
+            sent=sent,
+            name=name,
+            args=encode(list(args)),
+            kwargs=encode(kwargs or {}),
+            X=encode(X, self.blob_dir, sent),
+            seed=seed,
+            state=encode(list(state), self.blob_dir, sent) if state is not None else None,
+            modes=list(modes),
+        )
 
-    def train(self, name: str, X: torch.Tensor, y: torch.Tensor, procedure: dict, args=(), kwargs=None,
-              state=None, timeout: float | None = None) -> dict:  # fmt: skip
+    def train(
+        self, name: str, X: torch.Tensor, y: torch.Tensor, procedure: dict, args=(), kwargs=None, state=None, timeout: float | None = None
+    ) -> dict:
         """Train the student's model from the grader's initial weights ``state`` by the grader's procedure."""
         self.require_defined(name)
         sent: list[Path] = []
-        return self.request("train", timeout=timeout, sent=sent, name=name, args=encode(list(args)),
-                            kwargs=encode(kwargs or {}), X=encode(X, self.blob_dir, sent), y=encode(y),
-                            procedure=procedure,
-                            state=encode(list(state), self.blob_dir, sent) if state is not None else None)  # fmt: skip
+        return self.request(
+            "train",
+            timeout=timeout,
+            sent=sent,
+            name=name,
+            args=encode(list(args)),
+            kwargs=encode(kwargs or {}),
+            X=encode(X, self.blob_dir, sent),
+            y=encode(y),
+            procedure=procedure,
+            state=encode(list(state), self.blob_dir, sent) if state is not None else None,
+        )
 
     def state_of(self, expression: str, timeout: float | None = None) -> dict:
         return self.request("state_of", timeout=timeout, expression=expression)

@@ -43,13 +43,16 @@ def _value_only(lines: list[str]) -> list[str] | None:
         tree = ast.parse(text)
     except SyntaxError:
         return None
-    if not tree.body or not all(isinstance(node, ast.Assign) for node in tree.body):
+    if not tree.body:
         return None
     targets = []
     for node in tree.body:
-        if not all(isinstance(t, ast.Name) for t in node.targets):
+        if not isinstance(node, ast.Assign):
             return None
-        targets.append(" = ".join(t.id for t in node.targets))
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if len(names) != len(node.targets):  # a target that is not a plain name (x.a, x[0], a tuple)
+            return None
+        targets.append(" = ".join(names))
     return [f"{target} = ..." for target in targets]
 
 
@@ -104,7 +107,8 @@ def template_differences(solution_path: Path, template_path: Path) -> list[str]:
     problems = []
     if len(expected.cells) != len(actual.cells):
         problems.append(f"the solution has {len(expected.cells)} cells, the template {len(actual.cells)}")
-    for index, (want, got) in enumerate(zip(expected.cells, actual.cells)):
+    # strict=False: a differing cell count is reported above; the cells both have are still compared one by one.
+    for index, (want, got) in enumerate(zip(expected.cells, actual.cells, strict=False)):
         if want.cell_type != got.cell_type or want.source != got.source:
             first_line = (want.source.splitlines() or [""])[0][:60]
             problems.append(f"cell {index} ({want.cell_type}, starting {first_line!r}) differs from the solution")

@@ -60,7 +60,7 @@ def threshold_for(setting: Any, train_images: int) -> Threshold | None:
     table = parse_threshold(setting)
     if None in table:
         return Threshold(table[None])
-    below = [size for size in table if size <= train_images]
+    below = [size for size in table if size is not None and size <= train_images]  # None is not in a table of sizes
     if not below:
         return None
     return Threshold(table[max(below)], max(below))
@@ -122,8 +122,12 @@ class Calibration:
 
     def toml(self) -> str:
         """The record as a TOML inline table (the value of one size in ``full_calibration``)."""
-        fields = [f"n = {self.n}", *(f"{key} = {_number(getattr(self, key))}" for key in ("min", "max", "mean", "sd", "margin")),
-                  f"devices = {json.dumps(list(self.devices))}", f"runs = [{', '.join(_number(r) for r in self.runs)}]"]  # fmt: skip
+        fields = [
+            f"n = {self.n}",
+            *(f"{key} = {_number(getattr(self, key))}" for key in ("min", "max", "mean", "sd", "margin")),
+            f"devices = {json.dumps(list(self.devices))}",
+            f"runs = [{', '.join(_number(r) for r in self.runs)}]",
+        ]
         if self.estimated:
             fields.append(f"estimated = {json.dumps(list(self.estimated))}")
         return "{ " + ", ".join(fields) + " }"
@@ -180,8 +184,18 @@ def _record(size: int, record: Any) -> Calibration:
         _accuracy("a run", run)
     if not isinstance(estimated, list) or not set(estimated) <= set(_ESTIMABLE):
         raise ValueError(f"estimated = {estimated!r} may only name {' and '.join(_ESTIMABLE)}")
-    calibration = Calibration(size, n, float(record["min"]), float(record["max"]), float(record["mean"]), float(sd),
-                              float(margin), tuple(devices), tuple(float(r) for r in runs), tuple(estimated))  # fmt: skip
+    calibration = Calibration(
+        size,
+        n,
+        float(record["min"]),
+        float(record["max"]),
+        float(record["mean"]),
+        float(sd),
+        float(margin),
+        tuple(devices),
+        tuple(float(r) for r in runs),
+        tuple(estimated),
+    )
     _consistent(calibration)
     return calibration
 
@@ -207,7 +221,7 @@ def _consistent(c: Calibration) -> None:
     if c.estimated:
         raise ValueError(f"every run is listed, so {', '.join(c.estimated)} cannot be estimated")
     actual = (min(c.runs), max(c.runs), statistics.fmean(c.runs), statistics.stdev(c.runs) if c.n > 1 else 0.0)
-    for key, recorded, value in zip(("min", "max", "mean", "sd"), (c.min, c.max, c.mean, c.sd), actual):
+    for key, recorded, value in zip(("min", "max", "mean", "sd"), (c.min, c.max, c.mean, c.sd), actual, strict=True):
         if abs(recorded - value) > TOLERANCE:
             raise ValueError(f"{key} = {recorded} but the {c.n} runs listed give {value:.4f}")
 
@@ -222,8 +236,7 @@ def check_calibration(threshold_setting: Any, calibration_setting: Any) -> dict[
     thresholds = parse_threshold(threshold_setting) if threshold_setting is not None else {}
     orphans = [size for size in table if size not in thresholds]
     if orphans:
-        raise ValueError(f"full_calibration for {', '.join(map(str, sorted(orphans)))} images has no full_threshold "
-                         "entry for that size")  # fmt: skip
+        raise ValueError(f"full_calibration for {', '.join(map(str, sorted(orphans)))} images has no full_threshold entry for that size")
     return table
 
 

@@ -73,16 +73,26 @@ def check_trained_model(sub: Submission, ctx: QuestionContext, name: str, build:
     count = ctx.budget_settings.get("val_size", 2000)
     accuracy, images = validation_accuracy(model, ctx.data_dir, size, count)
     trained_on = training_images(ctx.data_dir)
-    details = {"validation_accuracy": round(accuracy, 4), "images": images, "train_images": trained_on,
-               "trained_in_cell": taken.get("__cell__")}  # fmt: skip
+    details = {
+        "validation_accuracy": round(accuracy, 4),
+        "images": images,
+        "train_images": trained_on,
+        "trained_in_cell": taken.get("__cell__"),
+    }
     if "full_threshold" not in q:
-        raise ForTA(f"{accuracy:.1%} validation accuracy after training on {trained_on:,} images; no threshold has been "
-                    "calibrated for this question yet (`grade calibrate`), so a TA decides", **details)  # fmt: skip
+        raise ForTA(
+            f"{accuracy:.1%} validation accuracy after training on {trained_on:,} images; no threshold has been "
+            "calibrated for this question yet (`grade calibrate`), so a TA decides",
+            **details,
+        )
     threshold = threshold_for(q["full_threshold"], trained_on)
     if threshold is None:
         sizes = ", ".join(f"{n:,}" for n in calibrated_sizes(q["full_threshold"]))
-        raise ForTA(f"{accuracy:.1%} validation accuracy after training on {trained_on:,} images; thresholds exist "
-                    f"only for {sizes} images, so a TA decides", **details)  # fmt: skip
+        raise ForTA(
+            f"{accuracy:.1%} validation accuracy after training on {trained_on:,} images; thresholds exist "
+            f"only for {sizes} images, so a TA decides",
+            **details,
+        )
     details.update(threshold=threshold.accuracy, threshold_calibrated_for=threshold.train_images)
     # What runs of the solution reached on the size the threshold was set for: the student sees the bar's evidence.
     record = calibration_for(q.get("full_calibration"), threshold.train_images) if threshold.train_images else None
@@ -92,7 +102,8 @@ def check_trained_model(sub: Submission, ctx: QuestionContext, name: str, build:
         reach = f"correct notebooks reach {record.min * 100:.1f}–{record.max:.1%} ({record.n} runs of the solution)"
     needed = f"at least {threshold.accuracy:.0%} is needed"
     if accuracy < threshold.accuracy:
-        raise Fail(f"your trained {name} reaches {accuracy:.1%} validation accuracy; "
-                   + (f"{reach}, and {needed}" if reach else needed), **details)  # fmt: skip
+        raise Fail(
+            f"your trained {name} reaches {accuracy:.1%} validation accuracy; " + (f"{reach}, and {needed}" if reach else needed), **details
+        )
     details["message"] = f"validation accuracy {accuracy:.1%} ({reach + '; ' if reach else ''}threshold {threshold.accuracy:.0%})"
     return details

@@ -12,7 +12,7 @@ import inspect
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from nbformat import NotebookNode
 
@@ -28,8 +28,9 @@ from grader.submission import Submission
 
 def question_result(question: Question, status: str, message: str = "", details: dict | None = None) -> QuestionResult:
     points = question.points if status == QuestionStatus.PASS else 0.0
-    return QuestionResult(question.id, question.title, QuestionStatus(status), points, question.points, message, details or {},
-                          question.section)  # fmt: skip
+    return QuestionResult(
+        question.id, question.title, QuestionStatus(status), points, question.points, message, details or {}, question.section
+    )
 
 
 def run_check(submission: Submission, question: Question, check: Callable, context: QuestionContext) -> QuestionResult:
@@ -55,8 +56,12 @@ def _verdict(submission: Submission, question: Question, check: Callable, contex
         status, message, details = kernel_failure(failure, submission)
         return question_result(question, status, message, details)
     except Exception as exc:  # a bug in a check must not cost the rest of the batch
-        return question_result(question, QuestionStatus.ERROR, f"the check itself failed ({type(exc).__name__}: {exc}); tell your TA",
-                               {"grader_traceback": traceback.format_exc()[-4000:]})  # fmt: skip
+        return question_result(
+            question,
+            QuestionStatus.ERROR,
+            f"the check itself failed ({type(exc).__name__}: {exc}); tell your TA",
+            {"grader_traceback": traceback.format_exc()[-4000:]},
+        )
     details = dict(outcome) if isinstance(outcome, dict) else {}
     message = details.pop("message", "")
     return question_result(question, QuestionStatus.PASS, message, details)
@@ -73,8 +78,11 @@ def _student_error(error: StudentError, submission: Submission) -> tuple[str, st
         message = signature_message(error, submission.source, getattr(submission.assignment, "signatures", {}))
     elif edition_hint(error):
         message = f"{message} — {edition_hint(error)}"
-    return QuestionStatus.ERROR, message, {"exception": error.type, "cell": error.cell, "line": error.line, "code": error.code,
-                                           "traceback": error.traceback}  # fmt: skip
+    return (
+        QuestionStatus.ERROR,
+        message,
+        {"exception": error.type, "cell": error.cell, "line": error.line, "code": error.code, "traceback": error.traceback},
+    )
 
 
 #: What the kernel did -> the status and the sentence for the student (most specific class first).
@@ -97,13 +105,16 @@ def kernel_failure(failure: KernelError, submission: Submission) -> tuple[str, s
     return QuestionStatus.ERROR, str(failure), {}
 
 
-def grade_question(submission: Submission, notebook: NotebookNode, question: Question, assignment: Assignment,
-                   context: QuestionContext) -> QuestionResult:  # fmt: skip
+def grade_question(
+    submission: Submission, notebook: NotebookNode, question: Question, assignment: Assignment, context: QuestionContext
+) -> QuestionResult:
     if question.kind == "manual":
         from grader.answers import find_answer  # the student's prose answer, for the TA
 
         return question_result(question, QuestionStatus.MANUAL, "", find_answer(notebook, question))
-    return run_check(submission, question, assignment.check_for(question), context)
+    # None where the question's check_<id> is not in the file it is looked up in (load_assignment looks in both):
+    # calling it fails inside run_check's guard, an error verdict "the check itself failed", as it always has.
+    return run_check(submission, question, cast(Callable, assignment.check_for(question)), context)
 
 
 def note_rebinding(submission: Submission, result: GradeResult, assignment: Assignment) -> None:
@@ -116,9 +127,7 @@ def note_rebinding(submission: Submission, result: GradeResult, assignment: Assi
     for question in result.questions:
         for name in defines[question.id]:
             if name in rebound:
-                question.details["rebound"] = (
-                    f"`{name}` was later rebound to a {rebound[name]}; your own definition of `{name}` was graded"
-                )
+                question.details["rebound"] = f"`{name}` was later rebound to a {rebound[name]}; your own definition of `{name}` was graded"
 
 
 def note_notebook_cell(verdict: QuestionResult, question: Question, assignment: Assignment, notebook: NotebookNode) -> None:

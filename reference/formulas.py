@@ -90,8 +90,10 @@ def book_notation(text: str, symbols: Iterable[str]) -> str:
     """The book's own spellings made plain before any guard: ⌊x⌋ and ⌈x⌉ (floor and ceiling, as d2l
     writes the output-shape formula), × and · for products, and a subscripted name (``k_1``, ``k₁``)
     for a name the question uses (``k1``). Only these exact rewrites; anything else meets the guards."""
-    text = text.translate(str.maketrans({"⌊": "floor(", "⌋": ")", "⌈": "ceiling(", "⌉": ")", "×": "*", "·": "*",
-                                         "−": "-", "₀": "0", "₁": "1", "₂": "2", "₃": "3"}))  # fmt: skip
+    # Typed as the values str.maketrans takes (its dict argument is invariant).
+    spellings: dict[str, str | int | None] = {"⌊": "floor(", "⌋": ")", "⌈": "ceiling(", "⌉": ")", "×": "*", "·": "*", "−": "-"}
+    spellings |= {"₀": "0", "₁": "1", "₂": "2", "₃": "3"}
+    text = text.translate(str.maketrans(spellings))
     for name in symbols:
         match = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
         if match:
@@ -209,7 +211,7 @@ def _compile(expr: sympy.Basic) -> Callable[[Mapping[str, int]], Fraction]:
             raise _Unsupported(f"power {expr}")
         base, exponent = parts[0], int(expr.exp)
         return lambda env: base(env) ** exponent
-    unary = {
+    unary: dict[Any, Callable[[Fraction], Fraction]] = {
         sympy.floor: lambda v: Fraction(v.__floor__()),
         sympy.ceiling: lambda v: Fraction(v.__ceil__()),
         sympy.Abs: abs,

@@ -157,9 +157,7 @@ def corr2d_multi_in(X: torch.Tensor, K: torch.Tensor, padding: IntPair = 0, stri
     ``X``: (c_i, h, w); ``K``: (c_i, kh, kw); result: (out_h, out_w).
     """
     if X.dim() != 3 or K.dim() != 3 or X.shape[0] != K.shape[0]:
-        raise ValueError(
-            f"corr2d_multi_in expects X (c_i, h, w) and K (c_i, kh, kw), got {tuple(X.shape)} and {tuple(K.shape)}"
-        )
+        raise ValueError(f"corr2d_multi_in expects X (c_i, h, w) and K (c_i, kh, kw), got {tuple(X.shape)} and {tuple(K.shape)}")
     Xp = _pad(X, padding)
     return torch.einsum("cijkl,ckl->ij", windows(Xp, K.shape[-2:], stride), K)
 
@@ -167,10 +165,7 @@ def corr2d_multi_in(X: torch.Tensor, K: torch.Tensor, padding: IntPair = 0, stri
 def corr2d_multi_in_out(X: torch.Tensor, K: torch.Tensor, padding: IntPair = 0, stride: IntPair = 1) -> torch.Tensor:
     """One output channel per kernel: ``K`` (c_o, c_i, kh, kw) -> (c_o, out_h, out_w)."""
     if X.dim() != 3 or K.dim() != 4 or X.shape[0] != K.shape[1]:
-        raise ValueError(
-            "corr2d_multi_in_out expects X (c_i, h, w) and K (c_o, c_i, kh, kw), "
-            f"got {tuple(X.shape)} and {tuple(K.shape)}"
-        )
+        raise ValueError(f"corr2d_multi_in_out expects X (c_i, h, w) and K (c_o, c_i, kh, kw), got {tuple(X.shape)} and {tuple(K.shape)}")
     Xp = _pad(X, padding)
     return torch.einsum("cijkl,ockl->oij", windows(Xp, K.shape[-2:], stride), K)
 
@@ -178,10 +173,7 @@ def corr2d_multi_in_out(X: torch.Tensor, K: torch.Tensor, padding: IntPair = 0, 
 def corr2d_multi_in_out_1x1(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """A 1x1 convolution as one matrix product over channels (d2l 7.4.3)."""
     if X.dim() != 3 or K.dim() != 4 or K.shape[2:] != (1, 1) or X.shape[0] != K.shape[1]:
-        raise ValueError(
-            f"corr2d_multi_in_out_1x1 expects X (c_i, h, w) and K (c_o, c_i, 1, 1), "
-            f"got {tuple(X.shape)} and {tuple(K.shape)}"
-        )
+        raise ValueError(f"corr2d_multi_in_out_1x1 expects X (c_i, h, w) and K (c_o, c_i, 1, 1), got {tuple(X.shape)} and {tuple(K.shape)}")
     c_i, h, w = X.shape
     c_o = K.shape[0]
     return (K.reshape(c_o, c_i) @ X.reshape(c_i, h * w)).reshape(c_o, h, w)

@@ -26,10 +26,16 @@ class VGG(d2l.Classifier):
         for num_convs, out_channels in arch:
             conv_blks.append(vgg_block(num_convs, out_channels))
         self.net = nn.Sequential(
-            *conv_blks, nn.Flatten(),
-            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(0.5),
-            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(0.5),
-            nn.LazyLinear(num_classes))  # fmt: skip
+            *conv_blks,
+            nn.Flatten(),
+            nn.LazyLinear(4096),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.LazyLinear(4096),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.LazyLinear(num_classes),
+        )
         self.net.apply(d2l.init_cnn)
 
 
@@ -37,8 +43,10 @@ class ResNet(d2l.Classifier):
     def b1(self):
         return nn.Sequential(
             nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
-            nn.LazyBatchNorm2d(), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2, padding=1))  # fmt: skip
+            nn.LazyBatchNorm2d(),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+        )
 
     def block(self, num_residuals, num_channels, first_block=False):
         blk = []
@@ -50,14 +58,12 @@ class ResNet(d2l.Classifier):
         return nn.Sequential(*blk)
 
     def __init__(self, arch, lr=0.1, num_classes=10):
-        super(ResNet, self).__init__()
+        super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(self.b1())
         for i, b in enumerate(arch):
             self.net.add_module(f"b{i + 2}", self.block(*b, first_block=(i == 0)))
-        self.net.add_module("last", nn.Sequential(
-            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
-            nn.LazyLinear(num_classes)))  # fmt: skip
+        self.net.add_module("last", nn.Sequential(nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
         self.net.apply(d2l.init_cnn)
 
 

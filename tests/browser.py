@@ -23,10 +23,17 @@ from pathlib import Path
 from typing import Any
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-default-apps", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--mute-audio",
     "--remote-debugging-pipe",
-]  # fmt: skip
+]
 LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:")
 
 
@@ -64,9 +71,11 @@ class Browser:
 
         self.process = subprocess.Popen(
             [path, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            preexec_fn=wire_pipes, close_fds=False,  # closing would happen after wire_pipes and take 3 and 4
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            preexec_fn=wire_pipes,
+            close_fds=False,  # closing would happen after wire_pipes and take 3 and 4
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._buffer = b""
@@ -124,8 +133,7 @@ class Browser:
     def visit(self, path: Path, width: int = 1280, height: int = 900) -> PageVisit:
         """Load ``path`` at a viewport ``width`` wide; network requests and console errors are recorded."""
         self.events.clear()
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                  deviceScaleFactor=1, mobile=width < 600)  # fmt: skip
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height, deviceScaleFactor=1, mobile=width < 600)
         self.call("Page.navigate", session=True, url=Path(path).resolve().as_uri())
         self.wait_for("Page.loadEventFired")
         time.sleep(0.3)  # let late console messages arrive

@@ -15,9 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 # "ci" (the default) keeps the property suite well under its 5-minute budget on
 # 2 cores and never fails on a slow first call (torch warms up lazily);
 # HYPOTHESIS_PROFILE=thorough runs ten times the examples.
-settings.register_profile(
-    "ci", max_examples=60, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=600)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
@@ -59,8 +57,9 @@ def fixture_batch(tmp_path_factory, data_dir) -> Path:
     out = tmp_path_factory.mktemp("fixture-batch")
     grades = out.parent / "fixture-grades.csv"
     grades.write_text(FIXTURE_GRADES, encoding="utf-8")
-    outcome = grade_paths([FIXTURES], out=out, jobs=2, budget="quick", device="cpu", data_dir=data_dir,
-                          junit=out / "junit.xml", manual=grades)  # fmt: skip
+    outcome = grade_paths(
+        [FIXTURES], out=out, jobs=2, budget="quick", device="cpu", data_dir=data_dir, junit=out / "junit.xml", manual=grades
+    )
     assert len(outcome.results) == 3 and not any(r.environment_problem for r in outcome.results)
     return out
 
@@ -69,8 +68,9 @@ def with_thresholds(assignment, settings: dict):
     """``assignment`` with some questions' ``full_threshold`` replaced: tests that must not follow the config's calibration."""
     from dataclasses import replace
 
-    questions = [replace(q, options={**q.options, "full_threshold": settings[q.id]}) if q.id in settings else q
-                 for q in assignment.questions]  # fmt: skip
+    questions = [
+        replace(q, options={**q.options, "full_threshold": settings[q.id]}) if q.id in settings else q for q in assignment.questions
+    ]
     return replace(assignment, questions=questions)
 
 

@@ -51,18 +51,23 @@ def test_a_korean_answer_below_the_korean_heading_is_found():
 
 def test_a_chinese_answer_under_a_chinese_heading_is_found_by_the_exercise_statement():
     nb = notebook(
-        "## 7.1 从全连接层到卷积", "code:x = 1",
+        "## 7.1 从全连接层到卷积",
+        "code:x = 1",
         "### 练习：证明卷积满足交换律",
         "令 u = x - z，积分变量替换后两边相等，所以卷积是对称的。",
         "## 7.2 图像卷积",
-    )  # fmt: skip
+    )
     found = find_answer(nb, SYMMETRIC)
     assert "令 u = x - z" in found["answer"]
     assert found["cell"] == 2 and found["found_by"] == "exercise statement"
 
 
 def test_a_japanese_answer_under_a_japanese_heading_is_found():
-    nb = notebook("## 7.5 プーリング", "### 演習：最大プーリングは畳み込みだけでは実現できない", "最大値は線形ではないので、畳み込み（線形）の組み合わせでは表せない。")
+    nb = notebook(
+        "## 7.5 プーリング",
+        "### 演習：最大プーリングは畳み込みだけでは実現できない",
+        "最大値は線形ではないので、畳み込み（線形）の組み合わせでは表せない。",
+    )
     found = find_answer(nb, MAXPOOL)
     assert "線形ではない" in found["answer"] and found["found_by"] == "exercise statement"
 
@@ -108,7 +113,11 @@ def test_an_exercise_of_another_section_is_not_taken():
 
 
 def test_the_templates_placeholder_is_not_an_answer():
-    nb = notebook("**Question `ex_conv_commutative`** Prove it below.", "## 7.1 Convolutions\n\n### Exercise: convolution is symmetric, $f * g = g * f$\n\nYOUR ANSWER HERE", "## 7.2 Images")
+    nb = notebook(
+        "**Question `ex_conv_commutative`** Prove it below.",
+        "## 7.1 Convolutions\n\n### Exercise: convolution is symmetric, $f * g = g * f$\n\nYOUR ANSWER HERE",
+        "## 7.2 Images",
+    )
     found = find_answer(nb, SYMMETRIC)
     assert found["answer"] == "" and "found_by" not in found
     assert "not answered yet" in found["note"] and "placeholder" in found["note"]

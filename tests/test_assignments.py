@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
 from grader.cli import main
+from grader.d2l_budget import Budget
 from grader.pipeline import GradeOptions, grade_notebook
 from tests.conftest import REPO
 

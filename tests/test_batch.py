@@ -18,9 +18,11 @@ from grader.cli import main
 from tests.notebook_sources import CORR2D as GOOD
 
 #: The kernel's parent is its launcher (grader.sandbox_launcher); the launcher's parent is the grading process.
-KILLS_ITS_GRADER = ("import os, signal\n"
-                    "grader = int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])\n"
-                    "os.kill(grader, signal.SIGKILL)")  # fmt: skip
+KILLS_ITS_GRADER = (
+    "import os, signal\n"
+    "grader = int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+    "os.kill(grader, signal.SIGKILL)"
+)
 
 
 def write(folder, name, source):
@@ -54,8 +56,22 @@ def test_a_notebook_that_kills_its_grader_costs_only_its_own_result(tmp_path, da
     write(subs, "good", GOOD)
     write(subs, "hostile", KILLS_ITS_GRADER)
     before = set(Path(tempfile.gettempdir()).glob("hwgrader-*"))
-    code = main([str(subs), "--out", str(tmp_path / "out"), "--jobs", "2", "--budget", "quick", "--device", "cpu",
-                 "--data-dir", str(data_dir), "--json"])  # fmt: skip
+    code = main(
+        [
+            str(subs),
+            "--out",
+            str(tmp_path / "out"),
+            "--jobs",
+            "2",
+            "--budget",
+            "quick",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ]
+    )
     assert code == 0
     results = {r["submission"].rsplit("/", 1)[-1]: r for r in json.loads(capsys.readouterr().out)}
     assert results["good.ipynb"]["execution"]["status"] == "ok"
@@ -90,8 +106,22 @@ def test_killing_a_batch_with_sigkill_and_rerunning_grades_only_what_is_missing(
     subs.mkdir()
     for name, seconds in (("a", 1), ("b", 10), ("c", 1)):  # b is still running when a's result appears
         write(subs, name, f"import time\ntime.sleep({seconds})\n" + GOOD)
-    command = [sys.executable, "-m", "grader.cli", str(subs), "--out", str(out), "--jobs", "1", "--budget", "quick",
-               "--device", "cpu", "--data-dir", str(data_dir)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "grader.cli",
+        str(subs),
+        "--out",
+        str(out),
+        "--jobs",
+        "1",
+        "--budget",
+        "quick",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(data_dir),
+    ]
     batch = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while not (out / "a.json").exists() and time.monotonic() < deadline and batch.poll() is None:

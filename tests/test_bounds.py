@@ -80,8 +80,9 @@ def grade(tmp_path: Path, tmpdir: Path, data_dir: Path, *args: str, timeout: flo
     if "--assignment" not in args:
         argv += ["--assignment", "demo"]
     env = {**os.environ, "TMPDIR": str(tmpdir)}
-    done = subprocess.run([sys.executable, "-c", WRAPPER, str(stats), *argv], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", WRAPPER, str(stats), *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert stats.is_file(), f"grade died (status {done.returncode}): {done.stderr[-3000:]}"
     measured = json.loads(stats.read_text(encoding="utf-8"))
     return Graded(measured["code"], measured["peak"], out, tmpdir, done.stdout, done.stderr)
@@ -113,9 +114,12 @@ def test_gigabytes_printed_in_one_cell_are_counted_not_kept(tmp_path, tmpdir_for
 
 
 def test_a_display_over_the_connections_limit_is_refused_and_the_next_cell_still_reports(tmp_path, tmpdir_for_grade, data_dir):
-    path = notebook(tmp_path / "in", "huge_display",
-                    "from IPython.display import HTML, display\ndisplay(HTML('<b>' + 'z' * (20 << 20) + '</b>'))",
-                    "print('the next cell')")  # fmt: skip
+    path = notebook(
+        tmp_path / "in",
+        "huge_display",
+        "from IPython.display import HTML, display\ndisplay(HTML('<b>' + 'z' * (20 << 20) + '</b>'))",
+        "print('the next cell')",
+    )
     graded = grade(tmp_path, tmpdir_for_grade, data_dir, str(path))
     assert_bounded(graded, "huge_display")
     executed = nbformat.read(graded.out / "notebooks" / "huge_display.ipynb", as_version=4)

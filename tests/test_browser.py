@@ -104,8 +104,10 @@ REPORT_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; f
 
 def box(browser: Browser, selector: str) -> dict:
     """The layout box of the first node matching ``selector`` (read over the DevTools protocol, not by the page)."""
-    return browser.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
-                            " return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height}; })()")  # fmt: skip
+    return browser.evaluate(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+        " return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height}; })()"
+    )
 
 
 def test_latex_in_an_answer_is_drawn_as_math_without_a_script(browser, tmp_path, shots):
@@ -114,8 +116,17 @@ def test_latex_in_an_answer_is_drawn_as_math_without_a_script(browser, tmp_path,
 
     answer = "The output side is $\\frac{n-k+p+s}{s}$, and each entry $x_{i}$ is one pixel; it costs $5 and $10."
     question = r.QuestionResult("ex_math", "Output shape", "manual", 0.0, 2.0, "", {"answer": answer}, "7.3")
-    result = r.GradeResult("kim.ipynb", "ab" * 32, "hw2", "quick", "cpu", "0.1.0", r.ExecutionRecord("ok", "", 1.0),
-                           [question], sections={"7.3": "Padding and Stride"})  # fmt: skip
+    result = r.GradeResult(
+        "kim.ipynb",
+        "ab" * 32,
+        "hw2",
+        "quick",
+        "cpu",
+        "0.1.0",
+        r.ExecutionRecord("ok", "", 1.0),
+        [question],
+        sections={"7.3": "Padding and Stride"},
+    )
     page = tmp_path / "math.html"
     page.write_text(render_report(result, None), encoding="utf-8")
     visit = check_page(browser, page, shots, 1280)

@@ -64,7 +64,10 @@ def test_a_rerun_with_nothing_to_grade_does_not_import_torch(tmp_path, data_dir)
     subs.mkdir()
     write_notebook(subs / "a.ipynb", "x = 1")
     assert grade(subs, out, data_dir) == 0
-    code = (f"import sys; from grader.cli import main; main({[str(subs), '--out', str(out), '--budget', 'quick', '--device', 'cpu', '--data-dir', str(data_dir), '--json']!r}); "
-            "print('torch' in sys.modules, 'rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is not None, file=sys.stderr)")
+    code = (
+        "import sys; from grader.cli import main; "
+        f"main({[str(subs), '--out', str(out), '--budget', 'quick', '--device', 'cpu', '--data-dir', str(data_dir), '--json']!r}); "
+        "print('torch' in sys.modules, 'rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is not None, file=sys.stderr)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.split()[-2:] == ["False", "False"]

@@ -43,7 +43,7 @@ def test_the_gradebook_agrees_with_the_results(fixture_batch):
         rows = list(csv.DictReader(handle))
     data = results(fixture_batch)
     assert [row["submission"] for row in rows] == [data[s]["submission"] for s in STEMS]
-    for row, stem in zip(rows, STEMS):
+    for row, stem in zip(rows, STEMS, strict=True):
         result = data[stem]
         assert (row["sha256"], float(row["score"]), float(row["max_score"])) == (result["sha256"], result["score"], result["max_score"])
         assert float(row["manual_points_pending"]) == result["manual_points_pending"]
@@ -58,7 +58,7 @@ def test_the_junit_file_agrees_with_the_results(fixture_batch):
     suites = ET.parse(fixture_batch / "junit.xml").getroot().findall("testsuite")
     data = results(fixture_batch)
     assert [s.get("name") for s in suites] == [data[stem]["submission"] for stem in STEMS]
-    for suite, stem in zip(suites, STEMS):
+    for suite, stem in zip(suites, STEMS, strict=True):
         questions = data[stem]["questions"]
         assert int(suite.get("tests")) == len(questions)
         failing = {c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None or c.find("error") is not None}
@@ -86,8 +86,21 @@ def test_a_grades_file_naming_an_unknown_question_is_an_error_naming_the_row(fix
     grades = tmp_path / "grades.csv"
     grades.write_text("submission,question,points,comment\nstudent_a,ex_conv_commutative,2,\nstudent_a,ex_typo,1,\n", encoding="utf-8")
     before = (fixture_batch / "student_a.json").read_bytes()
-    code = main([str(FIXTURES), "--out", str(fixture_batch), "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir),
-                 "--manual", str(grades)])  # fmt: skip  # every result is cached: nothing is regraded
+    code = main(
+        [
+            str(FIXTURES),
+            "--out",
+            str(fixture_batch),
+            "--budget",
+            "quick",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--manual",
+            str(grades),
+        ]
+    )  # every result is cached: nothing is regraded
     assert code == 2
     assert f"{grades}, row 3: student_a has no question 'ex_typo'" in capsys.readouterr().err
     assert (fixture_batch / "student_a.json").read_bytes() == before

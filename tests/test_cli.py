@@ -44,8 +44,18 @@ def test_no_sandbox_turns_off_only_this_run_and_the_result_says_so(tmp_path, dat
     import nbformat
 
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), tmp_path / "a.ipynb")
-    args = [str(tmp_path / "a.ipynb"), "--out", str(tmp_path / "out"), "--budget", "quick", "--device", "cpu",
-            "--data-dir", str(data_dir), "--no-sandbox"]  # fmt: skip
+    args = [
+        str(tmp_path / "a.ipynb"),
+        "--out",
+        str(tmp_path / "out"),
+        "--budget",
+        "quick",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(data_dir),
+        "--no-sandbox",
+    ]
     assert main(args) == 0
     assert "GRADER_NO_SANDBOX" not in os.environ
     isolation = json.loads((tmp_path / "out" / "a.json").read_text())["execution"]["isolation"]

@@ -10,7 +10,6 @@ import nbformat
 from grader.cli import main
 from tests.notebook_sources import CORR2D as GOOD
 
-
 #: Kills the Dask worker that runs the grading process that runs this kernel (only possible without the sandbox):
 #: kernel -> its launcher (grader.sandbox_launcher) -> the grading process -> the worker.
 KILLS_ITS_WORKER = """
@@ -55,8 +54,23 @@ def test_a_worker_that_keeps_dying_is_retried_then_recorded_as_crashed(tmp_path,
     subs.mkdir()
     write(subs, "good", GOOD)
     write(subs, "killer", KILLS_ITS_WORKER)
-    code = main([str(subs), "--out", str(tmp_path / "out"), "--scheduler", "local:2", "--no-sandbox", "--budget", "quick",
-                 "--device", "cpu", "--data-dir", str(data_dir), "--json"])  # fmt: skip
+    code = main(
+        [
+            str(subs),
+            "--out",
+            str(tmp_path / "out"),
+            "--scheduler",
+            "local:2",
+            "--no-sandbox",
+            "--budget",
+            "quick",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ]
+    )
     assert code == 0
     killer = graded(tmp_path / "out", "killer")
     assert killer[0] == "crashed" and "Dask worker died" in killer[2]["execution"]["message"]
@@ -70,8 +84,22 @@ def test_a_notebook_whose_cuda_failed_on_its_worker_is_submitted_once_more_alone
     subs.mkdir()
     write(subs, "good", GOOD)
     out = tmp_path / "dask"
-    code = main([str(subs), "--out", str(out), "--scheduler", "local:1", "--budget", "quick", "--device", "cuda",
-                 "--data-dir", str(data_dir), "--json"])  # fmt: skip
+    code = main(
+        [
+            str(subs),
+            "--out",
+            str(out),
+            "--scheduler",
+            "local:1",
+            "--budget",
+            "quick",
+            "--device",
+            "cuda",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ]
+    )
     status, questions, data = graded(out, "good")
     assert code == 3 and status == "environment_error" and set(questions.values()) == {"environment"}
     assert data["execution"]["message"].endswith("graded again alone, with the same outcome")

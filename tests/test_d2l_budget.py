@@ -64,8 +64,7 @@ print(json.dumps({"train": len(data.train), "val": len(data.val), "batches": len
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, data_dir):
     workdir = tmp_path_factory.mktemp("quick") / "work"
-    record, nb = _run(workdir, Budget("quick", Path(data_dir), TRAIN, VAL, EPOCHS),
-                      [DATASETS, LEGACY_LOADERS, TRAIN_CH6, BOOK_DATA_MODULE])  # fmt: skip
+    record, nb = _run(workdir, Budget("quick", Path(data_dir), TRAIN, VAL, EPOCHS), [DATASETS, LEGACY_LOADERS, TRAIN_CH6, BOOK_DATA_MODULE])
     return record, nb, workdir
 
 

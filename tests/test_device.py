@@ -17,14 +17,14 @@ import pytest
 import torch
 
 from grader import cli, gpu_admission
-from grader.grading_run import RunRequest, RunSettings
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
-from grader.device import describe, is_cuda_environment_error, lost_cuda_message, parse_probe, PROBE_PREFIX
-from grader.pipeline import GradeOptions, _gpu_share_preamble, grade_notebook
+from grader.device import PROBE_PREFIX, describe, is_cuda_environment_error, lost_cuda_message, parse_probe
 from grader.gradebook import gradebook_csv
+from grader.grading_run import RunRequest, RunSettings
 from grader.html_report import render_report
 from grader.junit import junit_xml
+from grader.pipeline import GradeOptions, _gpu_share_preamble, grade_notebook
 from grader.sandbox import Confinement, GiB, Limits
 from tests.notebook_sources import CORR2D
 
@@ -44,13 +44,19 @@ def write_notebook(folder: Path, name: str, *cells: str) -> Path:
 
 def outputs_of(path: Path) -> list[str]:
     cells = [c for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code"]
-    return ["".join(o.get("text", "") + (f"{o.get('ename')}: {o.get('evalue')}" if o.get("output_type") == "error" else "")
-                    for o in c.outputs) for c in cells]  # fmt: skip
+    return [
+        "".join(o.get("text", "") + (f"{o.get('ename')}: {o.get('evalue')}" if o.get("output_type") == "error" else "") for o in c.outputs)
+        for c in cells
+    ]
 
 
 def options(data_dir: Path, device: str = "cpu", memory: int = 4 * GiB) -> GradeOptions:
-    return GradeOptions(Budget("quick", Path(data_dir), 256, 128, 1), device, cell_timeout=60,
-                        limits=Limits(memory_bytes=memory, processes=128, disk_bytes=256 * 2**20))  # fmt: skip
+    return GradeOptions(
+        Budget("quick", Path(data_dir), 256, 128, 1),
+        device,
+        cell_timeout=60,
+        limits=Limits(memory_bytes=memory, processes=128, disk_bytes=256 * 2**20),
+    )
 
 
 # --------------------------------------------------------------------------- memory confinement
@@ -150,21 +156,27 @@ def test_the_probe_line_is_read_and_anything_else_is_ignored():
     assert describe(parse_probe(line)) == "CUDA: NVIDIA H200, 140 GiB"
 
 
-@pytest.mark.parametrize("error", [
-    "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
-    "RuntimeError: CUDA error: out of memory",
-    "RuntimeError: CUDA driver initialization failed, you might not have a CUDA gpu.",
-    "RuntimeError: CUDA error: all CUDA-capable devices are busy or unavailable",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "error",
+    [
+        "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        "RuntimeError: CUDA error: out of memory",
+        "RuntimeError: CUDA driver initialization failed, you might not have a CUDA gpu.",
+        "RuntimeError: CUDA error: all CUDA-capable devices are busy or unavailable",
+    ],
+)
 def test_cuda_failing_is_the_environments_doing(error):
     assert is_cuda_environment_error(error)
 
 
-@pytest.mark.parametrize("error", [
-    "RuntimeError: CUDA error: device-side assert triggered",  # a label out of range: the student's bug
-    "RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x400 and 256x120)",
-    "MemoryError: ",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "error",
+    [
+        "RuntimeError: CUDA error: device-side assert triggered",  # a label out of range: the student's bug
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x400 and 256x120)",
+        "MemoryError: ",
+    ],
+)
 def test_the_students_own_errors_are_not_blamed_on_the_environment(error):
     assert not is_cuda_environment_error(error)
 
@@ -195,8 +207,16 @@ def test_jobs_per_gpu_is_lowered_where_the_measured_peak_would_oversubscribe_the
 
 
 def test_the_retry_of_a_notebook_alone_gets_the_whole_gpu_and_the_machines_cores():
-    run = RunSettings(RunRequest(paths=("x.ipynb",)), device="cuda", budget="full", data_dir=Path("data"), parallel=8, threads=2,
-                      memory_bytes=12 * GiB, jobs_per_gpu=8)  # fmt: skip
+    run = RunSettings(
+        RunRequest(paths=("x.ipynb",)),
+        device="cuda",
+        budget="full",
+        data_dir=Path("data"),
+        parallel=8,
+        threads=2,
+        memory_bytes=12 * GiB,
+        jobs_per_gpu=8,
+    )
     job = type("Job", (), {"assignment": load_assignment("hw2"), "path": Path("x.ipynb"), "stem": "x"})()
     packed, alone = run.worker_job(job), run.worker_job(job, alone=True)
     assert packed.jobs_per_gpu == 8 and alone.jobs_per_gpu == 1
@@ -267,8 +287,9 @@ def test_a_batch_grades_a_notebook_whose_cuda_failed_once_more_alone_before_givi
     write_notebook(subs, "a", CORR2D)
     write_notebook(subs, "b", CORR2D)
     out = tmp_path / "out"
-    code = cli.main([str(subs), "--device", "cuda", "--budget", "quick", "--jobs", "2", "--out", str(out),
-                     "--data-dir", str(data_dir), "--json"])  # fmt: skip
+    code = cli.main(
+        [str(subs), "--device", "cuda", "--budget", "quick", "--jobs", "2", "--out", str(out), "--data-dir", str(data_dir), "--json"]
+    )
     assert code == 3
     for name in "ab":
         execution = json.loads((out / f"{name}.json").read_text())["execution"]

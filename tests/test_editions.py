@@ -65,8 +65,7 @@ def graded(tmp_path_factory, data_dir) -> Path:
     from grader.cli import main
 
     out = tmp_path_factory.mktemp("editions")
-    code = main([str(EDITIONS), "--out", str(out), "--jobs", "2", "--budget", "quick", "--device", "cpu",
-                 "--data-dir", str(data_dir)])  # fmt: skip
+    code = main([str(EDITIONS), "--out", str(out), "--jobs", "2", "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)])
     assert code == 0
     return out
 
@@ -111,7 +110,9 @@ def test_expected_toml_gives_every_question_of_hw2_a_verdict(stem):
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED))
 def test_every_verdict_but_pass_and_manual_says_what_its_message_must_contain(stem):
-    silent = [qid for qid, want in expected_questions(stem).items() if want["status"] not in ("pass", "manual") and not want.get("keywords")]
+    silent = [
+        qid for qid, want in expected_questions(stem).items() if want["status"] not in ("pass", "manual") and not want.get("keywords")
+    ]
     assert silent == []
 
 

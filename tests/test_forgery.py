@@ -20,7 +20,7 @@ from grader.pipeline import GradeOptions, grade_notebook
 
 IMPORTS = "import sys, torch\nfrom torch import nn\nfrom torch.nn import functional as F\n"
 
-BOOK_LENET = '''
+BOOK_LENET = """
 class LeNet(nn.Module):
     def __init__(self, lr=0.1, num_classes=10):
         super().__init__()
@@ -31,9 +31,9 @@ class LeNet(nn.Module):
 
     def forward(self, X):
         return self.net(X)
-'''
+"""
 
-STUBS = '''
+STUBS = """
 def vgg_block(num_convs, out_channels):
     return nn.Sequential()
 
@@ -52,10 +52,10 @@ class Residual(nn.Module):
 class Conv2D(nn.Module):
     def __init__(self, kernel_size):
         super().__init__()
-'''
+"""
 
 #: The kernel-side operations rewritten to answer as a passing model would, without one.
-FORGERY = '''
+FORGERY = """
 hw = sys.modules["_hwgrader"]
 real_forward, real_summary = hw.OPS["forward"], hw.OPS["summary"]
 
@@ -85,9 +85,9 @@ hw.OPS["forward"] = fake_forward
 hw.OPS["summary"] = fake_summary
 hw.OPS["train"] = fake_train
 hw.defs["pool2d"] = (lambda X, pool_size, mode="max": F.max_pool2d(X[None, None], pool_size, 1)[0, 0], 1)
-'''
+"""
 
-WRONG_CODE = '''
+WRONG_CODE = """
 class Conv2D(nn.Module):  # zero weights and a forward that returns zeros
     def __init__(self, kernel_size):
         super().__init__()
@@ -140,7 +140,7 @@ def _slide(X, K):
 
 def corr2d(X, K):  # a library shortcut, one call away
     return _slide(X, K)
-'''
+"""
 
 
 def _notebook(folder: Path, name: str, *sources: str) -> Path:

@@ -23,7 +23,6 @@ from tests.conftest import FIXTURES, with_thresholds
 from tests.notebook_sources import CORR2D, POOL2D_AVG_IS_MAX
 
 
-
 @pytest.fixture(scope="session")
 def hw2():
     return load_assignment("hw2")
@@ -107,9 +106,22 @@ def test_students_without_answers_get_missing_for_the_exercises(graded, name):
 @pytest.mark.parametrize("name", ["student_a.ipynb", "student_b.ipynb"])
 def test_students_book_code_passes_the_code_questions(graded, name):
     questions = by_id(graded(FIXTURES / name))
-    code_questions = ["corr2d", "conv2d_layer", "edge_detect", "learn_kernel", "comp_conv2d", "corr2d_multi_in",
-                      "corr2d_multi_in_out", "conv1x1", "pool2d", "lenet_arch", "vgg_block", "vgg_arch",
-                      "residual", "resnet18_arch"]  # fmt: skip
+    code_questions = [
+        "corr2d",
+        "conv2d_layer",
+        "edge_detect",
+        "learn_kernel",
+        "comp_conv2d",
+        "corr2d_multi_in",
+        "corr2d_multi_in_out",
+        "conv1x1",
+        "pool2d",
+        "lenet_arch",
+        "vgg_block",
+        "vgg_arch",
+        "residual",
+        "resnet18_arch",
+    ]
     assert {q: questions[q].status for q in code_questions} == {q: "pass" for q in code_questions}
 
 
@@ -157,7 +169,9 @@ def test_a_raising_function_is_an_error_naming_the_exception_and_cell(graded, tm
 
 
 def test_a_library_shortcut_passes_but_is_flagged_for_the_ta(graded, tmp_path_factory):
-    shortcut = "import torch\nfrom torch.nn import functional as F\ndef corr2d(X, K):\n    return F.conv2d(X[None, None], K[None, None])[0, 0]"
+    shortcut = (
+        "import torch\nfrom torch.nn import functional as F\ndef corr2d(X, K):\n    return F.conv2d(X[None, None], K[None, None])[0, 0]"
+    )
     corr2d = by_id(graded(notebook_file(tmp_path_factory, "shortcut", shortcut)))["corr2d"]
     assert corr2d.status == "pass" and corr2d.details["policy"].startswith("uses `F.conv2d`")
 
@@ -220,10 +234,27 @@ def test_an_nbformat_3_notebook_is_upgraded_and_graded(graded, tmp_path_factory)
 def test_grade_json_prints_one_result_object_and_writes_the_file(tmp_path, tmp_path_factory, data_dir):
     path = notebook_file(tmp_path_factory, "cli", CORR2D)
     out = subprocess.run(
-        [sys.executable, "-m", "grader.cli", str(path), "--out", str(tmp_path / "reports"), "--json",
-         "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir), "--junit", str(tmp_path / "junit.xml")],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "grader.cli",
+            str(path),
+            "--out",
+            str(tmp_path / "reports"),
+            "--json",
+            "--budget",
+            "quick",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--junit",
+            str(tmp_path / "junit.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["schema_version"] == 1 and data["budget"] == "quick"
@@ -235,10 +266,26 @@ def test_grade_json_prints_one_result_object_and_writes_the_file(tmp_path, tmp_p
 def test_grade_exits_1_under_fail_under(tmp_path, tmp_path_factory, data_dir):
     path = notebook_file(tmp_path_factory, "low", "x = 1")
     out = subprocess.run(
-        [sys.executable, "-m", "grader.cli", str(path), "--out", str(tmp_path), "--budget", "quick",
-         "--device", "cpu", "--data-dir", str(data_dir), "--fail-under", "50"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "grader.cli",
+            str(path),
+            "--out",
+            str(tmp_path),
+            "--budget",
+            "quick",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--fail-under",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 1
     assert "score 0/42" in out.stdout
 
@@ -312,10 +359,24 @@ def test_ctrl_c_leaves_no_kernel_and_says_how_to_resume(tmp_path, tmp_path_facto
 
     path = notebook_file(tmp_path_factory, "slow", "import time\ntime.sleep(60)")
     process = subprocess.Popen(
-        [sys.executable, "-m", "grader.cli", str(path), "--out", str(tmp_path), "--budget", "quick",
-         "--device", "cpu", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "grader.cli",
+            str(path),
+            "--out",
+            str(tmp_path),
+            "--budget",
+            "quick",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     kernels: list[str] = []
     while time.monotonic() < deadline and not kernels:

@@ -31,24 +31,56 @@ def validate(data: dict) -> None:
 def graded(execution: r.ExecutionRecord | None = None) -> r.GradeResult:
     """A result with a question of every kind: pass, fail, error, missing, manual (pending and TA-graded), hidden."""
     return r.GradeResult(
-        submission="student.ipynb", sha256="0" * 64, assignment="hw2", budget="quick", device="cpu", grader_version="0.1.0",
-        execution=execution or r.ExecutionRecord("ok", "", 10.0), grading_seconds=14.6,
+        submission="student.ipynb",
+        sha256="0" * 64,
+        assignment="hw2",
+        budget="quick",
+        device="cpu",
+        grader_version="0.1.0",
+        execution=execution or r.ExecutionRecord("ok", "", 10.0),
+        grading_seconds=14.6,
         questions=[
             r.QuestionResult("corr2d", "2-D cross-correlation `corr2d`", "pass", 3, 3, section="7.2"),
-            r.QuestionResult("conv2d_layer", "Conv2D", "fail", 0, 2, "corr2d on the book's example: first difference at [0, 0]",
-                             {"expected": [[19.0, 25.0], [37.0, 43.0]], "got": [[20.0, 25.0], [37.0, 43.0]],
-                              "tolerance": {"rtol": 1e-4, "atol": 1e-4}, "first_difference": [0, 0], "max_abs_difference": 1.0},
-                             section="7.2"),
-            r.QuestionResult("pool2d", "pool2d", "error", 0, 3, "pool2d raised IndexError",
-                             {"exception": "IndexError", "cell": 0, "line": 4, "code": "return X[99]",
-                              "traceback": "Traceback (most recent call last):\n\x1b[31mIndexError\x1b[0m: index 99 is out of bounds"},
-                             section="7.5"),
+            r.QuestionResult(
+                "conv2d_layer",
+                "Conv2D",
+                "fail",
+                0,
+                2,
+                "corr2d on the book's example: first difference at [0, 0]",
+                {
+                    "expected": [[19.0, 25.0], [37.0, 43.0]],
+                    "got": [[20.0, 25.0], [37.0, 43.0]],
+                    "tolerance": {"rtol": 1e-4, "atol": 1e-4},
+                    "first_difference": [0, 0],
+                    "max_abs_difference": 1.0,
+                },
+                section="7.2",
+            ),
+            r.QuestionResult(
+                "pool2d",
+                "pool2d",
+                "error",
+                0,
+                3,
+                "pool2d raised IndexError",
+                {
+                    "exception": "IndexError",
+                    "cell": 0,
+                    "line": 4,
+                    "code": "return X[99]",
+                    "traceback": "Traceback (most recent call last):\n\x1b[31mIndexError\x1b[0m: index 99 is out of bounds",
+                },
+                section="7.5",
+            ),
             r.QuestionResult("lenet_arch", "LeNet", "missing", 0, 3, "`LeNet` is not defined", section="7.6"),
             r.QuestionResult("ex_conv_commutative", "proof", "manual", 0, 2, details={"answer": "f * g = g * f", "cell": 1}, section="7.1"),
-            r.QuestionResult("ex_maxpool_not_conv", "max-pooling", "manual", 1.5, 2, ta_points=1.5, ta_comment="name the counterexample", section="7.5"),
+            r.QuestionResult(
+                "ex_maxpool_not_conv", "max-pooling", "manual", 1.5, 2, ta_points=1.5, ta_comment="name the counterexample", section="7.5"
+            ),
             r.QuestionResult("secret", "a hidden question", "pass", 1, 1, section="7.2"),
         ],
-    )  # fmt: skip
+    )
 
 
 def not_graded() -> r.GradeResult:
@@ -70,8 +102,12 @@ def test_results_json_validates_against_the_schema(make):
 
 def test_schema_rejects_what_gradescope_does_not_document():
     good = results_json(graded())
-    for bad in ({**good, "scores": 1}, {**good, "tests": [{**good["tests"][0], "status": "error"}]},
-                {**good, "tests": [{**good["tests"][0], "visibility": "students"}]}, {"output": "no score, no tests"}):  # fmt: skip
+    for bad in (
+        {**good, "scores": 1},
+        {**good, "tests": [{**good["tests"][0], "status": "error"}]},
+        {**good, "tests": [{**good["tests"][0], "visibility": "students"}]},
+        {"output": "no score, no tests"},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             validate(bad)
 
@@ -84,9 +120,14 @@ def test_one_test_per_question_in_the_results_order():
 def test_statuses_map_to_passed_and_failed():
     tests = by_id(results_json(graded()))
     assert {i: t["status"] for i, t in tests.items()} == {
-        "corr2d": "passed", "conv2d_layer": "failed", "pool2d": "failed", "lenet_arch": "failed",
-        "ex_conv_commutative": "passed", "ex_maxpool_not_conv": "failed", "secret": "passed",
-    }  # fmt: skip
+        "corr2d": "passed",
+        "conv2d_layer": "failed",
+        "pool2d": "failed",
+        "lenet_arch": "failed",
+        "ex_conv_commutative": "passed",
+        "ex_maxpool_not_conv": "failed",
+        "secret": "passed",
+    }
 
 
 def test_scores_are_the_questions_points_and_the_total_is_the_results_score():
@@ -94,9 +135,14 @@ def test_scores_are_the_questions_points_and_the_total_is_the_results_score():
     data = results_json(result)
     tests = by_id(data)
     assert {i: (t["score"], t["max_score"]) for i, t in tests.items()} == {
-        "corr2d": (3, 3), "conv2d_layer": (0, 2), "pool2d": (0, 3), "lenet_arch": (0, 3),
-        "ex_conv_commutative": (0, 2), "ex_maxpool_not_conv": (1.5, 2), "secret": (1, 1),
-    }  # fmt: skip
+        "corr2d": (3, 3),
+        "conv2d_layer": (0, 2),
+        "pool2d": (0, 3),
+        "lenet_arch": (0, 3),
+        "ex_conv_commutative": (0, 2),
+        "ex_maxpool_not_conv": (1.5, 2),
+        "secret": (1, 1),
+    }
     assert data["score"] == result.score == sum(t["score"] for t in data["tests"]) == 5.5
     assert data["execution_time"] == 15 and data["extra_data"]["manual_points_pending"] == 2
 
@@ -129,8 +175,9 @@ def test_environment_error_says_not_graded_at_the_top_and_in_every_test():
 
 
 def test_execution_problems_appear_in_the_top_level_output():
-    execution = r.ExecutionRecord("timeout", "the notebook exceeded its 420 s limit", 420.0,
-                                  cells=[r.CellRecord(5, "timeout", 400.0, "cell exceeded 400 s")])  # fmt: skip
+    execution = r.ExecutionRecord(
+        "timeout", "the notebook exceeded its 420 s limit", 420.0, cells=[r.CellRecord(5, "timeout", 400.0, "cell exceeded 400 s")]
+    )
     output = results_json(graded(execution))["output"]
     assert "Execution timeout: The notebook ran out of time: the notebook exceeded its 420 s limit" in output
     assert "cell 5 (timeout): cell exceeded 400 s" in output
@@ -200,8 +247,15 @@ def test_bundle_has_setup_and_run_autograder_at_its_root_and_executable(bundle):
 
 def test_bundle_carries_the_grader_and_the_assignment_without_its_solution(bundle):
     names = set(zipfile.ZipFile(bundle).namelist())
-    assert {"pyproject.toml", "README.md", "grader/cli.py", "grader/templates/report.html.j2", "reference/ops.py",
-            "assignments/hw2/config.toml", "assignments/hw2/checks.py"} <= names  # fmt: skip
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "grader/cli.py",
+        "grader/templates/report.html.j2",
+        "reference/ops.py",
+        "assignments/hw2/config.toml",
+        "assignments/hw2/checks.py",
+    } <= names
     assert not any("solution.ipynb" in n or "__pycache__" in n or n.startswith("data/") for n in names)
 
 
@@ -261,7 +315,10 @@ def test_setup_sh_of_a_cuda_bundle_installs_pypis_torch(tmp_path):
     assert main(["gradescope", "hw2", "-o", str(tmp_path / "cuda.zip"), "--cuda"]) == 0
     source = unpack(tmp_path / "cuda.zip", tmp_path)
     subprocess.run(["bash", "-n", str(source / "setup.sh")], check=True)
-    assert 'TORCH_INDEX=""' in (source / "setup.sh").read_text() and 'DEVICE="${GRADER_DEVICE:-auto}"' in (source / "run_autograder").read_text()
+    assert (
+        'TORCH_INDEX=""' in (source / "setup.sh").read_text()
+        and 'DEVICE="${GRADER_DEVICE:-auto}"' in (source / "run_autograder").read_text()
+    )
 
 
 def test_run_autograder_parses(bundle, tmp_path):

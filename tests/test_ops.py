@@ -123,9 +123,7 @@ def test_comp_conv2d_gives_the_book_shapes(layer, expected):
     assert tuple(ops.comp_conv2d(layer, torch.rand(8, 8)).shape) == expected
 
 
-@given(
-    n=st.integers(1, 30), k=st.integers(1, 30), p=st.integers(0, 6), s=st.integers(1, 6)
-)
+@given(n=st.integers(1, 30), k=st.integers(1, 30), p=st.integers(0, 6), s=st.integers(1, 6))
 def test_output_shape_equals_pytorch_for_symmetric_padding(n, k, p, s):
     total = 2 * p
     if k > n + total:
@@ -163,20 +161,22 @@ def test_corr2d_multi_in_out_equals_conv2d(case):
 
 
 def test_corr2d_multi_in_book_example():
-    X = torch.tensor([[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]],
-                      [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]])  # fmt: skip
+    X = torch.tensor([[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]], [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]])
     K = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
     assert ops.corr2d_multi_in(X, K).tolist() == [[56.0, 72.0], [104.0, 120.0]]
     out = ops.corr2d_multi_in_out(X, torch.stack((K, K + 1, K + 2), 0))
-    assert out.tolist() == [[[56.0, 72.0], [104.0, 120.0]],
-                            [[76.0, 100.0], [148.0, 172.0]],
-                            [[96.0, 128.0], [192.0, 224.0]]]  # fmt: skip
+    assert out.tolist() == [[[56.0, 72.0], [104.0, 120.0]], [[76.0, 100.0], [148.0, 172.0]], [[96.0, 128.0], [192.0, 224.0]]]
 
 
 @given(
-    c_i=st.integers(1, 4), c_o=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6),
-    dtype=st.sampled_from(DTYPES), device=st.sampled_from(DEVICES), data=st.data(),
-)  # fmt: skip
+    c_i=st.integers(1, 4),
+    c_o=st.integers(1, 4),
+    h=st.integers(1, 6),
+    w=st.integers(1, 6),
+    dtype=st.sampled_from(DTYPES),
+    device=st.sampled_from(DEVICES),
+    data=st.data(),
+)
 def test_conv1x1_equals_multi_in_out(c_i, c_o, h, w, dtype, device, data):
     X = tensor(data.draw, (c_i, h, w), dtype, device)
     K = tensor(data.draw, (c_o, c_i, 1, 1), dtype, device)

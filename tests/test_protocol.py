@@ -8,8 +8,7 @@ import types
 import pytest
 import torch
 
-from grader import kernel_source
-from grader import protocol
+from grader import kernel_source, protocol
 from grader.assertions import Fail, expect_tensor, property_check, tensors
 
 

@@ -33,7 +33,7 @@ defines = ["Net"]
 {extra}
 """
 
-CHECKS = '''
+CHECKS = """
 OPTIONS = {{"growth": "int"}}{declared}
 
 def check_arch(sub):
@@ -42,7 +42,7 @@ def check_arch(sub):
 
 def check_train(sub, ctx):
     return None
-'''
+"""
 
 
 def assignment_folder(tmp_path, extra: str, declared: str = ""):

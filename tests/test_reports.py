@@ -37,7 +37,7 @@ def executed_notebook() -> nbformat.NotebookNode:
     plot.outputs = [
         nbformat.v4.new_output("display_data", data={"image/png": PNG_1PX, "text/plain": "<Figure>"}),
         nbformat.v4.new_output("display_data", data={"text/html": "<script>document.title='100/100'</script><b>SCORE 100</b>"}),
-    ]  # fmt: skip
+    ]
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(STUDENT_CELL), plot])
 
 
@@ -45,42 +45,116 @@ def every_status() -> r.GradeResult:
     layers = [
         {"layer": 0, "student": {"kind": "Conv2d", "shape": [1, 6, 28, 28]}, "reference": {"kind": "Conv2d", "shape": [1, 6, 28, 28]}},
         {"layer": 1, "student": {"kind": "ReLU", "shape": [1, 6, 28, 28]}, "reference": {"kind": "Sigmoid", "shape": [1, 6, 28, 28]}},
-        {"layer": 2, "student": {"kind": "MaxPool2d", "shape": [1, 6, 13, 13]}, "reference": {"kind": "AvgPool2d", "shape": [1, 6, 14, 14]}},
+        {
+            "layer": 2,
+            "student": {"kind": "MaxPool2d", "shape": [1, 6, 13, 13]},
+            "reference": {"kind": "AvgPool2d", "shape": [1, 6, 14, 14]},
+        },
         {"layer": 3, "student": None, "reference": {"kind": "Flatten", "shape": [1, 1176]}},
-    ]  # fmt: skip
+    ]
     return r.GradeResult(
-        submission="subs/kim.ipynb", sha256="0123456789abcdef" * 4, assignment="hw2", budget="quick", device="cpu",
-        grader_version="0.1.0", graded_at="2026-11-22T10:00:00+00:00", grading_seconds=12.5,
+        submission="subs/kim.ipynb",
+        sha256="0123456789abcdef" * 4,
+        assignment="hw2",
+        budget="quick",
+        device="cpu",
+        grader_version="0.1.0",
+        graded_at="2026-11-22T10:00:00+00:00",
+        grading_seconds=12.5,
         sections={"7.2": "Convolutions for Images", "7.5": "Pooling", "7.6": "LeNet", "7.1": "From FC to Conv"},
         execution=r.ExecutionRecord(
-            "ok", "", 9.0, [r.CellRecord(0, "ok", 0.5), r.CellRecord(1, "error", 3.0, "ValueError: bad"), r.CellRecord(2, "timeout", 5.0, "cell timed out")],
-            [r.NeutralizedLine(0, 1, "!pip install d2l==1.0.3", "shell command"), r.NeutralizedLine(0, 2, "drive.mount('/content/drive')", "Google Drive")],
+            "ok",
+            "",
+            9.0,
+            [
+                r.CellRecord(0, "ok", 0.5),
+                r.CellRecord(1, "error", 3.0, "ValueError: bad"),
+                r.CellRecord(2, "timeout", 5.0, "cell timed out"),
+            ],
+            [
+                r.NeutralizedLine(0, 1, "!pip install d2l==1.0.3", "shell command"),
+                r.NeutralizedLine(0, 2, "drive.mount('/content/drive')", "Google Drive"),
+            ],
             isolation="bubblewrap sandbox (read-only system, no network, private /tmp); memory 6 GiB (cgroup)",
         ),
         questions=[
             q("conv2d_layer", "pass", 2.0, message="all good"),
-            q("corr2d", "fail", message="corr2d on the book's example: first difference at [0, 1]",
-              expected=[[19.0, 25.0], [37.0, 43.0]], got=[[19.0, 26.0], [37.0, 43.0]], first_difference=[0, 1],
-              tolerance={"rtol": 1e-4, "atol": 1e-4}),
-            q("corr2d_multi_in", "fail", message="large output differs", expected="(2, 20, 20) tensor", got="(2, 20, 20) tensor",
-              difference_map={"slice": [0, ":", ":"], "values": [[0.0, 0.5], [2.0, 0.0]]}),
-            q("edge_detect", "fail", message="corr2d(X, K): expected shape (6, 7), got (6, 8)", expected_shape=[6, 7], got_shape=[6, 8],
-              expected=[[0.0] * 7] * 6, got=[[0.0] * 8] * 6, example="X = [[0.0]], K = [[0.0]]"),
-            q("learn_kernel", "error", message="corr2d raised IndexError: index 101 is out of bounds (cell 0, line 4)",
-              exception="IndexError", cell=0, line=4, code="    return X[h + 100]", traceback="Traceback ...\nIndexError: index 101"),
+            q(
+                "corr2d",
+                "fail",
+                message="corr2d on the book's example: first difference at [0, 1]",
+                expected=[[19.0, 25.0], [37.0, 43.0]],
+                got=[[19.0, 26.0], [37.0, 43.0]],
+                first_difference=[0, 1],
+                tolerance={"rtol": 1e-4, "atol": 1e-4},
+            ),
+            q(
+                "corr2d_multi_in",
+                "fail",
+                message="large output differs",
+                expected="(2, 20, 20) tensor",
+                got="(2, 20, 20) tensor",
+                difference_map={"slice": [0, ":", ":"], "values": [[0.0, 0.5], [2.0, 0.0]]},
+            ),
+            q(
+                "edge_detect",
+                "fail",
+                message="corr2d(X, K): expected shape (6, 7), got (6, 8)",
+                expected_shape=[6, 7],
+                got_shape=[6, 8],
+                expected=[[0.0] * 7] * 6,
+                got=[[0.0] * 8] * 6,
+                example="X = [[0.0]], K = [[0.0]]",
+            ),
+            q(
+                "learn_kernel",
+                "error",
+                message="corr2d raised IndexError: index 101 is out of bounds (cell 0, line 4)",
+                exception="IndexError",
+                cell=0,
+                line=4,
+                code="    return X[h + 100]",
+                traceback="Traceback ...\nIndexError: index 101",
+            ),
             q("pool2d", "missing", message="`pool2d` is not defined", section="7.5"),
-            q("lenet_arch", "fail", message="LeNet: layer 2 (MaxPool2d) outputs (1, 6, 13, 13), expected (1, 6, 14, 14)",
-              section="7.6", layers=layers, first_diverging_layer=2),
-            q("lenet_train", "pass", 3.0, 3.0, "loss 2.3 -> 0.8", section="7.6",
-              loss_curves={"reference": [2.3, 1.5, 0.8], "student": [2.3, 1.6, 0.8]}, notebook_cell=1,
-              procedure={"optimizer": "adam", "lr": 0.01}),
-            q("resnet_train", "manual", 0.0, 2.0, "61.0% validation accuracy after training on 7,000 images; "
-              "thresholds exist only for 60,000 images, so a TA decides", section="7.6",
-              validation_accuracy=0.61, images=1200, train_images=7000),
-            q("ex_conv_commutative", "manual", section="7.1",
-              answer="## 증명\n\n$f*g = g*f$ 는 **치환** z = x - u 로 보인다. <script>alert('x')</script>"),
+            q(
+                "lenet_arch",
+                "fail",
+                message="LeNet: layer 2 (MaxPool2d) outputs (1, 6, 13, 13), expected (1, 6, 14, 14)",
+                section="7.6",
+                layers=layers,
+                first_diverging_layer=2,
+            ),
+            q(
+                "lenet_train",
+                "pass",
+                3.0,
+                3.0,
+                "loss 2.3 -> 0.8",
+                section="7.6",
+                loss_curves={"reference": [2.3, 1.5, 0.8], "student": [2.3, 1.6, 0.8]},
+                notebook_cell=1,
+                procedure={"optimizer": "adam", "lr": 0.01},
+            ),
+            q(
+                "resnet_train",
+                "manual",
+                0.0,
+                2.0,
+                "61.0% validation accuracy after training on 7,000 images; thresholds exist only for 60,000 images, so a TA decides",
+                section="7.6",
+                validation_accuracy=0.61,
+                images=1200,
+                train_images=7000,
+            ),
+            q(
+                "ex_conv_commutative",
+                "manual",
+                section="7.1",
+                answer="## 증명\n\n$f*g = g*f$ 는 **치환** z = x - u 로 보인다. <script>alert('x')</script>",
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture()
@@ -186,17 +260,31 @@ def test_hidden_questions_are_counted_but_never_shown():
 
 
 def test_an_invalid_notebook_gets_a_report_that_says_why():
-    result = r.GradeResult("subs/broken.ipynb", "ff" * 32, "hw2", "quick", "cpu", "0.1.0",
-                           r.ExecutionRecord("invalid", "not valid JSON: Expecting value at line 1"),
-                           [q("corr2d", "error", message="the notebook could not be read: not valid JSON")])  # fmt: skip
+    result = r.GradeResult(
+        "subs/broken.ipynb",
+        "ff" * 32,
+        "hw2",
+        "quick",
+        "cpu",
+        "0.1.0",
+        r.ExecutionRecord("invalid", "not valid JSON: Expecting value at line 1"),
+        [q("corr2d", "error", message="the notebook could not be read: not valid JSON")],
+    )
     text = visible_text(render_report(result, None))
     assert "invalid" in text and "not valid JSON: Expecting value at line 1" in text and "0 / 2" in text
 
 
 def test_a_crashed_grading_gets_a_report_that_says_so():
-    result = r.GradeResult("subs/bomb.ipynb", "ee" * 32, "hw2", "quick", "cpu", "0.1.0",
-                           r.ExecutionRecord("crashed", "the grading process exited with status -9"),
-                           [q("corr2d", "error", message="not graded: the grading process exited with status -9")])  # fmt: skip
+    result = r.GradeResult(
+        "subs/bomb.ipynb",
+        "ee" * 32,
+        "hw2",
+        "quick",
+        "cpu",
+        "0.1.0",
+        r.ExecutionRecord("crashed", "the grading process exited with status -9"),
+        [q("corr2d", "error", message="not graded: the grading process exited with status -9")],
+    )
     page = render_report(result, None)
     assert '<span class="badge crashed">crashed</span>' in page and "exited with status -9" in page
 
@@ -229,7 +317,7 @@ def test_outputs_are_cut_to_a_size_a_report_can_carry():
     nb.cells[0].outputs = [
         nbformat.v4.new_output("stream", name="stdout", text="x" * 10**6),
         nbformat.v4.new_output("display_data", data={"image/png": "A" * (IMAGE_LIMIT + 10)}),
-    ]  # fmt: skip
+    ]
     cut = shrink_outputs(nb).cells[0].outputs
     assert len(cut[0].text) < TEXT_LIMIT + 200 and "characters cut by the grader" in cut[0].text
     assert "image/png" not in cut[1].data and "removed by the grader" in cut[1].data["text/plain"]
@@ -240,9 +328,21 @@ def test_outputs_are_cut_to_a_size_a_report_can_carry():
 
 
 def small(name: str, corr2d: str, status: str = "ok") -> r.GradeResult:
-    return r.GradeResult(f"subs/{name}.ipynb", name * 8, "hw2", "quick", "cpu", "0.1.0", r.ExecutionRecord(status, ""),
-                         [q("corr2d", corr2d, 3.0 if corr2d == "pass" else 0.0, 3.0), q("pool2d", "pass", 2.0),
-                          q("ex_proof", "manual", 0.0, 2.0, section="7.1")], grading_seconds=10.0)  # fmt: skip
+    return r.GradeResult(
+        f"subs/{name}.ipynb",
+        name * 8,
+        "hw2",
+        "quick",
+        "cpu",
+        "0.1.0",
+        r.ExecutionRecord(status, ""),
+        [
+            q("corr2d", corr2d, 3.0 if corr2d == "pass" else 0.0, 3.0),
+            q("pool2d", "pass", 2.0),
+            q("ex_proof", "manual", 0.0, 2.0, section="7.1"),
+        ],
+        grading_seconds=10.0,
+    )
 
 
 def test_the_gradebook_has_the_fixed_columns_then_one_per_question():
@@ -301,7 +401,7 @@ def test_a_ta_grades_an_accuracy_the_grader_left_undecided_like_a_written_answer
         ("a,ex_proof,lots,", "row 2: points 'lots' is not a number"),
         ("a,ex_proof,-1,", "row 2: points '-1' must be a number of at least 0"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_manual_grade_is_an_error_naming_the_row_and_changes_nothing(tmp_path, row, complaint):
     results = {"a": small("a", "pass")}
     path = grades_file(tmp_path, "a,ex_proof,1,fine", row)

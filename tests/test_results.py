@@ -13,7 +13,11 @@ from grader import results as r
 
 def sample() -> r.GradeResult:
     return r.GradeResult(
-        submission="subs/a.ipynb", sha256="ab" * 32, assignment="hw2", budget="quick", device="cpu",
+        submission="subs/a.ipynb",
+        sha256="ab" * 32,
+        assignment="hw2",
+        budget="quick",
+        device="cpu",
         grader_version="0.1.0",
         execution=r.ExecutionRecord("ok", "", 1.5, [r.CellRecord(0, "ok", 0.2)], [r.NeutralizedLine(1, 0, "!ls", "shell command")]),
         questions=[
@@ -21,7 +25,7 @@ def sample() -> r.GradeResult:
             r.QuestionResult("pool2d", "Pooling", "fail", 0.0, 3.0, "avg: expected 2.0, got 4.0"),
             r.QuestionResult("ex_conv_commutative", "Proof", "manual", 0.0, 2.0, details={"answer": "..."}),
         ],
-    )  # fmt: skip
+    )
 
 
 def test_scores_count_auto_graded_points_and_manual_points_are_pending():
@@ -32,14 +36,38 @@ def test_scores_count_auto_graded_points_and_manual_points_are_pending():
 def test_schema_keys_are_the_documented_ones():
     data = sample().to_dict()
     assert list(data) == [
-        "schema_version", "submission", "sha256", "assignment", "budget", "device", "grader_version",
-        "execution", "questions", "hidden_questions_not_run", "cache_key", "grading_seconds", "graded_at", "sections",
-        "score", "max_score", "manual_points_pending",
-    ]  # fmt: skip
+        "schema_version",
+        "submission",
+        "sha256",
+        "assignment",
+        "budget",
+        "device",
+        "grader_version",
+        "execution",
+        "questions",
+        "hidden_questions_not_run",
+        "cache_key",
+        "grading_seconds",
+        "graded_at",
+        "sections",
+        "score",
+        "max_score",
+        "manual_points_pending",
+    ]
     assert data["schema_version"] == 1
     assert set(data["execution"]) >= {"status", "message", "seconds", "cells"}
-    assert set(data["questions"][0]) == {"id", "title", "status", "points", "max_points", "message", "details", "section",
-                                         "ta_points", "ta_comment"}  # fmt: skip
+    assert set(data["questions"][0]) == {
+        "id",
+        "title",
+        "status",
+        "points",
+        "max_points",
+        "message",
+        "details",
+        "section",
+        "ta_points",
+        "ta_comment",
+    }
 
 
 def test_a_manual_question_counts_once_a_ta_has_graded_it():

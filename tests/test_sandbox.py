@@ -46,15 +46,21 @@ needs_memory_cgroup = pytest.mark.skipif(own_cgroup("memory") is None, reason="n
 def outputs_of(notebook_path: Path) -> list[str]:
     """Each code cell's printed text and error, in order, from the notebook as it ran."""
     cells = [c for c in nbformat.read(str(notebook_path), as_version=4).cells if c.cell_type == "code"]
-    return ["".join(o.get("text", "") + (f"{o.get('ename')}: {o.get('evalue')}" if o.get("output_type") == "error" else "")
-                    for o in c.outputs) for c in cells]  # fmt: skip
+    return [
+        "".join(o.get("text", "") + (f"{o.get('ename')}: {o.get('evalue')}" if o.get("output_type") == "error" else "") for o in c.outputs)
+        for c in cells
+    ]
 
 
 def grade(tmp_path: Path, data_dir: Path, *cells: str, limits: Limits | None = None, cell_timeout: float = 60):
     path = tmp_path / "submission.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
-    options = GradeOptions(Budget("quick", Path(data_dir), 256, 128, 1), "cpu", cell_timeout=cell_timeout,
-                           limits=limits or Limits(memory_bytes=4 * GiB, processes=128, disk_bytes=256 * 2**20))  # fmt: skip
+    options = GradeOptions(
+        Budget("quick", Path(data_dir), 256, 128, 1),
+        "cpu",
+        cell_timeout=cell_timeout,
+        limits=limits or Limits(memory_bytes=4 * GiB, processes=128, disk_bytes=256 * 2**20),
+    )
     executed = tmp_path / "out" / "executed.ipynb"
     result = grade_notebook(path, load_assignment("hw2"), options, executed_to=executed)
     return result, {q.id: q for q in result.questions}, outputs_of(executed)
@@ -76,21 +82,34 @@ def snooping(tmp_path_factory, data_dir, host_listener):
     """One notebook that reads, writes and connects where it should not, with an honest corr2d."""
     tmp = tmp_path_factory.mktemp("snoop")
     marker = f"escape-{uuid.uuid4().hex[:8]}"
-    secrets = [Path(grader.__file__).parent / "submission.py", ASSIGNMENTS_DIR / "hw2" / "checks.py",
-               Path(reference.__file__).parent / "ops.py", FIXTURES / "student_a.ipynb", tmp]  # fmt: skip
-    read = (f"import os\nfor path in {[str(p) for p in secrets]!r}:\n    try:\n"
-            "        print('READ', path, open(path).read(60) if os.path.isfile(path) else os.listdir(path)[:3])\n"
-            "    except OSError as e:\n        print('DENIED', path, type(e).__name__)")  # fmt: skip
+    secrets = [
+        Path(grader.__file__).parent / "submission.py",
+        ASSIGNMENTS_DIR / "hw2" / "checks.py",
+        Path(reference.__file__).parent / "ops.py",
+        FIXTURES / "student_a.ipynb",
+        tmp,
+    ]
+    read = (
+        f"import os\nfor path in {[str(p) for p in secrets]!r}:\n    try:\n"
+        "        print('READ', path, open(path).read(60) if os.path.isfile(path) else os.listdir(path)[:3])\n"
+        "    except OSError as e:\n        print('DENIED', path, type(e).__name__)"
+    )
     targets = [f"../{marker}", f"~/{marker}", f"/tmp/{marker}", str(tmp / marker)]
-    write = (f"import os\nfor path in {targets!r}:\n    try:\n"
-             "        open(os.path.expanduser(path), 'w').write('x')\n        print('WROTE', path)\n"
-             "    except OSError as e:\n        print('DENIED', path, type(e).__name__)")  # fmt: skip
+    write = (
+        f"import os\nfor path in {targets!r}:\n    try:\n"
+        "        open(os.path.expanduser(path), 'w').write('x')\n        print('WROTE', path)\n"
+        "    except OSError as e:\n        print('DENIED', path, type(e).__name__)"
+    )
     port = host_listener.getsockname()[1]
-    connect = (f"import socket\nfor host, port in [('1.1.1.1', 80), ('127.0.0.1', {port})]:\n    try:\n"
-               "        socket.create_connection((host, port), timeout=3)\n        print('CONNECTED', host)\n"
-               "    except OSError as e:\n        print('DENIED', host, type(e).__name__)")  # fmt: skip
-    fill = (f"for path in {['big', '/tmp/big'] if SANDBOX else ['big']!r}:\n    try:\n        open(path, 'wb').write(b'x' * 300 * 2**20)\n"
-            "        print('WROTE', path)\n    except OSError as e:\n        print('DENIED', path, type(e).__name__)")  # fmt: skip
+    connect = (
+        f"import socket\nfor host, port in [('1.1.1.1', 80), ('127.0.0.1', {port})]:\n    try:\n"
+        "        socket.create_connection((host, port), timeout=3)\n        print('CONNECTED', host)\n"
+        "    except OSError as e:\n        print('DENIED', host, type(e).__name__)"
+    )
+    fill = (
+        f"for path in {['big', '/tmp/big'] if SANDBOX else ['big']!r}:\n    try:\n        open(path, 'wb').write(b'x' * 300 * 2**20)\n"
+        "        print('WROTE', path)\n    except OSError as e:\n        print('DENIED', path, type(e).__name__)"
+    )
     result, questions, outputs = grade(tmp, data_dir, CORR2D, read, write, connect, fill)
     return {"result": result, "questions": questions, "outputs": outputs, "marker": marker, "tmp": tmp}
 
@@ -135,8 +154,10 @@ def test_writing_past_the_disk_limit_fails_in_the_notebook(snooping):
 def unruly(tmp_path_factory, data_dir):
     """One notebook that allocates 200 GB, prints 100 MB, shows a 7 MB image and kills its parent; corr2d is honest."""
     tmp = tmp_path_factory.mktemp("unruly")
-    image = ("import base64, os\nfrom IPython.display import display\n"
-             "display({'image/png': base64.b64encode(os.urandom(5 * 2**20)).decode()}, raw=True)")  # fmt: skip
+    image = (
+        "import base64, os\nfrom IPython.display import display\n"
+        "display({'image/png': base64.b64encode(os.urandom(5 * 2**20)).decode()}, raw=True)"
+    )
     kill = ["import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"] if SANDBOX else []  # without it, the parent is the launcher
     result, questions, outputs = grade(tmp, data_dir, "x = bytearray(200 * 2**30)", "print('x' * 100_000_000)", image, CORR2D, *kill)
     return {"result": result, "questions": questions, "outputs": outputs, "executed": tmp / "out" / "executed.ipynb"}
@@ -159,10 +180,12 @@ def test_exceeding_the_memory_limit_kills_only_that_kernel_and_the_report_says_s
 @needs_pids_cgroup
 def test_a_fork_loop_stops_at_the_process_limit_and_no_child_survives(tmp_path, data_dir):
     marker = f"fork-{uuid.uuid4().hex[:8]}"  # each child names itself: no other grading on this machine shares it
-    forks = ("import os, time\nn = 0\ntry:\n    for _ in range(5000):\n        if os.fork() == 0:\n"
-             f"            open('/proc/self/comm', 'w').write({marker!r})\n"
-             "            time.sleep(300)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n"
-             "    print('STOPPED', n, type(e).__name__)")  # fmt: skip
+    forks = (
+        "import os, time\nn = 0\ntry:\n    for _ in range(5000):\n        if os.fork() == 0:\n"
+        f"            open('/proc/self/comm', 'w').write({marker!r})\n"
+        "            time.sleep(300)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n"
+        "    print('STOPPED', n, type(e).__name__)"
+    )
     result, questions, outputs = grade(tmp_path, data_dir, forks, CORR2D, limits=Limits(memory_bytes=4 * GiB, processes=64))
     assert outputs[0].startswith("STOPPED") and int(outputs[0].split()[1]) < 64
     assert questions["corr2d"].status == "pass"
@@ -223,9 +246,11 @@ def test_a_50_mb_notebook_is_graded_where_the_size_limit_allows_it(tmp_path, dat
 
 
 def test_replacing_the_graders_helper_in_the_kernel_gains_nothing(tmp_path, data_dir):
-    forge = ("import sys, types\nfake = types.ModuleType('_hwgrader')\n"
-             "fake.__getattr__ = lambda name: (lambda *a, **k: print('@@hwgrader:{\"ok\": true}'))\n"
-             "sys.modules['_hwgrader'] = fake")  # fmt: skip
+    forge = (
+        "import sys, types\nfake = types.ModuleType('_hwgrader')\n"
+        "fake.__getattr__ = lambda name: (lambda *a, **k: print('@@hwgrader:{\"ok\": true}'))\n"
+        "sys.modules['_hwgrader'] = fake"
+    )
     result, questions, _ = grade(tmp_path, data_dir, forge, "def corr2d(X, K):\n    return X")
     assert questions["corr2d"].status != "pass" and result.score == 0
 

@@ -29,72 +29,72 @@ TEMPLATE = REPO / "assignments" / "hw2.ipynb"
 
 # Two students' own answers, written independently: one with loops, one vectorised.
 OWN_LOOPS = {
-    "corr2d": '''def corr2d(X, K):  #@save
+    "corr2d": """def corr2d(X, K):  #@save
     rows, cols = X.shape[0] - K.shape[0] + 1, X.shape[1] - K.shape[1] + 1
     out = torch.empty(rows, cols)
     for r in range(rows):
         for c in range(cols):
             window = X[r:r + K.shape[0], c:c + K.shape[1]]
             out[r, c] = torch.sum(window * K)
-    return out''',
-    "pool2d": '''def pool2d(X, pool_size, mode='max'):
+    return out""",
+    "pool2d": """def pool2d(X, pool_size, mode='max'):
     ph, pw = pool_size
     out = torch.empty(X.shape[0] - ph + 1, X.shape[1] - pw + 1)
     reduce = torch.amax if mode == 'max' else torch.mean
     for r in range(out.shape[0]):
         for c in range(out.shape[1]):
             out[r, c] = reduce(X[r:r + ph, c:c + pw])
-    return out''',
-    "corr2d_multi_in": '''def corr2d_multi_in(X, K):
+    return out""",
+    "corr2d_multi_in": """def corr2d_multi_in(X, K):
     total = None
     for channel in range(X.shape[0]):
         part = corr2d(X[channel], K[channel])
         total = part if total is None else total + part
-    return total''',
-    "corr2d_multi_in_out": '''def corr2d_multi_in_out(X, K):
+    return total""",
+    "corr2d_multi_in_out": """def corr2d_multi_in_out(X, K):
     outputs = []
     for kernel in K:
         outputs.append(corr2d_multi_in(X, kernel))
-    return torch.stack(outputs, dim=0)''',
-    "vgg_block": '''def vgg_block(num_convs, out_channels):
+    return torch.stack(outputs, dim=0)""",
+    "vgg_block": """def vgg_block(num_convs, out_channels):
     modules = []
     while len(modules) < 2 * num_convs:
         modules += [nn.LazyConv2d(out_channels, kernel_size=3, padding=1), nn.ReLU()]
-    return nn.Sequential(*modules, nn.MaxPool2d(kernel_size=2, stride=2))''',
-    "comp_conv2d": '''def comp_conv2d(conv2d, X):
+    return nn.Sequential(*modules, nn.MaxPool2d(kernel_size=2, stride=2))""",
+    "comp_conv2d": """def comp_conv2d(conv2d, X):
     batched = X.unsqueeze(0).unsqueeze(0)
     result = conv2d(batched)
     return result.squeeze(0).squeeze(0)
 
 conv2d = nn.LazyConv2d(1, kernel_size=3, padding=1)
 X = torch.rand(size=(8, 8))
-comp_conv2d(conv2d, X).shape''',
+comp_conv2d(conv2d, X).shape""",
 }
 OWN_VECTORISED = {
-    "corr2d": '''def corr2d(X, K):  #@save
+    "corr2d": """def corr2d(X, K):  #@save
     kh, kw = K.shape
     patches = X.unfold(0, kh, 1).unfold(1, kw, 1)
-    return torch.einsum('ijkl,kl->ij', patches, K)''',
-    "pool2d": '''def pool2d(X, pool_size, mode='max'):
+    return torch.einsum('ijkl,kl->ij', patches, K)""",
+    "pool2d": """def pool2d(X, pool_size, mode='max'):
     patches = X.unfold(0, pool_size[0], 1).unfold(1, pool_size[1], 1)
     flat = patches.reshape(*patches.shape[:2], -1)
-    return flat.max(dim=-1).values if mode == 'max' else flat.mean(dim=-1)''',
-    "corr2d_multi_in": '''def corr2d_multi_in(X, K):
-    return torch.stack([corr2d(x, k) for x, k in zip(X, K)]).sum(dim=0)''',
-    "corr2d_multi_in_out": '''def corr2d_multi_in_out(X, K):
-    return torch.cat([corr2d_multi_in(X, k).unsqueeze(0) for k in K])''',
-    "vgg_block": '''def vgg_block(num_convs, out_channels):
+    return flat.max(dim=-1).values if mode == 'max' else flat.mean(dim=-1)""",
+    "corr2d_multi_in": """def corr2d_multi_in(X, K):
+    return torch.stack([corr2d(x, k) for x, k in zip(X, K)]).sum(dim=0)""",
+    "corr2d_multi_in_out": """def corr2d_multi_in_out(X, K):
+    return torch.cat([corr2d_multi_in(X, k).unsqueeze(0) for k in K])""",
+    "vgg_block": """def vgg_block(num_convs, out_channels):
     convs = [layer for _ in range(num_convs)
              for layer in (nn.LazyConv2d(out_channels, 3, padding=1), nn.ReLU())]
     convs.append(nn.MaxPool2d(2, 2))
-    return nn.Sequential(*convs)''',
-    "comp_conv2d": '''def comp_conv2d(conv2d, X):
+    return nn.Sequential(*convs)""",
+    "comp_conv2d": """def comp_conv2d(conv2d, X):
     Y = conv2d(X[None, None])
     return Y[0, 0]
 
 conv2d = nn.LazyConv2d(1, kernel_size=3, padding=1)
 X = torch.rand(size=(8, 8))
-comp_conv2d(conv2d, X).shape''',
+comp_conv2d(conv2d, X).shape""",
 }
 
 
@@ -145,8 +145,13 @@ def test_a_renamed_and_reordered_copy_ranks_first_and_is_flagged():
     original = with_own_code(OWN_LOOPS)
     copy = renamed_and_reordered(original)
     assert copy != original[::-1]  # really renamed
-    class_ = [("loops", original), ("vectorised", with_own_code(OWN_VECTORISED)), ("student_a", fixture("student_a")),
-              ("student_b", fixture("student_b")), ("copy", copy)]  # fmt: skip
+    class_ = [
+        ("loops", original),
+        ("vectorised", with_own_code(OWN_VECTORISED)),
+        ("student_a", fixture("student_a")),
+        ("student_b", fixture("student_b")),
+        ("copy", copy),
+    ]
     pairs = sim.compare(class_, references())
     assert {pairs[0].submission_a, pairs[0].submission_b} == {"loops", "copy"}
     assert pairs[0].flagged and pairs[0].similarity == pytest.approx(1.0)
@@ -182,8 +187,9 @@ def test_shell_and_magic_lines_do_not_count():
 
 def test_similarity_csv_has_the_columns_and_is_most_similar_first():
     original = with_own_code(OWN_LOOPS)
-    pairs = sim.compare([("loops", original), ("vectorised", with_own_code(OWN_VECTORISED)),
-                         ("copy", renamed_and_reordered(original))], references())  # fmt: skip
+    pairs = sim.compare(
+        [("loops", original), ("vectorised", with_own_code(OWN_VECTORISED)), ("copy", renamed_and_reordered(original))], references()
+    )
     rows = list(csv.reader(io.StringIO(sim.similarity_csv(pairs))))
     assert rows[0] == ["submission_a", "submission_b", "similarity", "flagged"]
     assert len(rows) == 1 + 3
@@ -228,9 +234,9 @@ def test_a_failure_in_similarity_never_fails_the_batch(monkeypatch, capsys, tmp_
 def test_a_batchs_outputs_hold_the_csv_and_the_summary_shows_the_pairs(tmp_path, capsys):
     """The coordinator's ``outputs.write_outputs`` (grading itself is not run: the results are made by hand)."""
     from grader import outputs
-    from grader.grading_run import RunRequest, RunSettings
     from grader.assignment import load_assignment
     from grader.batch import Job
+    from grader.grading_run import RunRequest, RunSettings
 
     hw2 = load_assignment("hw2")
     original = with_own_code(OWN_LOOPS)
@@ -250,22 +256,29 @@ def test_a_batchs_outputs_hold_the_csv_and_the_summary_shows_the_pairs(tmp_path,
 
 
 def test_an_assignments_config_can_set_the_flag_threshold():
-    assert sim.threshold_of('[similarity]\nflag_threshold = 0.7\n') == 0.7
+    assert sim.threshold_of("[similarity]\nflag_threshold = 0.7\n") == 0.7
     assert sim.threshold_of('name = "hw2"\n') == sim.FLAG_THRESHOLD
 
 
 def summary_result(stem: str) -> r.GradeResult:
     return r.GradeResult(
-        submission=f"subs/{stem}.ipynb", sha256="0" * 64, assignment="hw2", budget="quick", device="cpu", grader_version="0.1.0",
-        execution=r.ExecutionRecord("ok", ""), questions=[r.QuestionResult("corr2d", "corr2d", "pass", 2.0, 2.0, "", {}, "7.2")],
-    )  # fmt: skip
+        submission=f"subs/{stem}.ipynb",
+        sha256="0" * 64,
+        assignment="hw2",
+        budget="quick",
+        device="cpu",
+        grader_version="0.1.0",
+        execution=r.ExecutionRecord("ok", ""),
+        questions=[r.QuestionResult("corr2d", "corr2d", "pass", 2.0, 2.0, "", {}, "7.2")],
+    )
 
 
 def test_the_summary_shows_the_top_pair_with_both_sides_matching_code(tmp_path):
     own = dict(OWN_LOOPS, corr2d=OWN_LOOPS["corr2d"].replace("(window * K)", "(window * K)  # </pre><script>alert(1)</script>"))
     original = with_own_code(own)
-    pairs = sim.compare([("loops", original), ("vectorised", with_own_code(OWN_VECTORISED)),
-                         ("copy", renamed_and_reordered(original))], references())  # fmt: skip
+    pairs = sim.compare(
+        [("loops", original), ("vectorised", with_own_code(OWN_VECTORISED)), ("copy", renamed_and_reordered(original))], references()
+    )
     results = [(summary_result(stem), tmp_path / f"{stem}.json") for stem in ("loops", "vectorised", "copy")]
     assert write_summary(results, tmp_path / "index.html", similarity=pairs)
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
@@ -308,8 +321,11 @@ def synthetic_class(count: int = 300, seed: int = 0, copies: int = 5) -> list[tu
             return [f"{indent}v{rng.randrange(30)} = {expression(3)}"]
         if kind == 1:
             return [f"{indent}v{rng.randrange(30)}[{expression(1)}] {rng.choice(['+=', '-=', '='])} {expression(2)}"]
-        head = {2: f"for v{rng.randrange(30)} in range({expression(2)}):", 3: f"if {expression(2)} {rng.choice(['<', '>', '==', '!='])} {expression(1)}:",
-                4: f"while {expression(2)} > {expression(1)}:"}[kind]  # fmt: skip
+        head = {
+            2: f"for v{rng.randrange(30)} in range({expression(2)}):",
+            3: f"if {expression(2)} {rng.choice(['<', '>', '==', '!='])} {expression(1)}:",
+            4: f"while {expression(2)} > {expression(1)}:",
+        }[kind]
         return [indent + head] + [line for _ in range(rng.randrange(1, 4)) for line in statement(indent + "    ", depth - 1)]
 
     def own_cell(number: int) -> str:

@@ -110,8 +110,10 @@ def test_a_conv2d_trained_in_a_later_cell_passes_and_the_training_cell_is_named(
 
 def test_a_lazy_conv2d_with_keyword_arguments_and_an_optimizer_passes(grade):
     build = "conv = nn.LazyConv2d(out_channels=1, kernel_size=(1, 2), bias=False)\nopt = torch.optim.SGD(conv.parameters(), lr=3e-2)"
-    loop = ("for i in range(20):\n    opt.zero_grad()\n    ((conv(images) - targets) ** 2).sum().backward()\n    opt.step()\n"
-            "opt.zero_grad(set_to_none=True)")
+    loop = (
+        "for i in range(20):\n    opt.zero_grad()\n    ((conv(images) - targets) ** 2).sum().backward()\n    opt.step()\n"
+        "opt.zero_grad(set_to_none=True)"
+    )
     kernel = grade("lazy_keywords", TARGETS, build, loop)["learn_kernel"]
     assert kernel.status == "pass", kernel.message
     assert kernel.details["snapshot_cell"] == 2
@@ -135,16 +137,19 @@ def test_a_notebook_without_the_values_is_missing(grade):
     assert "kernel_size=(1, 2)" in questions["learn_kernel"].message
 
 
-@pytest.mark.parametrize("entry, error", [
-    ({"key": "k", "when": "every_cell", "match": {"type": "linear"}}, "not one of"),
-    ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "expression": "X"}}, "unknown match keys"),
-    ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "changed": ["Y"]}}, "only the `names`"),
-    ({"key": "k", "when": "every_cell", "match": {"names": ["X"]}, "values": {"X": "X"}}, "takes no `values`"),
-    ({"key": "k", "when": "sometimes"}, "`when`"),
-    ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "roles": {"Z": [6, 8]}}}, "`roles`"),
-    ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "roles": {"X": "6x8"}}}, "`roles`"),
-    ({"key": "k", "values": {"X": "X"}}, "needs `after`"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "entry, error",
+    [
+        ({"key": "k", "when": "every_cell", "match": {"type": "linear"}}, "not one of"),
+        ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "expression": "X"}}, "unknown match keys"),
+        ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "changed": ["Y"]}}, "only the `names`"),
+        ({"key": "k", "when": "every_cell", "match": {"names": ["X"]}, "values": {"X": "X"}}, "takes no `values`"),
+        ({"key": "k", "when": "sometimes"}, "`when`"),
+        ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "roles": {"Z": [6, 8]}}}, "`roles`"),
+        ({"key": "k", "when": "every_cell", "match": {"names": ["X"], "roles": {"X": "6x8"}}}, "`roles`"),
+        ({"key": "k", "values": {"X": "X"}}, "needs `after`"),
+    ],
+)
 def test_a_malformed_snapshot_fails_at_load_time(entry, error):
     with pytest.raises(ValueError, match=error):
         parse_snapshot(entry, "config.toml")

@@ -75,7 +75,10 @@ def test_annotated_and_tuple_unpacking_assignments_bind_each_name():
 def test_imports_bind_their_name_with_the_module_path():
     built = index("from torch.nn.functional import conv2d as c\nimport torch.nn.functional as F\nimport numpy")
     assert [(built.bound(n).kind, built.bound(n).value) for n in ("c", "F", "numpy")] == [
-        ("import", "torch.nn.functional.conv2d"), ("import", "torch.nn.functional"), ("import", "numpy")]  # fmt: skip
+        ("import", "torch.nn.functional.conv2d"),
+        ("import", "torch.nn.functional"),
+        ("import", "numpy"),
+    ]
 
 
 def test_a_name_written_only_through_sys_modules_globals_or_exec_is_not_defined():
@@ -156,7 +159,9 @@ def test_helpers_are_followed_transitively():
 
 
 def test_a_class_method_calling_a_notebook_function_is_followed():
-    built = index("def corr2d(X, K):\n    return F.conv2d(X, K)", "class Conv2D:\n    def forward(self, X):\n        return corr2d(X, self.w)")
+    built = index(
+        "def corr2d(X, K):\n    return F.conv2d(X, K)", "class Conv2D:\n    def forward(self, X):\n        return corr2d(X, self.w)"
+    )
     assert built.library_calls(["Conv2D"], FLAGGED) == [("F.conv2d", "through `corr2d` (cell 0)")]
 
 

@@ -64,8 +64,18 @@ def test_the_grading_process_s_command_line_is_written_in_one_place():
 
 
 def test_a_worker_job_crosses_the_process_boundary_as_json():
-    job = WorkerJob(notebook="a.ipynb", out="out", stem="a", assignment="hw2", budget="quick", device="cpu", data_dir="/d",
-                    threads=1, memory_bytes=1 << 30, cell_timeout=5.0)  # fmt: skip
+    job = WorkerJob(
+        notebook="a.ipynb",
+        out="out",
+        stem="a",
+        assignment="hw2",
+        budget="quick",
+        device="cpu",
+        data_dir="/d",
+        threads=1,
+        memory_bytes=1 << 30,
+        cell_timeout=5.0,
+    )
     command = worker_command(job)
     assert command[1:3] == ["-m", "grader.worker"] and WorkerJob.from_json(command[3]) == job
 

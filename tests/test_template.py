@@ -42,7 +42,9 @@ def test_unbalanced_markers_name_the_cell(source):
 
 
 def test_the_template_clears_outputs_and_keeps_metadata():
-    solution = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1", outputs=[nbformat.v4.new_output("stream", text="2")], execution_count=3)])
+    solution = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("1 + 1", outputs=[nbformat.v4.new_output("stream", text="2")], execution_count=3)]
+    )
     solution.metadata["grader"] = {"assignment": "hw2"}
     template = make_template(solution)
     assert template.cells[0].outputs == [] and template.cells[0].execution_count is None
@@ -67,6 +69,17 @@ def test_an_edited_solution_cell_is_reported_by_index(tmp_path):
 def test_the_template_keeps_every_graded_name_defined():
     template = make_template(nbformat.read(SOLUTION, as_version=4))
     code = "\n".join(c.source for c in template.cells if c.cell_type == "code")
-    for name in ["def corr2d", "class Conv2D", "def comp_conv2d", "def pool2d", "class LeNet", "def vgg_block",
-                 "class VGG", "class Residual", "class ResNet18", "ANSWER_OUTPUT_SHAPE = ...", "ANSWER_COMPOSED_KERNEL = ..."]:  # fmt: skip
+    for name in [
+        "def corr2d",
+        "class Conv2D",
+        "def comp_conv2d",
+        "def pool2d",
+        "class LeNet",
+        "def vgg_block",
+        "class VGG",
+        "class Residual",
+        "class ResNet18",
+        "ANSWER_OUTPUT_SHAPE = ...",
+        "ANSWER_COMPOSED_KERNEL = ...",
+    ]:
         assert name in code

@@ -64,8 +64,17 @@ def test_a_malformed_threshold_says_what_is_wrong(setting, says):
 RUNS = [0.74, 0.7, 0.78]
 RECORD = {"n": 3, "min": 0.7, "max": 0.78, "mean": 0.74, "sd": 0.04, "margin": 0.1, "devices": ["cuda"], "runs": RUNS}
 #: 12 runs known only as a range, and one known run (hw2's ResNet record).
-RANGE_ONLY = {"n": 13, "min": 0.868, "max": 0.881, "mean": 0.8754, "sd": 0.0037, "margin": 0.1, "devices": ["cpu", "cuda"],
-              "runs": [0.868], "estimated": ["mean", "sd"]}  # fmt: skip
+RANGE_ONLY = {
+    "n": 13,
+    "min": 0.868,
+    "max": 0.881,
+    "mean": 0.8754,
+    "sd": 0.0037,
+    "margin": 0.1,
+    "devices": ["cpu", "cuda"],
+    "runs": [0.868],
+    "estimated": ["mean", "sd"],
+}
 
 
 def test_a_calibration_record_is_read_with_its_runs():
@@ -132,9 +141,11 @@ def test_a_calibrated_size_needs_a_threshold_of_its_own():
 def test_an_assignment_with_a_malformed_calibration_is_refused_when_loaded(tmp_path):
     folder = tmp_path / "calibrated"
     folder.mkdir()
-    config = ('name = "t"\n[[questions]]\nid = "q1"\npoints = 1\nfull_threshold = { 7000 = 0.6 }\n'
-              'full_calibration = { 7000 = { n = 2, min = 0.7, max = 0.8, mean = 0.75, sd = 0.0707, margin = 0.1, '
-              'devices = ["cuda"], runs = [0.7, 0.9] } }\n')  # fmt: skip
+    config = (
+        'name = "t"\n[[questions]]\nid = "q1"\npoints = 1\nfull_threshold = { 7000 = 0.6 }\n'
+        "full_calibration = { 7000 = { n = 2, min = 0.7, max = 0.8, mean = 0.75, sd = 0.0707, margin = 0.1, "
+        'devices = ["cuda"], runs = [0.7, 0.9] } }\n'
+    )
     (folder / "config.toml").write_text(config, encoding="utf-8")
     (folder / "checks.py").write_text("def check_q1(sub):\n    pass\n", encoding="utf-8")
     with pytest.raises(ValueError) as raised:

@@ -37,10 +37,10 @@ import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
-from grader.d2l_budget import Budget
 from grader.cli import main
-from grader.fashion_mnist import held_out_images, raw_images, resized, validation_accuracy
+from grader.d2l_budget import Budget
 from grader.data_view import TEST_FILES, TRAIN_FILES, build_data_view, course_folder_warning, kernel_share
+from grader.fashion_mnist import held_out_images, raw_images, resized, validation_accuracy
 from grader.html_report import notebook_path
 from grader.sandbox import Confinement, GiB, Limits, bwrap_path
 from tests.notebook_sources import CORR2D
@@ -67,8 +67,21 @@ def graded(tmp: Path, data_dir: Path, *cells: str) -> dict:
         patch.setenv("TMPDIR", str(private))
         sampler.start()
         try:
-            main([str(path), "--out", str(tmp / "out"), "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir),
-                  "--cell-timeout", "120"])  # fmt: skip
+            main(
+                [
+                    str(path),
+                    "--out",
+                    str(tmp / "out"),
+                    "--budget",
+                    "quick",
+                    "--device",
+                    "cpu",
+                    "--data-dir",
+                    str(data_dir),
+                    "--cell-timeout",
+                    "120",
+                ]
+            )
         finally:
             sampler.stop()
     result = json.loads((tmp / "out" / "submission.json").read_text())
@@ -137,8 +150,15 @@ for _ in range({count}):
 def writers(tmp_path_factory, data_dir):
     tmp = tmp_path_factory.mktemp("writers")
     count = THREE_GIB // 2**24
-    return graded(tmp, data_dir, CORR2D, WRITE_IPC, WRITE_FD.format(name="stdout", count=count),
-                  WRITE_FD.format(name="stderr", count=count), "print('still running')")  # fmt: skip
+    return graded(
+        tmp,
+        data_dir,
+        CORR2D,
+        WRITE_IPC,
+        WRITE_FD.format(name="stdout", count=count),
+        WRITE_FD.format(name="stderr", count=count),
+        "print('still running')",
+    )
 
 
 def _cell(result: dict, index: int) -> dict:
@@ -209,25 +229,53 @@ def course(tmp_path_factory, data_dir):
 @pytest.fixture(scope="module")
 def snooper(tmp_path_factory, course):
     tmp = tmp_path_factory.mktemp("snooper")
-    cmdlines = ("import os\nfor pid in sorted(p for p in os.listdir('/proc') if p.isdigit()):\n    try:\n"
-                "        print(pid, open(f'/proc/{pid}/cmdline', 'rb').read().replace(b'\\0', b' ').decode())\n"
-                "    except OSError:\n        pass")  # fmt: skip
+    cmdlines = (
+        "import os\nfor pid in sorted(p for p in os.listdir('/proc') if p.isdigit()):\n    try:\n"
+        "        print(pid, open(f'/proc/{pid}/cmdline', 'rb').read().replace(b'\\0', b' ').decode())\n"
+        "    except OSError:\n        pass"
+    )
     classmate = course / "submissions" / "classmate.ipynb"
-    guesses = [str(classmate), "/data/submissions/classmate.ipynb", "/data/../submissions/classmate.ipynb",
-               "/data/FashionMNIST/../submissions/classmate.ipynb", "/data/reports/classmate.json"]  # fmt: skip
-    snoop = ("import os\n"
-             "for folder, dirs, files in os.walk('/data'):\n    for name in files:\n        print('FOUND', os.path.join(folder, name))\n"
-             f"for path in {guesses!r}:\n    try:\n        open(path).read(10)\n        print('OPENED', path)\n"
-             "    except OSError as e:\n        print('DENIED', path)")  # fmt: skip
-    split = ("import struct, torchvision\nheader = open('/data/FashionMNIST/raw/t10k-labels-idx1-ubyte', 'rb').read(8)\n"
-             "print('TEST LABELS', struct.unpack('>II', header)[1])\n"
-             "print('LOADED', len(torchvision.datasets.FashionMNIST('/data', train=False)) > 0)")  # fmt: skip
-    places = ["/", "/dev", "/data", "/usr", "/etc", "/opt", "/var", "/run", "/home", "/root", "/tmp", "/tmp/home", "/tmp/.kernel",
-              "/dev/shm", sys.prefix]  # fmt: skip
-    writable = (f"import os\nfor place in {places!r}:\n    try:\n        os.makedirs(place, exist_ok=True)\n"
-                "        open(os.path.join(place, '.probe'), 'w').close()\n        os.unlink(os.path.join(place, '.probe'))\n"
-                "        usage = os.statvfs(place)\n        print('WRITABLE', place, usage.f_blocks * usage.f_frsize)\n"
-                "    except OSError:\n        print('DENIED', place)")  # fmt: skip
+    guesses = [
+        str(classmate),
+        "/data/submissions/classmate.ipynb",
+        "/data/../submissions/classmate.ipynb",
+        "/data/FashionMNIST/../submissions/classmate.ipynb",
+        "/data/reports/classmate.json",
+    ]
+    snoop = (
+        "import os\n"
+        "for folder, dirs, files in os.walk('/data'):\n    for name in files:\n        print('FOUND', os.path.join(folder, name))\n"
+        f"for path in {guesses!r}:\n    try:\n        open(path).read(10)\n        print('OPENED', path)\n"
+        "    except OSError as e:\n        print('DENIED', path)"
+    )
+    split = (
+        "import struct, torchvision\nheader = open('/data/FashionMNIST/raw/t10k-labels-idx1-ubyte', 'rb').read(8)\n"
+        "print('TEST LABELS', struct.unpack('>II', header)[1])\n"
+        "print('LOADED', len(torchvision.datasets.FashionMNIST('/data', train=False)) > 0)"
+    )
+    places = [
+        "/",
+        "/dev",
+        "/data",
+        "/usr",
+        "/etc",
+        "/opt",
+        "/var",
+        "/run",
+        "/home",
+        "/root",
+        "/tmp",
+        "/tmp/home",
+        "/tmp/.kernel",
+        "/dev/shm",
+        sys.prefix,
+    ]
+    writable = (
+        f"import os\nfor place in {places!r}:\n    try:\n        os.makedirs(place, exist_ok=True)\n"
+        "        open(os.path.join(place, '.probe'), 'w').close()\n        os.unlink(os.path.join(place, '.probe'))\n"
+        "        usage = os.statvfs(place)\n        print('WRITABLE', place, usage.f_blocks * usage.f_frsize)\n"
+        "    except OSError:\n        print('DENIED', place)"
+    )
     return {**graded(tmp, course, CORR2D, cmdlines, snoop, split, writable), "course": course}
 
 
@@ -261,8 +309,12 @@ def test_the_kernels_test_split_is_the_first_half_and_torchvision_loads_it(snoop
 def test_the_kernel_can_write_only_in_its_capped_tmpfs_and_shared_memory(snooper):
     writable = {line.split()[1]: int(line.split()[2]) for line in snooper["outputs"][4].splitlines() if line.startswith("WRITABLE")}
     limits = Limits()
-    assert writable == {"/tmp": limits.disk_bytes, "/tmp/home": limits.disk_bytes, "/tmp/.kernel": limits.disk_bytes,
-                        "/dev/shm": limits.shm_bytes}, snooper["outputs"][4]  # fmt: skip
+    assert writable == {
+        "/tmp": limits.disk_bytes,
+        "/tmp/home": limits.disk_bytes,
+        "/tmp/.kernel": limits.disk_bytes,
+        "/dev/shm": limits.shm_bytes,
+    }, snooper["outputs"][4]
 
 
 @needs_sandbox

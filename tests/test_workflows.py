@@ -181,23 +181,38 @@ def test_the_student_workflows_grade_command_fails_a_low_score_and_writes_the_re
     """A notebook with one of the questions: exit 1 under --fail-under, the report where the upload step looks."""
     student = load("student.yml")
     (argv,) = grade_commands(student)
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "import torch\ndef corr2d(X, K):\n    h, w = K.shape\n    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))\n"
-        "    for i in range(Y.shape[0]):\n        for j in range(Y.shape[1]):\n            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()\n"
-        "    return Y")])  # fmt: skip
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "import torch\ndef corr2d(X, K):\n    h, w = K.shape\n"
+                "    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))\n"
+                "    for i in range(Y.shape[0]):\n        for j in range(Y.shape[1]):\n"
+                "            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()\n"
+                "    return Y"
+            )
+        ]
+    )
     notebook.metadata["grader"] = {"assignment": "hw2"}
     nbformat.write(notebook, str(tmp_path / "hw2.ipynb"))
     # The step's own arguments, with the notebook list filled in; run from a folder like the checkout's root.
     command = [str(tmp_path / "hw2.ipynb") if token == "${notebooks[@]}" else token for token in argv]
     out = build_parser().parse_args(as_parsed(command)).out
-    done = subprocess.run([grade_program(), *command, "--device", "cpu", "--data-dir", str(data_dir)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=180)  # fmt: skip
+    done = subprocess.run(
+        [grade_program(), *command, "--device", "cpu", "--data-dir", str(data_dir)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 1, (done.stdout[-2000:], done.stderr[-2000:])  # 3/42 < 60%: the gate fails the run
     report = tmp_path / out / "hw2.html"
     assert report.is_file() and "corr2d" in report.read_text(encoding="utf-8")
     upload = next(s for s in steps(student) if s.get("uses", "").startswith("actions/upload-artifact@"))
-    kept = [p for p in (tmp_path / out).rglob("*") if any(fnmatch.fnmatch(str(p.relative_to(tmp_path)), pattern)
-                                                          for pattern in upload["with"]["path"].split())]  # fmt: skip
+    kept = [
+        p
+        for p in (tmp_path / out).rglob("*")
+        if any(fnmatch.fnmatch(str(p.relative_to(tmp_path)), pattern) for pattern in upload["with"]["path"].split())
+    ]
     assert {p.name for p in kept} == {"hw2.html", "hw2.json"}
 
     # The summary step's script, run on that folder, states the score.

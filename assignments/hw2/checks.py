@@ -14,9 +14,23 @@ import torch
 from hypothesis import strategies as st
 
 from grader.checks import (
-    Fail, Missing, Module, NotGraded, QuestionContext, StateMisfit, StudentError, Submission, answered, check_training, expect_equal,
-    expect_tensor, property_check, run_seed, same_function, tensors,
-)  # fmt: skip
+    Fail,
+    Missing,
+    Module,
+    NotGraded,
+    QuestionContext,
+    StateMisfit,
+    StudentError,
+    Submission,
+    answered,
+    check_training,
+    expect_equal,
+    expect_tensor,
+    property_check,
+    run_seed,
+    same_function,
+    tensors,
+)
 from reference import claims, models, ops
 
 BOOK_X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
@@ -90,10 +104,16 @@ def check_conv2d_layer(sub: Submission):
             run = sub.forward("Conv2D", X, args=[kernel_size], state=[weight, bias], seed=seed, modes=("eval",))
         except StateMisfit as misfit:
             found = ", ".join(f"`{k}` {tuple(v)}" for k, v in misfit.entries) or "none"
-            raise Fail(f"Conv2D({kernel_size}) should have exactly two parameters, `weight` of shape {kernel_size} and "
-                       f"`bias` of 1 element, as `nn.Parameter`s (found: {found})", seed=seed) from None  # fmt: skip
-        expect_tensor(run["outputs"]["eval"], ops.corr2d(X, weight) + bias,
-                      f"Conv2D({kernel_size}) with the grader's weight and bias on a random {_shape(X)} input (seed {seed})")  # fmt: skip
+            raise Fail(
+                f"Conv2D({kernel_size}) should have exactly two parameters, `weight` of shape {kernel_size} and "
+                f"`bias` of 1 element, as `nn.Parameter`s (found: {found})",
+                seed=seed,
+            ) from None
+        expect_tensor(
+            run["outputs"]["eval"],
+            ops.corr2d(X, weight) + bias,
+            f"Conv2D({kernel_size}) with the grader's weight and bias on a random {_shape(X)} input (seed {seed})",
+        )
     return {"seed": seed}
 
 
@@ -125,8 +145,11 @@ def _raise_cell_error(candidate: dict, subject: str) -> None:
 
 
 def _equal(value, want: torch.Tensor) -> bool:
-    return (isinstance(value, torch.Tensor) and tuple(value.shape) == tuple(want.shape)
-            and bool(torch.equal(value.detach().to(torch.float64), want.to(torch.float64))))  # fmt: skip
+    return (
+        isinstance(value, torch.Tensor)
+        and tuple(value.shape) == tuple(want.shape)
+        and bool(torch.equal(value.detach().to(torch.float64), want.to(torch.float64)))
+    )
 
 
 def _cells(cells: list[int], limit: int = 5) -> str:
@@ -163,8 +186,10 @@ def check_edge_detect(sub: Submission):
     else:
         sized = [c for c in candidates if tuple(c["values"]["X"].shape) == (6, 8)]
         chosen = (sized or candidates)[0]
-        why = (f"the first cell that computes Y{' from a 6x8 X' if sized else ''}: "
-               "none computes it on the book's 6x8 edge image with K = [[1, -1]]")
+        why = (
+            f"the first cell that computes Y{' from a 6x8 X' if sized else ''}: "
+            "none computes it on the book's 6x8 edge image with K = [[1, -1]]"
+        )
     cell = chosen["cell"]
     others = [c for c in candidates if c is not chosen]
     note = f"graded the values after cell {cell} ({why})"
@@ -192,8 +217,10 @@ def check_edge_detect(sub: Submission):
     return {**details, **({"message": note[0].upper() + note[1:]} if others or chosen.get("names") else {})}
 
 
-LEARN_KERNEL_WANTED = ("a 1-in, 1-out convolution with a (1, 2) kernel bound to a name, e.g. "
-                       "`conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)` (a lazy one counts once it has seen an input)")  # fmt: skip
+LEARN_KERNEL_WANTED = (
+    "a 1-in, 1-out convolution with a (1, 2) kernel bound to a name, e.g. "
+    "`conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)` (a lazy one counts once it has seen an input)"
+)
 
 
 def _learned(candidate: dict):
@@ -217,8 +244,9 @@ def _raised_after(sub: Submission, name: str, cell: int) -> None:
             continue
         for output in later.get("outputs", []):
             if output.get("output_type") == "error":
-                raise StudentError(f"the cell that trains `{name}`", str(output.get("ename", "Error")),
-                                   str(output.get("evalue", ""))[:500], index)  # fmt: skip
+                raise StudentError(
+                    f"the cell that trains `{name}`", str(output.get("ename", "Error")), str(output.get("evalue", ""))[:500], index
+                )
 
 
 def check_learn_kernel(sub: Submission):
@@ -228,9 +256,12 @@ def check_learn_kernel(sub: Submission):
         last = candidates[-1]
         _raise_cell_error(last, f"the cell that builds and trains `{last['name']}`")  # it raised before training
         _raised_after(sub, last["name"], last["cell"])
-        raise Fail(f"`{last['name']}` (cell {last['cell']}) is a 1-in, 1-out convolution with a (1, 2) kernel, but no cell "
-                   f"trains it: its weight never changes after the cell that builds it",
-                   snapshot_cell=last["cell"], snapshot_reason=last.get("reason", ""))  # fmt: skip
+        raise Fail(
+            f"`{last['name']}` (cell {last['cell']}) is a 1-in, 1-out convolution with a (1, 2) kernel, but no cell "
+            f"trains it: its weight never changes after the cell that builds it",
+            snapshot_cell=last["cell"],
+            snapshot_reason=last.get("reason", ""),
+        )
     # The book's loop learns [1, -1]; an exercise may train another kernel later (a blur, on other data):
     # the last training that learned the edge kernel is graded, else the last training.
     learned_edge = [c for c in trained if _near_edge_kernel(c)]
@@ -246,13 +277,20 @@ def check_learn_kernel(sub: Submission):
     _raise_cell_error(chosen, f"the cell that trains `{name}`")
     learned = _learned(chosen)
     if learned is None:
-        raise Fail(f"expected {name}.weight with 2 entries after the training loop, got {chosen['values'].get('weight')!r:.80} [{note}]",
-                   **details)  # fmt: skip
+        raise Fail(
+            f"expected {name}.weight with 2 entries after the training loop, got {chosen['values'].get('weight')!r:.80} [{note}]", **details
+        )
     if not _near_edge_kernel(chosen):
-        raise Fail(f"the learned kernel {[round(v, 4) for v in learned.tolist()]} is not within 0.2 of [1, -1] [{note}]",
-                   learned=learned.tolist(), **details)  # fmt: skip
-    return {"learned": [round(v, 4) for v in learned.tolist()], **details,
-            **({"message": note[0].upper() + note[1:]} if len({c["cell"] for c in candidates}) > 1 else {})}  # fmt: skip
+        raise Fail(
+            f"the learned kernel {[round(v, 4) for v in learned.tolist()]} is not within 0.2 of [1, -1] [{note}]",
+            learned=learned.tolist(),
+            **details,
+        )
+    return {
+        "learned": [round(v, 4) for v in learned.tolist()],
+        **details,
+        **({"message": note[0].upper() + note[1:]} if len({c["cell"] for c in candidates}) > 1 else {}),
+    }
 
 
 # --------------------------------------------------------------------------- 7.3
@@ -269,8 +307,12 @@ def conv_layer_case(draw):
 
 def check_comp_conv2d(sub: Submission):
     comp_conv2d = sub.function("comp_conv2d")
-    book = [((3, 3), (1, 1), (1, 1), (8, 8)), ((5, 3), (2, 1), (1, 1), (8, 8)),
-            ((3, 3), (1, 1), (2, 2), (4, 4)), ((3, 5), (0, 1), (3, 4), (2, 2))]  # fmt: skip
+    book = [
+        ((3, 3), (1, 1), (1, 1), (8, 8)),
+        ((5, 3), (2, 1), (1, 1), (8, 8)),
+        ((3, 3), (1, 1), (2, 2), (4, 4)),
+        ((3, 5), (0, 1), (3, 4), (2, 2)),
+    ]
 
     def shape_of(n, k, p, s):
         layer = Module("LazyConv2d", out_channels=1, kernel_size=list(k), padding=list(p), stride=list(s))
@@ -335,23 +377,29 @@ def check_ex_composed_kernel(sub: Submission):
 def check_pool2d(sub: Submission):
     pool2d = sub.function("pool2d")
     expect_tensor(pool2d(BOOK_X, (2, 2)), torch.tensor([[4.0, 5.0], [7.0, 8.0]]), "pool2d(X, (2, 2)) on the book's example")
-    expect_tensor(pool2d(BOOK_X, (2, 2), "avg"), torch.tensor([[2.0, 3.0], [5.0, 6.0]]),
-                  "pool2d(X, (2, 2), 'avg') on the book's example")  # fmt: skip
+    expect_tensor(pool2d(BOOK_X, (2, 2), "avg"), torch.tensor([[2.0, 3.0], [5.0, 6.0]]), "pool2d(X, (2, 2), 'avg') on the book's example")
 
     def same(case):
         X, window, mode = case
         expect_tensor(pool2d(X, window, mode), ops.pool2d(X, window, mode), f"pool2d(X {_shape(X)}, {window}, {mode!r})")
 
-    property_check("pool2d", pooling_case(), same, examples=EXAMPLES,
-                   show=lambda c: f"X = {c[0].tolist()}, pool_size = {c[1]}, mode = {c[2]!r}")  # fmt: skip
+    property_check(
+        "pool2d", pooling_case(), same, examples=EXAMPLES, show=lambda c: f"X = {c[0].tolist()}, pool_size = {c[1]}, mode = {c[2]!r}"
+    )
 
 
 # --------------------------------------------------------------------------- architectures
 
 
 #: The book's layer types in words, for a student whose layer differs ("… where the book's is a `AvgPool2d` (average pooling)").
-_KIND_WORDS = {"Sigmoid": "a sigmoid activation", "AvgPool2d": "average pooling", "MaxPool2d": "max pooling",
-               "ReLU": "a ReLU activation", "BatchNorm2d": "batch normalisation", "Dropout": "dropout"}  # fmt: skip
+_KIND_WORDS = {
+    "Sigmoid": "a sigmoid activation",
+    "AvgPool2d": "average pooling",
+    "MaxPool2d": "max pooling",
+    "ReLU": "a ReLU activation",
+    "BatchNorm2d": "batch normalisation",
+    "Dropout": "dropout",
+}
 
 
 def _layer_table(sub: Submission, name: str, reference, input_shape, kwargs=None) -> tuple[dict, str]:
@@ -374,29 +422,41 @@ def _layer_table(sub: Submission, name: str, reference, input_shape, kwargs=None
     ]
     details: dict = {"layers": table, "book_parameters": models.num_parameters(reference)}
     if len(rows) == 1 and not listed[0].get("name"):
-        details["layers_note"] = (f"{name} has no `self.net = nn.Sequential(...)`, so its layers cannot be listed one by one: "
-                                  f"the table shows the whole model as 1 row where the book's `net` has {len(want)} layers")  # fmt: skip
+        details["layers_note"] = (
+            f"{name} has no `self.net = nn.Sequential(...)`, so its layers cannot be listed one by one: "
+            f"the table shows the whole model as 1 row where the book's `net` has {len(want)} layers"
+        )
         return details, ""
-    kinds = [f"layer {i} is a `{r['kind']}` where the book's is a `{w.kind}`" + (f" ({_KIND_WORDS[w.kind]})" if w.kind in _KIND_WORDS else "")
-             for i, (r, w) in enumerate(zip(rows, want)) if r["kind"] != w.kind]  # fmt: skip
+    kinds = [
+        f"layer {i} is a `{r['kind']}` where the book's is a `{w.kind}`" + (f" ({_KIND_WORDS[w.kind]})" if w.kind in _KIND_WORDS else "")
+        for i, (r, w) in enumerate(zip(rows, want, strict=False))  # layers both have; a count that differs is said below
+        if r["kind"] != w.kind
+    ]
     if kinds:
         details["kind_differences"] = kinds
     for i, w in enumerate(want):
         if i >= len(rows):
-            return details, (f"its `net` has {len(rows)} layers where the book's has {len(want)}; "
-                             f"the first one it lacks is the book's layer {i} ({w.kind}, output {w.shape})")  # fmt: skip
+            return details, (
+                f"its `net` has {len(rows)} layers where the book's has {len(want)}; "
+                f"the first one it lacks is the book's layer {i} ({w.kind}, output {w.shape})"
+            )
         if not isinstance(rows[i]["shape"], list) or tuple(rows[i]["shape"]) != w.shape:
             details["first_diverging_layer"] = i
-            return details, (f"layer {i} ({rows[i]['kind']}) outputs {tuple(rows[i]['shape'] or ())}, expected {w.shape} "
-                             f"(the book's layer {i} is {w.kind})")  # fmt: skip
+            return details, (
+                f"layer {i} ({rows[i]['kind']}) outputs {tuple(rows[i]['shape'] or ())}, expected {w.shape} "
+                f"(the book's layer {i} is {w.kind})"
+            )
     if len(rows) != len(want):
-        return details, (f"its `net` has {len(rows)} layers where the book's has {len(want)} "
-                         f"(the first extra one is layer {len(want)}, {rows[len(want)]['kind']})")  # fmt: skip
+        return details, (
+            f"its `net` has {len(rows)} layers where the book's has {len(want)} "
+            f"(the first extra one is layer {len(want)}, {rows[len(want)]['kind']})"
+        )
     return details, ""
 
 
-def _architecture(sub: Submission, name: str, reference, table_shape, function_shape, kwargs=None, small=None,
-                  modes=("train", "eval")) -> dict:  # fmt: skip
+def _architecture(
+    sub: Submission, name: str, reference, table_shape, function_shape, kwargs=None, small=None, modes=("train", "eval")
+) -> dict:
     """The verdict is the function: the book's model's random weights in the student's model, compared here.
 
     The layer table is the evidence a failing student reads first (where the shapes part, which layer is
@@ -432,23 +492,30 @@ def check_vgg_block(sub: Submission):
     details = {}
     for num_convs, out_channels, shape in ((1, 4, (2, 3, 8, 10)), (2, 8, (2, 2, 6, 6))):
         label = f"vgg_block({num_convs}, {out_channels})"
-        run = same_function(sub, "vgg_block", models.vgg_block(num_convs, out_channels), shape,
-                            args=(num_convs, out_channels), label=label)  # fmt: skip
+        run = same_function(sub, "vgg_block", models.vgg_block(num_convs, out_channels), shape, args=(num_convs, out_channels), label=label)
         details[label] = run
     return details
 
 
 def check_vgg_arch(sub: Submission):
     arch = tuple(tuple(a) for a in VGG_SMALL_ARCH)
-    return _architecture(sub, "VGG", models.VGG(models.VGG11_ARCH), (1, 1, 224, 224), (4, 1, 32, 32),
-                         kwargs={"arch": models.VGG11_ARCH}, small=(models.VGG(arch), {"arch": arch}))  # fmt: skip
+    return _architecture(
+        sub,
+        "VGG",
+        models.VGG(models.VGG11_ARCH),
+        (1, 1, 224, 224),
+        (4, 1, 32, 32),
+        kwargs={"arch": models.VGG11_ARCH},
+        small=(models.VGG(arch), {"arch": arch}),
+    )
 
 
 def check_residual(sub: Submission):
     details = {}
     for args in ((3,), (6, True, 2)):
-        details[f"Residual{args}"] = same_function(sub, "Residual", models.Residual(*args), (4, 3, 6, 6), args=args,
-                                                   label=f"Residual{args}")  # fmt: skip
+        details[f"Residual{args}"] = same_function(
+            sub, "Residual", models.Residual(*args), (4, 3, 6, 6), args=args, label=f"Residual{args}"
+        )
     return details
 
 
@@ -483,12 +550,23 @@ def _vgg_arch_within_limits(arch, size: int) -> tuple[tuple[int, int], ...]:
     The numbers come from the notebook, so they could ask for a network of any size; the shape is
     checked, then the parameter count is taken on torch's ``meta`` device (no memory), then built.
     """
-    ok = (isinstance(arch, (list, tuple)) and 1 <= len(arch) <= 8
-          and all(isinstance(b, (list, tuple)) and len(b) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in b)
-                  and 1 <= b[0] <= 8 and 1 <= b[1] <= 2048 for b in arch))  # fmt: skip
+    ok = (
+        isinstance(arch, (list, tuple))
+        and 1 <= len(arch) <= 8
+        and all(
+            isinstance(b, (list, tuple))
+            and len(b) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in b)
+            and 1 <= b[0] <= 8
+            and 1 <= b[1] <= 2048
+            for b in arch
+        )
+    )
     if not ok:
-        raise Fail(f"the trained VGG's `arch` {str(arch)[:120]} is not a list of up to 8 (num_convs, channels) pairs "
-                   "with num_convs 1-8 and channels 1-2048")  # fmt: skip
+        raise Fail(
+            f"the trained VGG's `arch` {str(arch)[:120]} is not a list of up to 8 (num_convs, channels) pairs "
+            "with num_convs 1-8 and channels 1-2048"
+        )
     arch = tuple((int(a), int(b)) for a, b in arch)
     try:
         with torch.device("meta"):

@@ -44,35 +44,65 @@ ATTACKS: dict[str, tuple[str, str]] = {
     # name: (attack cell, the corr2d it comes with)
     "patch torch.allclose / torch.equal / Tensor.__eq__ / builtins": (
         "import torch, builtins\ntorch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
-        "torch.Tensor.__eq__ = lambda s, o: True\nbuiltins.abs = lambda x: 0", WRONG),
+        "torch.Tensor.__eq__ = lambda s, o: True\nbuiltins.abs = lambda x: 0",
+        WRONG,
+    ),
     "print a fake result JSON and a fake bridge reply": (
-        "print('{\"score\": 42, \"max_score\": 42}')\nprint('@@hwgrader:{\"ok\": true}')", WRONG),
+        'print(\'{"score": 42, "max_score": 42}\')\nprint(\'@@hwgrader:{"ok": true}\')',
+        WRONG,
+    ),
     "replace the grader's helper module in the kernel": (
         "import sys, types\nfake = types.ModuleType('_hwgrader')\n"
-        "fake.__getattr__ = lambda n: (lambda *a, **k: print('@@hwgrader:{\"ok\": true}'))\nsys.modules['_hwgrader'] = fake", WRONG),
+        "fake.__getattr__ = lambda n: (lambda *a, **k: print('@@hwgrader:{\"ok\": true}'))\nsys.modules['_hwgrader'] = fake",
+        WRONG,
+    ),
     "while True: pass": ("while True:\n    pass", CORR2D),
     "os._exit(1)": ("import os\nos._exit(1)", CORR2D),
     "sys.exit()": ("import sys\nsys.exit()", CORR2D),
     "kill the grading process": ("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", CORR2D),
     "200 GB allocation": (guarded("x = bytearray(200 * 2**30)"), CORR2D),
     "fill memory until killed": ("chunks = []\nwhile True:\n    chunks.append(b'x' * 2**28)", CORR2D),
-    "os.fork() in a loop": (guarded("import os, time\nfor _ in range(100000):\n    if os.fork() == 0:\n"
-                                    "        time.sleep(600)\n        os._exit(0)"), CORR2D),
-    "write to ../, $HOME and /tmp": (guarded("import os\nfor p in ['../pwned', os.path.expanduser('~/pwned'), '/tmp/pwned']:\n"
-                                             "    open(p, 'w').write('x')\nprint('WROTE (inside the sandbox only)')"), CORR2D),
-    "write 3 GB to the working directory": (guarded("with open('big', 'wb') as f:\n    for _ in range(3 * 1024):\n"
-                                                    "        f.write(b'x' * 2**20)"), CORR2D),
+    "os.fork() in a loop": (
+        guarded("import os, time\nfor _ in range(100000):\n    if os.fork() == 0:\n        time.sleep(600)\n        os._exit(0)"),
+        CORR2D,
+    ),
+    "write to ../, $HOME and /tmp": (
+        guarded(
+            "import os\nfor p in ['../pwned', os.path.expanduser('~/pwned'), '/tmp/pwned']:\n"
+            "    open(p, 'w').write('x')\nprint('WROTE (inside the sandbox only)')"
+        ),
+        CORR2D,
+    ),
+    "write 3 GB to the working directory": (
+        guarded("with open('big', 'wb') as f:\n    for _ in range(3 * 1024):\n        f.write(b'x' * 2**20)"),
+        CORR2D,
+    ),
     "read grader/ and assignments/hw2/ and print them": (
-        guarded(f"print(open({str(REPO / 'assignments' / 'hw2' / 'checks.py')!r}).read()[:80])\n"
-                f"print(open({str(REPO / 'grader' / 'submission.py')!r}).read()[:80])"), CORR2D),
-    "open a socket to the internet": (guarded("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\nprint('CONNECTED')"), CORR2D),
-    "open a socket to localhost": (guarded("import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=3)\nprint('CONNECTED')"), CORR2D),
+        guarded(
+            f"print(open({str(REPO / 'assignments' / 'hw2' / 'checks.py')!r}).read()[:80])\n"
+            f"print(open({str(REPO / 'grader' / 'submission.py')!r}).read()[:80])"
+        ),
+        CORR2D,
+    ),
+    "open a socket to the internet": (
+        guarded("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\nprint('CONNECTED')"),
+        CORR2D,
+    ),
+    "open a socket to localhost": (
+        guarded("import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=3)\nprint('CONNECTED')"),
+        CORR2D,
+    ),
     "print 100 MB": ("print('x' * 100_000_000)", CORR2D),
-    "a 5 MB image output": ("import base64, os\nfrom IPython.display import display\n"
-                            "display({'image/png': base64.b64encode(os.urandom(5 * 2**20)).decode()}, raw=True)", CORR2D),
-    "deep recursion (crashes the interpreter)": ("import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n"
-                                                 "    return list(map(f, [n + 1]))\nf(0)", CORR2D),
-}  # fmt: skip
+    "a 5 MB image output": (
+        "import base64, os\nfrom IPython.display import display\n"
+        "display({'image/png': base64.b64encode(os.urandom(5 * 2**20)).decode()}, raw=True)",
+        CORR2D,
+    ),
+    "deep recursion (crashes the interpreter)": (
+        "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return list(map(f, [n + 1]))\nf(0)",
+        CORR2D,
+    ),
+}
 
 
 def write_notebooks(folder: Path) -> dict[str, Path]:
@@ -91,9 +121,31 @@ def write_notebooks(folder: Path) -> dict[str, Path]:
 
 def grade(paths: list[Path], out: Path, data_dir: str, jobs: int = 1, extra: tuple[str, ...] = ()) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "grader.cli", *map(str, paths), "--out", str(out), "--budget", "quick", "--device", "cpu",
-                    "--data-dir", data_dir, "--cell-timeout", "30", "--jobs", str(jobs), "--json", "--force", *extra],
-                   stdout=subprocess.DEVNULL, check=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader.cli",
+            *map(str, paths),
+            "--out",
+            str(out),
+            "--budget",
+            "quick",
+            "--device",
+            "cpu",
+            "--data-dir",
+            data_dir,
+            "--cell-timeout",
+            "30",
+            "--jobs",
+            str(jobs),
+            "--json",
+            "--force",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
     return time.perf_counter() - start
 
 
@@ -146,8 +198,11 @@ def main() -> None:
             result, said = outcome(out, path.stem)
             corr2d = next(q for q in result["questions"] if q["id"] == "corr2d")
             html = (out / f"{path.stem}.html").stat().st_size
-            print(f"| {name} | {' '.join(said.replace('|', '/').split())} | {corr2d['status']} | {result['score']:g} | yes (report {html / 1024:.0f} KB) | {seconds:.1f} |",
-                  flush=True)  # fmt: skip
+            print(
+                f"| {name} | {' '.join(said.replace('|', '/').split())} | {corr2d['status']} | {result['score']:g} "
+                f"| yes (report {html / 1024:.0f} KB) | {seconds:.1f} |",
+                flush=True,
+            )
         print(f"\nisolation: {result['execution']['isolation']}")
         if args.batch:
             fixtures = sorted(FIXTURES.glob("*.ipynb"))
@@ -163,8 +218,10 @@ def main() -> None:
                 a = json.loads((alone / f"{p.stem}.json").read_text())
                 b = json.loads((together / f"{p.stem}.json").read_text())
                 same = [q["status"] for q in a["questions"]] == [q["status"] for q in b["questions"]]
-                print(f"{p.name}: alone {a['score']:g}/{a['max_score']:g}, in the batch with every attack {b['score']:g}/{b['max_score']:g}"
-                      f" ({'identical verdicts' if same and a['score'] == b['score'] else 'DIFFERENT'})")  # fmt: skip
+                print(
+                    f"{p.name}: alone {a['score']:g}/{a['max_score']:g}, in the batch with every attack {b['score']:g}/{b['max_score']:g}"
+                    f" ({'identical verdicts' if same and a['score'] == b['score'] else 'DIFFERENT'})"
+                )
             print(f"batch of {len(fixtures) + len(paths)} notebooks with --jobs 2: {seconds:.0f} s")
 
 

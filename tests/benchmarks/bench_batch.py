@@ -89,8 +89,22 @@ class PeakMemory:
 
 
 def run(folder: Path, out: Path, data_dir: str, *extra: str) -> tuple[float, dict]:
-    command = [sys.executable, "-m", "grader.cli", str(folder), "--out", str(out), "--budget", "quick", "--device", "cpu",
-               "--data-dir", data_dir, "--json", *extra]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "grader.cli",
+        str(folder),
+        "--out",
+        str(out),
+        "--budget",
+        "quick",
+        "--device",
+        "cpu",
+        "--data-dir",
+        data_dir,
+        "--json",
+        *extra,
+    ]
     env = {**os.environ, "GRADER_CACHE_DIR": str(out.parent / f"cache-{out.name}")}
     start = time.perf_counter()
     done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True, env=env)
@@ -110,7 +124,10 @@ def main() -> None:
         folder = Path(tmp) / "subs"
         folder.mkdir()
         variants(folder, args.count, args.whole)
-        print(f"{args.count} {'whole' if args.whole else 'cut'} notebooks, quick budget, {len(list(folder.glob('*.ipynb')))} files", flush=True)
+        print(
+            f"{args.count} {'whole' if args.whole else 'cut'} notebooks, quick budget, {len(list(folder.glob('*.ipynb')))} files",
+            flush=True,
+        )
         one, v1 = (float("nan"), None) if args.no_jobs_1 else run(folder, Path(tmp) / "one", args.data_dir, "--jobs", "1", "--force")
         print(f"--jobs 1: {one:.1f} s", flush=True)
         with PeakMemory() as memory:

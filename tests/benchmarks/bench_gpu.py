@@ -86,8 +86,12 @@ class Sampler:
             if self._smi is None:
                 continue
             try:
-                out = subprocess.run([self._smi, "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=5).stdout  # fmt: skip
+                out = subprocess.run(
+                    [self._smi, "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout
             except (OSError, subprocess.TimeoutExpired):
                 continue
             rows = [line.split(",") for line in out.strip().splitlines() if "," in line]
@@ -106,8 +110,10 @@ class Sampler:
 def grade(paths: list[Path], out: Path, common: list[str], extra: list[str]) -> tuple[float, int]:
     """``grade`` as a TA types it, in a child process; wall seconds and exit status."""
     start = time.perf_counter()
-    code = subprocess.run([sys.executable, "-m", "grader.cli", "run", *map(str, paths), "--out", str(out), "--force", "--json",
-                           *common, *extra], stdout=subprocess.DEVNULL).returncode  # fmt: skip
+    code = subprocess.run(
+        [sys.executable, "-m", "grader.cli", "run", *map(str, paths), "--out", str(out), "--force", "--json", *common, *extra],
+        stdout=subprocess.DEVNULL,
+    ).returncode
     return time.perf_counter() - start, code
 
 
@@ -151,11 +157,13 @@ def main() -> None:
     # 1. overhead: one notebook, grader vs bare, alternately (the first run of each warms caches).
     bare = bare_run(path, budget, device)
     alone, code = grade([path], out / "alone", common, [])
-    figures.update(bare_seconds=round(bare, 1), grader_seconds=round(alone, 1), grader_exit=code,
-                   overhead_ratio=round(alone / bare, 3))  # fmt: skip
+    figures.update(bare_seconds=round(bare, 1), grader_seconds=round(alone, 1), grader_exit=code, overhead_ratio=round(alone / bare, 3))
     reference = next(iter(verdicts(out / "alone").values()), None)
-    print(f"one notebook: bare nbclient {bare:.1f} s, grade {alone:.1f} s (exit {code}): grader / bare = {alone / bare:.2f}"
-          f"{'  (target <= 1.2 under full on a GPU)' if budget_name == 'full' else ''}", flush=True)  # fmt: skip
+    print(
+        f"one notebook: bare nbclient {bare:.1f} s, grade {alone:.1f} s (exit {code}): grader / bare = {alone / bare:.2f}"
+        f"{'  (target <= 1.2 under full on a GPU)' if budget_name == 'full' else ''}",
+        flush=True,
+    )
 
     # 2. packing: K kernels per GPU (or K jobs on the CPU), the same copies each time.
     copies = out / "copies"
@@ -171,14 +179,23 @@ def main() -> None:
             seconds, code = grade(paths, out / f"packed-{k}", common, option)
         graded = verdicts(out / f"packed-{k}")
         same = reference is not None and len(graded) == len(paths) and all(v == reference for v in graded.values())
-        row = {"k": k, "seconds": round(seconds, 1), "exit": code, "notebooks_per_hour": round(3600 * len(paths) / seconds, 1),
-               "verdicts_as_alone": same, **sampler.summary()}  # fmt: skip
+        row = {
+            "k": k,
+            "seconds": round(seconds, 1),
+            "exit": code,
+            "notebooks_per_hour": round(3600 * len(paths) / seconds, 1),
+            "verdicts_as_alone": same,
+            **sampler.summary(),
+        }
         figures["packings"].append(row)
         util = "n/a" if row["gpu_utilisation_mean_percent"] is None else f"{row['gpu_utilisation_mean_percent']}%"
-        print(f"{'--jobs-per-gpu' if cuda else '--jobs'} {k}: {len(paths)} notebooks in {seconds:.1f} s (exit {code}), "
-              f"{row['notebooks_per_hour']} notebooks/hour, GPU utilisation {util}, GPU memory peak "
-              f"{row['gpu_memory_peak_gib'] or 'n/a'} GiB, load {row['load_average_max']}; "
-              f"verdicts as alone: {'yes' if same else 'NO'}", flush=True)  # fmt: skip
+        print(
+            f"{'--jobs-per-gpu' if cuda else '--jobs'} {k}: {len(paths)} notebooks in {seconds:.1f} s (exit {code}), "
+            f"{row['notebooks_per_hour']} notebooks/hour, GPU utilisation {util}, GPU memory peak "
+            f"{row['gpu_memory_peak_gib'] or 'n/a'} GiB, load {row['load_average_max']}; "
+            f"verdicts as alone: {'yes' if same else 'NO'}",
+            flush=True,
+        )
     first = figures["packings"][0]["seconds"] if figures["packings"] else None
     for row in figures["packings"]:
         row["speedup_vs_first"] = round(first / row["seconds"], 2) if first else None

@@ -25,8 +25,8 @@ from nbclient import NotebookClient
 
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
-from grader.pipeline import GradeOptions, grade_notebook
 from grader.neutralize import neutralize
+from grader.pipeline import GradeOptions, grade_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,8 +59,10 @@ def main() -> None:
         grader_total.append(time.perf_counter() - start)
         checks = sum(q.details.get("seconds", 0.0) for q in result.questions)
         grader_run.append(grader_total[-1] - checks)  # load, kernel, preamble, cells, snapshots, teardown
-        print(f"round {round_ + 1}: plain nbclient {plain[-1]:.1f} s; grader: running the notebook {grader_run[-1]:.1f} s, "
-              f"checks {checks:.1f} s, total {grader_total[-1]:.1f} s (score {result.score:g}/{result.max_score:g})")  # fmt: skip
+        print(
+            f"round {round_ + 1}: plain nbclient {plain[-1]:.1f} s; grader: running the notebook {grader_run[-1]:.1f} s, "
+            f"checks {checks:.1f} s, total {grader_total[-1]:.1f} s (score {result.score:g}/{result.max_score:g})"
+        )
     p, e, t = (statistics.median(v) for v in (plain, grader_run, grader_total))
     print(f"median: plain nbclient {p:.1f} s, grader running the notebook {e:.1f} s, grader total {t:.1f} s")
     print(f"running the notebook, grader / plain nbclient: {e / p:.2f}  (target <= 1.3)")

@@ -35,8 +35,10 @@ def main() -> None:
     refs = references()
     chars = sum(len(cell) for _, cells in notebooks for cell in cells) / len(notebooks)
     tokens = sum(len(sim.normalized_tokens(cell)) for cell in notebooks[0][1])
-    print(f"{len(notebooks)} notebooks, {chars:,.0f} characters of code each ({tokens:,} tokens in the first), "
-          f"{len(notebooks) * (len(notebooks) - 1) // 2:,} pairs")  # fmt: skip
+    print(
+        f"{len(notebooks)} notebooks, {chars:,.0f} characters of code each ({tokens:,} tokens in the first), "
+        f"{len(notebooks) * (len(notebooks) - 1) // 2:,} pairs"
+    )
     best = float("inf")
     for _ in range(args.repeat):
         start = time.perf_counter()
@@ -48,8 +50,10 @@ def main() -> None:
     a, b = fixture("student_a"), fixture("student_b")
     (pair,) = sim.compare([("student_a", a), ("student_b", b)], refs)
     (copy,) = sim.compare([("student_a", a), ("renamed", renamed_and_reordered(a))], refs)
-    print(f"fixtures: student_a ~ student_b {pair.similarity:.3f} ({pair.shared} shared fingerprints); "
-          f"student_a ~ its renamed, reordered copy {copy.similarity:.3f} ({copy.shared}); flag threshold {sim.FLAG_THRESHOLD}")  # fmt: skip
+    print(
+        f"fixtures: student_a ~ student_b {pair.similarity:.3f} ({pair.shared} shared fingerprints); "
+        f"student_a ~ its renamed, reordered copy {copy.similarity:.3f} ({copy.shared}); flag threshold {sim.FLAG_THRESHOLD}"
+    )
 
 
 if __name__ == "__main__":

@@ -71,18 +71,32 @@ def colab(stem: str, cells: list[Cell], gpu: bool = True) -> nbformat.NotebookNo
     if gpu:
         metadata.update(accelerator="GPU", gpuClass="standard")
         metadata["colab"]["gpuType"] = "T4"
-    return nbformat.from_dict({"nbformat": 4, "nbformat_minor": 0, "metadata": metadata,
-                               "cells": [_cell(c, {"id": _cell_id(stem, i, 12)}) for i, c in enumerate(cells)]})  # fmt: skip
+    return nbformat.from_dict(
+        {
+            "nbformat": 4,
+            "nbformat_minor": 0,
+            "metadata": metadata,
+            "cells": [_cell(c, {"id": _cell_id(stem, i, 12)}) for i, c in enumerate(cells)],
+        }
+    )
 
 
-def jupyter(stem: str, cells: list[Cell], python: str = "3.10.12", kernel: tuple[str, str] = ("python3", "Python 3 (ipykernel)")) -> nbformat.NotebookNode:
+def jupyter(
+    stem: str, cells: list[Cell], python: str = "3.10.12", kernel: tuple[str, str] = ("python3", "Python 3 (ipykernel)")
+) -> nbformat.NotebookNode:
     """A notebook as JupyterLab or VS Code saves it locally: nbformat 4.5, a cell id on each cell."""
     metadata = {
         "kernelspec": {"name": kernel[0], "display_name": kernel[1], "language": "python"},
-        "language_info": {"name": "python", "version": python, "mimetype": "text/x-python", "file_extension": ".py",
-                          "codemirror_mode": {"name": "ipython", "version": 3}, "pygments_lexer": "ipython3",
-                          "nbconvert_exporter": "python"},
-    }  # fmt: skip
+        "language_info": {
+            "name": "python",
+            "version": python,
+            "mimetype": "text/x-python",
+            "file_extension": ".py",
+            "codemirror_mode": {"name": "ipython", "version": 3},
+            "pygments_lexer": "ipython3",
+            "nbconvert_exporter": "python",
+        },
+    }
     saved = [{**_cell(c, {}), "id": _cell_id(stem, i, 8).lower()} for i, c in enumerate(cells)]
     return nbformat.from_dict({"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": saved})
 
@@ -101,11 +115,14 @@ ZH2_NOTES = [
 
     学习笔记：跟着《动手学深度学习》第二版（zh-v2.d2l.ai）第6章、第7章敲的代码，练习题用中文回答。
     """),
-    code("""
+    code(
+        """
     import torch
     from torch import nn
     from d2l import torch as d2l
-    """, count=1),
+    """,
+        count=1,
+    ),
     md(r"""
     ## 6.1 从全连接层到卷积
 
@@ -119,13 +136,14 @@ ZH2_NOTES = [
     $$(f*g)(\mathbf{x})=\int f(\mathbf{a})g(\mathbf{x}-\mathbf{a})d\mathbf{a}=\int f(\mathbf{x}-\mathbf{b})g(\mathbf{b})d\mathbf{b}=(g*f)(\mathbf{x})。$$
 
     离散的情况把积分换成求和，做同样的换元即可。所以卷积满足交换律。
-    """),
+    """),  # noqa: E501 -- a student's markdown line, kept whole as the committed notebook has it
     md("""
     ## 6.2 图像卷积
 
     ### 互相关运算
     """),
-    code('''
+    code(
+        '''
     def corr2d(X, K):  #@save
         """计算二维互相关运算"""
         h, w = K.shape
@@ -134,14 +152,21 @@ ZH2_NOTES = [
             for j in range(Y.shape[1]):
                 Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
         return Y
-    ''', count=2),
-    code("""
+    ''',
+        count=2,
+    ),
+    code(
+        """
     X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
     K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
     corr2d(X, K)
-    """, shown("tensor([[19., 25.],\n        [37., 43.]])", 3), count=3),
+    """,
+        shown("tensor([[19., 25.],\n        [37., 43.]])", 3),
+        count=3,
+    ),
     md("### 卷积层"),
-    code("""
+    code(
+        """
     class Conv2D(nn.Module):
         def __init__(self, kernel_size):
             super().__init__()
@@ -150,25 +175,34 @@ ZH2_NOTES = [
 
         def forward(self, x):
             return corr2d(x, self.weight) + self.bias
-    """, count=4),
+    """,
+        count=4,
+    ),
     md(r"""
     ### 图像中目标的边缘检测
 
     构造一个 $6\times 8$ 像素的黑白图像，中间四列为黑色（0），其余像素为白色（1）。
     """),
-    code("""
+    code(
+        """
     X = torch.ones((6, 8))
     X[:, 2:6] = 0
     X
-    """, count=5),
+    """,
+        count=5,
+    ),
     code("K = torch.tensor([[1.0, -1.0]])", count=6),
-    code("""
+    code(
+        """
     Y = corr2d(X, K)
     Y
-    """, count=7),
+    """,
+        count=7,
+    ),
     code("corr2d(X.t(), K)", count=8),
     md("### 学习卷积核"),
-    code("""
+    code(
+        """
     # 构造一个二维卷积层，它具有1个输出通道和形状为（1，2）的卷积核
     conv2d = nn.Conv2d(1,1, kernel_size=(1, 2), bias=False)
 
@@ -187,10 +221,13 @@ ZH2_NOTES = [
         conv2d.weight.data[:] -= lr * conv2d.weight.grad
         if (i + 1) % 2 == 0:
             print(f'epoch {i+1}, loss {l.sum():.3f}')
-    """, count=9),
+    """,
+        count=9,
+    ),
     code("conv2d.weight.data.reshape((1, 2))", count=10),
     md("## 6.3 填充和步幅"),
-    code("""
+    code(
+        """
     import torch
     from torch import nn
 
@@ -208,51 +245,76 @@ ZH2_NOTES = [
     conv2d = nn.Conv2d(1, 1, kernel_size=3, padding=1)
     X = torch.rand(size=(8, 8))
     comp_conv2d(conv2d, X).shape
-    """, count=11),
-    code("""
+    """,
+        count=11,
+    ),
+    code(
+        """
     conv2d = nn.Conv2d(1, 1, kernel_size=(5, 3), padding=(2, 1))
     comp_conv2d(conv2d, X).shape
-    """, count=12),
-    code("""
+    """,
+        count=12,
+    ),
+    code(
+        """
     conv2d = nn.Conv2d(1, 1, kernel_size=3, padding=1, stride=2)
     comp_conv2d(conv2d, X).shape
-    """, count=13),
-    code("""
+    """,
+        count=13,
+    ),
+    code(
+        """
     conv2d = nn.Conv2d(1, 1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))
     comp_conv2d(conv2d, X).shape
-    """, shown("torch.Size([2, 2])", 14), count=14),
+    """,
+        shown("torch.Size([2, 2])", 14),
+        count=14,
+    ),
     md(r"""
     ### 练习
 
     1. 对于本节中的最后一个示例，计算其输出形状，以查看它是否与实验结果一致。
 
     答：高：$\lfloor(8-3+0+3)/3\rfloor=2$，宽：$\lfloor(8-5+2+4)/4\rfloor=2$，所以输出形状是 $2\times2$，和上面的 `torch.Size([2, 2])` 一致。
-    """),
+    """),  # noqa: E501 -- a student's markdown line, kept whole as the committed notebook has it
     md("## 6.4 多输入多输出通道"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         # 先遍历“X”和“K”的第0个维度（通道维度），再把它们加在一起
         return sum(d2l.corr2d(x, k) for x, k in zip(X, K))
-    """, count=15),
-    code("""
+    """,
+        count=15,
+    ),
+    code(
+        """
     X = torch.tensor([[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]],
                    [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]])
     K = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
 
     corr2d_multi_in(X, K)
-    """, count=16),
-    code("""
+    """,
+        count=16,
+    ),
+    code(
+        """
     def corr2d_multi_in_out(X, K):
         # 迭代“K”的第0个维度，每次都对输入“X”执行互相关运算。
         # 最后将所有结果都叠加在一起
         return torch.stack([corr2d_multi_in(X, k) for k in K], 0)
-    """, count=17),
-    code("""
+    """,
+        count=17,
+    ),
+    code(
+        """
     K = torch.stack((K, K + 1, K + 2), 0)
     K.shape
-    """, count=18),
+    """,
+        count=18,
+    ),
     code("corr2d_multi_in_out(X, K)", count=19),
-    code("""
+    code(
+        """
     def corr2d_multi_in_out_1x1(X, K):
         c_i, h, w = X.shape
         c_o = K.shape[0]
@@ -261,15 +323,20 @@ ZH2_NOTES = [
         # 全连接层中的矩阵乘法
         Y = torch.matmul(K, X)
         return Y.reshape((c_o, h, w))
-    """, count=20),
-    code("""
+    """,
+        count=20,
+    ),
+    code(
+        """
     X = torch.normal(0, 1, (3, 3, 3))
     K = torch.normal(0, 1, (2, 3, 1, 1))
 
     Y1 = corr2d_multi_in_out_1x1(X, K)
     Y2 = corr2d_multi_in_out(X, K)
     assert float(torch.abs(Y1 - Y2).sum()) < 1e-6
-    """, count=21),
+    """,
+        count=21,
+    ),
     md(r"""
     ### 练习
 
@@ -280,7 +347,8 @@ ZH2_NOTES = [
     答：互相关是线性运算，两次互相关合起来等价于用一个卷积核做一次互相关；这个等效卷积核的大小是 $k_1+k_2-1$。
     """),
     md("## 6.5 汇聚层"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         p_h, p_w = pool_size
         Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
@@ -291,24 +359,38 @@ ZH2_NOTES = [
                 elif mode == 'avg':
                     Y[i, j] = X[i: i + p_h, j: j + p_w].mean()
         return Y
-    """, count=22),
-    code("""
+    """,
+        count=22,
+    ),
+    code(
+        """
     X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
     pool2d(X, (2, 2))
-    """, count=23),
+    """,
+        count=23,
+    ),
     code("pool2d(X, (2, 2), 'avg')", count=24),
-    code("""
+    code(
+        """
     X = torch.arange(16, dtype=torch.float32).reshape((1, 1, 4, 4))
     X
-    """, count=25),
-    code("""
+    """,
+        count=25,
+    ),
+    code(
+        """
     pool2d = nn.MaxPool2d(3)
     pool2d(X)
-    """, count=26),
-    code("""
+    """,
+        count=26,
+    ),
+    code(
+        """
     pool2d = nn.MaxPool2d(3, padding=1, stride=2)
     pool2d(X)
-    """, count=27),
+    """,
+        count=27,
+    ),
     md("""
     ### 练习
 
@@ -320,7 +402,8 @@ ZH2_NOTES = [
     所以只用卷积层实现不了最大汇聚层（平均汇聚可以：卷积核取 $1/(p_h p_w)$）。
     """),
     md("## 6.6 卷积神经网络（LeNet）"),
-    code("""
+    code(
+        """
     net = nn.Sequential(
         nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
         nn.AvgPool2d(kernel_size=2, stride=2),
@@ -330,24 +413,36 @@ ZH2_NOTES = [
         nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
         nn.Linear(120, 84), nn.Sigmoid(),
         nn.Linear(84, 10))
-    """, count=28),
-    code("""
+    """,
+        count=28,
+    ),
+    code(
+        """
     X = torch.rand(size=(1, 1, 28, 28), dtype=torch.float32)
     for layer in net:
         X = layer(X)
         print(layer.__class__.__name__,'output shape: \\t',X.shape)
-    """, count=29),
-    code("""
+    """,
+        count=29,
+    ),
+    code(
+        """
     batch_size = 256
     train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size=batch_size)
-    """, count=30),
-    code("""
+    """,
+        count=30,
+    ),
+    code(
+        """
     # train_ch6 已经保存在 d2l 包里了，直接用
     lr, num_epochs = 0.9, 10
     d2l.train_ch6(net, train_iter, test_iter, num_epochs, lr, d2l.try_gpu())
-    """, count=31),
+    """,
+        count=31,
+    ),
     md("## 7.2 使用块的网络（VGG）"),
-    code("""
+    code(
+        """
     def vgg_block(num_convs, in_channels, out_channels):
         layers = []
         for _ in range(num_convs):
@@ -357,9 +452,12 @@ ZH2_NOTES = [
             in_channels = out_channels
         layers.append(nn.MaxPool2d(kernel_size=2,stride=2))
         return nn.Sequential(*layers)
-    """, count=32),
+    """,
+        count=32,
+    ),
     code("conv_arch = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))", count=33),
-    code("""
+    code(
+        """
     def vgg(conv_arch):
         conv_blks = []
         in_channels = 1
@@ -376,23 +474,32 @@ ZH2_NOTES = [
             nn.Linear(4096, 10))
 
     net = vgg(conv_arch)
-    """, count=34),
-    code("""
+    """,
+        count=34,
+    ),
+    code(
+        """
     X = torch.randn(size=(1, 1, 224, 224))
     for blk in net:
         X = blk(X)
         print(blk.__class__.__name__,'output shape:\\t',X.shape)
-    """, count=35),
-    code("""
+    """,
+        count=35,
+    ),
+    code(
+        """
     ratio = 4
     small_conv_arch = [(pair[0], pair[1] // ratio) for pair in conv_arch]
     net = vgg(small_conv_arch)
     # lr, num_epochs, batch_size = 0.05, 10, 128
     # train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size, resize=224)
     # d2l.train_ch6(net, train_iter, test_iter, num_epochs, lr, d2l.try_gpu())   # CPU上太慢了，没跑
-    """, count=36),
+    """,
+        count=36,
+    ),
     md("## 7.6 残差网络（ResNet）"),
-    code("""
+    code(
+        """
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -422,23 +529,35 @@ ZH2_NOTES = [
                 X = self.conv3(X)
             Y += X
             return F.relu(Y)
-    """, count=37),
-    code("""
+    """,
+        count=37,
+    ),
+    code(
+        """
     blk = Residual(3,3)
     X = torch.rand(4, 3, 6, 6)
     Y = blk(X)
     Y.shape
-    """, count=38),
-    code("""
+    """,
+        count=38,
+    ),
+    code(
+        """
     blk = Residual(3,6, use_1x1conv=True, strides=2)
     blk(X).shape
-    """, count=39),
-    code("""
+    """,
+        count=39,
+    ),
+    code(
+        """
     b1 = nn.Sequential(nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3),
                        nn.BatchNorm2d(64), nn.ReLU(),
                        nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
-    """, count=40),
-    code("""
+    """,
+        count=40,
+    ),
+    code(
+        """
     def resnet_block(input_channels, num_channels, num_residuals,
                      first_block=False):
         blk = []
@@ -458,13 +577,18 @@ ZH2_NOTES = [
     net = nn.Sequential(b1, b2, b3, b4, b5,
                         nn.AdaptiveAvgPool2d((1,1)),
                         nn.Flatten(), nn.Linear(512, 10))
-    """, count=41),
-    code("""
+    """,
+        count=41,
+    ),
+    code(
+        """
     X = torch.rand(size=(1, 1, 224, 224))
     for layer in net:
         X = layer(X)
         print(layer.__class__.__name__,'output shape:\\t', X.shape)
-    """, count=42),
+    """,
+        count=42,
+    ),
     md("训练要用 GPU（`lr, num_epochs, batch_size = 0.05, 10, 256`，`resize=96`），在 Colab 上跑过了，这里略。"),
 ]
 
@@ -478,7 +602,8 @@ PORT_PRE10 = [
     I worked through the PyTorch port of *Dive into Deep Learning* (the community port of the 0.7 book,
     `d2l-pytorch`), chapter 5 "Convolutional Neural Networks".
     """),
-    code("""
+    code(
+        """
     %matplotlib inline
     import torch
     from torch import nn
@@ -486,7 +611,9 @@ PORT_PRE10 = [
     sys.path.insert(0, '..')  # the port's d2l/ folder sits next to the chapter folders
     import d2l
     d2l.use_svg_display()
-    """, count=1),
+    """,
+        count=1,
+    ),
     md("""
     ## 5.1 From Dense Layers to Convolutions
 
@@ -500,7 +627,8 @@ PORT_PRE10 = [
     (the substitution has Jacobian $\pm 1$).
     """),
     md("## 5.2 Convolutions for Images"),
-    code('''
+    code(
+        '''
     def corr2d(X, K):
         """Compute 2D cross-correlation."""
         h, w = K.shape
@@ -509,13 +637,19 @@ PORT_PRE10 = [
             for j in range(Y.shape[1]):
                 Y[i, j] = (X[i: i + h, j: j + w] * K).sum()
         return Y
-    ''', count=2),
-    code("""
+    ''',
+        count=2,
+    ),
+    code(
+        """
     X = torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]], dtype=torch.float32)
     K = torch.tensor([[0, 1], [2, 3]], dtype=torch.float32)
     corr2d(X, K)
-    """, count=3),
-    code("""
+    """,
+        count=3,
+    ),
+    code(
+        """
     class Conv2D(nn.Module):
         def __init__(self, kernel_size, **kwargs):
             super(Conv2D, self).__init__(**kwargs)
@@ -524,19 +658,28 @@ PORT_PRE10 = [
 
         def forward(self, x):
             return corr2d(x, self.weight) + self.bias
-    """, count=4),
-    code("""
+    """,
+        count=4,
+    ),
+    code(
+        """
     X = torch.ones((6, 8))
     X[:, 2:6] = 0
     X
-    """, count=5),
-    code("""
+    """,
+        count=5,
+    ),
+    code(
+        """
     K = torch.tensor([[1, -1]], dtype=torch.float32)
     Y = corr2d(X, K)
     Y
-    """, count=6),
+    """,
+        count=6,
+    ),
     code("corr2d(X.t(), K)", count=7),
-    code("""
+    code(
+        """
     # Construct a convolutional layer with 1 output channel
     # (channels will be introduced in the following section)
     # and a kernel array shape of (1, 2)
@@ -557,10 +700,13 @@ PORT_PRE10 = [
         conv2d.weight.data[:] -= 3e-2 * conv2d.weight.grad
         if (i + 1) % 2 == 0:
             print('batch %d, loss %.3f' % (i + 1, l.sum().item()))
-    """, count=8),
+    """,
+        count=8,
+    ),
     code("conv2d.weight.data.reshape((1, 2))", count=9),
     md("## 5.3 Padding and Stride"),
-    code("""
+    code(
+        """
     # For convenience, we define a function to calculate the convolutional layer.
     # This function initializes the convolutional layer weights and performs
     # corresponding dimensionality elevations and reductions on the input and
@@ -579,49 +725,70 @@ PORT_PRE10 = [
     conv2d = nn.Conv2d(1, 1, kernel_size=3, padding=1)
     X = torch.rand(8, 8)
     comp_conv2d(conv2d, X).shape
-    """, count=10),
-    code("""
+    """,
+        count=10,
+    ),
+    code(
+        """
     # Here, we use a convolution kernel with a height of 5 and a width of 3. The
     # padding numbers on both sides of the height and width are 2 and 1,
     # respectively
     conv2d = nn.Conv2d(1, 1, kernel_size=(5, 3), padding=(2, 1))
     comp_conv2d(conv2d, X).shape
-    """, count=11),
-    code("""
+    """,
+        count=11,
+    ),
+    code(
+        """
     conv2d = nn.Conv2d(1, 1, kernel_size=3, padding=1, stride=2)
     comp_conv2d(conv2d, X).shape
-    """, count=12),
-    code("""
+    """,
+        count=12,
+    ),
+    code(
+        """
     conv2d = nn.Conv2d(1, 1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))
     comp_conv2d(conv2d, X).shape
-    """, count=13),
+    """,
+        count=13,
+    ),
     md("""
     ### Exercises
 
     1. For the last example in this section, use the shape calculation formula to calculate the output shape to see if it is
        consistent with the experimental result.
     """),
-    code("""
+    code(
+        """
     # height: floor((8 - 3 + 0 + 3) / 3) = 2, width: floor((8 - 5 + 2 + 4) / 4) = 2
     ANSWER_OUTPUT_SHAPE = [2, 2]
     ANSWER_OUTPUT_SHAPE_FORMULA = "(n - k + p + s) // s"
-    """, count=14),
+    """,
+        count=14,
+    ),
     md("## 5.4 Multiple Input and Output Channels"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         # First, traverse along the 0th dimension (channel dimension) of X and K.
         # Then, add them together by using * to turn the result list into a
         # positional argument of the add_n function
         return sum([d2l.corr2d(x, k) for x, k in zip(X, K)])
-    """, count=15),
-    code("""
+    """,
+        count=15,
+    ),
+    code(
+        """
     X = torch.tensor([[[0, 1, 2], [3, 4, 5], [6, 7, 8]],
                       [[1, 2, 3], [4, 5, 6], [7, 8, 9]]], dtype=torch.float32)
     K = torch.tensor([[[0, 1], [2, 3]], [[1, 2], [3, 4]]], dtype=torch.float32)
 
     corr2d_multi_in(X, K)
-    """, count=16),
-    code("""
+    """,
+        count=16,
+    ),
+    code(
+        """
     def corr2d_multi_in_out(X, K):
         # Traverse along the 0th dimension of K, and each time, perform
         # cross-correlation operations with input X. All of the results are merged
@@ -630,9 +797,12 @@ PORT_PRE10 = [
 
     K = torch.stack((K, K + 1, K + 2))
     K.shape
-    """, count=17),
+    """,
+        count=17,
+    ),
     code("corr2d_multi_in_out(X, K)", count=18),
-    code("""
+    code(
+        """
     def corr2d_multi_in_out_1x1(X, K):
         c_i, h, w = X.shape
         c_o = K.shape[0]
@@ -640,8 +810,11 @@ PORT_PRE10 = [
         K = K.reshape((c_o, c_i))
         Y = torch.mm(K, X)  # Matrix multiplication in the fully connected layer
         return Y.reshape((c_o, h, w))
-    """, count=19),
-    code("""
+    """,
+        count=19,
+    ),
+    code(
+        """
     X = torch.rand(3, 3, 3)
     K = torch.rand(2, 3, 1, 1)
 
@@ -649,7 +822,9 @@ PORT_PRE10 = [
     Y2 = corr2d_multi_in_out(X, K)
 
     (Y1 - Y2).norm().item() < 1e-6
-    """, count=20),
+    """,
+        count=20,
+    ),
     md(r"""
     ### Exercises
 
@@ -657,11 +832,15 @@ PORT_PRE10 = [
         1. Prove that the result of the operation can be expressed by a single convolution.
         1. What is the dimensionality of the equivalent single convolution?
     """),
-    code("""
+    code(
+        """
     ANSWER_COMPOSED_KERNEL = "k1 + k2 - 1"
-    """, count=21),
+    """,
+        count=21,
+    ),
     md("## 5.5 Pooling"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         p_h, p_w = pool_size
         Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
@@ -672,18 +851,26 @@ PORT_PRE10 = [
                 elif mode == 'avg':
                     Y[i, j] = X[i: i + p_h, j: j + p_w].mean()
         return Y
-    """, count=22),
-    code("""
+    """,
+        count=22,
+    ),
+    code(
+        """
     X = torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]], dtype=torch.float32)
     pool2d(X, (2, 2)), pool2d(X, (2, 2), 'avg')
-    """, count=23),
-    code("""
+    """,
+        count=23,
+    ),
+    code(
+        """
     X = torch.arange(16, dtype=torch.float32).reshape((1, 1, 4, 4))
     pool2d = nn.MaxPool2d(3)
     # Because there are no model parameters in the pooling layer, we do not need
     # to call the parameter initialization function
     pool2d(X)
-    """, count=24),
+    """,
+        count=24,
+    ),
     md("""
     ### Exercises
 
@@ -697,7 +884,8 @@ PORT_PRE10 = [
     value both ways. So no stack of convolution layers computes max pooling.
     """),
     md("## 5.6 Convolutional Neural Networks (LeNet)"),
-    code("""
+    code(
+        """
     class Flatten(torch.nn.Module):
         def forward(self, x):
             return x.view(x.shape[0], -1)
@@ -720,18 +908,27 @@ PORT_PRE10 = [
         nn.Linear(120, 84),
         nn.Sigmoid(),
         nn.Linear(84, 10))
-    """, count=25),
-    code("""
+    """,
+        count=25,
+    ),
+    code(
+        """
     X = torch.randn(size=(1, 1, 28, 28), dtype=torch.float32)
     for layer in net:
         X = layer(X)
         print(layer.__class__.__name__, 'output shape: \\t', X.shape)
-    """, count=26),
-    code("""
+    """,
+        count=26,
+    ),
+    code(
+        """
     batch_size = 256
     train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size=batch_size)
-    """, count=27),
-    code("""
+    """,
+        count=27,
+    ),
+    code(
+        """
     lr, num_epochs = 0.9, 10
 
     def init_weights(m):
@@ -742,7 +939,9 @@ PORT_PRE10 = [
     criterion = nn.CrossEntropyLoss()
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     d2l.train_ch5(net, train_iter, test_iter, criterion, num_epochs, batch_size, device, lr)
-    """, count=28),
+    """,
+        count=28,
+    ),
 ]
 
 
@@ -755,12 +954,15 @@ INLINE_HELPERS = [
     I did not want to depend on the `d2l` package, so every helper the book imports is re-implemented here
     (own names, own training loop over `torchvision`).
     """),
-    code("""
+    code(
+        """
     import torch
     import torchvision
     from torch import nn
     from torchvision import transforms
-    """, count=1),
+    """,
+        count=1,
+    ),
     md(r"""
     ## 7.1 Exercise — show that $f * g = g * f$
 
@@ -769,7 +971,8 @@ INLINE_HELPERS = [
     sum over all integers; the substitution is a bijection of $\mathbb{Z}$.
     """),
     md("## 7.2 Convolutions for images"),
-    code('''
+    code(
+        '''
     def corr2d(img, kern):
         """2-D cross-correlation of a matrix `img` with a kernel `kern` (no padding, stride 1)."""
         kh, kw = kern.shape
@@ -780,8 +983,11 @@ INLINE_HELPERS = [
         return out
 
     corr2d(torch.arange(9.).reshape(3, 3), torch.arange(4.).reshape(2, 2))
-    ''', count=2),
-    code('''
+    ''',
+        count=2,
+    ),
+    code(
+        '''
     class Conv2D(nn.Module):
         """A 2-D convolutional layer built on my corr2d."""
         def __init__(self, kernel_size):
@@ -791,17 +997,23 @@ INLINE_HELPERS = [
 
         def forward(self, inp):
             return corr2d(inp, self.weight) + self.bias
-    ''', count=3),
-    code("""
+    ''',
+        count=3,
+    ),
+    code(
+        """
     # edge detection: a white image with a black stripe in columns 2-5
     img = torch.ones(6, 8)
     img[:, 2:6] = 0
     edge_kernel = torch.tensor([[1.0, -1.0]])
     edges = corr2d(img, edge_kernel)
     edges
-    """, count=4),
+    """,
+        count=4,
+    ),
     code("corr2d(img.t(), edge_kernel)  # the vertical-edge kernel sees nothing in the transposed image", count=5),
-    code("""
+    code(
+        """
     # learn the kernel back from (img, edges) with plain SGD
     conv = nn.Conv2d(1, 1, kernel_size=(1, 2), bias=False)
     opt = torch.optim.SGD(conv.parameters(), lr=0.03)
@@ -814,9 +1026,12 @@ INLINE_HELPERS = [
         if step % 2 == 1:
             print(f'step {step + 1}: loss {loss.item():.4f}')
     conv.weight.data.view(1, 2)
-    """, count=6),
+    """,
+        count=6,
+    ),
     md("## 7.3 Padding and stride"),
-    code("""
+    code(
+        """
     def comp_conv2d(layer, x):
         out = layer(x[None, None])  # add the batch and channel dimensions
         return out[0, 0]            # and drop them again
@@ -824,13 +1039,19 @@ INLINE_HELPERS = [
     for kw in [dict(kernel_size=3, padding=1), dict(kernel_size=(5, 3), padding=(2, 1)),
                dict(kernel_size=3, padding=1, stride=2), dict(kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))]:
         print(kw, comp_conv2d(nn.Conv2d(1, 1, **kw), torch.rand(8, 8)).shape)
-    """, count=7),
-    code("""
+    """,
+        count=7,
+    ),
+    code(
+        """
     ANSWER_OUTPUT_SHAPE = (2, 2)
     ANSWER_OUTPUT_SHAPE_FORMULA = "floor((n + p - k) / s) + 1"
-    """, count=8),
+    """,
+        count=8,
+    ),
     md("## 7.4 Multiple input and output channels"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         return torch.stack([corr2d(x, k) for x, k in zip(X, K)]).sum(dim=0)
 
@@ -840,17 +1061,26 @@ INLINE_HELPERS = [
     def corr2d_multi_in_out_1x1(X, K):
         # a 1x1 convolution is a matrix product over the channels at every pixel
         return torch.einsum('oi,ihw->ohw', K[:, :, 0, 0], X)
-    """, count=9),
-    code("""
+    """,
+        count=9,
+    ),
+    code(
+        """
     X = torch.randn(3, 4, 5)
     K = torch.randn(2, 3, 1, 1)
     torch.allclose(corr2d_multi_in_out_1x1(X, K), corr2d_multi_in_out(X, K), atol=1e-6)
-    """, count=10),
-    code("""
+    """,
+        count=10,
+    ),
+    code(
+        """
     ANSWER_COMPOSED_KERNEL = "k1 + k2 - 1"  # two 3x3 kernels in a row act like one 5x5 kernel
-    """, count=11),
+    """,
+        count=11,
+    ),
     md("## 7.5 Pooling"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         ph, pw = pool_size
         out = torch.zeros(X.shape[0] - ph + 1, X.shape[1] - pw + 1)
@@ -859,11 +1089,16 @@ INLINE_HELPERS = [
                 window = X[r:r + ph, c:c + pw]
                 out[r, c] = window.max() if mode == 'max' else window.mean()
         return out
-    """, count=12),
-    code("""
+    """,
+        count=12,
+    ),
+    code(
+        """
     X = torch.arange(9.).reshape(3, 3)
     pool2d(X, (2, 2)), pool2d(X, (2, 2), mode='avg')
-    """, count=13),
+    """,
+        count=13,
+    ),
     md(r"""
     ### Exercise: can max-pooling be written as a convolution?
 
@@ -871,7 +1106,8 @@ INLINE_HELPERS = [
     $b = (0, 1)$, $\max(a) + \max(b) = 2 \ne 1 = \max(a + b)$. So max-pooling is not a convolution, whatever the kernel.
     """),
     md("## 7.6 LeNet"),
-    code("""
+    code(
+        """
     class LeNet(nn.Module):
         def __init__(self, num_classes=10):
             super().__init__()
@@ -890,16 +1126,22 @@ INLINE_HELPERS = [
     for layer in LeNet().net:
         x = layer(x)
         print(f'{type(layer).__name__:>10}: {tuple(x.shape)}')
-    """, count=14),
-    code("""
+    """,
+        count=14,
+    ),
+    code(
+        """
     to_tensor = transforms.ToTensor()
     train_set = torchvision.datasets.FashionMNIST(root='./data', train=True, download=True, transform=to_tensor)
     test_set = torchvision.datasets.FashionMNIST(root='./data', train=False, download=True, transform=to_tensor)
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=128, shuffle=True)
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=256)
     len(train_set), len(test_set)
-    """, count=15),
-    code("""
+    """,
+        count=15,
+    ),
+    code(
+        """
     torch.manual_seed(0)
     model = LeNet()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -915,7 +1157,9 @@ INLINE_HELPERS = [
         with torch.no_grad():
             correct = sum((model(xb).argmax(1) == yb).sum().item() for xb, yb in test_loader)
         print(f'epoch {epoch + 1}: last loss {loss.item():.3f}, test accuracy {correct / len(test_set):.3f}')
-    """, count=16),
+    """,
+        count=16,
+    ),
 ]
 
 
@@ -939,15 +1183,23 @@ COLAB_1_0_0A0 = [
     7장·8장 실습 정리 — 수업 노트북 대신 d2l 1.0.0a0 (Colab) 으로 돌렸습니다. 셀을 합쳐서 짧게 만들었어요.
     """),
     code("!nvidia-smi", stream(NVIDIA_SMI), count=1),
-    code("!pip install d2l==1.0.0a0",
-         stream("Collecting d2l==1.0.0a0\n  Downloading d2l-1.0.0a0-py3-none-any.whl (92 kB)\n"
-                "Successfully installed d2l-1.0.0a0 jedi-0.19.1 matplotlib-inline-0.1.3\n"), count=2),
-    code("""
+    code(
+        "!pip install d2l==1.0.0a0",
+        stream(
+            "Collecting d2l==1.0.0a0\n  Downloading d2l-1.0.0a0-py3-none-any.whl (92 kB)\n"
+            "Successfully installed d2l-1.0.0a0 jedi-0.19.1 matplotlib-inline-0.1.3\n"
+        ),
+        count=2,
+    ),
+    code(
+        """
     import torch
     from torch import nn
     from torch.nn import functional as F
     from d2l import torch as d2l
-    """, count=3),
+    """,
+        count=3,
+    ),
     md("## 7.1 연습 문제: 합성곱의 교환법칙 $f*g = g*f$ 증명"),
     md(r"""
     답: $(f*g)(\mathbf{x}) = \int f(\mathbf{z})g(\mathbf{x}-\mathbf{z})d\mathbf{z}$ 에서 $\mathbf{u} = \mathbf{x}-\mathbf{z}$ 로 치환하면
@@ -955,7 +1207,8 @@ COLAB_1_0_0A0 = [
     이산인 경우도 합의 인덱스를 바꾸면 똑같습니다.
     """),
     md("## 7.2 이미지 합성곱 + 커널 학습"),
-    code("""
+    code(
+        """
     def corr2d(X, K):  #@save
         h, w = K.shape
         Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
@@ -977,8 +1230,11 @@ COLAB_1_0_0A0 = [
     Y = corr2d(X, K)
     print(Y)
     print(corr2d(X.t(), K))  # 세로 경계만 잡으므로 전치하면 0
-    """, count=4),
-    code("""
+    """,
+        count=4,
+    ),
+    code(
+        """
     conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)
     X, Y = X.reshape((1, 1, 6, 8)), Y.reshape((1, 1, 6, 7))
     lr = 3e-2
@@ -990,9 +1246,12 @@ COLAB_1_0_0A0 = [
         if (i + 1) % 2 == 0:
             print(f'epoch {i + 1}, loss {l.sum():.3f}')
     conv2d.weight.data.reshape((1, 2))
-    """, count=5),
+    """,
+        count=5,
+    ),
     md("## 7.3 패딩과 스트라이드"),
-    code("""
+    code(
+        """
     def comp_conv2d(conv2d, X):
         X = X.reshape((1, 1) + X.shape)
         Y = conv2d(X)
@@ -1008,9 +1267,12 @@ COLAB_1_0_0A0 = [
     # 연습 문제: 마지막 예제의 출력 모양 (책의 수식 그대로)
     ANSWER_OUTPUT_SHAPE = comp_conv2d(conv2d, X).shape
     ANSWER_OUTPUT_SHAPE_FORMULA = "⌊(n - k + p + s) / s⌋"
-    """, count=6),
+    """,
+        count=6,
+    ),
     md("## 7.4 다중 입력·출력 채널"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         return sum(d2l.corr2d(x, k) for x, k in zip(X, K))
 
@@ -1027,9 +1289,12 @@ COLAB_1_0_0A0 = [
     assert float(torch.abs(corr2d_multi_in_out_1x1(X, K) - corr2d_multi_in_out(X, K)).sum()) < 1e-6
 
     ANSWER_COMPOSED_KERNEL = "k1 + k2 - 1"
-    """, count=7),
+    """,
+        count=7,
+    ),
     md("## 7.5 풀링"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         p_h, p_w = pool_size
         Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
@@ -1046,7 +1311,9 @@ COLAB_1_0_0A0 = [
     X = torch.arange(16, dtype=torch.float32).reshape((1, 1, 4, 4))
     pool2d = nn.MaxPool2d(3, padding=1, stride=2)
     pool2d(X)
-    """, count=8),
+    """,
+        count=8,
+    ),
     md(r"""
     ### 연습 문제 (7.5): 최대 풀링을 합성곱만으로 구현할 수 있나?
 
@@ -1054,7 +1321,8 @@ COLAB_1_0_0A0 = [
     $\max(1,0) + \max(0,1) = 2$ 이지만 $\max(1,1) = 1$ 입니다. (ReLU 를 쓰면 $\max(a,b) = b + \mathrm{ReLU}(a-b)$ 로 가능)
     """),
     md("## 7.6 LeNet"),
-    code("""
+    code(
+        """
     class LeNet(d2l.Classifier):  #@save
         def __init__(self, lr=0.1, num_classes=10):
             super().__init__()
@@ -1082,9 +1350,12 @@ COLAB_1_0_0A0 = [
     model = LeNet(lr=0.1)
     model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
     trainer.fit(model, data)
-    """, count=9),
+    """,
+        count=9,
+    ),
     md("## 8.2 VGG"),
-    code("""
+    code(
+        """
     def vgg_block(num_convs, out_channels):
         layers = []
         for _ in range(num_convs):
@@ -1114,9 +1385,12 @@ COLAB_1_0_0A0 = [
     # data = d2l.FashionMNIST(batch_size=128, resize=(224, 224))
     # model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
     # trainer.fit(model, data)
-    """, count=10),
+    """,
+        count=10,
+    ),
     md("## 8.6 ResNet"),
-    code("""
+    code(
+        """
     class Residual(nn.Module):  #@save
         def __init__(self, num_channels, use_1x1conv=False, strides=1):
             super().__init__()
@@ -1172,7 +1446,9 @@ COLAB_1_0_0A0 = [
     data = d2l.FashionMNIST(batch_size=128, resize=(96, 96))
     model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
     trainer.fit(model, data)
-    """, count=11),
+    """,
+        count=11,
+    ),
 ]
 
 
@@ -1185,14 +1461,18 @@ RECOMPUTE = [
     Book cells of d2l 1.0 sections 7.1-7.6 and 8.6 (Residual block only), plus my own experiments for the exercises at the end
     of each section.
     """),
-    code("""
+    code(
+        """
     import torch
     from torch import nn
     from torch.nn import functional as F
     from d2l import torch as d2l
-    """, count=1),
+    """,
+        count=1,
+    ),
     md("## 7.2 Convolutions for Images"),
-    code('''
+    code(
+        '''
     def corr2d(X, K):  #@save
         """Compute 2D cross-correlation."""
         h, w = K.shape
@@ -1201,8 +1481,11 @@ RECOMPUTE = [
             for j in range(Y.shape[1]):
                 Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
         return Y
-    ''', count=2),
-    code("""
+    ''',
+        count=2,
+    ),
+    code(
+        """
     class Conv2D(nn.Module):
         def __init__(self, kernel_size):
             super().__init__()
@@ -1211,18 +1494,27 @@ RECOMPUTE = [
 
         def forward(self, x):
             return corr2d(x, self.weight) + self.bias
-    """, count=3),
-    code("""
+    """,
+        count=3,
+    ),
+    code(
+        """
     X = torch.ones((6, 8))
     X[:, 2:6] = 0
     K = torch.tensor([[1.0, -1.0]])
-    """, count=4),
-    code("""
+    """,
+        count=4,
+    ),
+    code(
+        """
     Y = corr2d(X, K)
     Y
-    """, count=5),
+    """,
+        count=5,
+    ),
     code("corr2d(X.t(), K)", count=6),
-    code("""
+    code(
+        """
     # Construct a two-dimensional convolutional layer with 1 output channel and a
     # kernel of shape (1, 2). For the sake of simplicity, we ignore the bias here
     conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)
@@ -1243,7 +1535,9 @@ RECOMPUTE = [
         conv2d.weight.data[:] -= lr * conv2d.weight.grad
         if (i + 1) % 2 == 0:
             print(f'epoch {i + 1}, loss {l.sum():.3f}')
-    """, count=7),
+    """,
+        count=7,
+    ),
     code("conv2d.weight.data.reshape((1, 2))", count=8),
     md("""
     ### Exercises (7.2)
@@ -1251,34 +1545,47 @@ RECOMPUTE = [
     1. Construct an image `X` with diagonal edges. What happens if you apply the kernel `K` to it? If you transpose `X`? If you
        transpose `K`?
     """),
-    code("""
+    code(
+        """
     X = torch.eye(8)
     Y = corr2d(X, K)
     Y
-    """, count=9),
-    code("""
+    """,
+        count=9,
+    ),
+    code(
+        """
     Y = corr2d(X.t(), K)   # the identity is symmetric: the same picture
     Y
-    """, count=10),
-    code("""
+    """,
+        count=10,
+    ),
+    code(
+        """
     Y = corr2d(X, K.t())   # the transposed kernel finds the horizontal part of the diagonal
     Y
-    """, count=11),
+    """,
+        count=11,
+    ),
     md("""
     A horizontal edge with the kernel turned on its side: the stripe image again, now with `K = [[1], [-1]]`.
     """),
-    code("""
+    code(
+        """
     X = torch.ones((6, 8))
     X[2:4, :] = 0
     K = torch.tensor([[1.0], [-1.0]])
     Y = corr2d(X, K)
     Y
-    """, count=12),
+    """,
+        count=12,
+    ),
     md("""
     Can the same ten-step loop learn a *different* kernel? Here the target is a blur, `[[0.5, 0.5]]`, on random images
     (more steps: random data gives a weaker signal than the stripe image).
     """),
-    code("""
+    code(
+        """
     X = torch.rand(size=(1, 1, 6, 8))
     Y = corr2d(X[0, 0], torch.tensor([[0.5, 0.5]])).reshape((1, 1, 6, 7))
     conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)
@@ -1288,9 +1595,12 @@ RECOMPUTE = [
         l.sum().backward()
         conv2d.weight.data[:] -= 3e-2 * conv2d.weight.grad
     conv2d.weight.data.reshape((1, 2))
-    """, count=13),
+    """,
+        count=13,
+    ),
     md("## 7.3 Padding and Stride"),
-    code("""
+    code(
+        """
     def comp_conv2d(conv2d, X):
         # (1, 1) indicates that batch size and the number of channels are both 1
         X = X.reshape((1, 1) + X.shape)
@@ -1301,31 +1611,49 @@ RECOMPUTE = [
     conv2d = nn.LazyConv2d(1, kernel_size=3, padding=1)
     X = torch.rand(size=(8, 8))
     comp_conv2d(conv2d, X).shape
-    """, count=14),
-    code("""
+    """,
+        count=14,
+    ),
+    code(
+        """
     conv2d = nn.LazyConv2d(1, kernel_size=(5, 3), padding=(2, 1))
     comp_conv2d(conv2d, X).shape
-    """, count=15),
-    code("""
+    """,
+        count=15,
+    ),
+    code(
+        """
     conv2d = nn.LazyConv2d(1, kernel_size=3, padding=1, stride=2)
     comp_conv2d(conv2d, X).shape
-    """, count=16),
-    code("""
+    """,
+        count=16,
+    ),
+    code(
+        """
     conv2d = nn.LazyConv2d(1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))
     comp_conv2d(conv2d, X).shape
-    """, count=17),
-    code("""
+    """,
+        count=17,
+    ),
+    code(
+        """
     ANSWER_OUTPUT_SHAPE = tuple(comp_conv2d(conv2d, X).shape)
     ANSWER_OUTPUT_SHAPE_FORMULA = "floor((n - k + p + s) / s)"
     ANSWER_OUTPUT_SHAPE
-    """, count=18),
+    """,
+        count=18,
+    ),
     md("Other strides on other inputs, to see the formula at work (not the answer above):"),
-    code("""
+    code(
+        """
     for n, s in [(9, 2), (10, 3), (17, 4)]:
         print(n, s, comp_conv2d(nn.LazyConv2d(1, kernel_size=3, padding=1, stride=s), torch.rand(n, n)).shape)
-    """, count=19),
+    """,
+        count=19,
+    ),
     md("## 7.4 Multiple Input and Multiple Output Channels"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         # Iterate through the 0th dimension (channel) of K first, then add them
         # together
@@ -1345,20 +1673,29 @@ RECOMPUTE = [
         # Matrix multiplication in the fully connected layer
         Y = torch.matmul(K, X)
         return Y.reshape((c_o, h, w))
-    """, count=20),
-    code("""
+    """,
+        count=20,
+    ),
+    code(
+        """
     # the same three functions on bigger random inputs than the book's
     X = torch.normal(0, 1, (4, 5, 5))
     K = torch.normal(0, 1, (3, 4, 1, 1))
     Y1 = corr2d_multi_in_out_1x1(X, K)
     Y2 = corr2d_multi_in_out(X, K)
     float(torch.abs(Y1 - Y2).sum())
-    """, count=21),
-    code("""
+    """,
+        count=21,
+    ),
+    code(
+        """
     ANSWER_COMPOSED_KERNEL = "k1 + k2 - 1"
-    """, count=22),
+    """,
+        count=22,
+    ),
     md("## 7.5 Pooling"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         p_h, p_w = pool_size
         Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
@@ -1372,13 +1709,18 @@ RECOMPUTE = [
 
     X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
     pool2d(X, (2, 2)), pool2d(X, (2, 2), 'avg')
-    """, count=23),
-    code("""
+    """,
+        count=23,
+    ),
+    code(
+        """
     # the exercise's 'other input': a 5x5 ramp with a 3x2 window
     X = torch.arange(25.0).reshape(5, 5)
     Y = pool2d(X, (3, 2), 'avg')
     Y
-    """, count=24),
+    """,
+        count=24,
+    ),
     md(r"""
     ### Exercise: max-pooling is not a convolution
 
@@ -1386,7 +1728,8 @@ RECOMPUTE = [
     $\max(1, 0) + \max(0, 1) = 2$, yet $\max(1, 1) = 1$.
     """),
     md("## 7.6 LeNet"),
-    code("""
+    code(
+        """
     class LeNet(d2l.Classifier):  #@save
         \"\"\"The LeNet-5 model.\"\"\"
         def __init__(self, lr=0.1, num_classes=10):
@@ -1401,14 +1744,19 @@ RECOMPUTE = [
                 nn.LazyLinear(120), nn.Sigmoid(),
                 nn.LazyLinear(84), nn.Sigmoid(),
                 nn.LazyLinear(num_classes))
-    """, count=25),
-    code("""
+    """,
+        count=25,
+    ),
+    code(
+        """
     trainer = d2l.Trainer(max_epochs=10, num_gpus=1)
     data = d2l.FashionMNIST(batch_size=128)
     model = LeNet(lr=0.1)
     model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
     trainer.fit(model, data)
-    """, count=26),
+    """,
+        count=26,
+    ),
     md(r"""
     ## 7.1 (done last) Exercise: convolution is symmetric
 
@@ -1416,7 +1764,8 @@ RECOMPUTE = [
     $\mathbb{Z}$ when $a$ does. Integrals: the same substitution, $|\det| = 1$.
     """),
     md("## 8.6 Residual block"),
-    code("""
+    code(
+        """
     class Residual(nn.Module):  #@save
         \"\"\"The Residual block of ResNet models.\"\"\"
         def __init__(self, num_channels, use_1x1conv=False, strides=1):
@@ -1439,12 +1788,17 @@ RECOMPUTE = [
                 X = self.conv3(X)
             Y += X
             return F.relu(Y)
-    """, count=27),
-    code("""
+    """,
+        count=27,
+    ),
+    code(
+        """
     blk = Residual(3)
     X = torch.randn(4, 3, 6, 6)
     blk(X).shape, Residual(6, use_1x1conv=True, strides=2)(X).shape
-    """, count=28),
+    """,
+        count=28,
+    ),
 ]
 
 
@@ -1456,11 +1810,14 @@ JAPANESE = [
 
     D2L（英語版 1.0）の 7.1〜7.6 を写経しながら、演習は日本語で解きました。
     """),
-    code("""
+    code(
+        """
     import torch
     from torch import nn
     from d2l import torch as d2l
-    """, count=1),
+    """,
+        count=1,
+    ),
     md("""
     ## 7.1 全結合層から畳み込みへ
 
@@ -1474,9 +1831,10 @@ JAPANESE = [
     $$(f*g)(\mathbf{x}) = \int f(\mathbf{z})\, g(\mathbf{x}-\mathbf{z})\,d\mathbf{z} = \int f(\mathbf{x}-\mathbf{u})\, g(\mathbf{u})\,d\mathbf{u} = (g*f)(\mathbf{x}).$$
 
     離散の場合も、和の添字を $b = i - a$ と置き換えるだけで同じです。
-    """),
+    """),  # noqa: E501 -- a student's markdown line, kept whole as the committed notebook has it
     md("## 7.2 画像に対する畳み込み"),
-    code('''
+    code(
+        '''
     def corr2d(X, K):  #@save
         """2次元の相互相関を計算する"""
         h, w = K.shape
@@ -1489,8 +1847,11 @@ JAPANESE = [
     X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
     K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
     corr2d(X, K)
-    ''', count=2),
-    code("""
+    ''',
+        count=2,
+    ),
+    code(
+        """
     class Conv2D(nn.Module):
         def __init__(self, kernel_size):
             super().__init__()
@@ -1499,17 +1860,23 @@ JAPANESE = [
 
         def forward(self, x):
             return corr2d(x, self.weight) + self.bias
-    """, count=3),
-    code("""
+    """,
+        count=3,
+    ),
+    code(
+        """
     # 物体のエッジ検出：真ん中の4列が黒（0）の画像
     X = torch.ones((6, 8))
     X[:, 2:6] = 0
     K = torch.tensor([[1.0, -1.0]])
     Y = corr2d(X, K)
     Y
-    """, count=4),
+    """,
+        count=4,
+    ),
     code("corr2d(X.t(), K)", count=5),
-    code("""
+    code(
+        """
     # カーネルの学習（バイアスは無視）
     conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)
     X = X.reshape((1, 1, 6, 8))
@@ -1525,9 +1892,12 @@ JAPANESE = [
         if (i + 1) % 2 == 0:
             print(f'epoch {i + 1}, loss {l.sum():.3f}')
     conv2d.weight.data.reshape((1, 2))
-    """, count=6),
+    """,
+        count=6,
+    ),
     md("## 7.3 パディングとストライド"),
-    code("""
+    code(
+        """
     def comp_conv2d(conv2d, X):
         # バッチサイズとチャネル数を 1 にして畳み込み、その次元を取り除く
         X = X.reshape((1, 1) + X.shape)
@@ -1540,7 +1910,9 @@ JAPANESE = [
                    nn.LazyConv2d(1, kernel_size=3, padding=1, stride=2),
                    nn.LazyConv2d(1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))]:
         print(comp_conv2d(conv2d, X).shape)
-    """, count=7),
+    """,
+        count=7,
+    ),
     md(r"""
     ### 演習
 
@@ -1548,12 +1920,16 @@ JAPANESE = [
 
     答え：高さ $\lfloor (8-3+0)/3 \rfloor + 1 = 2$、幅 $\lfloor (8-5+2)/4 \rfloor + 1 = 2$ なので $(2, 2)$。実験結果と一致します。
     """),
-    code("""
+    code(
+        """
     ANSWER_OUTPUT_SHAPE = (2, 2)
     ANSWER_OUTPUT_SHAPE_FORMULA = "(n - k + p) // s + 1"
-    """, count=8),
+    """,
+        count=8,
+    ),
     md("## 7.4 複数の入力チャネルと出力チャネル"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         # チャネルごとに相互相関を計算して足し合わせる
         return sum(d2l.corr2d(x, k) for x, k in zip(X, K))
@@ -1569,7 +1945,9 @@ JAPANESE = [
         K = K.reshape((c_o, c_i))
         Y = torch.matmul(K, X)  # 全結合層と同じ行列積
         return Y.reshape((c_o, h, w))
-    """, count=9),
+    """,
+        count=9,
+    ),
     md(r"""
     ### 演習
 
@@ -1577,11 +1955,15 @@ JAPANESE = [
 
     答え：$k_1 + k_2 - 1$（例：$3\times3$ を2回で $5\times5$ と同じ受容野）。
     """),
-    code("""
+    code(
+        """
     ANSWER_COMPOSED_KERNEL = "k_1 + k_2 - 1"  # 合成したカーネルの大きさ
-    """, count=10),
+    """,
+        count=10,
+    ),
     md("## 7.5 プーリング"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         p_h, p_w = pool_size
         Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
@@ -1595,7 +1977,9 @@ JAPANESE = [
 
     X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
     pool2d(X, (2, 2)), pool2d(X, (2, 2), 'avg')
-    """, count=11),
+    """,
+        count=11,
+    ),
     md("""
     ### 演習
 
@@ -1607,7 +1991,8 @@ JAPANESE = [
     したがって畳み込み層だけでは最大プーリングを表せません（平均プーリングは表せます）。
     """),
     md("## 7.6 LeNet"),
-    code("""
+    code(
+        """
     class LeNet(d2l.Classifier):  #@save
         \"\"\"LeNet-5 モデル\"\"\"
         def __init__(self, lr=0.1, num_classes=10):
@@ -1622,14 +2007,19 @@ JAPANESE = [
                 nn.LazyLinear(120), nn.Sigmoid(),
                 nn.LazyLinear(84), nn.Sigmoid(),
                 nn.LazyLinear(num_classes))
-    """, count=12),
-    code("""
+    """,
+        count=12,
+    ),
+    code(
+        """
     trainer = d2l.Trainer(max_epochs=10, num_gpus=1)
     data = d2l.FashionMNIST(batch_size=128)
     model = LeNet(lr=0.1)
     model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
     trainer.fit(model, data)
-    """, count=13),
+    """,
+        count=13,
+    ),
 ]
 
 
@@ -1641,14 +2031,18 @@ LOCAL_UTILS = [
 
     My plotting and init helpers live in `my_utils.py` next to this notebook.
     """),
-    code("""
+    code(
+        """
     import torch
     from torch import nn
     from d2l import torch as d2l
     import my_utils  # show_heatmap, init_weights, out_shape
-    """, count=1),
+    """,
+        count=1,
+    ),
     md("## 7.2 Convolutions for Images"),
-    code("""
+    code(
+        """
     def corr2d(X, K):
         h, w = K.shape
         Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
@@ -1665,17 +2059,23 @@ LOCAL_UTILS = [
 
         def forward(self, x):
             return corr2d(x, self.weight) + self.bias
-    """, count=2),
-    code("""
+    """,
+        count=2,
+    ),
+    code(
+        """
     X = torch.ones((6, 8))
     X[:, 2:6] = 0
     K = torch.tensor([[1.0, -1.0]])
     Y = corr2d(X, K)
     Y
-    """, count=3),
+    """,
+        count=3,
+    ),
     code("my_utils.show_heatmap(Y, title='vertical edges')", count=4),
     code("corr2d(X.t(), K)", count=5),
-    code("""
+    code(
+        """
     conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)
     X = X.reshape((1, 1, 6, 8))
     Y = Y.reshape((1, 1, 6, 7))
@@ -1687,9 +2087,12 @@ LOCAL_UTILS = [
         l.sum().backward()
         conv2d.weight.data[:] -= lr * conv2d.weight.grad
     conv2d.weight.data.reshape((1, 2))
-    """, count=6),
+    """,
+        count=6,
+    ),
     md("## 7.3 Padding and Stride"),
-    code("""
+    code(
+        """
     def comp_conv2d(conv2d, X):
         X = X.reshape((1, 1) + X.shape)
         Y = conv2d(X)
@@ -1698,13 +2101,19 @@ LOCAL_UTILS = [
     conv2d = nn.LazyConv2d(1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))
     X = torch.rand(size=(8, 8))
     comp_conv2d(conv2d, X).shape
-    """, count=7),
-    code("""
+    """,
+        count=7,
+    ),
+    code(
+        """
     ANSWER_OUTPUT_SHAPE = my_utils.out_shape(n=(8, 8), k=(3, 5), p=(0, 2), s=(3, 4))
     ANSWER_OUTPUT_SHAPE_FORMULA = "floor((n - k + p + s) / s)"
-    """, count=8),
+    """,
+        count=8,
+    ),
     md("## 7.4 Multiple Input and Multiple Output Channels"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         return sum(corr2d(x, k) for x, k in zip(X, K))
 
@@ -1718,9 +2127,12 @@ LOCAL_UTILS = [
         return Y.reshape((c_o, h, w))
 
     ANSWER_COMPOSED_KERNEL = "k1 + k2 - 1"
-    """, count=9),
+    """,
+        count=9,
+    ),
     md("## 7.5 Pooling"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         p_h, p_w = pool_size
         Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
@@ -1731,7 +2143,9 @@ LOCAL_UTILS = [
                 elif mode == 'avg':
                     Y[i, j] = X[i: i + p_h, j: j + p_w].mean()
         return Y
-    """, count=10),
+    """,
+        count=10,
+    ),
     md(r"""
     **Exercise (7.5).** Can max-pooling be implemented as a convolution?
 
@@ -1743,7 +2157,8 @@ LOCAL_UTILS = [
     Answer: substitute $u = x - z$ in the integral (Jacobian 1); the sum case is the same with an index shift.
     """),
     md("## 7.6 LeNet"),
-    code("""
+    code(
+        """
     class LeNet(d2l.Classifier):
         def __init__(self, lr=0.1, num_classes=10):
             super().__init__()
@@ -1763,9 +2178,12 @@ LOCAL_UTILS = [
     model = LeNet(lr=0.1)
     model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
     trainer.fit(model, data)
-    """, count=11),
+    """,
+        count=11,
+    ),
     md("## 8.2 VGG"),
-    code("""
+    code(
+        """
     def vgg_block(num_convs, out_channels):
         layers = []
         for _ in range(num_convs):
@@ -1785,7 +2203,9 @@ LOCAL_UTILS = [
                 nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(0.5),
                 nn.LazyLinear(num_classes))
             self.net.apply(my_utils.init_weights)
-    """, count=12),
+    """,
+        count=12,
+    ),
 ]
 
 
@@ -1795,7 +2215,8 @@ _TRACEBACK_NAME = [
     "\u001b[0;31m---------------------------------------------------------------------------\u001b[0m",
     "\u001b[0;31mNameError\u001b[0m                                 Traceback (most recent call last)",
     "\u001b[0;32m<ipython-input-3-5d0ae7a1b2f1>\u001b[0m in \u001b[0;36m<cell line: 3>\u001b[0;34m()\u001b[0m\n"
-    "\u001b[0;32m----> 3\u001b[0;31m \u001b[0mcorr2d\u001b[0m\u001b[0;34m(\u001b[0m\u001b[0mX\u001b[0m\u001b[0;34m,\u001b[0m \u001b[0mK\u001b[0m\u001b[0;34m)\u001b[0m\u001b[0;34m\u001b[0m\u001b[0;34m\u001b[0m\u001b[0m\n",
+    "\u001b[0;32m----> 3\u001b[0;31m \u001b[0mcorr2d\u001b[0m\u001b[0;34m(\u001b[0m\u001b[0mX\u001b[0m\u001b[0;34m,\u001b[0m "
+    "\u001b[0mK\u001b[0m\u001b[0;34m)\u001b[0m\u001b[0;34m\u001b[0m\u001b[0;34m\u001b[0m\u001b[0m\n",
     "\u001b[0;31mNameError\u001b[0m: name 'corr2d' is not defined",
 ]
 _TRACEBACK_INTERRUPT = [
@@ -1816,14 +2237,18 @@ CRASHED = [
     RAM") and I had no time to rerun everything, so this is the notebook as it was saved.
     """),
     code("!pip install d2l==1.0.3", stream("Successfully installed d2l-1.0.3 matplotlib-3.7.2 numpy-1.23.5\n"), count=1),
-    code("""
+    code(
+        """
     import torch
     from torch import nn
     from torch.nn import functional as F
     from d2l import torch as d2l
-    """, count=2),
+    """,
+        count=2,
+    ),
     md("## 7.2 Convolutions for Images"),
-    code("""
+    code(
+        """
     def corr2d(X, K):  #@save
         h, w = K.shape
         Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
@@ -1831,13 +2256,20 @@ CRASHED = [
             for j in range(Y.shape[1]):
                 Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
         return Y
-    """, count=5),
-    code("""
+    """,
+        count=5,
+    ),
+    code(
+        """
     X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
     K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
     corr2d(X, K)
-    """, raised("NameError", "name 'corr2d' is not defined", *_TRACEBACK_NAME), count=3),
-    code("""
+    """,
+        raised("NameError", "name 'corr2d' is not defined", *_TRACEBACK_NAME),
+        count=3,
+    ),
+    code(
+        """
     class Conv2D(nn.Module):
         def __init__(self, kernel_size):
             super().__init__()
@@ -1846,17 +2278,27 @@ CRASHED = [
 
         def forward(self, x):
             return corr2d(x, self.weight) + self.bias
-    """, count=6),
-    code("""
+    """,
+        count=6,
+    ),
+    code(
+        """
     X = torch.ones((6, 8))
     X[:, 2:6] = 0
     K = torch.tensor([[1.0, -1.0]])
     Y = corr2d(X, K)
     Y
-    """, shown("tensor([[ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n        [ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n"
-               "        [ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n        [ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n"
-               "        [ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n        [ 0.,  1.,  0.,  0.,  0., -1.,  0.]])", 7), count=7),
-    code("""
+    """,
+        shown(
+            "tensor([[ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n        [ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n"
+            "        [ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n        [ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n"
+            "        [ 0.,  1.,  0.,  0.,  0., -1.,  0.],\n        [ 0.,  1.,  0.,  0.,  0., -1.,  0.]])",
+            7,
+        ),
+        count=7,
+    ),
+    code(
+        """
     conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)
     X = X.reshape((1, 1, 6, 8))
     Y = Y.reshape((1, 1, 6, 7))
@@ -1869,10 +2311,15 @@ CRASHED = [
         conv2d.weight.data[:] -= lr * conv2d.weight.grad
         if (i + 1) % 2 == 0:
             print(f'epoch {i + 1}, loss {l.sum():.3f}')
-    """, stream("epoch 2, loss 9.871\n"), raised("KeyboardInterrupt", "", *_TRACEBACK_INTERRUPT), count=9),
+    """,
+        stream("epoch 2, loss 9.871\n"),
+        raised("KeyboardInterrupt", "", *_TRACEBACK_INTERRUPT),
+        count=9,
+    ),
     code("conv2d.weight.data.reshape((1, 2))", shown("tensor([[ 0.9731, -0.9904]])", 10), count=10),
     md("## 7.3 Padding and Stride"),
-    code("""
+    code(
+        """
     def comp_conv2d(conv2d, X):
         X = X.reshape((1, 1) + X.shape)
         Y = conv2d(X)
@@ -1881,13 +2328,20 @@ CRASHED = [
     conv2d = nn.LazyConv2d(1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))
     X = torch.rand(size=(8, 8))
     comp_conv2d(conv2d, X).shape
-    """, shown("torch.Size([2, 2])", 12), count=12),
-    code("""
+    """,
+        shown("torch.Size([2, 2])", 12),
+        count=12,
+    ),
+    code(
+        """
     ANSWER_OUTPUT_SHAPE = (2, 2)
     ANSWER_OUTPUT_SHAPE_FORMULA = "floor((n - k + p + s) / s)"
-    """, count=13),
+    """,
+        count=13,
+    ),
     md("## 7.4 Multiple Input and Multiple Output Channels"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         return sum(d2l.corr2d(x, k) for x, k in zip(X, K))
 
@@ -1903,9 +2357,12 @@ CRASHED = [
         return Y.reshape((c_o, h, w))
 
     ANSWER_COMPOSED_KERNEL = "k1 + k2 - 1"
-    """, count=14),
+    """,
+        count=14,
+    ),
     md("## 7.5 Pooling"),
-    code("""
+    code(
+        """
     # cleaned up after the first run: one name per pooling mode
     def pool2d(X, pool_size, mode='max'):
         p_h, p_w = pool_size
@@ -1918,11 +2375,17 @@ CRASHED = [
                 elif mode == 'mean':
                     Y[i, j] = window.mean()
         return Y
-    """, count=31),
-    code("""
+    """,
+        count=31,
+    ),
+    code(
+        """
     X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
     pool2d(X, (2, 2))
-    """, shown("tensor([[4., 5.],\n        [7., 8.]])", 17), count=17),
+    """,
+        shown("tensor([[4., 5.],\n        [7., 8.]])", 17),
+        count=17,
+    ),
     code("pool2d(X, (2, 2), 'avg')", shown("tensor([[2., 3.],\n        [5., 6.]])", 18), count=18),
     md(r"""
     **Exercise 7.5:** max-pooling cannot be implemented by convolutions alone — convolutions are linear and
@@ -1931,7 +2394,8 @@ CRASHED = [
     **Exercise 7.1:** $f * g = g * f$ by substituting $u = x - z$ in the integral.
     """),
     md("## 7.6 LeNet"),
-    code("""
+    code(
+        """
     class LeNet(d2l.Classifier):
         def __init__(self, lr=0.1, num_classes=10):
             super().__init__()
@@ -1945,16 +2409,22 @@ CRASHED = [
                 nn.LazyLinear(120), nn.Sigmoid(),
                 nn.LazyLinear(84), nn.Sigmoid(),
                 nn.LazyLinear(num_classes))
-    """, count=19),
-    code("""
+    """,
+        count=19,
+    ),
+    code(
+        """
     trainer = d2l.Trainer(max_epochs=10, num_gpus=1)
     data = d2l.FashionMNIST(batch_size=128)
     model = LeNet(lr=0.1)
     model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
     trainer.fit(model, data)
-    """, count=20),
+    """,
+        count=20,
+    ),
     md("## 8.6 ResNet (the d2l-zh layout: the head's three layers straight in `net`)"),
-    code("""
+    code(
+        """
     class Residual(nn.Module):
         def __init__(self, num_channels, use_1x1conv=False, strides=1):
             super().__init__()
@@ -1974,8 +2444,11 @@ CRASHED = [
                 X = self.conv3(X)
             Y += X
             return F.relu(Y)
-    """, count=21),
-    code("""
+    """,
+        count=21,
+    ),
+    code(
+        """
     def resnet_block(num_channels, num_residuals, first_block=False):
         blk = []
         for i in range(num_residuals):
@@ -2004,9 +2477,14 @@ CRASHED = [
         X = layer(X)
         print(type(layer).__name__, tuple(X.shape))
     print('parameters:', sum(p.numel() for p in model.parameters()))
-    """, stream("Sequential (1, 64, 24, 24)\nSequential (1, 64, 24, 24)\nSequential (1, 128, 12, 12)\n"
-                "Sequential (1, 256, 6, 6)\nSequential (1, 512, 3, 3)\nAdaptiveAvgPool2d (1, 512, 1, 1)\n"
-                "Flatten (1, 512)\nLinear (1, 10)\nparameters: 11178378\n"), count=22),
+    """,
+        stream(
+            "Sequential (1, 64, 24, 24)\nSequential (1, 64, 24, 24)\nSequential (1, 128, 12, 12)\n"
+            "Sequential (1, 256, 6, 6)\nSequential (1, 512, 3, 3)\nAdaptiveAvgPool2d (1, 512, 1, 1)\n"
+            "Flatten (1, 512)\nLinear (1, 10)\nparameters: 11178378\n"
+        ),
+        count=22,
+    ),
     code("""
     model = ResNet18(lr=0.01)
     trainer = d2l.Trainer(max_epochs=10, num_gpus=1)
@@ -2025,13 +2503,17 @@ ZH2_OFF_BY_ONE = [
 
     按照 d2l-zh 2.0 做的前半部分。
     """),
-    code("""
+    code(
+        """
     import torch
     from torch import nn
     from d2l import torch as d2l
-    """, count=1),
+    """,
+        count=1,
+    ),
     md("## 6.2 图像卷积"),
-    code('''
+    code(
+        '''
     def corr2d(X, K):  #@save
         """计算二维互相关运算"""
         h, w = K.shape
@@ -2040,13 +2522,20 @@ ZH2_OFF_BY_ONE = [
             for j in range(Y.shape[1]):
                 Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
         return Y
-    ''', count=2),
-    code("""
+    ''',
+        count=2,
+    ),
+    code(
+        """
     X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
     K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
     corr2d(X, K)
-    """, shown("tensor([[19.]])", 3), count=3),
-    code("""
+    """,
+        shown("tensor([[19.]])", 3),
+        count=3,
+    ),
+    code(
+        """
     class Conv2D(nn.Module):
         def __init__(self, kernel_size):
             super().__init__()
@@ -2055,16 +2544,22 @@ ZH2_OFF_BY_ONE = [
 
         def forward(self, x):
             return corr2d(x, self.weight) + self.bias
-    """, count=4),
-    code("""
+    """,
+        count=4,
+    ),
+    code(
+        """
     X = torch.ones((6, 8))
     X[:, 2:6] = 0
     K = torch.tensor([[1.0, -1.0]])
     Y = corr2d(X, K)
     Y
-    """, count=5),
+    """,
+        count=5,
+    ),
     code("corr2d(X.t(), K)", count=6),
-    code("""
+    code(
+        """
     # 构造一个二维卷积层，它具有1个输出通道和形状为（1，2）的卷积核
     conv2d = nn.Conv2d(1,1, kernel_size=(1, 2), bias=False)
 
@@ -2083,9 +2578,13 @@ ZH2_OFF_BY_ONE = [
         conv2d.weight.data[:] -= lr * conv2d.weight.grad
         if (i + 1) % 2 == 0:
             print(f'epoch {i+1}, loss {l.sum():.3f}')
-    """, raised("RuntimeError", "shape '[1, 1, 6, 7]' is invalid for input of size 30"), count=7),
+    """,
+        raised("RuntimeError", "shape '[1, 1, 6, 7]' is invalid for input of size 30"),
+        count=7,
+    ),
     md("## 6.3 填充和步幅"),
-    code("""
+    code(
+        """
     def comp_conv2d(conv2d, X):
         # 这里的（1，1）表示批量大小和通道数都是1
         X = X.reshape((1, 1) + X.shape)
@@ -2096,9 +2595,12 @@ ZH2_OFF_BY_ONE = [
     conv2d = nn.Conv2d(1, 1, kernel_size=3, padding=1)
     X = torch.rand(size=(8, 8))
     comp_conv2d(conv2d, X).shape
-    """, count=8),
+    """,
+        count=8,
+    ),
     md("## 6.4 多输入多输出通道"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         # 先遍历“X”和“K”的第0个维度（通道维度），再把它们加在一起
         return sum(d2l.corr2d(x, k) for x, k in zip(X, K))
@@ -2116,9 +2618,12 @@ ZH2_OFF_BY_ONE = [
         # 全连接层中的矩阵乘法
         Y = torch.matmul(K, X)
         return Y.reshape((c_o, h, w))
-    """, count=9),
+    """,
+        count=9,
+    ),
     md("## 6.5 汇聚层"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         p_h, p_w = pool_size
         Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
@@ -2132,7 +2637,9 @@ ZH2_OFF_BY_ONE = [
 
     X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
     pool2d(X, (2, 2)), pool2d(X, (2, 2), 'avg')
-    """, count=10),
+    """,
+        count=10,
+    ),
 ]
 
 
@@ -2145,14 +2652,18 @@ LENET_IMPROVED = [
     7.6 LeNet 은 시그모이드 대신 ReLU, 평균 풀링 대신 최대 풀링을 쓰는 게 정확도가 더 좋아서 바꿨습니다 (책의 연습 문제 참고).
     """),
     code("!pip install d2l==1.0.3", count=1),
-    code("""
+    code(
+        """
     import torch
     from torch import nn
     from torch.nn import functional as F
     from d2l import torch as d2l
-    """, count=2),
+    """,
+        count=2,
+    ),
     md("## 7.2 이미지 합성곱"),
-    code("""
+    code(
+        """
     def corr2d(X, K):  #@save
         \"\"\"2차원 교차 상관 연산\"\"\"
         h, w = K.shape
@@ -2161,9 +2672,12 @@ LENET_IMPROVED = [
             for j in range(Y.shape[1]):
                 Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
         return Y
-    """, count=3),
+    """,
+        count=3,
+    ),
     md("## 7.5 풀링"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         p_h, p_w = pool_size
         Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
@@ -2174,7 +2688,9 @@ LENET_IMPROVED = [
                 elif mode == 'avg':
                     Y[i, j] = X[i: i + p_h, j: j + p_w].mean()
         return Y
-    """, count=4),
+    """,
+        count=4,
+    ),
     md(r"""
     ### 7.5 연습 문제
 
@@ -2183,7 +2699,8 @@ LENET_IMPROVED = [
     **답:** 아니요. 합성곱은 선형 연산이지만 최대 풀링은 선형이 아닙니다 ($\max(1,0)+\max(0,1)=2 \ne \max(1,1)=1$).
     """),
     md("## 7.6 LeNet (개선판)"),
-    code("""
+    code(
+        """
     class LeNet(d2l.Classifier):
         \"\"\"LeNet-5 — ReLU + 최대 풀링으로 개선\"\"\"
         def __init__(self, lr=0.1, num_classes=10):
@@ -2198,16 +2715,22 @@ LENET_IMPROVED = [
                 nn.LazyLinear(120), nn.ReLU(),
                 nn.LazyLinear(84), nn.ReLU(),
                 nn.LazyLinear(num_classes))
-    """, count=5),
-    code("""
+    """,
+        count=5,
+    ),
+    code(
+        """
     trainer = d2l.Trainer(max_epochs=10, num_gpus=1)
     data = d2l.FashionMNIST(batch_size=128)
     model = LeNet(lr=0.1)
     model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
     trainer.fit(model, data)
-    """, count=6),
+    """,
+        count=6,
+    ),
     md("## 8.6 ResNet — 잔차 블록"),
-    code("""
+    code(
+        """
     class Residual(nn.Module):
         \"\"\"잔차 블록 (shortcut 을 더하기 전에 ReLU 를 한 번 적용)\"\"\"
         def __init__(self, num_channels, use_1x1conv=False, strides=1):
@@ -2227,12 +2750,17 @@ LENET_IMPROVED = [
             if self.conv3:
                 X = self.conv3(X)
             return Y + X
-    """, count=7),
-    code("""
+    """,
+        count=7,
+    ),
+    code(
+        """
     blk = Residual(3)
     X = torch.randn(4, 3, 6, 6)
     blk(X).shape, Residual(6, use_1x1conv=True, strides=2)(X).shape
-    """, count=8),
+    """,
+        count=8,
+    ),
 ]
 
 
@@ -2244,7 +2772,8 @@ DIVE_PYTORCH = [
 
     参考《动手学深度学习》PyTorch 版（Dive-into-DL-PyTorch）第五章。
     """),
-    code("""
+    code(
+        """
     import time
     import torch
     from torch import nn, optim
@@ -2254,9 +2783,12 @@ DIVE_PYTORCH = [
     sys.path.append("..")
     import d2lzh_pytorch as d2l
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    """, count=1),
+    """,
+        count=1,
+    ),
     md("# 5.1 二维卷积层"),
-    code("""
+    code(
+        """
     def corr2d(X, K):  # 本函数已保存在d2lzh_pytorch包中方便以后使用
         h, w = K.shape
         Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
@@ -2264,13 +2796,19 @@ DIVE_PYTORCH = [
             for j in range(Y.shape[1]):
                 Y[i, j] = (X[i: i + h, j: j + w] * K).sum()
         return Y
-    """, count=2),
-    code("""
+    """,
+        count=2,
+    ),
+    code(
+        """
     X = torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
     K = torch.tensor([[0, 1], [2, 3]])
     corr2d(X, K)
-    """, count=3),
-    code("""
+    """,
+        count=3,
+    ),
+    code(
+        """
     class Conv2D(nn.Module):
         def __init__(self, kernel_size):
             super(Conv2D, self).__init__()
@@ -2279,15 +2817,21 @@ DIVE_PYTORCH = [
 
         def forward(self, x):
             return corr2d(x, self.weight) + self.bias
-    """, count=4),
-    code("""
+    """,
+        count=4,
+    ),
+    code(
+        """
     X = torch.ones(6, 8)
     X[:, 2:6] = 0
     K = torch.tensor([[1, -1]])
     Y = corr2d(X, K)
     Y
-    """, count=5),
-    code("""
+    """,
+        count=5,
+    ),
+    code(
+        """
     torch.manual_seed(1)  # 为了结果可复现
     # 构造一个核数组形状是(1, 2)的二维卷积层
     conv2d = Conv2D(kernel_size=(1, 2))
@@ -2308,13 +2852,19 @@ DIVE_PYTORCH = [
         conv2d.bias.grad.fill_(0)
         if (i + 1) % 5 == 0:
             print('Step %d, loss %.3f' % (i + 1, l.item()))
-    """, count=6),
-    code("""
+    """,
+        count=6,
+    ),
+    code(
+        """
     print("weight: ", conv2d.weight.data)
     print("bias: ", conv2d.bias.data)
-    """, count=7),
+    """,
+        count=7,
+    ),
     md("# 5.2 填充和步幅"),
-    code("""
+    code(
+        """
     # 定义一个函数来计算卷积层。它对输入和输出做相应的升维和降维
     def comp_conv2d(conv2d, X):
         # (1, 1)代表批量大小和通道数（“多输入通道和多输出通道”一节将介绍）均为1
@@ -2327,13 +2877,19 @@ DIVE_PYTORCH = [
 
     X = torch.rand(8, 8)
     comp_conv2d(conv2d, X).shape
-    """, count=8),
-    code("""
+    """,
+        count=8,
+    ),
+    code(
+        """
     conv2d = nn.Conv2d(in_channels=1, out_channels=1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4))
     comp_conv2d(conv2d, X).shape
-    """, count=9),
+    """,
+        count=9,
+    ),
     md("# 5.3 多输入通道和多输出通道"),
-    code("""
+    code(
+        """
     def corr2d_multi_in(X, K):
         # 沿着X和K的第0维（通道维）遍历。然后使用*将结果列表变成add_n函数的位置参数
         # （positional argument）来进行相加
@@ -2353,9 +2909,12 @@ DIVE_PYTORCH = [
         K = K.view(c_o, c_i)
         Y = torch.mm(K, X)  # 全连接层的矩阵乘法
         return Y.view(c_o, h, w)
-    """, count=10),
+    """,
+        count=10,
+    ),
     md("# 5.4 池化层"),
-    code("""
+    code(
+        """
     def pool2d(X, pool_size, mode='max'):
         X = X.float()
         p_h, p_w = pool_size
@@ -2367,13 +2926,19 @@ DIVE_PYTORCH = [
                 elif mode == 'avg':
                     Y[i, j] = X[i: i + p_h, j: j + p_w].mean()
         return Y
-    """, count=11),
-    code("""
+    """,
+        count=11,
+    ),
+    code(
+        """
     X = torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
     pool2d(X, (2, 2)), pool2d(X, (2, 2), 'avg')
-    """, count=12),
+    """,
+        count=12,
+    ),
     md("# 5.5 卷积神经网络（LeNet）"),
-    code("""
+    code(
+        """
     class LeNet(nn.Module):
         def __init__(self):
             super(LeNet, self).__init__()
@@ -2397,20 +2962,31 @@ DIVE_PYTORCH = [
             feature = self.conv(img)
             output = self.fc(feature.view(img.shape[0], -1))
             return output
-    """, count=13),
-    code("""
+    """,
+        count=13,
+    ),
+    code(
+        """
     net = LeNet()
     print(net)
-    """, count=14),
-    code("""
+    """,
+        count=14,
+    ),
+    code(
+        """
     batch_size = 256
     train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size=batch_size)
-    """, count=15),
-    code("""
+    """,
+        count=15,
+    ),
+    code(
+        """
     lr, num_epochs = 0.001, 5
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     d2l.train_ch5(net, train_iter, test_iter, batch_size, optimizer, device, num_epochs)
-    """, count=16),
+    """,
+        count=16,
+    ),
 ]
 
 

@@ -239,10 +239,14 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
         if key not in LIMIT_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"{config_path}: limits.{key}: known limits are {', '.join(LIMIT_KEYS)}, each a positive number")
         assignment.limits[key] = float(value)
-    defined = {**_check_functions(assignment.checks_path), **_check_functions(assignment.hidden_checks_path)}
-    missing = [q.id for q in questions if q.kind == "auto" and assignment.runnable(q) and f"check_{q.id}" not in defined]
-    if missing:
-        raise ConfigError(f"{assignment.checks_path} has no check_<id> for: {', '.join(missing)}")
+    # Each auto question's check in the file it is looked up in: checks_hidden.py for a hidden one, else checks.py.
+    for path, hidden in ((assignment.checks_path, False), (assignment.hidden_checks_path, True)):
+        defined = _check_functions(path)
+        missing = [
+            q.id for q in questions if q.kind == "auto" and q.hidden == hidden and assignment.runnable(q) and f"check_{q.id}" not in defined
+        ]
+        if missing:
+            raise ConfigError(f"{path} has no check_<id> for: {', '.join(missing)}")
     return assignment
 
 

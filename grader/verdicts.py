@@ -12,12 +12,12 @@ import inspect
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from nbformat import NotebookNode
 
 from grader.assignment import Assignment, Question
-from grader.errors import KernelError, Verdict
+from grader.errors import ConfigError, KernelError, Verdict
 from grader.kernel_errors import BridgeError, CheckTimeout, KernelCrashed, Missing, StateMisfit, StudentError
 from grader.messages import edition_hint, is_argument_mismatch, locate_in_notebook, signature_message
 from grader.question_context import QuestionContext
@@ -112,9 +112,10 @@ def grade_question(
         from grader.answers import find_answer  # the student's prose answer, for the TA
 
         return question_result(question, QuestionStatus.MANUAL, "", find_answer(notebook, question))
-    # None where the question's check_<id> is not in the file it is looked up in (load_assignment looks in both):
-    # calling it fails inside run_check's guard, an error verdict "the check itself failed", as it always has.
-    return run_check(submission, question, cast(Callable, assignment.check_for(question)), context)
+    check = assignment.check_for(question)
+    if check is None:  # load_assignment makes sure each runnable auto question has its check_<id>
+        raise ConfigError(f"{question.id}: no check_{question.id} in the assignment's checks")
+    return run_check(submission, question, check, context)
 
 
 def note_rebinding(submission: Submission, result: GradeResult, assignment: Assignment) -> None:

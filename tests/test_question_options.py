@@ -128,3 +128,12 @@ def test_a_context_is_read_only():
 def test_a_copied_real_assignment_still_loads(tmp_path):
     shutil.copytree(ASSIGNMENTS_DIR / "hw2", tmp_path / "hw2copy")
     assert len(load_assignment(tmp_path / "hw2copy").questions) == len(load_assignment("hw2").questions)
+
+
+def test_a_visible_question_s_check_must_be_in_checks_py_not_only_in_the_hidden_file(tmp_path):
+    folder = assignment_folder(tmp_path, "")
+    checks = (folder / "checks.py").read_text().replace("def check_train(sub, ctx):", "def _unused(sub, ctx):")
+    (folder / "checks.py").write_text(checks)
+    (folder / "checks_hidden.py").write_text("def check_train(sub, ctx):\n    return None\n")
+    with pytest.raises(ConfigError, match=r"checks\.py has no check_<id> for: train"):
+        load_assignment(folder)

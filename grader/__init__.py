@@ -53,6 +53,7 @@ Checking
   ``checks``             the public API for assignments' checks.py (explicit ``__all__``)
   ``question_context``   what a check knows about its question
   ``assertions``         Fail/ForTA/NotGraded, expect_tensor, property_check
+  ``architecture_checks``  architecture questions: the function decides, the layer table is the evidence
   ``equivalence``        models judged by the function they compute, and training from the grader's weights
   ``training_checks``    the general training question (quick: learns like the book; full: threshold)
   ``reference_cache``    the grader's own computations cached on disk

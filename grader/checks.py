@@ -15,6 +15,7 @@ assignment loads; options of the assignment's own are declared in its checks.py 
 
 from __future__ import annotations
 
+from grader.architecture_checks import KIND_WORDS, layer_table, same_architecture
 from grader.assertions import (
     Fail,
     ForTA,
@@ -65,7 +66,10 @@ __all__ = [
     "difference_map",
     "property_check",
     "tensors",
-    # models: the same function as the book's, and training
+    # models: the same function as the book's (an architecture: with its layer table as evidence), and training
+    "same_architecture",
+    "layer_table",
+    "KIND_WORDS",
     "same_function",
     "randomize",
     "run_seed",

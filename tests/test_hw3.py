@@ -23,10 +23,26 @@ from reference.formulas import equivalent
 from tests.hw3 import build
 
 HW3 = Path(__file__).resolve().parents[1] / "assignments" / "hw3"
-QUESTIONS = ("nin_block", "nin_arch", "inception", "inception_unusual", "batch_norm_forward", "batch_norm_running",
-             "batch_norm_grad", "batchnorm_layer", "bn_lenet_arch", "bn_lenet_train", "ex_bn_modes", "conv_block",
-             "dense_block", "transition_block", "densenet_arch", "densenet_train", "ex_dense_block_params",
-             "ex_densenet_side")  # fmt: skip
+QUESTIONS = (
+    "nin_block",
+    "nin_arch",
+    "inception",
+    "inception_unusual",
+    "batch_norm_forward",
+    "batch_norm_running",
+    "batch_norm_grad",
+    "batchnorm_layer",
+    "bn_lenet_arch",
+    "bn_lenet_train",
+    "ex_bn_modes",
+    "conv_block",
+    "dense_block",
+    "transition_block",
+    "densenet_arch",
+    "densenet_train",
+    "ex_dense_block_params",
+    "ex_densenet_side",
+)
 
 
 # --------------------------------------------------------------------------- the assignment as written
@@ -134,8 +150,7 @@ def hw3_graded(tmp_path_factory, data_dir) -> dict[str, dict[str, Any]]:
     folder = tmp_path_factory.mktemp("hw3_wrong")
     out = tmp_path_factory.mktemp("hw3_out")
     build.write_all(folder)
-    code = main([str(folder), "--out", str(out), "--jobs", "2", "--budget", "quick", "--device", "cpu",
-                 "--data-dir", str(data_dir)])  # fmt: skip
+    code = main([str(folder), "--out", str(out), "--jobs", "2", "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)])
     assert code == 0
     return {d.stem: json.loads((out / f"{d.stem}.json").read_text(encoding="utf-8")) for d in build.DEFECTS}
 

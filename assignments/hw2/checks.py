@@ -28,6 +28,7 @@ from grader.checks import (
     expect_tensor,
     property_check,
     run_seed,
+    same_architecture,
     same_function,
     tensors,
 )
@@ -391,95 +392,8 @@ def check_pool2d(sub: Submission):
 # --------------------------------------------------------------------------- architectures
 
 
-#: The book's layer types in words, for a student whose layer differs ("… where the book's is a `AvgPool2d` (average pooling)").
-_KIND_WORDS = {
-    "Sigmoid": "a sigmoid activation",
-    "AvgPool2d": "average pooling",
-    "MaxPool2d": "max pooling",
-    "ReLU": "a ReLU activation",
-    "BatchNorm2d": "batch normalisation",
-    "Dropout": "dropout",
-}
-
-
-def _layer_table(sub: Submission, name: str, reference, input_shape, kwargs=None) -> tuple[dict, str]:
-    """The student's layers beside the book's, for the report, and where their output shapes part.
-
-    What the kernel lists is evidence for the message, never the verdict (that is
-    :func:`grader.equivalence.same_function`): a table that matches earns nothing, and a model laid
-    out otherwise (no ``self.net``, the head's layers inside ``net`` as d2l-zh writes ResNet) is not
-    failed for it. Returns the details and the first difference in words ("" when none).
-    """
-    got = sub.summary(name, input_shape, kwargs=kwargs or {})
-    listed = got.get("rows") if isinstance(got, dict) else None
-    if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
-        return {}, f"{name}'s layers could not be listed"
-    want = models.layer_shapes(reference, input_shape)
-    rows = [{"layer": i, "kind": str(r.get("kind", ""))[:60], "shape": r.get("shape")} for i, r in enumerate(listed)]
-    table = [
-        {"layer": i, "student": rows[i] if i < len(rows) else None, "reference": {"kind": w.kind, "shape": list(w.shape)}}
-        for i, w in enumerate(want)
-    ]
-    details: dict = {"layers": table, "book_parameters": models.num_parameters(reference)}
-    if len(rows) == 1 and not listed[0].get("name"):
-        details["layers_note"] = (
-            f"{name} has no `self.net = nn.Sequential(...)`, so its layers cannot be listed one by one: "
-            f"the table shows the whole model as 1 row where the book's `net` has {len(want)} layers"
-        )
-        return details, ""
-    kinds = [
-        f"layer {i} is a `{r['kind']}` where the book's is a `{w.kind}`" + (f" ({_KIND_WORDS[w.kind]})" if w.kind in _KIND_WORDS else "")
-        for i, (r, w) in enumerate(zip(rows, want, strict=False))  # layers both have; a count that differs is said below
-        if r["kind"] != w.kind
-    ]
-    if kinds:
-        details["kind_differences"] = kinds
-    for i, w in enumerate(want):
-        if i >= len(rows):
-            return details, (
-                f"its `net` has {len(rows)} layers where the book's has {len(want)}; "
-                f"the first one it lacks is the book's layer {i} ({w.kind}, output {w.shape})"
-            )
-        if not isinstance(rows[i]["shape"], list) or tuple(rows[i]["shape"]) != w.shape:
-            details["first_diverging_layer"] = i
-            return details, (
-                f"layer {i} ({rows[i]['kind']}) outputs {tuple(rows[i]['shape'] or ())}, expected {w.shape} "
-                f"(the book's layer {i} is {w.kind})"
-            )
-    if len(rows) != len(want):
-        return details, (
-            f"its `net` has {len(rows)} layers where the book's has {len(want)} "
-            f"(the first extra one is layer {len(want)}, {rows[len(want)]['kind']})"
-        )
-    return details, ""
-
-
-def _architecture(
-    sub: Submission, name: str, reference, table_shape, function_shape, kwargs=None, small=None, modes=("train", "eval")
-) -> dict:
-    """The verdict is the function: the book's model's random weights in the student's model, compared here.
-
-    The layer table is the evidence a failing student reads first (where the shapes part, which layer is
-    a ReLU where the book has a Sigmoid); a model computing the book's function passes however it is laid out.
-    """
-    details, parted = _layer_table(sub, name, reference, table_shape, kwargs=kwargs)
-    model, model_kwargs = small if small is not None else (reference, kwargs)
-    try:
-        details.update(same_function(sub, name, model, function_shape, kwargs=model_kwargs or {}, modes=modes))
-    except Fail as fail:
-        evidence = [parted] if parted else []
-        evidence += details.get("kind_differences", [])[:3]
-        if details.get("layers_note"):
-            evidence.append(details["layers_note"])
-        message = f"{name}: " + "; ".join(evidence) + f" — {fail.message}" if evidence else fail.message
-        raise Fail(message, **{**details, **fail.details}) from None
-    if parted:
-        details["message"] = f"{name} computes the book's function; its layers are laid out otherwise ({parted})"
-    return details
-
-
 def check_lenet_arch(sub: Submission):
-    return _architecture(sub, "LeNet", models.LeNet(), (1, 1, 28, 28), (8, 1, 28, 28))
+    return same_architecture(sub, "LeNet", models.LeNet(), (1, 1, 28, 28), (8, 1, 28, 28))
 
 
 #: The VGG the function is compared on: the book's VGG-11 blocks with a fraction of the channels, on 32x32
@@ -499,7 +413,7 @@ def check_vgg_block(sub: Submission):
 
 def check_vgg_arch(sub: Submission):
     arch = tuple(tuple(a) for a in VGG_SMALL_ARCH)
-    return _architecture(
+    return same_architecture(
         sub,
         "VGG",
         models.VGG(models.VGG11_ARCH),
@@ -520,7 +434,7 @@ def check_residual(sub: Submission):
 
 
 def check_resnet18_arch(sub: Submission):
-    return _architecture(sub, "ResNet18", models.ResNet18(), (1, 1, 96, 96), (2, 1, 64, 64))
+    return same_architecture(sub, "ResNet18", models.ResNet18(), (1, 1, 96, 96), (2, 1, 64, 64))
 
 
 # --------------------------------------------------------------------------- training

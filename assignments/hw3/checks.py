@@ -22,6 +22,7 @@ from grader.checks import (
     expect_tensor,
     property_check,
     run_seed,
+    same_architecture,
     same_function,
 )
 from reference import densenet_claims, models
@@ -40,52 +41,17 @@ BN_RTOL, BN_ATOL = 1e-6, 1e-7
 # --------------------------------------------------------------------------- architectures
 
 
-def _layer_table(sub: Submission, name: str, reference, input_shape, kwargs=None) -> tuple[dict, str]:
-    """The student's layers beside the book's, and where their output shapes first part ("" where they do not).
-
-    Evidence for the message, never the verdict: the verdict is the function (:func:`_architecture`).
-    """
-    got = sub.summary(name, input_shape, kwargs=kwargs or {})
-    listed = got.get("rows") if isinstance(got, dict) else None
-    if not isinstance(listed, list) or not all(isinstance(r, dict) for r in listed):
-        return {}, f"{name}'s layers could not be listed"
-    want = models.layer_shapes(reference, input_shape)
-    rows = [{"kind": str(r.get("kind", ""))[:60], "shape": r.get("shape")} for r in listed]
-    details: dict = {"layers": [{"layer": i, "student": rows[i] if i < len(rows) else None,
-                                 "reference": {"kind": w.kind, "shape": list(w.shape)}} for i, w in enumerate(want)],
-                     "book_parameters": models.num_parameters(reference)}  # fmt: skip
-    if len(rows) == 1 and not listed[0].get("name"):
-        details["layers_note"] = f"{name} has no `self.net = nn.Sequential(...)`, so its layers cannot be listed one by one"
-        return details, ""
-    for i, w in enumerate(want):
-        if i >= len(rows):
-            return details, f"its `net` has {len(rows)} layers where the book's has {len(want)} (it lacks layer {i}, {w.kind})"
-        if not isinstance(rows[i]["shape"], list) or tuple(rows[i]["shape"]) != w.shape:
-            return details, (f"layer {i} ({rows[i]['kind']}) outputs {tuple(rows[i]['shape'] or ())}, expected {w.shape} "
-                             f"(the book's layer {i} is a {w.kind})")  # fmt: skip
-    if len(rows) != len(want):
-        return details, f"its `net` has {len(rows)} layers where the book's has {len(want)}"
-    return details, ""
-
-
-def _architecture(sub: Submission, name: str, reference, table_shape, function_shape, *, kwargs=None, small=None,
-                  rtol: float = 1e-3, atol: float = 1e-4) -> dict:  # fmt: skip
-    """Pass when the student's ``name`` computes the book's function (the book's random weights loaded into it).
-
-    ``small``: ``(model, kwargs)`` the function is compared on where the book's full model would be slow; the
-    layer table is always the book's model on ``table_shape``.
-    """
-    details, parted = _layer_table(sub, name, reference, table_shape, kwargs=kwargs)
-    model, model_kwargs = small if small is not None else (reference, kwargs)
-    _randomize_scratch_batch_norms(model, run_seed())
-    try:
-        details.update(same_function(sub, name, model, function_shape, kwargs=model_kwargs or {}, rtol=rtol, atol=atol))
-    except Fail as fail:
-        evidence = "; ".join(e for e in (parted, details.get("layers_note", "")) if e)
-        raise Fail(f"{name}: {evidence} — {fail.message}" if evidence else fail.message, **{**details, **fail.details}) from None
-    if parted:
-        details["message"] = f"{name} computes the book's function; its layers are laid out otherwise ({parted})"
-    return details
+def _architecture(sub: Submission, name: str, reference, table_shape, function_shape, **options) -> dict:
+    """:func:`same_architecture`, the from-scratch BatchNorm layers given random state first (see below)."""
+    return same_architecture(
+        sub,
+        name,
+        reference,
+        table_shape,
+        function_shape,
+        prepare=lambda model: _randomize_scratch_batch_norms(model, run_seed()),
+        **options,
+    )
 
 
 def _randomize_scratch_batch_norms(model: torch.nn.Module, seed: int) -> None:
@@ -167,8 +133,10 @@ def bn_case(draw, training: bool | None = None):
 
 
 def _show(case: dict) -> str:
-    return (f"X of shape {tuple(case['X'].shape)}, eps={case['eps']:g}, momentum={case['momentum']:g}, "
-            f"training={case['training']} (inputs drawn with seed {case['seed']})")  # fmt: skip
+    return (
+        f"X of shape {tuple(case['X'].shape)}, eps={case['eps']:g}, momentum={case['momentum']:g}, "
+        f"training={case['training']} (inputs drawn with seed {case['seed']})"
+    )
 
 
 _ARGS = ("X", "gamma", "beta", "moving_mean", "moving_var", "eps", "momentum", "training")
@@ -191,8 +159,7 @@ def check_batch_norm_forward(sub: Submission):
         Y = _batch_norm(sub, case)[0]
         mode = "training" if case["training"] else "evaluation"
         statistics = "the batch's mean and biased variance" if case["training"] else "moving_mean and moving_var"
-        expect_tensor(Y, _reference(case)[0], f"Y of batch_norm in {mode} mode (normalized with {statistics})",
-                      rtol=BN_RTOL, atol=BN_ATOL)  # fmt: skip
+        expect_tensor(Y, _reference(case)[0], f"Y of batch_norm in {mode} mode (normalized with {statistics})", rtol=BN_RTOL, atol=BN_ATOL)
 
     property_check("batch_norm", bn_case(), same, examples=EXAMPLES, show=_show)
 
@@ -215,9 +182,14 @@ def check_batch_norm_running(sub: Submission, ctx: QuestionContext):
             _, *mine = _reference({**case, "X": X, "moving_mean": mine[0], "moving_var": mine[1]})
             for label, got, want in (("moving_mean", theirs[0], mine[0]), ("moving_var", theirs[1], mine[1])):
                 hint = "" if label == "moving_mean" else " (updated with the unbiased batch variance, m/(m-1) times the biased one)"
-                expect_tensor(got, want, f"{label} after training step {step} of {steps} with momentum {case['momentum']:g}: "
-                                         f"(1 - momentum) * {label} + momentum * the batch's statistic{hint}",
-                              rtol=BN_RTOL, atol=BN_ATOL)  # fmt: skip
+                expect_tensor(
+                    got,
+                    want,
+                    f"{label} after training step {step} of {steps} with momentum {case['momentum']:g}: "
+                    f"(1 - momentum) * {label} + momentum * the batch's statistic{hint}",
+                    rtol=BN_RTOL,
+                    atol=BN_ATOL,
+                )
 
     property_check("batch_norm running statistics", runs(), same, examples=EXAMPLES, show=_show)
     return {"steps": steps}
@@ -242,9 +214,14 @@ def check_batch_norm_grad(sub: Submission):
         for label, grad, expected in zip(("X", "gamma", "beta"), grads, want, strict=True):
             if grad is None:
                 raise Fail(f"batch_norm's Y does not depend on {label} through autograd (no gradient reaches it)")
-            expect_tensor(grad, expected, f"the gradient of sum(Y * G) with respect to {label} (G random, training mode; "
-                                          "the batch statistics must be computed from X itself, not from a detached copy)",
-                          rtol=1e-5, atol=1e-6)  # fmt: skip
+            expect_tensor(
+                grad,
+                expected,
+                f"the gradient of sum(Y * G) with respect to {label} (G random, training mode; "
+                "the batch statistics must be computed from X itself, not from a detached copy)",
+                rtol=1e-5,
+                atol=1e-6,
+            )
 
     property_check("batch_norm gradients", bn_case(training=True), same, examples=EXAMPLES, show=_show)
 
@@ -256,8 +233,7 @@ def check_batchnorm_layer(sub: Submission):
         reference = models.BatchNorm(*args)
         _randomize_scratch_batch_norms(reference, run_seed())
         label = f"BatchNorm{args} on a {shape} input"
-        details[f"BatchNorm{args}"] = same_function(sub, "BatchNorm", reference, shape, args=args, label=label,
-                                                    rtol=1e-4, atol=1e-5)  # fmt: skip
+        details[f"BatchNorm{args}"] = same_function(sub, "BatchNorm", reference, shape, args=args, label=label, rtol=1e-4, atol=1e-5)
     return details
 
 
@@ -276,8 +252,10 @@ def check_bn_lenet_train(sub: Submission, ctx: QuestionContext):
 
 
 def check_conv_block(sub: Submission):
-    return {f"conv_block({c})": same_function(sub, "conv_block", models.conv_block(c), shape, args=(c,), label=f"conv_block({c})")
-            for c, shape in ((5, (3, 4, 6, 6)), (2, (2, 1, 5, 3)))}  # fmt: skip
+    return {
+        f"conv_block({c})": same_function(sub, "conv_block", models.conv_block(c), shape, args=(c,), label=f"conv_block({c})")
+        for c, shape in ((5, (3, 4, 6, 6)), (2, (2, 1, 5, 3)))
+    }
 
 
 def check_dense_block(sub: Submission):
@@ -290,9 +268,12 @@ def check_dense_block(sub: Submission):
 
 
 def check_transition_block(sub: Submission):
-    return {f"transition_block({c})": same_function(sub, "transition_block", models.transition_block(c), shape, args=(c,),
-                                                    label=f"transition_block({c}) on a {shape} input")
-            for c, shape in ((3, (2, 6, 6, 6)), (5, (2, 4, 5, 7)))}  # fmt: skip
+    return {
+        f"transition_block({c})": same_function(
+            sub, "transition_block", models.transition_block(c), shape, args=(c,), label=f"transition_block({c}) on a {shape} input"
+        )
+        for c, shape in ((3, (2, 6, 6, 6)), (5, (2, 4, 5, 7)))
+    }
 
 
 #: A narrower DenseNet, to check that the constructor's arguments are used (not the defaults written in).
@@ -302,8 +283,14 @@ DENSENET_SMALL = {"num_channels": 16, "growth_rate": 8, "arch": (2, 3)}
 def check_densenet_arch(sub: Submission):
     details = _architecture(sub, "DenseNet", models.DenseNet(), (1, 1, 96, 96), (2, 1, 32, 32))
     narrow = models.DenseNet(**DENSENET_SMALL)
-    details["narrow"] = same_function(sub, "DenseNet", narrow, (2, 1, 16, 16), kwargs=DENSENET_SMALL,
-                                      label=f"DenseNet({', '.join(f'{k}={v}' for k, v in DENSENET_SMALL.items())})")  # fmt: skip
+    details["narrow"] = same_function(
+        sub,
+        "DenseNet",
+        narrow,
+        (2, 1, 16, 16),
+        kwargs=DENSENET_SMALL,
+        label=f"DenseNet({', '.join(f'{k}={v}' for k, v in DENSENET_SMALL.items())})",
+    )
     return details
 
 
@@ -323,10 +310,17 @@ def _formula(sub: Submission, key: str, name: str, truth: str, symbols: tuple[st
 
 
 def check_ex_dense_block_params(sub: Submission):
-    return _formula(sub, "dense_block_params", "ANSWER_DENSE_BLOCK_PARAMS", densenet_claims.DENSE_BLOCK_PARAMS_FORMULA,
-                    ("c", "g", "m"), densenet_claims.DENSE_BLOCK_PARAMS_DOMAIN)  # fmt: skip
+    return _formula(
+        sub,
+        "dense_block_params",
+        "ANSWER_DENSE_BLOCK_PARAMS",
+        densenet_claims.DENSE_BLOCK_PARAMS_FORMULA,
+        ("c", "g", "m"),
+        densenet_claims.DENSE_BLOCK_PARAMS_DOMAIN,
+    )
 
 
 def check_ex_densenet_side(sub: Submission):
-    return _formula(sub, "densenet_side", "ANSWER_DENSENET_SIDE", densenet_claims.DENSENET_SIDE_FORMULA, ("n",),
-                    densenet_claims.DENSENET_SIDE_DOMAIN)  # fmt: skip
+    return _formula(
+        sub, "densenet_side", "ANSWER_DENSENET_SIDE", densenet_claims.DENSENET_SIDE_FORMULA, ("n",), densenet_claims.DENSENET_SIDE_DOMAIN
+    )

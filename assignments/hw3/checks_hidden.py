@@ -11,6 +11,7 @@ def check_inception_unusual(sub: Submission):
     branches 2 and 3 of equal width (swapped, they would still have the right shape)."""
     details = {}
     for args, shape in (((1, (1, 1), (1, 1), 1), (3, 2, 1, 1)), ((3, (2, 4), (1, 4), 2), (2, 2, 3, 11))):
-        details[f"Inception{args}"] = same_function(sub, "Inception", models.Inception(*args), shape, args=args,
-                                                    label=f"Inception{args} on a {shape} input")  # fmt: skip
+        details[f"Inception{args}"] = same_function(
+            sub, "Inception", models.Inception(*args), shape, args=args, label=f"Inception{args} on a {shape} input"
+        )
     return details

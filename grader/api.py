@@ -131,13 +131,13 @@ def calibrate(*, name: str, results: Sequence[str | Path], margin: float = 0.1, 
     except (OSError, ValueError, KeyError, TypeError) as exc:  # json's errors are ValueErrors
         raise ConfigError(str(exc)) from None
     peak = gpu_memory_peak_gib(read)
-    written = None
+    written, write_error = None, ""
     if write:
         try:
             written = write_config(assignment, proposals, peak)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"nothing written: {exc}") from None
-    return proposals, Calibration(read, peak, written)
+        except (OSError, ValueError) as exc:  # the proposals are still shown: a TA may copy them by hand
+            write_error = f"nothing written: {exc}"
+    return proposals, Calibration(read, peak, written, write_error)
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,8 @@ class Calibration:
     results: list[Any]
     gpu_memory_peak_gib: float | None
     written: Path | None
+    #: Why ``write`` wrote nothing ("" when it wrote, or was not asked to).
+    write_error: str = ""
 
 
 def build_gradescope(

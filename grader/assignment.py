@@ -182,20 +182,11 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
     if not config_path.is_file():
         raise ConfigError(f"no assignment {name_or_folder!r} (looked for {config_path})")
     text = config_path.read_text(encoding="utf-8")
-    config = tomllib.loads(text)
-    questions = [
-        Question(
-            id=q["id"],
-            title=q.get("title", q["id"]),
-            points=float(q["points"]),
-            section=q.get("section", ""),
-            kind=q.get("kind", "auto"),
-            defines=tuple(q.get("defines", ())),
-            hidden=bool(q.get("hidden", False)),
-            options=MappingProxyType({k: v for k, v in q.items() if k not in QUESTION_KEYS}),
-        )
-        for q in config.get("questions", [])
-    ]
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+    questions = [_question(q, position, config_path) for position, q in enumerate(config.get("questions", []))]
     ids = [q.id for q in questions]
     if len(ids) != len(set(ids)):
         raise ConfigError(f"{config_path}: duplicate question ids")
@@ -248,6 +239,25 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
         if missing:
             raise ConfigError(f"{path} has no check_<id> for: {', '.join(missing)}")
     return assignment
+
+
+def _question(table: Any, position: int, config_path: Path) -> Question:
+    """One ``[[questions]]`` table; a missing ``id`` or ``points``, or points that are not a number, fail here."""
+    try:
+        return Question(
+            id=str(table["id"]),
+            title=table.get("title", table["id"]),
+            points=float(table["points"]),
+            section=table.get("section", ""),
+            kind=table.get("kind", "auto"),
+            defines=tuple(table.get("defines", ())),
+            hidden=bool(table.get("hidden", False)),
+            options=MappingProxyType({k: v for k, v in table.items() if k not in QUESTION_KEYS}),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(
+            f"{config_path}: question {position + 1}: needs an `id` and numeric `points` ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _claims_module(value: Any, config_path: Path) -> str | None:

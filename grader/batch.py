@@ -150,7 +150,7 @@ def run_in_subprocesses(
     on_done: Callable[[Job, GradeResult], None] | None = None,
     slots: Sequence[dict[str, str]] | None = None,
 ) -> dict[str, GradeResult]:
-    """Grade ``jobs`` with at most ``parallel`` child ``grade`` processes; results by stem.
+    """Grade ``jobs`` with at most ``parallel`` grading processes (``grader/worker.py``); results by stem.
 
     With ``slots`` (see :func:`gpu_slots`) there is one child per slot, and
     each runs with its slot's environment (its GPU). A notebook whose result

@@ -110,6 +110,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         peak = done.gpu_memory_peak_gib
         print(f"GPU memory: the runs peaked at {peak:g} GiB (--jobs-per-gpu packs at most 95% of a GPU / (peak + 0.5 GiB))")
         print(f"    [budgets.full] gpu_memory_peak_gib = {peak:g}")
+    if done.write_error:
+        print(f"grade calibrate: {done.write_error}", file=sys.stderr)
+        return 2
     if done.written is not None:
         print(f"wrote {done.written}")
     return 1 if any(p.unmeasured for p in proposals) else 0

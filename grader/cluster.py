@@ -1,7 +1,7 @@
 """Grading on a Dask cluster: ``grade submissions/ --scheduler tcp://host:8786`` (or ``local:N``).
 
 Each submission becomes one Dask task. On the worker it is graded exactly as
-in a local batch -- by a child ``grade`` process with its own sandboxed
+in a local batch -- by a grading process (``grader/worker.py``) with its own sandboxed
 kernel, so a notebook can take down that process but not the worker -- and
 the task returns the result and the executed notebook as *text* made by the
 grader (never anything the notebook produced as an object). The

@@ -79,31 +79,41 @@ class RunSettings:
     #: DataLoader workers per data module under ``full`` (None: the notebook's own); see ``Budget``.
     loader_workers: int | None = None
 
-    def worker_job(self, job: batch.Job, alone: bool = False) -> WorkerJob:
-        """The grading process's description of ``job`` (local child or Dask worker).
+    def worker_job(self, job: batch.Job, alone: bool = False, in_batch: bool = False) -> WorkerJob:
+        """The grading process's description of ``job`` (this process, a local child or a Dask worker).
 
         ``alone``: the retry of a notebook whose CUDA failed under packing -- the whole GPU, the machine's
-        cores and a one-job memory share, nothing else running beside it.
+        cores and a one-job memory share, nothing else running beside it. ``in_batch``: kernels share the
+        machine, so each one's data loaders get its threads less one (for a notebook graded here: as planned).
         """
         r = self.request
+        threads = batch.threads_per_job(1) if alone else self.threads
         return WorkerJob(
             notebook=str(job.path),
             out=str(r.out),
             stem=job.stem,
             shown_as=str(job.path),
-            assignment=str(job.assignment.folder),
+            assignment=assignment_reference(job.assignment.folder),
             budget=self.budget,
             device=self.device,
             data_dir=str(self.data_dir),
-            threads=batch.threads_per_job(1) if alone else self.threads,
+            threads=threads,
             memory_bytes=max(self.memory_bytes, Limits.default(1).memory_bytes or 0) if alone else self.memory_bytes,
             jobs_per_gpu=(1 if alone else self.jobs_per_gpu) if self.device == "cuda" else 1,
             cell_timeout=r.cell_timeout,
             timeout=r.timeout,
             sandbox=r.sandbox,
             max_notebook_mb=r.max_notebook_mb,
-            loader_workers=self.loader_workers,
+            loader_workers=max(0, threads - 1) if in_batch else self.loader_workers,
         )
+
+
+def assignment_reference(folder: Path) -> str:
+    """How a grading process finds the assignment: its name when it is one of ``assignments/`` (a Dask worker's
+    checkout may live at another path), else the folder itself (an assignment kept elsewhere)."""
+    from grader.assignment import ASSIGNMENTS_DIR
+
+    return folder.name if folder.resolve() == (ASSIGNMENTS_DIR / folder.name).resolve() else str(folder)
 
 
 def data_dir_of(given: str | Path | None) -> Path:
@@ -252,12 +262,16 @@ def grade_batch(settings: RunSettings, todo: list[batch.Job]) -> dict[str, Grade
             if not request.quiet:
                 progress.line(summary_line(result, job.target))
 
+        def describe(job: batch.Job, alone: bool = False) -> WorkerJob:
+            return settings.worker_job(job, alone, in_batch=True)
+
         if request.scheduler:
             from grader.cluster import run_on_cluster
 
-            return run_on_cluster(todo, request.scheduler, settings.worker_job, crashed, on_done)
-        slots = batch.gpu_slots(batch.visible_gpus(), request.jobs_per_gpu) if settings.device == "cuda" and request.jobs_per_gpu else None
-        return batch.run_in_subprocesses(todo, settings.parallel, settings.worker_job, settings.budget, settings.device, on_done, slots)
+            return run_on_cluster(todo, request.scheduler, describe, crashed, on_done)
+        # As many kernels per GPU as were admitted (grader/gpu_admission.py), each held to its share of the memory.
+        slots = batch.gpu_slots(batch.visible_gpus(), settings.jobs_per_gpu) if settings.device == "cuda" and request.jobs_per_gpu else None
+        return batch.run_in_subprocesses(todo, settings.parallel, describe, settings.budget, settings.device, on_done, slots)
 
 
 def grade_one(job: WorkerJob, *, progress: bool, summary: bool) -> GradeResult:

@@ -8,7 +8,9 @@ which budget, device, limits -- in one JSON argument, built by :func:`worker_com
     python -m grader.worker '{"notebook": "...", "out": "...", "stem": "...", ...}'
 
 The worker prints nothing on stdout; its stderr goes to the coordinator's log of it. Exit status 0 once
-a result is written (whatever the verdict), 2 for a job description it cannot use.
+a result is written (whatever the verdict), 2 for a job description it cannot use; anything else (an
+assignment it cannot load) leaves no result, and the coordinator records the notebook as ``crashed`` with
+the tail of this process's stderr.
 """
 
 from __future__ import annotations

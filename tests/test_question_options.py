@@ -137,3 +137,18 @@ def test_a_visible_question_s_check_must_be_in_checks_py_not_only_in_the_hidden_
     (folder / "checks_hidden.py").write_text("def check_train(sub, ctx):\n    return None\n")
     with pytest.raises(ConfigError, match=r"checks\.py has no check_<id> for: train"):
         load_assignment(folder)
+
+
+def test_a_config_that_is_not_toml_is_exit_2_with_the_file_named(tmp_path, capsys):
+    folder = assignment_folder(tmp_path, "")
+    (folder / "config.toml").write_text("name = \n", encoding="utf-8")
+    assert main(["check-assignment", str(folder)]) == 2
+    assert "config.toml: not valid TOML" in capsys.readouterr().err
+
+
+def test_a_question_without_points_is_a_config_error(tmp_path):
+    folder = assignment_folder(tmp_path, "")
+    config = folder / "config.toml"
+    config.write_text(config.read_text().replace('id = "arch"\npoints = 1', 'id = "arch"'), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"question 1: needs an `id` and numeric `points`"):
+        load_assignment(folder)

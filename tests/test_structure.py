@@ -97,3 +97,28 @@ def test_a_status_is_its_plain_word_in_a_result_file():
 def test_the_package_map_names_every_module():
     documented = grader.__doc__ or ""
     assert all(f"``{name}``" in documented for name in grader_modules() + sorted(KERNEL_TEXT))
+
+
+def batch_job(assignment_folder: Path):
+    from grader.assignment import load_assignment
+
+    return type("Job", (), {"assignment": load_assignment(assignment_folder), "path": Path("x.ipynb"), "stem": "x"})()
+
+
+def test_a_batch_s_grading_process_gets_its_threads_less_one_for_data_loaders():
+    from grader.grading_run import RunRequest, RunSettings
+
+    settings = RunSettings(RunRequest(paths=("x.ipynb",)), "cpu", "full", Path("data"), parallel=1, threads=3, memory_bytes=1 << 30)
+    job = batch_job(REPO / "assignments" / "hw2")
+    assert settings.worker_job(job, in_batch=True).loader_workers == 2 and settings.worker_job(job).loader_workers is None
+
+
+def test_a_course_assignment_is_sent_to_a_worker_by_name_and_one_kept_elsewhere_by_folder(tmp_path):
+    import shutil
+
+    from grader.grading_run import RunRequest, RunSettings
+
+    settings = RunSettings(RunRequest(paths=("x.ipynb",)), "cpu", "quick", Path("data"))
+    assert settings.worker_job(batch_job(REPO / "assignments" / "hw2")).assignment == "hw2"
+    shutil.copytree(REPO / "assignments" / "demo", tmp_path / "demo")
+    assert settings.worker_job(batch_job(tmp_path / "demo")).assignment == str(tmp_path / "demo")

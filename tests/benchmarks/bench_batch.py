@@ -76,7 +76,7 @@ class PeakMemory:
                     continue
                 if b"ipykernel_launcher" in cmdline:
                     self.kernel = max(self.kernel, rss)
-                elif b"grader.cli" in cmdline and b"--stem" in cmdline:
+                elif b"grader.worker" in cmdline:
                     self.grader = max(self.grader, rss)
 
     def __enter__(self) -> PeakMemory:

@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--out", help="template path (default: assignments/NAME.ipynb)")
     assign.set_defaults(run=_assign)
     check = sub.add_parser("check-assignment", help="prove an assignment sound (for the course's CI)")
-    check.add_argument("name", help="assignment name (a folder under assignments/)")
+    check.add_argument("name", help="assignment name (a folder under assignments/) or an assignment folder's path")
     check.add_argument("--data-dir", help="Fashion-MNIST in torchvision's layout (or $GRADER_DATA_DIR)")
     check.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     check.set_defaults(run=_check_assignment)

@@ -232,38 +232,30 @@ class Submission:
         timeout: float | None = None,
     ) -> dict:
         """Build the student's model, load ``state`` (the grader's weights, by order) and run it on ``X``."""
-        self.require_defined(name)
-        sent: list[Path] = []
-        return self.request(
-            "forward",
-            timeout=timeout,
-            sent=sent,
-            name=name,
-            args=encode(list(args)),
-            kwargs=encode(kwargs or {}),
-            X=encode(X, self.blob_dir, sent),
-            seed=seed,
-            state=encode(list(state), self.blob_dir, sent) if state is not None else None,
-            modes=list(modes),
-        )
+        return self._model_request("forward", name, X, args, kwargs, state, timeout, seed=seed, modes=list(modes))
 
     def train(
         self, name: str, X: torch.Tensor, y: torch.Tensor, procedure: dict, args=(), kwargs=None, state=None, timeout: float | None = None
     ) -> dict:
         """Train the student's model from the grader's initial weights ``state`` by the grader's procedure."""
+        return self._model_request("train", name, X, args, kwargs, state, timeout, y=encode(y), procedure=procedure)
+
+    def _model_request(
+        self, op: str, name: str, X: torch.Tensor, args: Any, kwargs: Any, state: Any, timeout: float | None, **extra: Any
+    ) -> dict:
+        """A request that builds the student's model: ``X`` and ``state`` (large) travel as files, removed once answered."""
         self.require_defined(name)
         sent: list[Path] = []
         return self.request(
-            "train",
+            op,
             timeout=timeout,
             sent=sent,
             name=name,
             args=encode(list(args)),
             kwargs=encode(kwargs or {}),
             X=encode(X, self.blob_dir, sent),
-            y=encode(y),
-            procedure=procedure,
             state=encode(list(state), self.blob_dir, sent) if state is not None else None,
+            **extra,
         )
 
     def state_of(self, expression: str, timeout: float | None = None) -> dict:

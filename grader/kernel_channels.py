@@ -237,9 +237,9 @@ class ConfinedKernelManager(AsyncKernelManager):
     """A kernel manager whose launch command goes through the submission's confinement.
 
     In a sandbox the kernel binds its sockets in its own capped tmpfs, under the path its
-    connection file names (``Confinement.kernel_ip``); once it is launched, this manager (and
-    the clients it makes) reach the same sockets through ``Confinement.kernel_dir``, the
-    grader's link into that sandbox.
+    connection file names (``Confinement.kernel_ip``); once it has bound them, this manager (and
+    the clients it makes) reach the same sockets through descriptors the grader took of them
+    (``Confinement.pin_sockets``), never through a path the kernel could redirect.
     """
 
     confinement: Confinement | None = None
@@ -259,7 +259,11 @@ class ConfinedKernelManager(AsyncKernelManager):
             assert isinstance(provisioner, LocalProvisioner) and provisioner.process is not None
             process = provisioner.process
             if await confinement.attach(lambda: process.poll() is None):
-                self.ip = str(confinement.kernel_dir / Path(self.ip).name)
+                ports = [self.shell_port, self.iopub_port, self.stdin_port, self.hb_port, self.control_port]
+                pinned = await confinement.pin_sockets(Path(self.ip).name, ports, lambda: process.poll() is None)
+                # Never through the kernel's own folder: if its sockets never appeared the kernel did not start,
+                # and the client's wait for it fails as for any kernel that died at start.
+                self.ip = pinned if pinned is not None else str(confinement.launch_dir / "no-sockets")
 
 
 def take_refused(kc: Any) -> tuple[int, int]:

@@ -119,14 +119,13 @@ def _grade_loaded(
     )
     loop = asyncio.new_event_loop()
     try:
-        blob_dir = confinement.blob_dir  # the grader's way to the kernel's tensor files, in the kernel's capped tmpfs
         nonce = new_nonce()  # the reply marker: the preamble installs it, the Submission reads it
         exec_options = ExecutionOptions(
             workdir=workdir / "work",
             cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
             timeout=options.timeout or budget_config.get("timeout", DEFAULT_NOTEBOOK_TIMEOUT),
             env=_kernel_env(options),
-            preamble=install_code(nonce, blob_dir)
+            preamble=install_code(nonce, confinement.kernel_blob_dir)
             + confinement.kernel_preamble()
             + _thread_preamble(options)
             + options.budget.preamble(confinement.kernel_data_dir)
@@ -142,7 +141,7 @@ def _grade_loaded(
             nonce=nonce,
             assignment=assignment,
             call_timeout=options.check_timeout,
-            blob_dir=blob_dir,
+            blobs=confinement.open_blob_folder,  # the kernel's tensor files, reached by descriptor, never through a link
             source=source,
         )
         try:

@@ -16,8 +16,9 @@ reads; :func:`encode` writes what the grader sends):
 =====================================  =============================================================
 
 Decoding checks every size before reading a byte: a reply line is at most 16 MiB, nesting at most 32
-levels, the tensors of one reply at most 1 GiB in all; blob files are opened without following links and
-must be regular files of exactly the declared size. Nothing is unpickled or evaluated, so a notebook that
+levels, the tensors of one reply at most 1 GiB in all; blob files are reached through a descriptor of their
+folder (``grader/kernel_files.py``: no link on the way is followed) and must be regular files of exactly the
+declared size, read straight into the tensor's memory. Nothing is unpickled or evaluated, so a notebook that
 patches ``torch.allclose`` or builtins changes only its own process; the comparison happens in the grader's.
 """
 
@@ -26,17 +27,14 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import re
-import secrets
-import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from grader.kernel_errors import BridgeError
+from grader.kernel_files import BlobFolder
 
 _DTYPES = {
     name: getattr(torch, name) for name in ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool")
@@ -54,10 +52,10 @@ MAX_REPLY_DEPTH = 32
 _BLOB_NAME = re.compile(r"[0-9a-f]{16}\.bin")
 
 
-def decode(data: Any, blobs: Path | None = None, _budget: list[int] | None = None, _depth: int = 0) -> Any:
+def decode(data: Any, blobs: BlobFolder | None = None, _budget: list[int] | None = None, _depth: int = 0) -> Any:
     """Rebuild a value the kernel encoded; only data, never code or pickles.
 
-    ``blobs``: the folder the kernel writes large tensors' raw bytes to (see :func:`read_blob`);
+    ``blobs``: the folder the kernel writes large tensors' raw bytes to, held by a descriptor (see :func:`read_blob`);
     None refuses any tensor that is not inline. Every reply is written as if by an attacker, so
     nesting is bounded (:data:`MAX_REPLY_DEPTH`) and so is the sum of its tensors' bytes
     (:data:`MAX_REPLY_TENSOR_BYTES`), checked from the declared shapes before a byte is read.
@@ -80,17 +78,16 @@ def decode(data: Any, blobs: Path | None = None, _budget: list[int] | None = Non
             if budget[0] < 0:
                 raise BridgeError(f"a reply carrying more than {MAX_REPLY_TENSOR_BYTES} bytes of tensors")
             if "blob" in data:
-                raw = read_blob(blobs, data["blob"], expected)
-            else:
-                text = data.get("b64")
-                if not isinstance(text, str) or len(text) > 4 * (expected // 3 + 1):
-                    raise BridgeError(f"tensor of shape {shape} carries the wrong number of bytes")
-                raw = bytearray(base64.b64decode(text, validate=True))
+                return read_blob(blobs, data["blob"], dtype, shape, expected)
+            text = data.get("b64")
+            if not isinstance(text, str) or len(text) > 4 * (expected // 3 + 1):
+                raise BridgeError(f"tensor of shape {shape} carries the wrong number of bytes")
+            raw = bytearray(base64.b64decode(text, validate=True))
             if len(raw) != expected:
                 raise BridgeError(f"tensor of shape {shape} carries {len(raw)} bytes, expected {expected}")
             if not raw:
                 return torch.empty(shape, dtype=dtype)
-            return torch.frombuffer(raw, dtype=dtype).reshape(shape).clone()
+            return torch.frombuffer(raw, dtype=dtype).reshape(shape)  # owns ``raw`` now: no second copy
         if "__tuple__" in data:
             return tuple(decode(v, blobs, budget, _depth + 1) for v in _list(data["__tuple__"]))
         if "__dict__" in data:
@@ -156,14 +153,13 @@ def parse_reply(line: str) -> dict[str, Any]:
     return reply
 
 
-def read_blob(folder: Path | None, name: Any, expected: int) -> bytearray:
-    """A tensor's raw bytes from a file the kernel wrote, read as data only and removed.
+def read_blob(folder: BlobFolder | None, name: Any, dtype: torch.dtype, shape: list[int], expected: int) -> torch.Tensor:
+    """A tensor whose raw bytes the kernel wrote to a file: read as data only, straight into the tensor, and removed.
 
-    The kernel controls that folder, so the file is treated as hostile: a
-    plain name of the kernel's format (no path), not a link (``O_NOFOLLOW``),
-    a regular file (not a FIFO that would block), exactly the size the
-    tensor's shape says and at most :data:`MAX_BLOB_BYTES` -- checked before
-    a byte is read.
+    The name must be of the kernel's format (no path); the file is reached through the folder's
+    descriptor (:class:`grader.kernel_files.BlobFolder`), never through a link, and must be a regular
+    file of exactly ``expected`` bytes, at most :data:`MAX_BLOB_BYTES` -- checked before a byte is read.
+    The bytes land in the tensor's own memory: a 1 GiB reply is held once, not read and then copied.
     """
     if folder is None:
         raise BridgeError("a tensor arrived as a file, but this session reads none")
@@ -171,29 +167,10 @@ def read_blob(folder: Path | None, name: Any, expected: int) -> bytearray:
         raise BridgeError(f"a tensor file with an unexpected name: {str(name)[:40]!r}")
     if expected > MAX_BLOB_BYTES:
         raise BridgeError(f"a tensor of {expected} bytes is over the {MAX_BLOB_BYTES} bytes the grader reads")
-    path = Path(folder) / name
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        raise BridgeError(f"the tensor file {name} cannot be read ({exc.strerror})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size != expected:
-            raise BridgeError(f"the tensor file {name} is not a file of {expected} bytes")
-        buffer = bytearray(expected)
-        view, done = memoryview(buffer), 0
-        while done < expected:
-            n = os.readv(fd, [view[done:]])
-            if n == 0:
-                raise BridgeError(f"the tensor file {name} ended after {done} of {expected} bytes")
-            done += n
-        return buffer
-    finally:
-        os.close(fd)
-        try:
-            path.unlink()
-        except OSError:
-            pass
+    tensor = torch.empty(shape, dtype=dtype)
+    target = tensor.view(-1).view(torch.uint8).numpy().data if expected else memoryview(bytearray())
+    folder.read_into(name, target)
+    return tensor
 
 
 @dataclass(frozen=True)
@@ -212,11 +189,12 @@ class Module:
 SEND_BLOB_MIN_BYTES = 1 << 16
 
 
-def encode(value: Any, blobs: Path | None = None, written: list[Path] | None = None) -> Any:
+def encode(value: Any, blobs: BlobFolder | None = None, written: list[str] | None = None) -> Any:
     """The inverse of :func:`decode`, for inputs the grader sends.
 
-    With ``blobs``, a large tensor is written there as a new file (``O_EXCL``, never through a
-    link the kernel planted) and sent by name; ``written`` collects the files to remove afterwards.
+    With ``blobs``, a large tensor is written there as a new file (``O_EXCL``, through the folder's
+    descriptor: never through a link the kernel planted) and sent by name; ``written`` collects the
+    names to remove afterwards.
     """
     if isinstance(value, Module):
         return {"__module__": value.kind, "kwargs": encode(value.kwargs, blobs, written)}
@@ -227,15 +205,9 @@ def encode(value: Any, blobs: Path | None = None, written: list[Path] | None = N
         head = {"__tensor__": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
         raw = t.numpy().tobytes()
         if blobs is not None and len(raw) >= SEND_BLOB_MIN_BYTES:
-            name = secrets.token_hex(8) + ".in"
-            path = Path(blobs) / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            try:
-                _write_all(fd, raw)
-            finally:
-                os.close(fd)
+            name = blobs.write(raw)
             if written is not None:
-                written.append(path)
+                written.append(name)
             return {**head, "blob": name}
         return {**head, "b64": base64.b64encode(raw).decode("ascii")}
     if isinstance(value, tuple):
@@ -245,12 +217,6 @@ def encode(value: Any, blobs: Path | None = None, written: list[Path] | None = N
     if isinstance(value, dict):
         return {"__dict__": {str(k): encode(v, blobs, written) for k, v in value.items()}}
     return value
-
-
-def _write_all(fd: int, raw: bytes) -> None:
-    view, done = memoryview(raw), 0
-    while done < len(raw):
-        done += os.write(fd, view[done:])
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,8 @@ class Confinement(SandboxWatch):
     _sandbox: tuple[int, int] | None = field(default=None, repr=False)
     _launches: int = field(default=0, repr=False)
     _stopped: str = field(default="", repr=False)
+    #: ``O_PATH`` descriptors of the running kernel's sockets (see ``SandboxWatch.pin_sockets``).
+    _pinned: list[int] = field(default_factory=list, repr=False)
 
     @classmethod
     def create(
@@ -307,6 +309,7 @@ class Confinement(SandboxWatch):
 
     def close(self) -> None:
         """Kill what is left and remove the cgroups (nested ones too, deepest first); bounded in time, never raises."""
+        self.unpin_sockets()
         try:
             cgroups.kill_all(set(self.cgroups.values()))  # forked children, daemons: nothing outlives grading
         except Exception:  # noqa: BLE001 -- removing the cgroups below kills what is in them too

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from grader.bubblewrap import INSIDE_KERNEL, INSIDE_SHM, INSIDE_TMP, read_info
+from grader.bubblewrap import INSIDE_BLOBS, INSIDE_KERNEL, INSIDE_SHM, INSIDE_TMP, read_info
+from grader.kernel_errors import BridgeError
+from grader.kernel_files import BlobFolder, open_folder, pin_socket
 from grader.limits import Limits, MiB, describe_bytes
 
 #: Free space below which a tmpfs counts as full when a cell ends (the kernel is then stopped).
@@ -35,6 +37,7 @@ class SandboxWatch:
         _sandbox: tuple[int, int] | None
         _launches: int
         _stopped: str
+        _pinned: list[int]
 
         @property
         def kernel_dir(self) -> Path: ...
@@ -68,6 +71,85 @@ class SandboxWatch:
                 return False
             await asyncio.sleep(0.02)
         return False
+
+    async def pin_sockets(self, prefix: str, ports: list[int], launcher_alive: Callable[[], bool], timeout: float = 60.0) -> str | None:
+        """The kernel's sockets ``<prefix>-<port>`` pinned by descriptor: the ``ip`` prefix the grader connects through.
+
+        ZeroMQ connects (and reconnects, after a refused message or a dropped connection) by path.
+        Through ``/proc/<pid>/root/tmp/.kernel/...`` that path is the kernel's to redirect: a socket
+        replaced by a link to ``/run/...`` would be resolved on the host. So once the kernel has bound
+        its sockets (before any cell of the notebook runs) each is opened as an ``O_PATH`` descriptor,
+        and the grader connects through links of its own, in :attr:`launch_dir` (which the kernel never
+        sees), to ``/proc/self/fd/N``: that very inode, whatever is later put at its name. None when the
+        sockets never appeared (the kernel did not start).
+        """
+        pid = self._sandbox_pid()
+        if pid is None:
+            return None
+        self.unpin_sockets()
+        deadline = time.monotonic() + timeout
+        pinned: dict[int, int] = {}
+        folder = None
+        while time.monotonic() < deadline and launcher_alive():
+            if folder is None:
+                try:
+                    folder = open_folder(f"/proc/{pid}/root", tuple(INSIDE_KERNEL.strip("/").split("/")))
+                except OSError:
+                    await asyncio.sleep(0.02)  # the sandbox is still being set up
+                    continue
+            for port in ports:
+                if port not in pinned:
+                    fd = pin_socket(folder, f"{prefix}-{port}")
+                    if fd is not None:
+                        pinned[port] = fd
+            if len(pinned) == len(ports):
+                break
+            await asyncio.sleep(0.02)
+        if folder is not None:
+            os.close(folder)
+        self._pinned.extend(pinned.values())
+        if len(pinned) != len(ports) or self._sandbox_pid() != pid:
+            self.unpin_sockets()
+            return None
+        links = self.workdir / "launch" / f"sockets-{self._launches}"
+        links.mkdir(parents=True, exist_ok=True)
+        for port, fd in pinned.items():
+            (links / f"k-{port}").symlink_to(f"/proc/self/fd/{fd}")
+        return str(links / "k")
+
+    def unpin_sockets(self) -> None:
+        """Close the descriptors of the previous sandbox's sockets (its kernel is gone)."""
+        while self._pinned:
+            try:
+                os.close(self._pinned.pop())
+            except OSError:
+                pass
+
+    def open_blob_folder(self) -> BlobFolder:
+        """The kernel's tensor-file folder, for one request: a descriptor reached without following a link.
+
+        In the sandbox the walk starts at ``/proc/<pid>/root`` of the running sandbox (its pid checked
+        before and after, so a reused pid is never entered) and goes ``tmp``, ``.kernel``, ``blobs``
+        with ``O_NOFOLLOW``: a kernel that put a link anywhere on that way (to a host folder, which the
+        grader would resolve against its own root) gets a refused request, never a file on the host.
+        Without the sandbox the walk starts at the grader's work folder.
+        """
+        parts: tuple[str, ...]
+        if not self.bwrap:
+            base, parts = str(self.workdir), (self.kernel_dir.name, "blobs")
+        else:
+            pid = self._sandbox_pid()
+            if pid is None:
+                raise BridgeError("the kernel's sandbox is not running")
+            base, parts = f"/proc/{pid}/root", tuple(INSIDE_BLOBS.strip("/").split("/"))
+        try:
+            fd = open_folder(base, parts)
+        except OSError as exc:
+            raise BridgeError(f"the kernel's tensor folder cannot be reached without following a link ({exc})") from None
+        if self.bwrap and self._sandbox_pid() != pid:
+            os.close(fd)
+            raise BridgeError("the kernel's sandbox ended while the grader reached its tensor folder")
+        return BlobFolder(fd)
 
     def _sandbox_pid(self) -> int | None:
         """The running sandbox's first pid, if that process is still the sandbox (same mount namespace)."""

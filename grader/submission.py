@@ -8,22 +8,23 @@ of the fixed operations of ``grader/kernel_side.py`` on inputs the grader chose,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from grader.execute import KernelSession
 from grader.kernel_errors import BridgeError, CheckTimeout, KernelCrashed, Missing, NotDefined, StateMisfit, StudentError, _entries
+from grader.kernel_files import BlobFolder
 from grader.kernel_source import KERNEL_SOURCE
 from grader.protocol import SnapshotFailure, decode, encode, parse_reply, render_call
 
 
-def install_code(nonce: str, blob_dir: Path | None) -> str:
+def install_code(nonce: str, kernel_blob_dir: str | None) -> str:
     """Kernel code that installs the kernel-side module ``_hwgrader`` with this session's reply marker.
 
     Run as the kernel's preamble, before the notebook's first cell; the :class:`Submission` built once the
@@ -34,7 +35,7 @@ def install_code(nonce: str, blob_dir: Path | None) -> str:
         "_m = _t.ModuleType('_hwgrader')\n"
         f"exec(compile({KERNEL_SOURCE!r}, '<_hwgrader>', 'exec'), _m.__dict__)\n"
         f"_m.MARKER = {MARKER_PREFIX + nonce!r}\n"
-        f"_m.BLOBS = {str(blob_dir) if blob_dir is not None else None!r}\n"
+        f"_m.BLOBS = {kernel_blob_dir!r}\n"
         "_s.modules['_hwgrader'] = _m\n"
         "del _s, _t, _m\n"
     )
@@ -63,8 +64,9 @@ class Submission:
     #: The assignment being graded (its snapshots and ``[signatures]``).
     assignment: Any = None
     call_timeout: float = 60.0
-    #: Where the kernel writes large tensors' raw bytes (inside the folder the sandbox shares with the grader).
-    blob_dir: Path | None = None
+    #: Opens the folder the kernel writes large tensors' raw bytes to, for one request (``Confinement.open_blob_folder``:
+    #: a descriptor reached without following a link). None: every tensor travels inline.
+    blobs: Callable[[], BlobFolder] | None = None
     #: What the notebook's own source defines (``grader.source_index``), read by the grader from the file:
     #: only a name a cell defines is graded, whatever the kernel's table of definitions says.
     source: Any = None
@@ -98,20 +100,23 @@ class Submission:
         ]
         return found[0] if found else None
 
-    def request(self, op: str, timeout: float | None = None, sent: list[Path] | None = None, **payload: Any) -> Any:
-        """Run kernel operation ``op`` and return its decoded ``ok`` value.
+    def request(self, op: str, timeout: float | None = None, **payload: Any) -> Any:
+        """Run kernel operation ``op`` and return its decoded ``ok`` value."""
+        with self._blob_folder() as folder:
+            return self._request(op, timeout, folder, [], payload)
 
-        ``sent``: input files written for this request (see :func:`encode`), removed once it is answered.
-        """
+    def _blob_folder(self) -> contextlib.AbstractContextManager[BlobFolder | None]:
+        return self.blobs() if self.blobs is not None else contextlib.nullcontext()
+
+    def _request(self, op: str, timeout: float | None, folder: BlobFolder | None, sent: list[str], payload: dict[str, Any]) -> Any:
+        """``request`` with the tensor folder held open; ``sent``: input files written in it for this request, removed once answered."""
         code = f"__import__('_hwgrader').request({op!r}, {json.dumps(payload)!r})"
         try:
             result = self.loop.run_until_complete(self.session.run_code(code, timeout=timeout or self.call_timeout))
         finally:
-            for path in sent or ():
-                try:
-                    path.unlink()
-                except OSError:
-                    pass
+            for name in sent:
+                if folder is not None:
+                    folder.remove(name)
         if result.status == "timeout":
             raise CheckTimeout(f"no answer within {timeout or self.call_timeout:g} s")
         if result.status == "dead":
@@ -140,7 +145,7 @@ class Submission:
             )
         if "ok" not in reply:
             raise BridgeError("reply without a result")
-        return decode(reply["ok"], self.blob_dir)
+        return decode(reply["ok"], folder)
 
     # -- operations checks use ----------------------------------------------------------
 
@@ -245,18 +250,22 @@ class Submission:
     ) -> dict:
         """A request that builds the student's model: ``X`` and ``state`` (large) travel as files, removed once answered."""
         self.require_defined(name)
-        sent: list[Path] = []
-        return self.request(
-            op,
-            timeout=timeout,
-            sent=sent,
-            name=name,
-            args=encode(list(args)),
-            kwargs=encode(kwargs or {}),
-            X=encode(X, self.blob_dir, sent),
-            state=encode(list(state), self.blob_dir, sent) if state is not None else None,
-            **extra,
-        )
+        sent: list[str] = []
+        with self._blob_folder() as folder:
+            try:
+                payload = {
+                    "name": name,
+                    "args": encode(list(args)),
+                    "kwargs": encode(kwargs or {}),
+                    "X": encode(X, folder, sent),
+                    "state": encode(list(state), folder, sent) if state is not None else None,
+                    **extra,
+                }
+            except BaseException:
+                for written in sent:
+                    folder.remove(written)  # type: ignore[union-attr]  # only written with a folder
+                raise
+            return self._request(op, timeout, folder, sent, payload)
 
     def state_of(self, expression: str, timeout: float | None = None) -> dict:
         return self.request("state_of", timeout=timeout, expression=expression)

@@ -8,8 +8,9 @@ import types
 import pytest
 import torch
 
-from grader import kernel_source, protocol
+from grader import kernel_files, kernel_source, protocol
 from grader.assertions import Fail, expect_tensor, property_check, tensors
+from grader.kernel_files import BlobFolder
 
 
 def kernel_module() -> types.ModuleType:
@@ -68,7 +69,7 @@ def test_a_large_tensor_arrives_as_raw_bytes_in_a_file_that_is_removed_after_rea
     value = {"state": [torch.randn(300, 400), torch.arange(10)]}
     encoded = K.encode(value)
     assert "blob" in encoded["__dict__"]["state"][0] and "b64" in encoded["__dict__"]["state"][1]  # small ones stay inline
-    decoded = protocol.decode(encoded, tmp_path)
+    decoded = protocol.decode(encoded, BlobFolder.open(tmp_path))
     assert torch.equal(decoded["state"][0], value["state"][0]) and torch.equal(decoded["state"][1], value["state"][1])
     assert list(tmp_path.iterdir()) == []
 
@@ -85,7 +86,7 @@ def test_a_tensor_file_is_not_read_without_a_folder_for_them():
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "0123456789abcdef.bin/..", 7])
 def test_a_tensor_file_name_that_is_not_the_kernels_plain_format_is_refused(tmp_path, name):
     with pytest.raises(protocol.BridgeError, match="unexpected name"):
-        protocol.decode(blob_reply(name), tmp_path)
+        protocol.decode(blob_reply(name), BlobFolder.open(tmp_path))
 
 
 def test_a_tensor_file_that_is_a_link_to_another_file_is_refused(tmp_path):
@@ -94,7 +95,7 @@ def test_a_tensor_file_that_is_a_link_to_another_file_is_refused(tmp_path):
     (tmp_path / "blobs").mkdir()
     (tmp_path / "blobs" / "0123456789abcdef.bin").symlink_to(secret)
     with pytest.raises(protocol.BridgeError, match="cannot be read"):
-        protocol.decode(blob_reply("0123456789abcdef.bin"), tmp_path / "blobs")
+        protocol.decode(blob_reply("0123456789abcdef.bin"), BlobFolder.open(tmp_path / "blobs"))
 
 
 def test_a_tensor_file_that_is_a_fifo_is_refused_without_blocking(tmp_path):
@@ -102,18 +103,18 @@ def test_a_tensor_file_that_is_a_fifo_is_refused_without_blocking(tmp_path):
 
     os.mkfifo(tmp_path / "0123456789abcdef.bin")
     with pytest.raises(protocol.BridgeError, match="not a file of 16 bytes"):
-        protocol.decode(blob_reply("0123456789abcdef.bin"), tmp_path)
+        protocol.decode(blob_reply("0123456789abcdef.bin"), BlobFolder.open(tmp_path))
 
 
 def test_a_tensor_file_of_another_size_than_its_shape_says_is_refused(tmp_path):
     (tmp_path / "0123456789abcdef.bin").write_bytes(b"\x00" * 20)
     with pytest.raises(protocol.BridgeError, match="not a file of 16 bytes"):
-        protocol.decode(blob_reply("0123456789abcdef.bin"), tmp_path)
+        protocol.decode(blob_reply("0123456789abcdef.bin"), BlobFolder.open(tmp_path))
 
 
 def test_a_tensor_larger_than_the_grader_reads_is_refused_before_any_byte_is_read(tmp_path):
     with pytest.raises(protocol.BridgeError, match="over the|more than"):
-        protocol.decode(blob_reply("0123456789abcdef.bin", shape=(2**28 + 1,)), tmp_path)
+        protocol.decode(blob_reply("0123456789abcdef.bin", shape=(2**28 + 1,)), BlobFolder.open(tmp_path))
 
 
 def _cell_function(source: str, name: str):
@@ -176,19 +177,71 @@ def test_a_large_grader_input_travels_as_a_new_file_the_kernel_reads(tmp_path):
     K.BLOBS = str(tmp_path)
     written: list = []
     value = torch.arange(40_000, dtype=torch.float32)
-    encoded = protocol.encode([value], tmp_path, written)
-    assert "blob" in encoded[0] and len(written) == 1 and written[0].stat().st_size == 160_000
+    encoded = protocol.encode([value], BlobFolder.open(tmp_path), written)
+    assert "blob" in encoded[0] and len(written) == 1 and (tmp_path / written[0]).stat().st_size == 160_000
     assert torch.equal(K.decode(encoded)[0], value)
 
 
 def test_a_grader_input_file_is_never_written_through_a_link_the_kernel_planted(tmp_path, monkeypatch):
-    monkeypatch.setattr(protocol.secrets, "token_hex", lambda n: "a" * 16)
+    monkeypatch.setattr(kernel_files.secrets, "token_hex", lambda n: "a" * 16)
     target = tmp_path / "victim"
     target.write_text("keep")
     (tmp_path / ("a" * 16 + ".in")).symlink_to(target)
-    with pytest.raises(FileExistsError):
-        protocol.encode(torch.zeros(40_000), tmp_path, [])
+    with pytest.raises(protocol.BridgeError, match="could not hand a tensor"):
+        protocol.encode(torch.zeros(40_000), BlobFolder.open(tmp_path), [])
     assert target.read_text() == "keep"
+
+
+def _link_attack(tmp_path):
+    """A kernel's IPC folder whose ``blobs`` the kernel replaced with a link to a host folder (absolute path)."""
+    host = tmp_path / "host"
+    host.mkdir()
+    kernel = tmp_path / "root" / "tmp" / ".kernel"
+    kernel.mkdir(parents=True)
+    (kernel / "blobs").symlink_to(host)
+    return host
+
+
+def test_the_tensor_folder_is_never_reached_through_a_link_the_kernel_put_on_the_way(tmp_path):
+    host = _link_attack(tmp_path)
+    with pytest.raises(OSError):
+        BlobFolder.open(tmp_path / "root", ("tmp", ".kernel", "blobs"))
+    assert list(host.iterdir()) == []
+
+
+def test_a_link_higher_up_the_way_is_refused_too(tmp_path):
+    host = tmp_path / "host"
+    (host / "blobs").mkdir(parents=True)
+    (tmp_path / "root" / "tmp").mkdir(parents=True)
+    (tmp_path / "root" / "tmp" / ".kernel").symlink_to(host)
+    with pytest.raises(OSError):
+        BlobFolder.open(tmp_path / "root", ("tmp", ".kernel", "blobs"))
+
+
+def test_a_folder_swapped_for_a_link_after_it_was_opened_keeps_every_write_in_the_original(tmp_path):
+    kernel = tmp_path / "root" / "tmp" / ".kernel"
+    (kernel / "blobs").mkdir(parents=True)
+    host = tmp_path / "host"
+    host.mkdir()
+    with BlobFolder.open(tmp_path / "root", ("tmp", ".kernel", "blobs")) as folder:
+        (kernel / "blobs").rename(kernel / "moved")  # the kernel moves the folder away and puts a link in its place
+        (kernel / "blobs").symlink_to(host)
+        written: list[str] = []
+        protocol.encode(torch.zeros(40_000), folder, written)
+        for name in written:
+            folder.remove(name)
+    assert list(host.iterdir()) == [] and list((kernel / "moved").iterdir()) == []
+
+
+def test_a_large_tensor_is_read_straight_into_its_own_memory_not_copied(tmp_path, monkeypatch):
+    K = kernel_module()
+    K.BLOBS = str(tmp_path)
+    encoded = K.encode(torch.arange(100_000, dtype=torch.float32))
+    copies = []
+    monkeypatch.setattr(torch.Tensor, "clone", lambda self, *a, **k: copies.append(self) or self)
+    monkeypatch.setattr(torch, "frombuffer", lambda *a, **k: copies.append(a) or None)
+    decoded = protocol.decode(encoded, BlobFolder.open(tmp_path))
+    assert torch.equal(decoded, torch.arange(100_000, dtype=torch.float32)) and copies == []
 
 
 def test_the_call_the_grader_made_is_rendered_for_messages():

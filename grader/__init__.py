@@ -35,6 +35,7 @@ Grading one notebook
   ``shrink``             outputs cut to a size a report can carry
   ``sandbox``            the kernel's confinement (bubblewrap + limits), built and torn down
   ``sandbox_watch``      the running sandbox: found once launched, stopped when its disk is full, why the kernel died
+  ``kernel_files``       the kernel's IPC folder reached by descriptors, never through a link the kernel planted
   ``sandbox_launcher``   the launcher run as the kernel's parent inside its cgroups
   ``bubblewrap``         bubblewrap's options for a kernel
   ``cgroups``            memory and process caps through cgroups

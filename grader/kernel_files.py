@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from grader.kernel_errors import BridgeError
 
@@ -60,8 +60,19 @@ class BlobFolder:
     ``dir_fd`` relative to the descriptor, never by a path.
     """
 
-    def __init__(self, fd: int):
-        self.fd = fd
+    def __init__(self, fd: int | None = None, opener: Callable[[], int] | None = None):
+        """``fd``: the folder's descriptor; or ``opener``, which takes it when a tensor first needs the folder
+        (so a request that moves no file -- most do not -- never depends on the folder at all)."""
+        self._fd = fd
+        self._opener = opener
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            if self._opener is None:
+                raise BridgeError("the kernel's tensor folder is closed")
+            self._fd, self._opener = self._opener(), None
+        return self._fd
 
     @classmethod
     def open(cls, base: str | os.PathLike[str], parts: Sequence[str] = ()) -> BlobFolder:
@@ -75,9 +86,9 @@ class BlobFolder:
         self.close()
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = self._opener = None
 
     def read_into(self, name: str, target: memoryview) -> None:
         """Fill ``target`` (a tensor's own bytes) from the kernel's file ``name``, then remove the file.
@@ -126,7 +137,7 @@ class BlobFolder:
         """Remove ``name`` from this folder (an unlink never follows a link); gone already is fine."""
         try:
             os.unlink(name, dir_fd=self.fd)
-        except OSError:
+        except (OSError, BridgeError):
             pass
 
 

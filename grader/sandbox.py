@@ -266,7 +266,7 @@ class Confinement(SandboxWatch):
         """
         self._launches += 1
         launch = self._launches
-        launcher = [sys.executable, "-m", "grader.sandbox_launcher"]
+        launcher = [sys.executable, "-m", "grader.sandbox_launcher", "--parent", str(os.getpid())]
         for folder in dict.fromkeys(self.cgroups.values()):  # v2: one folder holds both limits
             launcher += ["--cgroup", str(folder)]
         if "memory" not in self.cgroups and self.limits.memory_bytes:

@@ -11,6 +11,11 @@ joins or limits is inherited by the sandbox and by every process the notebook st
   its first process's pid to ``--info``) and a ``--file FD INSIDE`` per ``--copy-in`` (the
   kernel's connection file). So the command line of bubblewrap -- which is ``/proc/1/cmdline``
   inside the sandbox -- is ``bwrap --args N COMMAND``, and names no host folder.
+* ``--parent PID``: the grading process. If it dies -- even by ``SIGKILL``, when nothing of the
+  grader's runs to clean up -- the kernel dies with it: this process asks Linux for a signal when
+  its parent dies (``PR_SET_PDEATHSIG``), then kills the kernel and every process left in its
+  cgroups; the kernel itself (bubblewrap, or the kernel without a sandbox) gets ``SIGKILL`` when
+  this process dies, and bubblewrap's ``--die-with-parent`` takes the sandbox's processes along.
 * ``--output-limit``: the kernel's stdout and stderr (fd 1 and 2) are a pipe this process
   drains: the first :data:`KEPT_OUTPUT` bytes go to this process's own stdout (the log the
   kernel manager gave it), the rest is counted and dropped, and past the limit the kernel is
@@ -21,6 +26,7 @@ joins or limits is inherited by the sandbox and by every process the notebook st
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import resource
 import select
@@ -32,10 +38,13 @@ import time
 KEPT_OUTPUT = 2**20
 #: After the kernel's launcher child has exited, how long to read what is still in the pipe.
 DRAIN_SECONDS = 1.0
+#: prctl(2)'s option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="grader.sandbox_launcher")
+    parser.add_argument("--parent", type=int, help="the grading process: when it dies, the kernel dies too")
     parser.add_argument("--cgroup", action="append", default=[], help="cgroup folder to join (cgroup.procs)")
     parser.add_argument("--rlimit-data", type=int, help="data-segment limit in bytes (heap and writable private mappings)")
     parser.add_argument("--rlimit-nproc", type=int, help="process limit (not enforced for root)")
@@ -53,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command to run")
+    if args.parent and not _die_with_parent(signal.SIGTERM, args.parent):
+        sys.exit(1)  # the grader is already gone: nobody would read this kernel
     for folder in args.cgroup:
         with open(os.path.join(folder, "cgroup.procs"), "w") as procs:
             procs.write(str(os.getpid()))
@@ -66,8 +77,44 @@ def main(argv: list[str] | None = None) -> None:
     if args.bwrap:
         command = sandboxed(args.bwrap, args.bwrap_args, args.info, args.copy_in, command)
     if not args.output_limit:
+        if args.parent:
+            _die_with_parent(signal.SIGKILL)  # kept across exec: the kernel itself dies with the grader
         os.execvp(command[0], command)
-    sys.exit(run_draining(command, args.output_limit, args.stopped))
+    sys.exit(run_draining(command, args.output_limit, args.stopped, args.cgroup if args.parent else None))
+
+
+def _die_with_parent(sig: int, parent: int | None = None) -> bool:
+    """Ask for ``sig`` when this process's parent dies; False if ``parent`` is no longer it (it died already).
+
+    Linux only (prctl); elsewhere there is nothing to ask and the answer is True.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        return True
+    return parent is None or os.getppid() == parent
+
+
+def _kill_everything(child: int, cgroups: list[str]) -> None:
+    """The grader died: kill the kernel and every process left in its cgroups (this one excepted), then leave."""
+    try:
+        os.kill(child, signal.SIGKILL)
+    except OSError:
+        pass
+    for folder in cgroups:
+        try:
+            with open(os.path.join(folder, "cgroup.procs")) as procs:
+                pids = [int(line) for line in procs.read().split()]
+        except (OSError, ValueError):
+            continue
+        for pid in pids:
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+    os._exit(128 + signal.SIGTERM)
 
 
 def sandboxed(bwrap: str, options_file: str | None, info: str | None, copies: list[list[str]], command: list[str]) -> list[str]:
@@ -91,12 +138,18 @@ def _inheritable(fd: int) -> int:
     return fd
 
 
-def run_draining(command: list[str], limit: int, stopped: str | None) -> int:
-    """Run ``command`` with fd 1 and 2 on a pipe; keep the first bytes, stop it past ``limit``; its exit status."""
+def run_draining(command: list[str], limit: int, stopped: str | None, parent_cgroups: list[str] | None = None) -> int:
+    """Run ``command`` with fd 1 and 2 on a pipe; keep the first bytes, stop it past ``limit``; its exit status.
+
+    ``parent_cgroups``: not None when the grader's death must take the kernel along (``--parent``): the
+    signal asked for in :func:`main` then kills the kernel and what is left in these cgroups.
+    """
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:
         try:
+            if parent_cgroups is not None:
+                _die_with_parent(signal.SIGKILL)  # the kernel (or bubblewrap) dies with this launcher
             os.dup2(write_end, 1)
             os.dup2(write_end, 2)
             os.close(read_end)
@@ -106,6 +159,8 @@ def run_draining(command: list[str], limit: int, stopped: str | None) -> int:
             os.write(2, f"grader.sandbox_launcher: cannot run {command[0]}: {exc}\n".encode())
         os._exit(127)
     os.close(write_end)
+    if parent_cgroups is not None:
+        signal.signal(signal.SIGTERM, lambda *_: _kill_everything(child, parent_cgroups))
     kept = total = 0
     halted = False
     status: int | None = None

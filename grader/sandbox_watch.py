@@ -128,13 +128,18 @@ class SandboxWatch:
     def open_blob_folder(self) -> BlobFolder:
         """The kernel's tensor-file folder, for one request: a descriptor reached without following a link.
 
-        In the sandbox the walk starts at ``/proc/<pid>/root`` of the running sandbox (its pid checked
-        before and after, so a reused pid is never entered) and goes ``tmp``, ``.kernel``, ``blobs``
-        with ``O_NOFOLLOW``: a kernel that put a link anywhere on that way (to a host folder, which the
-        grader would resolve against its own root) gets a refused request, never a file on the host.
-        Without the sandbox the walk starts at the grader's work folder.
+        Taken when a tensor first needs it (most requests move no file). In the sandbox the walk starts
+        at ``/proc/<pid>/root`` of the running sandbox (its pid checked before and after, so a reused pid
+        is never entered) and goes ``tmp``, ``.kernel``, ``blobs`` with ``O_NOFOLLOW``: a kernel that put
+        a link anywhere on that way (to a host folder, which the grader would resolve against its own
+        root) gets that request refused, never a file on the host. Without the sandbox the walk starts at
+        the grader's work folder.
         """
+        return BlobFolder(opener=self._blob_folder_fd)
+
+    def _blob_folder_fd(self) -> int:
         parts: tuple[str, ...]
+        pid = None
         if not self.bwrap:
             base, parts = str(self.workdir), (self.kernel_dir.name, "blobs")
         else:
@@ -146,10 +151,10 @@ class SandboxWatch:
             fd = open_folder(base, parts)
         except OSError as exc:
             raise BridgeError(f"the kernel's tensor folder cannot be reached without following a link ({exc})") from None
-        if self.bwrap and self._sandbox_pid() != pid:
+        if pid is not None and self._sandbox_pid() != pid:
             os.close(fd)
             raise BridgeError("the kernel's sandbox ended while the grader reached its tensor folder")
-        return BlobFolder(fd)
+        return fd
 
     def _sandbox_pid(self) -> int | None:
         """The running sandbox's first pid, if that process is still the sandbox (same mount namespace)."""

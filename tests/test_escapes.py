@@ -214,7 +214,7 @@ def test_killing_the_grading_process_kills_its_kernel_and_everything_the_noteboo
         while time.monotonic() < deadline:  # until the notebook's own `sleep 600` runs
             assert child.poll() is None, "the grading process ended before the notebook's cell ran"
             seen = _descendants(child.pid)
-            if any(Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0600") for pid in seen if _alive(pid, seen[pid])):
+            if any(Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\x00600\x00") for pid in seen if _alive(pid, seen[pid])):
                 break
             time.sleep(0.5)
         else:

@@ -27,6 +27,7 @@ Grading one notebook
   ``neutralize``         lines the sandbox must not run (``!pip``, ``drive.mount``), replaced and recorded
   ``source_index``       what the notebook's source defines, read from the file (never asked of the kernel)
   ``snapshot_code``      the grader's code run in the kernel after each cell
+  ``deadlines``          one notebook's time limit shared by its cells, its checks and their calls
   ``execute``            running the cells in the kernel, replay after a crash
   ``kernel_session``     the kernel process: start, restart, shut down, run grader code
   ``kernel_channels``    sockets that refuse oversized messages; the kernel manager

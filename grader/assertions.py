@@ -138,6 +138,14 @@ def _jsonable(value: Any) -> bool:
 STOP = (Missing, StudentError, CheckTimeout, KernelCrashed)
 
 
+class _Stopped(BaseException):
+    """Carries a :data:`STOP` error out of Hypothesis at once: it shrinks an ``Exception``, never a ``BaseException``."""
+
+    def __init__(self, error: Exception):
+        super().__init__(error)
+        self.error = error
+
+
 def property_check(
     name: str,
     strategy: st.SearchStrategy,
@@ -171,11 +179,13 @@ def property_check(
         except Fail as fail:
             failing.append((example, fail))
             raise
+        except STOP as stop:  # not shrunk: each try would call the student's code again (a hang: once per try)
+            raise _Stopped(stop) from None
 
     try:
         run()
-    except STOP:
-        raise
+    except _Stopped as stopped:
+        raise stopped.error from None
     except Fail:
         example, fail = failing[-1]  # Hypothesis replays the shrunk example last
         details = dict(fail.details)

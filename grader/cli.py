@@ -57,7 +57,7 @@ def _grade(args: argparse.Namespace) -> int:
             print(
                 terminal_text(
                     f"grade: {len(blocked)} notebook(s) not graded because of the grader's environment "
-                    f"(execution environment_error): {blocked[0].execution.message}"
+                    f"(execution environment_error): {blocked[0].environment_reason}"
                 ),
                 file=sys.stderr,
             )

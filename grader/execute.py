@@ -37,6 +37,7 @@ and :mod:`grader.bounded_client`. Every name other modules import from
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ import nbformat
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 
+from grader.deadlines import CHECK_SHARE
 from grader.kernel_channels import MAX_MESSAGE_BYTES, RECEIVE_QUEUE, REFUSED_ENAME
 from grader.kernel_session import (
     DEFAULT_CELL_TIMEOUT,
@@ -102,9 +104,11 @@ class KernelSession(KernelProcess):
         #: OOM kills of the memory cgroup already blamed on a cell (see :meth:`_why_dead`).
         self._oom_seen = 0
 
-    async def _execute(self, cell: NotebookNode, index: int) -> str:
-        """Run one notebook cell; return 'ok', 'error', 'timeout' or 'dead'."""
-        limit = max(1, int(self.options.cell_timeout))
+    async def _execute(self, cell: NotebookNode, index: int, seconds: float | None = None) -> str:
+        """Run one notebook cell for at most ``seconds`` (default: the cell limit); return 'ok', 'error', 'timeout' or 'dead'."""
+        limit = max(1, math.ceil(self.options.cell_timeout if seconds is None else seconds))
+        self.client.timeout = limit
+        self.client.error_on_timeout = {"ename": TIMEOUT_ENAME, "evalue": f"cell exceeded {limit:g} s", "traceback": []}
         start = time.monotonic()
         try:
             await self.client.async_execute_cell(cell, index)
@@ -130,20 +134,26 @@ class KernelSession(KernelProcess):
         (snapshots of the student's definitions), never shown to the student.
         """
         start = time.monotonic()
+        # The cells' share of the notebook's limit ends here (grader/deadlines.py); without one, the limit from now.
+        cells_end = self.options.deadline if self.options.deadline is not None else start + self.options.timeout
         code_cells = [(i, c) for i, c in enumerate(self.notebook.cells) if c.cell_type == "code" and c.source.strip()]
         records: list[CellRecord] = []
         done: list[tuple[int, NotebookNode]] = []  # cells that ran cleanly, for a replay after a crash
         status: ExecutionStatus
         status, message = "ok", ""
+        out_of_time = False
         for position, (index, cell) in enumerate(code_cells):
             if on_cell:
                 on_cell(position, len(code_cells))
-            if time.monotonic() - start > self.options.timeout:
+            left = cells_end - time.monotonic()
+            if left <= 0:
                 records.append(CellRecord(index, "skipped", 0.0, "whole-notebook time limit reached"))
-                status, message = "timeout", f"the notebook exceeded its {self.options.timeout:g} s limit at cell {index}"
+                if not out_of_time:  # said once, at the first cell the time did not reach
+                    status, message, out_of_time = "timeout", f"the notebook exceeded {self._cells_limit()} at cell {index}", True
                 continue
             cell_start = time.monotonic()
-            outcome = await self._execute(cell, index)
+            cut_by_notebook = left < self.options.cell_timeout
+            outcome = await self._execute(cell, index, min(self.options.cell_timeout, left))
             seconds = round(time.monotonic() - cell_start, 3)
             if outcome == "dead":
                 why = self._why_dead()
@@ -164,12 +174,16 @@ class KernelSession(KernelProcess):
                 continue
             error = _error_of(cell)
             detail = f"interrupted after {self.options.cell_timeout:g} s" if outcome == "timeout" else (error[1] if error else "")
+            if outcome == "timeout" and cut_by_notebook:
+                detail = f"interrupted after {seconds:.0f} s: the notebook reached {self._cells_limit()}"
             if outcome == "error" and error is not None:  # an allocation the memory cap refused: say so
                 error = (error[0], error[1] + self._memory_note(error[1]))
                 detail = error[1]
             records.append(_cell_record(index, outcome, seconds, detail, self.client.cuts.get(index), self.client.caps))
             if outcome == "timeout" and status == "ok":
                 status, message = "timeout", f"cell {index} exceeded {self.options.cell_timeout:g} s and was interrupted"
+                if cut_by_notebook:
+                    message, out_of_time = f"the notebook exceeded {self._cells_limit()} at cell {index}", True
             elif outcome == "error" and status == "ok":
                 assert error is not None  # _execute says "error" only of a cell with an error output
                 status, message = "error", f"cell {index} raised {error[1]}"
@@ -207,6 +221,13 @@ class KernelSession(KernelProcess):
         code = after_cell(index, cell)
         if code:
             await self.run_code(code, timeout=GRADER_CODE_TIMEOUT)
+
+    def _cells_limit(self) -> str:
+        """The cells' time limit in words: the whole limit, or its share when the checks keep the rest."""
+        if self.options.deadline is None:
+            return f"its {self.options.timeout:g} s limit"
+        share = self.options.timeout * (1 - CHECK_SHARE)
+        return f"the {share:.0f} s its cells may use of its {self.options.timeout:g} s limit (the rest is kept for checking the answers)"
 
     async def _replay(self, done: list[tuple[int, NotebookNode]], after_cell: Callable[[int, NotebookNode], str] | None) -> None:
         """In a fresh kernel, run again the cells that ran cleanly before the crash (and their snapshots); stop if it dies too."""

@@ -260,7 +260,7 @@ def top_level_output(result: GradeResult, note: str = "") -> str:
     if result.environment_problem:
         blocks.append(
             "<strong>NOT GRADED: the grader's environment, not your code, kept this notebook from being graded"
-            f" ({html.escape(_plain(execution.message), quote=False)}). No points were taken; the score below is not a grade. "
+            f" ({html.escape(_plain(result.environment_reason), quote=False)}). No points were taken; the score below is not a grade. "
             "Your instructor has to run the autograder again.</strong>"
         )
     lines = [f"{result.assignment}: {result.score:g} / {result.max_score:g} auto-graded points"]

@@ -96,6 +96,11 @@ class CheckTimeout(KernelError):
     """The student's code did not return within the check's time limit."""
 
 
+class OutOfTime(CheckTimeout):
+    """The notebook's time limit, or its question's share of it, ran out (``grader/deadlines.py``): who used
+    the time -- the student's code or the grader's work -- decides whether the student is charged."""
+
+
 class KernelCrashed(KernelError):
     """The kernel died while a check ran the student's code."""
 

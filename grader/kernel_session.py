@@ -90,6 +90,9 @@ class ExecutionOptions:
     workdir: Path
     cell_timeout: float = DEFAULT_CELL_TIMEOUT
     timeout: float = DEFAULT_NOTEBOOK_TIMEOUT
+    #: When (``time.monotonic()``) the cells must have ended: the cells' share of the notebook's deadline
+    #: (``grader/deadlines.py``). None: ``timeout`` seconds from the first cell.
+    deadline: float | None = None
     kernel_name: str = "python3"
     env: dict[str, str] = field(default_factory=dict)
     #: Code run in the kernel before the first cell (the budget's patches).

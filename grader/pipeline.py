@@ -24,6 +24,7 @@ from grader.assignment import Assignment
 from grader.cleanup import remove_tree
 from grader.d2l_budget import Budget
 from grader.data_view import kernel_data_view
+from grader.deadlines import Deadline
 from grader.device import (
     PEAK_CODE,
     PROBE_CODE,
@@ -43,7 +44,7 @@ from grader.shrink import shrink_outputs
 from grader.snapshot_code import after_cell_code
 from grader.source_index import index_notebook
 from grader.submission import Submission, install_code, new_nonce
-from grader.verdicts import grade_question, note_notebook_cell, note_policy, note_rebinding, question_result
+from grader.verdicts import grade_question, note_notebook_cell, note_policy, note_rebinding, out_of_time, question_result
 
 #: Seconds a check's single call into the kernel may take (``Submission.call_timeout``) unless the check says otherwise.
 DEFAULT_CHECK_TIMEOUT = 60.0
@@ -120,10 +121,13 @@ def _grade_loaded(
     loop = asyncio.new_event_loop()
     try:
         nonce = new_nonce()  # the reply marker: the preamble installs it, the Submission reads it
+        # One clock for the whole notebook: its cells, then its checks (grader/deadlines.py).
+        deadline = Deadline(float(options.timeout or budget_config.get("timeout", DEFAULT_NOTEBOOK_TIMEOUT)))
         exec_options = ExecutionOptions(
             workdir=workdir / "work",
             cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
-            timeout=options.timeout or budget_config.get("timeout", DEFAULT_NOTEBOOK_TIMEOUT),
+            timeout=deadline.seconds,
+            deadline=deadline.cells_end,
             env=_kernel_env(options),
             preamble=install_code(nonce, confinement.kernel_blob_dir)
             + confinement.kernel_preamble()
@@ -143,6 +147,7 @@ def _grade_loaded(
             call_timeout=options.check_timeout,
             blobs=confinement.open_blob_folder,  # the kernel's tensor files, reached by descriptor, never through a link
             source=source,
+            deadline=deadline,
         )
         try:
             observed = loop.run_until_complete(_probe(session, PROBE_CODE))
@@ -160,6 +165,7 @@ def _grade_loaded(
             if observed.get("cuda"):
                 record.gpu_memory_peak = int(loop.run_until_complete(_probe(session, PEAK_CODE)).get("gpu_memory_peak", 0) or 0)
             result.execution = record
+            deadline.cell_seconds = sum(cell.seconds for cell in record.cells)
             if executed_to is not None:
                 write_atomic(executed_to, nbformat.writes(shrink_outputs(session.notebook)))
             lost = _cuda_lost(record, options) if options.device == "cuda" else ""
@@ -169,6 +175,7 @@ def _grade_loaded(
                 result.hidden_questions_not_run = _hidden_not_run(assignment)
                 return result
             verdicts: dict[str, QuestionResult] = {}  # a check sees only those its question `requires`
+            checked = [q for q in assignment.questions if assignment.runnable(q) and q.kind == "auto"]
             for question in assignment.questions:
                 if not assignment.runnable(question):
                     result.hidden_questions_not_run += 1
@@ -176,7 +183,12 @@ def _grade_loaded(
                 context = context_for(
                     question.id, question.options, options.budget.name, assignment.budgets, str(options.budget.data_dir), verdicts
                 )
-                verdict = grade_question(submission, notebook, question, assignment, context)
+                if question.kind == "auto":
+                    deadline.begin_question(len(checked) - checked.index(question) - 1)
+                if question.kind == "auto" and deadline.left() <= 0:
+                    verdict = question_result(question, *out_of_time(submission, before_start=True))
+                else:
+                    verdict = grade_question(submission, notebook, question, assignment, context)
                 note_notebook_cell(verdict, question, assignment, notebook)
                 note_policy(verdict, question, source)
                 if question.hidden:

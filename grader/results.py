@@ -182,8 +182,16 @@ class GradeResult:
 
     @property
     def environment_problem(self) -> bool:
-        """The grader's environment, not the notebook, decided this result: regrade it where the device works."""
-        return self.execution.status == "environment_error"
+        """The grader's environment, not the notebook, decided this result (its device, or a limit of the
+        grader's own -- a question the grader's work left no time to check): regrade it."""
+        return self.execution.status == "environment_error" or any(q.status == QuestionStatus.ENVIRONMENT for q in self.questions)
+
+    @property
+    def environment_reason(self) -> str:
+        """Why :attr:`environment_problem`, in one sentence ('' when there is none)."""
+        if self.execution.status == "environment_error":
+            return self.execution.message
+        return next((f"{q.id}: {q.message}" for q in self.questions if q.status == QuestionStatus.ENVIRONMENT), "")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

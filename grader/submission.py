@@ -11,14 +11,26 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from grader.deadlines import Deadline
 from grader.execute import KernelSession
-from grader.kernel_errors import BridgeError, CheckTimeout, KernelCrashed, Missing, NotDefined, StateMisfit, StudentError, _entries
+from grader.kernel_errors import (
+    BridgeError,
+    CheckTimeout,
+    KernelCrashed,
+    Missing,
+    NotDefined,
+    OutOfTime,
+    StateMisfit,
+    StudentError,
+    _entries,
+)
 from grader.kernel_files import BlobFolder
 from grader.kernel_source import KERNEL_SOURCE
 from grader.protocol import SnapshotFailure, decode, encode, parse_reply, render_call
@@ -70,6 +82,8 @@ class Submission:
     #: What the notebook's own source defines (``grader.source_index``), read by the grader from the file:
     #: only a name a cell defines is graded, whatever the kernel's table of definitions says.
     source: Any = None
+    #: The notebook's time limit (``grader/deadlines.py``): each call gets at most the time left to its question.
+    deadline: Deadline | None = None
 
     @property
     def marker(self) -> str:
@@ -111,14 +125,23 @@ class Submission:
     def _request(self, op: str, timeout: float | None, folder: BlobFolder | None, sent: list[str], payload: dict[str, Any]) -> Any:
         """``request`` with the tensor folder held open; ``sent``: input files written in it for this request, removed once answered."""
         code = f"__import__('_hwgrader').request({op!r}, {json.dumps(payload)!r})"
+        limit, cut = timeout or self.call_timeout, False
+        if self.deadline is not None:
+            left = self.deadline.left()
+            if left <= 0:
+                raise OutOfTime("no time was left to run your code")
+            limit, cut = min(limit, left), left < limit
+        started = time.monotonic()
         try:
-            result = self.loop.run_until_complete(self.session.run_code(code, timeout=timeout or self.call_timeout))
+            result = self.loop.run_until_complete(self.session.run_code(code, timeout=limit))
         finally:
+            if self.deadline is not None:
+                self.deadline.spent_calling(time.monotonic() - started)
             for name in sent:
                 if folder is not None:
                     folder.remove(name)
         if result.status == "timeout":
-            raise CheckTimeout(f"no answer within {timeout or self.call_timeout:g} s")
+            raise (OutOfTime if cut else CheckTimeout)(f"no answer within {limit:.3g} s")
         if result.status == "dead":
             raise KernelCrashed("the kernel died while running the student's code")
         replies = [line[len(self.marker) :] for line in result.stdout.splitlines() if line.startswith(self.marker)]

@@ -18,7 +18,7 @@ from nbformat import NotebookNode
 
 from grader.assignment import Assignment, Question
 from grader.errors import ConfigError, KernelError, Verdict
-from grader.kernel_errors import BridgeError, CheckTimeout, KernelCrashed, Missing, StateMisfit, StudentError
+from grader.kernel_errors import BridgeError, CheckTimeout, KernelCrashed, Missing, OutOfTime, StateMisfit, StudentError
 from grader.messages import edition_hint, is_argument_mismatch, locate_in_notebook, signature_message
 from grader.question_context import QuestionContext
 from grader.results import GradeResult, QuestionResult, QuestionStatus
@@ -91,10 +91,25 @@ KERNEL_FAILURES: Mapping[type[KernelError], Callable[[Any, Submission], tuple[st
     Missing: lambda e, _: (QuestionStatus.MISSING, str(e), {}),
     # a check that did not turn a misfit into a sentence of its own
     StateMisfit: lambda e, _: (QuestionStatus.FAIL, f"`{e.name}`: the book's weights do not fit its parameters", {}),
+    OutOfTime: lambda e, submission: out_of_time(submission, before_start=False),
     CheckTimeout: lambda e, _: (QuestionStatus.FAIL, f"your code did not finish: {e}", {}),
     KernelCrashed: lambda e, _: (QuestionStatus.ERROR, str(e), {}),
     BridgeError: lambda e, _: (QuestionStatus.ERROR, f"the grader could not read your kernel's answer: {e}", {}),
 }
+
+
+def out_of_time(submission: Submission, before_start: bool) -> tuple[str, str, dict[str, Any]]:
+    """A question the notebook's time limit did not let the grader finish: charged only when the student's code used the time."""
+    deadline = submission.deadline
+    if deadline is None:  # OutOfTime comes only from a deadline; kept total for a hand-built Submission
+        return QuestionStatus.FAIL, "your code did not finish in time", {}
+    charged, message = deadline.out_of_time(before_start)
+    details = {
+        "time_limit_seconds": deadline.seconds,
+        "calls_seconds": round(deadline.call_seconds, 1),
+        "cells_seconds": round(deadline.cell_seconds, 1),
+    }
+    return (QuestionStatus.FAIL if charged else QuestionStatus.ENVIRONMENT), message, details
 
 
 def kernel_failure(failure: KernelError, submission: Submission) -> tuple[str, str, dict[str, Any]]:

@@ -17,7 +17,7 @@ Course material
   ``template``           solution notebook → student template, and the drift check
   ``thresholds``         full-budget accuracy thresholds by training-set size; the runs they came from, and on which images
   ``calibrate``          thresholds proposed from full runs of the solution, for every training question
-  ``measured_runs``      what a full result measured for a training question, and on which images (count and split)
+  ``measured_runs``      what a full result measured: a training question's accuracy and its images (count, split); GPU memory
   ``d2l_budget``         the quick/full budgets and the patch that caps d2l's training in the kernel
   ``fashion_mnist``      the grader's own Fashion-MNIST batches and accuracy loop
   ``data_view``          the kernel's view of the data folder (half the test split is held out)

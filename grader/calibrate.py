@@ -314,18 +314,6 @@ def _measured(c: Calibration, recorded: Calibration | None, new: int) -> str:
     )
 
 
-def gpu_memory_peak_gib(results: Sequence[GradeResult]) -> float | None:
-    """The largest GPU memory peak the runs recorded (GiB, rounded up to 0.1), for ``--jobs-per-gpu`` admission.
-
-    None when no run was on a GPU. A peak is the kernel's own report (torch's ``max_memory_reserved``), so it
-    sizes packing and never decides a verdict; the solution's runs are the ones calibrated from.
-    """
-    peaks = [r.execution.gpu_memory_peak for r in results if getattr(r.execution, "gpu_memory_peak", 0)]
-    if not peaks:
-        return None
-    return math.ceil(max(peaks) / 2**30 * 10) / 10
-
-
 def render(proposals: list[Proposal]) -> str:
     """Each training question's groups, unmeasured results and lines to paste; then what became of every question."""
     lines = []

@@ -1,5 +1,6 @@
 """What a ``full`` result measured for a training question: the accuracy, the training-set size, and the
-images it was scored on (count and split) -- the runs ``grade calibrate`` (grader.calibrate) groups.
+images it was scored on (count and split) -- the runs ``grade calibrate`` (grader.calibrate) groups; and
+the GPU memory the runs peaked at.
 
 Since 2026-12-01 the grader scores a full run's model on the held-out half of the test split, which no
 notebook's kernel is given (grader.fashion_mnist.held_out_images), and a result names that split beside the
@@ -9,6 +10,8 @@ first image and said only the count; such a result is placed by when it was grad
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -71,3 +74,15 @@ def run_of(result: GradeResult, qid: str) -> Run | str:
     if split not in SPLITS:
         return f"{accuracy:.1%}, but the result says neither which images it was scored on nor when it was graded; {again}"
     return Run(float(accuracy), trained_on, images, str(split), device_of(result))
+
+
+def gpu_memory_peak_gib(results: Sequence[GradeResult]) -> float | None:
+    """The largest GPU memory peak the runs recorded (GiB, rounded up to 0.1), for ``--jobs-per-gpu`` admission.
+
+    None when no run was on a GPU. A peak is the kernel's own report (torch's ``max_memory_reserved``), so it
+    sizes packing and never decides a verdict; the solution's runs are the ones calibrated from.
+    """
+    peaks = [r.execution.gpu_memory_peak for r in results if getattr(r.execution, "gpu_memory_peak", 0)]
+    if not peaks:
+        return None
+    return math.ceil(max(peaks) / 2**30 * 10) / 10

@@ -521,6 +521,8 @@ def test_the_largest_gpu_memory_peak_of_the_runs_is_recorded_for_packing(tmp_pat
     assert "[budgets.full] gpu_memory_peak_gib = 9.5" in capsys.readouterr().out  # rounded up, never down
     budgets = tomllib.loads((hw2_copy / "config.toml").read_text(encoding="utf-8"))["budgets"]
     assert budgets["full"]["gpu_memory_peak_gib"] == 9.5 and budgets["full"]["val_size"] == 2000
+    # Right after the table's last key, not after the comment that opens what follows it.
+    assert "model on\ngpu_memory_peak_gib = 9.5\n\n# Every cell" in (hw2_copy / "config.toml").read_text(encoding="utf-8")
 
 
 def test_runs_on_a_cpu_record_no_gpu_memory_peak(tmp_path, hw2_copy, capsys):

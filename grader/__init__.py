@@ -15,8 +15,9 @@ Course material
   ``assignment``         an assignment folder: config.toml (questions, snapshots, budgets) and its checks
   ``question_options``   the typed vocabulary of a question's options, checked at load
   ``template``           solution notebook → student template, and the drift check
-  ``thresholds``         full-budget accuracy thresholds by training-set size
-  ``calibrate``          thresholds proposed from full runs of the solution
+  ``thresholds``         full-budget accuracy thresholds by training-set size; the runs they came from, and on which images
+  ``calibrate``          thresholds proposed from full runs of the solution, for every training question
+  ``measured_runs``      what a full result measured: a training question's accuracy and its images (count, split); GPU memory
   ``d2l_budget``         the quick/full budgets and the patch that caps d2l's training in the kernel
   ``fashion_mnist``      the grader's own Fashion-MNIST batches and accuracy loop
   ``data_view``          the kernel's view of the data folder (half the test split is held out)

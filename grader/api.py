@@ -120,8 +120,9 @@ def check_claims(
 def calibrate(*, name: str, results: Sequence[str | Path], margin: float = 0.1, write: bool = False) -> tuple[list[Any], Calibration]:
     """Threshold proposals from full runs of the solution, and what was read and written (``write``: into the config)."""
     from grader.assignment import load_assignment
-    from grader.calibrate import gpu_memory_peak_gib, propose
+    from grader.calibrate import propose
     from grader.calibrate import write as write_config
+    from grader.measured_runs import gpu_memory_peak_gib
     from grader.results import GradeResult
 
     try:

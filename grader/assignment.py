@@ -207,8 +207,9 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
         try:
             if "full_threshold" in q.options:
                 parse_threshold(q.options["full_threshold"])
-            if "full_calibration" in q.options:
-                check_calibration(q.options.get("full_threshold"), q.options["full_calibration"])
+            if "full_calibration" in q.options or "full_calibration_history" in q.options:
+                recorded = (q.options.get(key) for key in ("full_threshold", "full_calibration", "full_calibration_history"))
+                check_calibration(*recorded)
         except ValueError as exc:
             raise ConfigError(f"{config_path}: question {q.id!r}: {exc}") from None
     assignment = Assignment(

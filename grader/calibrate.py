@@ -4,11 +4,26 @@ A ``full`` threshold is only as good as the runs it came from, so the
 numbers are derived, not typed: grade the solution as written
 (``grade assignments/hw2/solution.ipynb --budget full``, hours on a CPU,
 minutes on a GPU) as many times as there is time for -- other seeds, other
-machines -- and hand every result to this module. It reads the accuracy
-each run measured, groups the runs by the training-set size they trained
-on, merges them into the runs the config already records
-(``full_calibration``, see grader.thresholds) and proposes a threshold per
-size.
+machines -- and hand every result to this module. For every question whose
+full run measures an accuracy (a training question, with a threshold or not
+yet) it reads the accuracy each run measured, groups the runs by the
+training-set size they trained on and by the images they were scored on
+(count and split), merges them into the runs the config already records
+for the same images (``full_calibration``, see grader.thresholds) and
+proposes a threshold per size; it says for every question of the
+assignment what it did (proposed, chance-level so a TA decides, or not
+measured by these results).
+
+Which images. The same model scores differently on other images, so runs
+scored on different images are never one population: a run joins a record
+only of the same image count and split. The grader scores on the held-out
+half of the test split (``HELD_OUT``) since 2026-12-01; a run scored on the
+test split from its first image (``TEST``, graders before that) proposes
+nothing, and a recorded record of other images that new runs replace is
+kept in ``full_calibration_history`` -- out of the bar and of the range a
+student is shown. A result says which images it was scored on
+(``images`` and ``split`` in the question's details); one from before it
+said its split is dated: graded before :data:`HELD_OUT_SINCE`, on ``TEST``.
 
 The threshold model. One run of the same code is not the next: twelve GPU
 runs of the HW2 solution's VGG on the same 7,000 images reached anywhere
@@ -48,8 +63,18 @@ from statistics import NormalDist
 from typing import Any
 
 from grader.assignment import Assignment
+from grader.measured_runs import Run, run_of
 from grader.results import GradeResult, write_atomic
-from grader.thresholds import Calibration, calibration_toml, check_calibration, parse_calibration, parse_threshold
+from grader.thresholds import (
+    SCORED_ON,
+    Calibration,
+    calibration_toml,
+    check_calibration,
+    history_toml,
+    parse_calibration,
+    parse_history,
+    parse_threshold,
+)
 
 #: Fashion-MNIST has ten classes; a model this close to 10% has not learned.
 CHANCE = 0.1
@@ -60,31 +85,25 @@ Z = NormalDist().inv_cdf(1 - FAIL_RATE)
 
 
 @dataclass(frozen=True)
-class Run:
-    """One result's measurement of one training question."""
-
-    accuracy: float
-    train_images: int
-    validation_images: int
-    device: str
-
-
-@dataclass(frozen=True)
 class Group:
-    """The runs of one training-set size, merged into those the config already recorded."""
+    """The runs of one training-set size scored on the same images, merged into those the config recorded for them."""
 
     train_images: int
     calibration: Calibration
     #: How many of ``calibration.n`` runs came from the results given now.
     new_runs: int
-    #: None where no bar can be set (at chance, or the runs spread too widely) -- ``reason`` says why.
+    #: None where no bar is set (at chance, spread too widely, scored on other images) -- ``reason`` says why.
     threshold: float | None
     reason: str
+    #: What became of the group, in a few words (for the summary of every question).
+    outcome: str
+    #: The record of this size these runs replace: scored on other images, it goes to the history.
+    superseded: Calibration | None = None
 
 
 @dataclass(frozen=True)
 class Proposal:
-    """What the results say about one question with a ``full_threshold``."""
+    """What the results say about one question of the assignment."""
 
     question: str
     groups: tuple[Group, ...] = ()
@@ -93,15 +112,30 @@ class Proposal:
     #: ``full_threshold`` and ``full_calibration`` with the groups that set a bar merged in (empty without one).
     full_threshold: dict[int, float] | None = None
     full_calibration: dict[int, Calibration] | None = None
+    #: ``full_calibration_history`` with the superseded records added (None where it stays as it was).
+    full_calibration_history: dict[int, tuple[Calibration, ...]] | None = None
     #: The one threshold for any training set this proposal replaces, if the config had one.
     replaces: float | None = None
+    #: False for a question whose full run measures no accuracy: nothing to calibrate.
+    trains: bool = True
 
     @property
     def toml(self) -> str:
         """The lines to paste (empty when no size got a bar)."""
         if self.full_threshold is None or self.full_calibration is None:
             return ""
-        return f"{threshold_line(self.full_threshold)}\nfull_calibration = {calibration_toml(self.full_calibration)}"
+        lines = [threshold_line(self.full_threshold), f"full_calibration = {calibration_toml(self.full_calibration)}"]
+        if self.full_calibration_history:
+            lines.append(f"full_calibration_history = {history_toml(self.full_calibration_history)}")
+        return "\n".join(lines)
+
+    @property
+    def outcome(self) -> str:
+        """What the calibration did for this question, in a line."""
+        if not self.groups:
+            failed = f" ({len(self.unmeasured)} of the results measured nothing: see above)" if self.unmeasured else ""
+            return f"not measured by these results{failed}"
+        return "; ".join(g.outcome for g in self.groups)
 
 
 def threshold_line(table: dict[int, float]) -> str:
@@ -133,37 +167,22 @@ def _floor2(value: float) -> float:
     return math.floor(round(value * 100, 6)) / 100
 
 
-def device_of(result: GradeResult) -> str:
-    """The device a run was really on: what the kernel observed where the result says, else the one asked for."""
-    observed = getattr(result.execution, "observed_device", None) or {}
-    if isinstance(observed.get("cuda"), bool):
-        return "cuda" if observed["cuda"] else "cpu"
-    return result.device
-
-
-def run_of(result: GradeResult, qid: str) -> Run | str:
-    """What ``result`` measured for question ``qid``, or why it measured nothing."""
-    graded = next((q for q in result.questions if q.id == qid), None)
-    details = graded.details if graded is not None else {}
-    accuracy, trained_on = details.get("validation_accuracy"), details.get("train_images")
-    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)):
-        why = "not in the result" if graded is None else f"{graded.status}: {graded.message}"
-        return f"the run measured no accuracy ({why})"
-    if isinstance(trained_on, bool) or not isinstance(trained_on, int):  # a result from before the check recorded it
-        return (
-            f"{accuracy:.1%}, but the result does not say how many images the model trained on; grade the solution again with this version"
-        )
-    return Run(float(accuracy), trained_on, int(details.get("images", 0)), device_of(result))
-
-
 def merge(recorded: Calibration | None, runs: Sequence[Run], margin: float, train_images: int) -> Calibration:
-    """``recorded`` (None: nothing yet) with ``runs`` added; statistics to 4 decimals, as the config keeps them."""
+    """``recorded`` (None: nothing yet) with ``runs`` added; statistics to 4 decimals, as the config keeps them.
+
+    Every run must have been scored on the images ``recorded``'s were (count and split): ValueError otherwise.
+    """
+    scored = {r.scored_on for r in runs} | ({recorded.scored_on} if recorded else set())
+    if len(scored) > 1:
+        on = ", ".join(f"{images:,} {split}" for images, split in sorted(scored))
+        raise ValueError(f"runs scored on different images ({on}) are not one population and are never merged")
     values = [r.accuracy for r in runs]
     devices = tuple(sorted({*(recorded.devices if recorded else ()), *(r.device for r in runs)}))
     if not values:
         if recorded is None:
             raise ValueError(f"no run to calibrate {train_images} images from")
         return replace(recorded, margin=margin)
+    images, split = scored.pop()
     estimated: tuple[str, ...]
     if recorded is None or len(recorded.runs) == recorded.n:  # every run known one by one: exact
         known = [*(recorded.runs if recorded else ()), *values]
@@ -179,17 +198,23 @@ def merge(recorded: Calibration | None, runs: Sequence[Run], margin: float, trai
         sd = math.sqrt(squares / (n - 1))
         low, high, estimated = min(recorded.min, *values), max(recorded.max, *values), recorded.estimated
     kept = (*(recorded.runs if recorded else ()), *values)
-    return Calibration(train_images, n, round(low, 4), round(high, 4), round(mean, 4), round(sd, 4), margin, devices, kept, estimated)
+    stats = (round(low, 4), round(high, 4), round(mean, 4), round(sd, 4))
+    return Calibration(train_images, n, *stats, margin, devices, kept, estimated, images=images, split=split)
 
 
 def propose(results: Sequence[GradeResult], assignment: Assignment, margin: float = 0.1) -> list[Proposal]:
-    """One proposal per question with a ``full_threshold``, from ``full`` results of the solution."""
+    """One proposal per question of the assignment, from ``full`` results of the solution: a training question
+    (one whose full run measures an accuracy, with a ``full_threshold`` or not yet) is calibrated; any other
+    comes back with ``trains`` False."""
     _check_results(results, assignment)
     proposals = []
     for question in assignment.questions:
-        if "full_threshold" in question.options:
-            measured = [run_of(result, question.id) for result in results]
-            proposals.append(_proposal(question.id, question.options, results, measured, margin))
+        measured = [run_of(result, question.id) for result in results]
+        options = question.options
+        if "full_snapshot" in options or "full_threshold" in options or any(isinstance(m, Run) for m in measured):
+            proposals.append(_proposal(question.id, options, results, measured, margin))
+        else:
+            proposals.append(Proposal(question.id, trains=False))
     return proposals
 
 
@@ -216,53 +241,81 @@ def _proposal(qid: str, options: Mapping[str, Any], results, measured: list[Run 
     )
     runs = [m for m in measured if isinstance(m, Run)]
     recorded = parse_calibration(options["full_calibration"]) if "full_calibration" in options else {}
-    groups = tuple(
-        _group(size, recorded.get(size), [r for r in runs if r.train_images == size], margin)
-        for size in sorted({r.train_images for r in runs}, reverse=True)
-    )
+    history = parse_history(options["full_calibration_history"]) if "full_calibration_history" in options else {}
+    groups = []
+    for size in sorted({r.train_images for r in runs}, reverse=True):
+        sized = [r for r in runs if r.train_images == size]
+        current = sorted({r.scored_on for r in sized if r.split == SCORED_ON})
+        for scored_on in sorted({r.scored_on for r in sized}, reverse=True):
+            these = [r for r in sized if r.scored_on == scored_on]
+            if scored_on[1] != SCORED_ON:
+                groups.append(_apart(size, these, margin, f"not the {SCORED_ON} images the grader scores on now"))
+            elif len(current) > 1:
+                counts = " and ".join(f"{images:,}" for images, _ in current)
+                groups.append(_apart(size, these, margin, f"the runs of this size were scored on {counts} images: grade again with one"))
+            else:
+                groups.append(_group(size, recorded.get(size), history.get(size, ()), these, margin))
     barred = [g for g in groups if g.threshold is not None]
     if not barred:
-        return Proposal(qid, groups, unmeasured)
-    parsed = parse_threshold(options["full_threshold"])
+        return Proposal(qid, tuple(groups), unmeasured)
+    parsed = parse_threshold(options["full_threshold"]) if "full_threshold" in options else {}
     single = parsed.get(None)  # the one threshold for any size, which the sized table replaces
     table = {size: bar for size, bar in parsed.items() if size is not None}
-    calibration = dict(recorded)
+    calibration, kept = dict(recorded), dict(history)
     for g in barred:
         assert g.threshold is not None  # barred holds only the groups with a bar
-        table[g.train_images], calibration[g.train_images] = g.threshold, g.calibration
-    return Proposal(qid, groups, unmeasured, table, calibration, single)
+        size = g.train_images
+        table[size], calibration[size] = g.threshold, g.calibration
+        older = [c for c in kept.get(size, ()) if c.scored_on != g.calibration.scored_on]  # revived, if it was there
+        kept[size] = (*older, *([g.superseded] if g.superseded is not None else []))
+    kept = {size: records for size, records in kept.items() if records}
+    return Proposal(qid, tuple(groups), unmeasured, table, calibration, kept or None, single)
 
 
-def _group(size: int, recorded: Calibration | None, runs: list[Run], margin: float) -> Group:
-    c = merge(recorded, runs, margin, size)
+def _group(size: int, current: Calibration | None, history: Sequence[Calibration], runs: list[Run], margin: float) -> Group:
+    """Runs on the images the grader scores on now, merged into the record of the same images (current or history)."""
+    scored_on = runs[0].scored_on
+    earlier = next((c for c in (current, *history) if c is not None and c.scored_on == scored_on), None)
+    superseded = current if current is not None and current.scored_on != scored_on else None
+    c = merge(earlier, runs, margin, size)
     threshold, rule = _decide(c)
-    images = sorted({r.validation_images for r in runs})
-    on = f"{', '.join(f'{i:,}' for i in images)} validation images"
-    if c.n == 1:
-        measured = f"{c.mean:.1%} on {on} after training on {size:,}"
+    if threshold is not None:
+        outcome = f"proposed {threshold:.2f} for {size:,} training images ({c.n} runs on {c.images:,} {c.split} images)"
+    elif c.mean < CHANCE + 2 * c.margin:
+        outcome = f"chance-level after {size:,} training images -> a TA decides"
     else:
-        earlier = "" if recorded is None else f"{recorded.n} recorded + "
-        guessed = "" if not c.estimated else f" ({' and '.join(c.estimated)} partly estimated)"
-        measured = (
-            f"{c.n} runs ({earlier}{len(runs)} new) on {on} after training on {size:,}: {c.min:.1%} to "
-            f"{c.max:.1%}, mean {c.mean:.1%}, sd {c.sd:.1%}{guessed}, on {', '.join(c.devices)}"
-        )
-    return Group(size, c, len(runs), threshold, f"{measured}: {rule}")
+        outcome = f"spread too widely for a bar after {size:,} training images -> a TA decides"
+    reason = f"{_measured(c, earlier, len(runs))}: {rule}"
+    if superseded is not None:
+        on = f"{superseded.n} recorded runs on {superseded.images:,} {superseded.split} images"
+        if threshold is not None:
+            reason += f"; the {on} go to full_calibration_history, out of the bar and the range"
+        else:
+            reason += f"; full_threshold for {size:,} images still comes from the {on}: remove it by hand if a TA should decide"
+    return Group(size, c, len(runs), threshold, reason, outcome, superseded)
 
 
-def gpu_memory_peak_gib(results: Sequence[GradeResult]) -> float | None:
-    """The largest GPU memory peak the runs recorded (GiB, rounded up to 0.1), for ``--jobs-per-gpu`` admission.
+def _apart(size: int, runs: list[Run], margin: float, why: str) -> Group:
+    """Runs that set no bar and join no record, for what they scored on."""
+    c = merge(None, runs, margin, size)
+    outcome = f"not calibrated: {c.n} runs on {c.images:,} {c.split} images"
+    return Group(size, c, len(runs), None, f"{_measured(c, None, len(runs))}: {why}; not calibrated", outcome)
 
-    None when no run was on a GPU. A peak is the kernel's own report (torch's ``max_memory_reserved``), so it
-    sizes packing and never decides a verdict; the solution's runs are the ones calibrated from.
-    """
-    peaks = [r.execution.gpu_memory_peak for r in results if getattr(r.execution, "gpu_memory_peak", 0)]
-    if not peaks:
-        return None
-    return math.ceil(max(peaks) / 2**30 * 10) / 10
+
+def _measured(c: Calibration, recorded: Calibration | None, new: int) -> str:
+    on = f"{c.images:,} {c.split} validation images"
+    if c.n == 1:
+        return f"{c.mean:.1%} on {on} after training on {c.train_images:,}"
+    earlier = "" if recorded is None else f"{recorded.n} recorded + "
+    guessed = "" if not c.estimated else f" ({' and '.join(c.estimated)} partly estimated)"
+    return (
+        f"{c.n} runs ({earlier}{new} new) on {on} after training on {c.train_images:,}: {c.min:.1%} to "
+        f"{c.max:.1%}, mean {c.mean:.1%}, sd {c.sd:.1%}{guessed}, on {', '.join(c.devices)}"
+    )
 
 
 def render(proposals: list[Proposal]) -> str:
+    """Each training question's groups, unmeasured results and lines to paste; then what became of every question."""
     lines = []
     for p in proposals:
         for g in p.groups:
@@ -272,11 +325,16 @@ def render(proposals: list[Proposal]) -> str:
         if p.replaces is not None:
             lines.append(f"{p.question}: this replaces the one threshold {p.replaces:.2f} for any training set")
         lines.extend(f"    {line}" for line in p.toml.splitlines())
+    lines.append("every question:")
+    lines.extend(f"    {p.question}: {p.outcome}" for p in proposals if p.trains)
+    others = [p.question for p in proposals if not p.trains]
+    if others:
+        lines.append(f"    not measured by these results (their full run measures no accuracy): {', '.join(others)}")
     return "\n".join(lines)
 
 
 def write(assignment: Assignment, proposals: list[Proposal], gpu_peak_gib: float | None = None) -> Path:
-    """Rewrite ``full_threshold`` and ``full_calibration`` of the proposals that set a bar, in place,
+    """Rewrite ``full_threshold``, ``full_calibration`` and ``full_calibration_history`` of the proposals that set a bar, in place,
     and raise ``[budgets.full] gpu_memory_peak_gib`` to ``gpu_peak_gib`` where that is higher.
 
     tomlkit edits the document rather than re-serializing a dict, so every
@@ -292,23 +350,41 @@ def write(assignment: Assignment, proposals: list[Proposal], gpu_peak_gib: float
         if p.full_threshold is None or p.full_calibration is None:
             continue
         table = tables[p.question]
-        table["full_threshold"] = _value(threshold_line(p.full_threshold))
-        table["full_calibration"] = _value(f"full_calibration = {calibration_toml(p.full_calibration)}")
+        _set(table, "full_threshold", _value(threshold_line(p.full_threshold)))
+        _set(table, "full_calibration", _value(f"full_calibration = {calibration_toml(p.full_calibration)}"))
+        if p.full_calibration_history:
+            _set(table, "full_calibration_history", _value(f"full_calibration_history = {history_toml(p.full_calibration_history)}"))
+        elif "full_calibration_history" in table:  # its one record was revived
+            del table["full_calibration_history"]
     if gpu_peak_gib is not None:
         budgets = document.setdefault("budgets", tomlkit.table(is_super_table=True))
         full = budgets.setdefault("full", tomlkit.table())
-        full["gpu_memory_peak_gib"] = max(float(full.get("gpu_memory_peak_gib", 0) or 0), gpu_peak_gib)
+        _set(full, "gpu_memory_peak_gib", max(float(full.get("gpu_memory_peak_gib", 0) or 0), gpu_peak_gib))
     text = tomlkit.dumps(document)
     for question in tomllib.loads(text).get("questions", []):
-        if "full_calibration" in question:
-            check_calibration(question.get("full_threshold"), question["full_calibration"])
+        if "full_calibration" in question or "full_calibration_history" in question:
+            check_calibration(question.get("full_threshold"), question.get("full_calibration"), question.get("full_calibration_history"))
     write_atomic(path, text)
     return path
+
+
+def _set(table, key: str, value: Any) -> None:
+    """``table[key] = value``, a new key placed right after the table's last key: tomlkit would append it after the
+    blank lines and comments that close the table (and belong to what follows), leaving it glued to the next one."""
+    if key in table:
+        table[key] = value
+        return
+    body = table.value.body
+    last = max((i for i, (k, _) in enumerate(body) if k is not None), default=-1)
+    if last + 1 == len(body):
+        table.append(key, value)
+    else:
+        table.value._insert_at(last + 1, key, value)
 
 
 def _value(line: str):
     """The value of a ``key = value`` line as a tomlkit item that keeps the line's own formatting."""
     import tomlkit
 
-    document = tomlkit.parse(line)
+    document = tomlkit.parse(line + "\n")  # the newline ends the line: without it the next blank line closes it
     return document[next(iter(document))]

@@ -100,7 +100,8 @@ def _check_assignment(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     """Propose full thresholds from full runs of the solution (``--write``: into the config); 1 if a run measured nothing."""
-    from grader.calibrate import device_of, render
+    from grader.calibrate import render
+    from grader.measured_runs import device_of
 
     proposals, done = api.calibrate(name=args.name, results=args.results, margin=args.margin, write=args.write)
     for result in done.results:

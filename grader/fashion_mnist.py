@@ -59,7 +59,8 @@ def validation_accuracy(model: torch.nn.Module, data_dir: str, size: int, count:
     Only held-out images: the kernel was given the other half of the test split, and a model
     scored on images its notebook could read may have been fitted to them. Fewer than ``count``
     when the data folder holds fewer (the shared subset's 1,200 test images leave 600), so a
-    report never claims more images than were used.
+    report never claims more images than were used. The split is ``grader.thresholds.SCORED_ON``
+    (results record it beside the count: runs scored on other images are never calibrated together).
 
     Runs on CUDA when the grader's process has it, and resizes whole batches there: the
     raw 28x28 bytes are scaled with bilinear interpolation and rounded back to 8-bit levels,

@@ -16,14 +16,16 @@ bar harder to reach). Below every calibrated size there is no rule: the
 check hands the accuracy to a TA instead of inventing a verdict.
 
 Beside a threshold, ``full_calibration`` records the runs of the solution it
-was computed from (see the section below and grader.calibrate).
+was computed from, and the images they were scored on (see the section below
+and grader.calibrate).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -74,23 +76,40 @@ def calibrated_sizes(setting: Any) -> list[int]:
 # --------------------------------------------------------------------------- calibration records
 #
 # A threshold is a decision; ``full_calibration`` keeps the evidence it was
-# decided from -- what runs of the solution reached on each training-set size
-# -- so the threshold can be recomputed (grader.calibrate), new runs merged in
-# by ``grade calibrate --write``, and the student's report can say what correct
-# notebooks reach::
+# decided from -- what runs of the solution reached on each training-set size,
+# and on which images they were scored -- so the threshold can be recomputed
+# (grader.calibrate), new runs merged in by ``grade calibrate --write``, and the
+# student's report can say what correct notebooks reach on the images the
+# student's own model was scored on::
 #
-#     full_calibration = { 7000 = { n = 13, min = 0.662, max = 0.789, mean = 0.7414, sd = 0.0354,
-#                                   margin = 0.1, devices = ["cpu", "cuda"], runs = [0.739, ...] } }
+#     full_calibration = { 7000 = { images = 600, split = "held-out", n = 9, min = 0.6917, max = 0.7817,
+#                                   mean = 0.7446, sd = 0.0258, margin = 0.1, devices = ["cuda"], runs = [0.7533, ...] } }
 #
 # (one line in the config: TOML 1.0 inline tables cannot span lines). ``runs``
 # lists the runs known one by one; when fewer than ``n`` are, the statistics
 # also cover runs known only in aggregate, and ``estimated`` names any
 # statistic that was inferred rather than measured (a mean and sd guessed
 # from a reported range).
+#
+# ``images`` and ``split`` say what every run of the record was scored on: the
+# same model scores differently on other images, so runs of different splits
+# are never one record, and a student is shown a record only when it was scored
+# on the images their own model was. ``full_calibration_history`` keeps, per
+# size, records superseded by runs on another split (out of the bar and the
+# range): ``{ 7000 = [{ images = 1200, split = "test", n = 13, ... }] }``.
+
+#: The held-out half of Fashion-MNIST's test split, which no notebook's kernel is given: what the
+#: grader scores a full run's model on (grader.fashion_mnist.held_out_images), since 2026-12-01.
+HELD_OUT = "held-out"
+#: The test split from its first image, which the notebook could read too: what graders before 2026-12-01 scored on.
+TEST = "test"
+SPLITS = (HELD_OUT, TEST)
+#: The split grader.fashion_mnist.validation_accuracy scores on now: the only one thresholds are calibrated from.
+SCORED_ON = HELD_OUT
 
 #: How far a recorded statistic may be from the runs it summarizes: statistics are recorded to 4 decimals.
 TOLERANCE = 1e-4
-_KEYS = {"n", "min", "max", "mean", "sd", "margin", "devices", "runs", "estimated"}
+_KEYS = {"images", "split", "n", "min", "max", "mean", "sd", "margin", "devices", "runs", "estimated"}
 _OPTIONAL = {"estimated"}
 _ESTIMABLE = ("mean", "sd")
 
@@ -114,15 +133,26 @@ class Calibration:
     runs: tuple[float, ...] = ()
     #: Statistics inferred rather than measured ("mean", "sd").
     estimated: tuple[str, ...] = ()
+    #: How many validation images every run was scored on, and which split they came from (HELD_OUT or TEST).
+    images: int = field(kw_only=True)
+    split: str = field(kw_only=True)
+
+    @property
+    def scored_on(self) -> tuple[int, str]:
+        """(images, split): runs scored on other images are never merged into this record, nor shown beside it."""
+        return self.images, self.split
 
     def summary(self) -> dict[str, Any]:
         """The part a student's report shows (and which statistics are estimates, where some are)."""
         shown: dict[str, Any] = {"n": self.n, "min": self.min, "max": self.max, "mean": self.mean}
+        shown.update(images=self.images, split=self.split)
         return {**shown, "estimated": list(self.estimated)} if self.estimated else shown
 
     def toml(self) -> str:
         """The record as a TOML inline table (the value of one size in ``full_calibration``)."""
         fields = [
+            f"images = {self.images}",
+            f"split = {json.dumps(self.split)}",
             f"n = {self.n}",
             *(f"{key} = {_number(getattr(self, key))}" for key in ("min", "max", "mean", "sd", "margin")),
             f"devices = {json.dumps(list(self.devices))}",
@@ -142,24 +172,48 @@ def calibration_toml(table: dict[int, Calibration]) -> str:
     return "{ " + ", ".join(f"{size} = {table[size].toml()}" for size in sorted(table, reverse=True)) + " }"
 
 
+def history_toml(table: dict[int, tuple[Calibration, ...]]) -> str:
+    """A whole ``full_calibration_history`` value, largest size first."""
+    sizes = sorted(table, reverse=True)
+    return "{ " + ", ".join(f"{size} = [{', '.join(c.toml() for c in table[size])}]" for size in sizes) + " }"
+
+
 def parse_calibration(setting: Any) -> dict[int, Calibration]:
     """``full_calibration`` from a config as {training-set size: record}; ValueError says what is wrong."""
+    return _sized(setting, "full_calibration", _record)
+
+
+def parse_history(setting: Any) -> dict[int, tuple[Calibration, ...]]:
+    """``full_calibration_history`` as {training-set size: the records runs on other images superseded}."""
+
+    def records(size: int, value: Any) -> tuple[Calibration, ...]:
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"{value!r} is not a non-empty list of records")
+        parsed = tuple(_record(size, record) for record in value)
+        if len({c.scored_on for c in parsed}) < len(parsed):
+            raise ValueError("two records of runs scored on the same images: they are one record")
+        return parsed
+
+    return _sized(setting, "full_calibration_history", records)
+
+
+def _sized(setting: Any, key: str, parse: Callable[[int, Any], Any]) -> dict[int, Any]:
     if not isinstance(setting, dict) or not setting:
-        raise ValueError(f"full_calibration must be a non-empty table of training-set sizes, not {setting!r}")
+        raise ValueError(f"{key} must be a non-empty table of training-set sizes, not {setting!r}")
     table = {}
-    for size, record in setting.items():
+    for size, value in setting.items():
         if not str(size).isdigit() or int(size) <= 0:
-            raise ValueError(f"full_calibration: {size!r} is not a training-set size (a positive whole number of images)")
+            raise ValueError(f"{key}: {size!r} is not a training-set size (a positive whole number of images)")
         try:
-            table[int(size)] = _record(int(size), record)
+            table[int(size)] = parse(int(size), value)
         except ValueError as exc:
-            raise ValueError(f"full_calibration for {size} images: {exc}") from None
+            raise ValueError(f"{key} for {size} images: {exc}") from None
     return table
 
 
 def _record(size: int, record: Any) -> Calibration:
     if not isinstance(record, dict):
-        raise ValueError(f"{record!r} is not a table of n, min, max, mean, sd, margin, devices, runs")
+        raise ValueError(f"{record!r} is not a table of images, split, n, min, max, mean, sd, margin, devices, runs")
     missing, unknown = sorted(_KEYS - _OPTIONAL - record.keys()), sorted(record.keys() - _KEYS)
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
@@ -175,6 +229,11 @@ def _record(size: int, record: Any) -> Calibration:
         raise ValueError(f"sd = {sd!r} is not a standard deviation of accuracies (0 to 1)")
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
         raise ValueError(f"margin = {margin!r} is not an accuracy margin (0 to 1)")
+    images, split = record["images"], record["split"]
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ValueError(f"images = {images!r} is not a number of validation images (a whole number, at least 1)")
+    if split not in SPLITS:
+        raise ValueError(f"split = {split!r} is not one of {', '.join(map(repr, SPLITS))}")
     devices, runs, estimated = record["devices"], record["runs"], record.get("estimated", [])
     if not isinstance(devices, list) or not devices or not all(isinstance(d, str) and d for d in devices):
         raise ValueError(f"devices = {devices!r} is not a non-empty list of device names")
@@ -195,6 +254,8 @@ def _record(size: int, record: Any) -> Calibration:
         tuple(devices),
         tuple(float(r) for r in runs),
         tuple(estimated),
+        images=images,
+        split=split,
     )
     _consistent(calibration)
     return calibration
@@ -226,17 +287,27 @@ def _consistent(c: Calibration) -> None:
             raise ValueError(f"{key} = {recorded} but the {c.n} runs listed give {value:.4f}")
 
 
-def check_calibration(threshold_setting: Any, calibration_setting: Any) -> dict[int, Calibration]:
-    """``full_calibration`` parsed, and every calibrated size given its own ``full_threshold`` entry.
+def check_calibration(threshold_setting: Any, calibration_setting: Any, history_setting: Any = None) -> dict[int, Calibration]:
+    """``full_calibration`` parsed, every calibrated size given its own ``full_threshold`` entry, and
+    ``full_calibration_history`` (if any) holding no record of the images the current one was scored on.
 
     A record beside no threshold of its own size would be shown to a
-    student next to a bar it did not produce.
+    student next to a bar it did not produce; runs on the same images in two
+    records would be two halves of one population.
     """
-    table = parse_calibration(calibration_setting)
+    table = parse_calibration(calibration_setting) if calibration_setting is not None else {}
     thresholds = parse_threshold(threshold_setting) if threshold_setting is not None else {}
     orphans = [size for size in table if size not in thresholds]
     if orphans:
         raise ValueError(f"full_calibration for {', '.join(map(str, sorted(orphans)))} images has no full_threshold entry for that size")
+    history = parse_history(history_setting) if history_setting is not None else {}
+    for size, records in history.items():
+        current = table.get(size)
+        if current is not None and current.scored_on in {c.scored_on for c in records}:
+            raise ValueError(
+                f"full_calibration_history for {size} images has a record of runs scored on {current.images} {current.split} "
+                "images, as full_calibration's is: they are one record"
+            )
     return table
 
 

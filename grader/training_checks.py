@@ -27,7 +27,7 @@ from grader.question_context import QuestionContext
 from grader.question_options import requires_of
 from grader.results import QuestionStatus
 from grader.submission import Submission
-from grader.thresholds import calibrated_sizes, calibration_for, threshold_for
+from grader.thresholds import SCORED_ON, calibrated_sizes, calibration_for, threshold_for
 from reference import models
 
 
@@ -75,7 +75,9 @@ def check_trained_model(sub: Submission, ctx: QuestionContext, name: str, build:
     trained_on = training_images(ctx.data_dir)
     details = {
         "validation_accuracy": round(accuracy, 4),
+        # What the accuracy was scored on: `grade calibrate` never merges runs scored on other images.
         "images": images,
+        "split": SCORED_ON,
         "train_images": trained_on,
         "trained_in_cell": taken.get("__cell__"),
     }
@@ -94,12 +96,16 @@ def check_trained_model(sub: Submission, ctx: QuestionContext, name: str, build:
             **details,
         )
     details.update(threshold=threshold.accuracy, threshold_calibrated_for=threshold.train_images)
-    # What runs of the solution reached on the size the threshold was set for: the student sees the bar's evidence.
+    # What runs of the solution reached on the size the threshold was set for: the student sees the bar's evidence,
+    # but only runs scored on the same images -- on other images the same model scores differently.
     record = calibration_for(q.get("full_calibration"), threshold.train_images) if threshold.train_images else None
     reach = ""
-    if record is not None and record.train_images == threshold.train_images:
+    if record is not None and record.train_images == threshold.train_images and record.scored_on == (images, SCORED_ON):
         details["calibration"] = record.summary()
-        reach = f"correct notebooks reach {record.min * 100:.1f}–{record.max:.1%} ({record.n} runs of the solution)"
+        reach = (
+            f"correct notebooks reach {record.min * 100:.1f}–{record.max:.1%} "
+            f"({record.n} runs of the solution, scored on the same {images:,} images)"
+        )
     needed = f"at least {threshold.accuracy:.0%} is needed"
     if accuracy < threshold.accuracy:
         raise Fail(

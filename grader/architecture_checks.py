@@ -47,6 +47,9 @@ def layer_table(sub: Submission, name: str, reference, input_shape, kwargs=None)
         for i, w in enumerate(want)
     ]
     details: dict = {"layers": table, "book_parameters": models.num_parameters(reference)}
+    disagreement = shapes_disagree([r["shape"] for r in rows], [list(w.shape) for w in want], whole=len(rows) == 1)
+    if disagreement:
+        details["shapes_disagree"] = disagreement
     if len(rows) == 1 and not listed[0].get("name"):
         details["layers_note"] = (
             f"{name} has no `self.net = nn.Sequential(...)`, so its layers cannot be listed one by one: "
@@ -78,6 +81,32 @@ def layer_table(sub: Submission, name: str, reference, input_shape, kwargs=None)
             f"(the first extra one is layer {len(want)}, {rows[len(want)]['kind']})"
         )
     return details, ""
+
+
+def shapes_disagree(got: list[Any], want: list[list[int]], whole: bool = False) -> str:
+    """Whether the student's layers, at the book's input size, compute through other intermediate shapes than the book's.
+
+    A layout is free: layers grouped more coarsely (a block per row) or more finely (the head's layers one by
+    one) than the book's pass, as one list of shapes then holds the other's. A model whose list has shapes the
+    book's lacks *and* lacks shapes the book's has -- a global pooling where the book flattens a 7x7 map,
+    ``(1, 512, 1, 1)`` and ``(1, 512)`` where the book has ``(1, 25088)`` -- computes something else at the
+    book's input size, whatever it computes at the small size its function is compared on. ``whole``: the
+    model could only be run as one row (its final output is compared). Returns the difference in words, or "".
+    """
+    shapes = [list(s) if isinstance(s, list) else None for s in got]
+    if not want or not shapes:
+        return ""
+    if whole:  # the one row is the model's own output (listed layers run in order may not be what forward does)
+        return f"its output at the book's input size is {_shape(shapes[-1])}, expected {_shape(want[-1])}" if shapes[-1] != want[-1] else ""
+    extra = [s for s in shapes if s not in want]
+    lacking = [w for w in want if w not in shapes]
+    if extra and lacking:
+        return f"at the book's input size its layers output {_shape(extra[0])} where the book's output {_shape(lacking[0])}"
+    return ""
+
+
+def _shape(shape: list[int] | None) -> str:
+    return str(tuple(shape)) if shape is not None else "nothing"
 
 
 def same_architecture(
@@ -116,6 +145,12 @@ def same_architecture(
             evidence.append(details["layers_note"])
         message = f"{name}: " + "; ".join(evidence) + f" — {fail.message}" if evidence else fail.message
         raise Fail(message, **{**details, **fail.details}) from None
+    if details.get("shapes_disagree"):
+        raise Fail(
+            f"{name}: {details['shapes_disagree']} — it matches the book's function only at the small size it was compared on"
+            f" {tuple(function_shape)}; check the layers from the one where the shapes part",
+            **details,
+        )
     if parted:
         details["message"] = f"{name} computes the book's function; its layers are laid out otherwise ({parted})"
     return details

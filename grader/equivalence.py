@@ -113,7 +113,7 @@ def same_function(
     """
     label = label or name
     seed = run_seed()
-    X = torch.randn(tuple(input_shape), generator=torch.Generator().manual_seed(seed))
+    X = probe_input(input_shape, seed)
     models.materialize(reference, input_shape)
     state = randomize(reference, seed)
     try:
@@ -140,6 +140,16 @@ def same_function(
         )
     reference.eval()
     return {"seed": seed, "parameters": models.num_parameters(reference), "compared_modes": list(modes)}
+
+
+def probe_input(shape: Sequence[int], seed: int) -> torch.Tensor:
+    """The input a model is compared on: from more than one distribution, so a model cannot recognise the probe
+    by its statistics -- the first half of the batch standard normal, the rest uniform in [0, 1) like images."""
+    generator = torch.Generator().manual_seed(seed)
+    X = torch.randn(tuple(shape), generator=generator)
+    if len(shape) >= 2 and shape[0] >= 2:
+        X[shape[0] // 2 :] = torch.rand((shape[0] - shape[0] // 2, *shape[1:]), generator=generator)
+    return X
 
 
 def loss_of(model: nn.Module, X: torch.Tensor, y: torch.Tensor, mode: str) -> float:

@@ -141,11 +141,15 @@ def op_forward(name, args, kwargs, X, seed, state=None, modes=("train", "eval"))
             if state is not None:
                 _load_by_order(model, decode(state))
             state_out, keys = _state(model)  # before the forwards below change BatchNorm statistics
-            outputs = {}
-            for mode in modes:
-                model.train(mode == "train")
-                torch.manual_seed(seed)  # the grader draws dropout masks from the same seed
-                outputs[mode] = model(X)
+        outputs = {}
+        for mode in modes:
+            model.train(mode == "train")
+            torch.manual_seed(seed)  # the grader draws dropout masks from the same seed
+            # as the model is used: training with gradients on, evaluation under no_grad (a model that
+            # behaves like the book's only under no_grad is caught in train mode)
+            with torch.enable_grad() if mode == "train" else torch.no_grad():
+                out = model(X)
+            outputs[mode] = out.detach() if isinstance(out, torch.Tensor) else out
     except Misfit as exc:
         return _misfit(exc, cell)
     except BaseException as exc:

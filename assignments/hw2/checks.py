@@ -396,9 +396,10 @@ def check_lenet_arch(sub: Submission):
     return same_architecture(sub, "LeNet", models.LeNet(), (1, 1, 28, 28), (8, 1, 28, 28))
 
 
-#: The VGG the function is compared on: the book's VGG-11 blocks with a fraction of the channels, on 32x32
+#: The VGG the function is compared on: the book's VGG-11 blocks with a fraction of the channels, on 96x96
 #: inputs (its 4096-wide classifier as in the book), so both models fit in memory twice over; the layer
-#: table is the full VGG-11 on 224x224.
+#: table is the full VGG-11 on 224x224. At 96x96 the last feature map is 3x3, not 1x1: a global pooling
+#: that equals the book's flatten only at 1x1 computes another function there.
 VGG_SMALL_ARCH = ((1, 16), (1, 32), (2, 64), (2, 128), (2, 128))
 
 
@@ -418,7 +419,7 @@ def check_vgg_arch(sub: Submission):
         "VGG",
         models.VGG(models.VGG11_ARCH),
         (1, 1, 224, 224),
-        (4, 1, 32, 32),
+        (4, 1, 96, 96),
         kwargs={"arch": models.VGG11_ARCH},
         small=(models.VGG(arch), {"arch": arch}),
     )
@@ -434,7 +435,8 @@ def check_residual(sub: Submission):
 
 
 def check_resnet18_arch(sub: Submission):
-    return same_architecture(sub, "ResNet18", models.ResNet18(), (1, 1, 96, 96), (2, 1, 64, 64))
+    # at 96x96 the map the global pooling averages is 3x3 (a max pooling or a flatten would compute otherwise)
+    return same_architecture(sub, "ResNet18", models.ResNet18(), (1, 1, 96, 96), (2, 1, 96, 96))
 
 
 # --------------------------------------------------------------------------- training

@@ -85,7 +85,8 @@ def check_nin_block(sub: Submission):
 
 def check_nin_arch(sub: Submission):
     # 67x67 is about the smallest input NiN's three max-pools accept: the function at a fraction of the cost.
-    return _architecture(sub, "NiN", models.NiN(), (1, 1, 224, 224), (2, 1, 67, 67))
+    # at 131x131 the map the global pooling averages is 3x3: a pooling that equals it only at 1x1 computes otherwise
+    return _architecture(sub, "NiN", models.NiN(), (1, 1, 224, 224), (2, 1, 131, 131))
 
 
 # --------------------------------------------------------------------------- 8.4 GoogLeNet
@@ -281,13 +282,13 @@ DENSENET_SMALL = {"num_channels": 16, "growth_rate": 8, "arch": (2, 3)}
 
 
 def check_densenet_arch(sub: Submission):
-    details = _architecture(sub, "DenseNet", models.DenseNet(), (1, 1, 96, 96), (2, 1, 32, 32))
+    details = _architecture(sub, "DenseNet", models.DenseNet(), (1, 1, 96, 96), (2, 1, 96, 96))  # its last map is 3x3
     narrow = models.DenseNet(**DENSENET_SMALL)
     details["narrow"] = same_function(
         sub,
         "DenseNet",
         narrow,
-        (2, 1, 16, 16),
+        (2, 1, 24, 24),  # last map 3x3
         kwargs=DENSENET_SMALL,
         label=f"DenseNet({', '.join(f'{k}={v}' for k, v in DENSENET_SMALL.items())})",
     )

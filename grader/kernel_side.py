@@ -154,10 +154,44 @@ def _error(exc, where=None):
     }
 
 
+#: Operations that run the student's code on the grader's inputs: the aten operations they reach are recorded
+#: and sent with the reply, so a built-in convolution, pooling or batch norm inside a from-scratch question is
+#: flagged for the TA however the code reached it (``getattr(F, "conv" + "2d")``, ``eval``, a subclass).
+RECORDED_OPS = ("call", "forward", "gradient")
+#: At most this many distinct operation names are recorded per request.
+RECORDED_LIMIT = 500
+
+
+def _recorder():
+    """A dispatch mode that notes the name of every aten operation run under it (None where torch has none)."""
+    try:
+        from torch.utils._python_dispatch import TorchDispatchMode
+    except Exception:
+        return None
+
+    class _Ran(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if len(self.names) < RECORDED_LIMIT:
+                self.names.add(str(func.overloadpacket.__name__))
+            return func(*args, **(kwargs or {}))
+
+    return _Ran()
+
+
 def request(op, payload_json):
     """Entry point for the grader: run ``op`` on JSON arguments and emit a JSON reply (``OPS``: kernel_ops.py)."""
     try:
-        reply = OPS[op](**json.loads(payload_json))
+        recorder = _recorder() if op in RECORDED_OPS else None
+        if recorder is None:
+            reply = OPS[op](**json.loads(payload_json))
+        else:
+            with recorder:
+                reply = OPS[op](**json.loads(payload_json))
+            reply["ops"] = sorted(recorder.names)
         if "ok" in reply:
             reply["ok"] = encode(reply["ok"])
         emit(reply)

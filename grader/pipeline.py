@@ -190,7 +190,7 @@ def _grade_loaded(
                 else:
                     verdict = grade_question(submission, notebook, question, assignment, context)
                 note_notebook_cell(verdict, question, assignment, notebook)
-                note_policy(verdict, question, source)
+                note_policy(verdict, question, source, submission.ran_ops)
                 if question.hidden:
                     verdict.details.pop("grader_traceback", None)  # never show a hidden check's source
                 verdicts[question.id] = verdict

@@ -59,6 +59,8 @@ def new_nonce() -> str:
 
 
 MARKER_PREFIX = "@@hwgrader:"
+#: At most this many operation names are kept from one reply.
+MAX_OPS = 500
 
 
 @dataclass
@@ -84,6 +86,8 @@ class Submission:
     source: Any = None
     #: The notebook's time limit (``grader/deadlines.py``): each call gets at most the time left to its question.
     deadline: Deadline | None = None
+    #: The aten operations each graded name ran when the checks called it, as the kernel reported them.
+    ran_ops: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def marker(self) -> str:
@@ -149,6 +153,7 @@ class Submission:
             detail = result.error or (result.stdout.strip()[-300:] or "no output")
             raise BridgeError(f"the kernel sent no reply ({detail})")
         reply = parse_reply(replies[-1])
+        self._note_ops(str(payload.get("name", op)), reply.get("ops"))
         if "missing" in reply:
             raise Missing(str(reply["missing"]))
         if "misfit" in reply:
@@ -169,6 +174,13 @@ class Submission:
         if "ok" not in reply:
             raise BridgeError("reply without a result")
         return decode(reply["ok"], folder)
+
+    def _note_ops(self, name: str, ops: Any) -> None:
+        """Keep the aten operations the kernel says ``name`` ran (evidence for the TA's policy note, never a verdict:
+        the kernel is the student's, so a note may be missing -- never one the student did not earn)."""
+        if isinstance(ops, list):
+            names = self.ran_ops.setdefault(name, set())
+            names.update(o[:80] for o in ops[:MAX_OPS] if isinstance(o, str))
 
     # -- operations checks use ----------------------------------------------------------
 

@@ -162,15 +162,44 @@ def note_notebook_cell(verdict: QuestionResult, question: Question, assignment: 
         verdict.details.setdefault("notebook_cell", cells[-1])
 
 
-def note_policy(verdict: QuestionResult, question: Question, source: SourceIndex) -> None:
+#: Built-in operations a from-scratch question should not reach, by their aten name, in words.
+BUILT_IN_OPS = {
+    "convolution": "a built-in convolution",
+    "convolution_backward": "a built-in convolution",
+    "_convolution": "a built-in convolution",
+    "max_pool2d_with_indices": "a built-in max pooling",
+    "max_pool3d_with_indices": "a built-in max pooling",
+    "max_pool2d": "a built-in max pooling",
+    "avg_pool2d": "a built-in average pooling",
+    "avg_pool3d": "a built-in average pooling",
+    "adaptive_max_pool2d": "a built-in max pooling",
+    "_adaptive_avg_pool2d": "a built-in average pooling",
+    "native_batch_norm": "a built-in batch norm",
+    "_native_batch_norm_legit": "a built-in batch norm",
+    "_native_batch_norm_legit_no_training": "a built-in batch norm",
+    "cudnn_batch_norm": "a built-in batch norm",
+}
+
+
+def note_policy(verdict: QuestionResult, question: Question, source: SourceIndex, ran_ops: Mapping[str, set[str]] | None = None) -> None:
     """Flag a library shortcut (``F.conv2d`` inside ``corr2d``, or in a helper it calls) for the TA.
 
-    Read from the notebook's source, not asked of the kernel; a policy question, not a wrong answer.
+    Two kinds of evidence: the notebook's source (read from the file, not asked of the kernel), and the
+    built-in operations the graded code ran when the checks called it (``ran_ops``, recorded in the kernel),
+    which catch a call no reading of the source names (``getattr(F, "conv" + "2d")``, ``eval``). A policy
+    question, not a wrong answer: the answer keeps its verdict.
     """
     flagged = set(question.options.get("flag_calls", ()))
     if not flagged or not question.defines:
         return
+    notes = []
     calls = source.library_calls(question.defines, flagged)
     if calls:
-        shown = ", ".join(f"`{call}`" + (f" ({via})" if via else "") for call, via in calls)
-        verdict.details["policy"] = f"uses {shown} (allowed to pass; your TA decides)"
+        notes.append("uses " + ", ".join(f"`{call}`" + (f" ({via})" if via else "") for call, via in calls))
+    for name in question.defines:
+        built_in = sorted({BUILT_IN_OPS[op] for op in (ran_ops or {}).get(name, set()) if op in BUILT_IN_OPS})
+        ops = sorted(op for op in (ran_ops or {}).get(name, set()) if op in BUILT_IN_OPS)
+        if built_in:
+            notes.append(f"`{name}` ran {' and '.join(built_in)} (`{'`, `'.join(f'aten.{op}' for op in ops)}`)")
+    if notes:
+        verdict.details["policy"] = "; ".join(notes) + " (allowed to pass; your TA decides)"

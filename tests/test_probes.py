@@ -1,4 +1,4 @@
-"""Probes a model cannot recognise (issue 26, item 2).
+"""Probes a model cannot recognise, and library calls found from what runs (issue 26, items 2 and 3).
 
 An architecture passes when the student's model computes the book's function on an input the grader draws.
 A model that recognises that input -- its size, its gradients being off, its distribution -- and computes the
@@ -97,10 +97,33 @@ class Residual(nn.Module):
 """
 
 
+#: A built-in convolution no reading of the source names: flagged from the operations it ran.
+HIDDEN_CONV = """
+from torch.nn import functional as F
+_op = getattr(F, "conv" + "2d")
+
+def corr2d(X, K):
+    return _op(X[None, None].float(), K[None, None].float())[0, 0]
+"""
+
+HONEST_POOL = """
+def pool2d(X, pool_size, mode='max'):
+    p_h, p_w = pool_size
+    Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            if mode == 'max':
+                Y[i, j] = X[i: i + p_h, j: j + p_w].max()
+            elif mode == 'avg':
+                Y[i, j] = X[i: i + p_h, j: j + p_w].mean()
+    return Y
+"""
+
+
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory, data_dir):
     path = tmp_path_factory.mktemp("probes") / "probes.ipynb"
-    cells = [IMPORTS, DISTRIBUTION, GLOBAL_POOL, GRADIENTS, HONEST_RESIDUAL]
+    cells = [IMPORTS, DISTRIBUTION, GLOBAL_POOL, GRADIENTS, HONEST_RESIDUAL, HIDDEN_CONV, HONEST_POOL]
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
     options = GradeOptions(Budget("quick", Path(data_dir), 256, 128, 1), "cpu", cell_timeout=60)
     result = grade_notebook(path, load_assignment("hw2"), options)
@@ -127,6 +150,18 @@ def test_a_model_that_is_the_books_only_without_gradients_earns_nothing(verdicts
 @pytest.mark.slow
 def test_the_honest_block_beside_them_keeps_its_points(verdicts):
     assert verdicts["residual"].status == "pass", verdicts["residual"].message
+
+
+@pytest.mark.slow
+def test_a_convolution_reached_by_a_built_name_is_flagged_from_what_ran(verdicts):
+    corr2d = verdicts["corr2d"]
+    assert corr2d.status == "pass"  # a policy question, not a wrong answer
+    assert "`corr2d` ran a built-in convolution (`aten.convolution`)" in corr2d.details.get("policy", ""), corr2d.details
+
+
+@pytest.mark.slow
+def test_an_honest_pooling_loop_is_not_flagged(verdicts):
+    assert verdicts["pool2d"].status == "pass" and "policy" not in verdicts["pool2d"].details, verdicts["pool2d"].details
 
 
 # -- layer tables at the book's input size, without a kernel ------------------------------------------

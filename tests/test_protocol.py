@@ -350,3 +350,24 @@ def test_any_reply_decodes_to_a_value_or_a_bridge_error(value):
 def test_a_malformed_tagged_value_is_a_bridge_error(reply):
     with pytest.raises(protocol.BridgeError):
         protocol.decode(reply)
+
+
+@pytest.mark.parametrize("answer", [[1, 2], 7, "text", None, (1,)])
+def test_an_operation_answered_with_anything_but_a_mapping_is_a_bridge_error(answer):
+    from grader.submission import mapping
+
+    with pytest.raises(protocol.BridgeError, match="where a mapping belongs"):
+        mapping(answer, "values")
+
+
+def test_a_checks_own_failure_is_the_tas_to_judge_never_the_students_error():
+    from grader.assignment import Question
+    from grader.verdicts import run_check
+
+    def check(sub):
+        return sub["rows"][0]  # a check that trusted an answer's shape
+
+    verdict = run_check(types.SimpleNamespace(), Question("q", "Q", 2.0), check, context=None)  # type: ignore[arg-type]
+    assert verdict.status == "manual" and verdict.points == 0
+    assert "the grader could not judge this question (TypeError" in verdict.message and "sent to a TA" in verdict.message
+    assert "grader_traceback" in verdict.details

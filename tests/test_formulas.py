@@ -153,8 +153,8 @@ def test_a_slow_proof_gives_way_to_the_enumeration(monkeypatch):
     monkeypatch.setattr(f, "SYMBOLIC_SECONDS", 1.0)
     started = time.monotonic()
     result = f.equivalent(HOSTILE[0], "k1 + k2 - 1", ["k1", "k2"])
-    assert time.monotonic() - started < 10
-    assert result.method == "exhaustive" and not result.equivalent and result.counterexample["k1"] == 1
+    assert result.method == "exhaustive" and not result.equivalent and result.counterexample["k1"] == 1, result
+    assert time.monotonic() - started < 15  # 1 s of proof and 0.1 s of enumeration, on a loaded machine
 
 
 def test_a_judgement_past_its_deadline_is_undecided_and_the_grader_answers_in_time():

@@ -134,6 +134,20 @@ def _jsonable(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str, list, tuple, dict))
 
 
+def expect_formula(answer: Any, truth: Any, symbols: Any, domain: Any = None, name: str = "the formula") -> dict[str, Any]:
+    """Pass with ``{"formula", "method"}`` if the formula ``answer`` means ``truth`` (:func:`reference.formulas.equivalent`:
+    read safely, judged in a child process within its deadline); :class:`Fail` with the counterexample if not;
+    :class:`ForTA` when the grader could not judge it (too large, or not decided in time) -- never a wrong answer."""
+    from reference.formulas import equivalent  # sympy: imported by the checks that judge a formula only
+
+    verdict = equivalent(answer, truth, symbols, domain)
+    if verdict.undecided:
+        raise ForTA(f"{name}: sent to a TA: {verdict.reason}", method=verdict.method, formula=verdict.answer)
+    if not verdict:
+        raise Fail(f"{name}: {verdict.reason}", method=verdict.method, counterexample=verdict.counterexample)
+    return {"formula": verdict.answer, "method": verdict.method}
+
+
 #: Errors that mean the student's code, not the grader, stopped a property run.
 STOP = (Missing, StudentError, CheckTimeout, KernelCrashed)
 

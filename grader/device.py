@@ -60,7 +60,7 @@ def parse_probe(stdout: str) -> dict[str, Any]:
         if line.startswith(PROBE_PREFIX):
             try:
                 data = json.loads(line[len(PROBE_PREFIX) :])
-            except ValueError:
+            except (ValueError, RecursionError):  # the peak is asked after the notebook's cells: any line may come
                 return {}
             return data if isinstance(data, dict) else {}
     return {}

@@ -44,7 +44,7 @@ from grader.shrink import shrink_outputs
 from grader.snapshot_code import after_cell_code
 from grader.source_index import index_notebook
 from grader.submission import Submission, install_code, new_nonce
-from grader.verdicts import grade_question, note_notebook_cell, note_policy, note_rebinding, out_of_time, question_result
+from grader.verdicts import judge_question, note_rebinding, out_of_time, question_result
 
 #: Seconds a check's single call into the kernel may take (``Submission.call_timeout``) unless the check says otherwise.
 DEFAULT_CHECK_TIMEOUT = 60.0
@@ -163,7 +163,7 @@ def _grade_loaded(
             record.isolation = confinement.isolation
             record.observed_device = observed
             if observed.get("cuda"):
-                record.gpu_memory_peak = int(loop.run_until_complete(_probe(session, PEAK_CODE)).get("gpu_memory_peak", 0) or 0)
+                record.gpu_memory_peak = _peak(loop.run_until_complete(_probe(session, PEAK_CODE)))
             result.execution = record
             deadline.cell_seconds = sum(cell.seconds for cell in record.cells)
             if executed_to is not None:
@@ -188,9 +188,7 @@ def _grade_loaded(
                 if question.kind == "auto" and deadline.left() <= 0:
                     verdict = question_result(question, *out_of_time(submission, before_start=True))
                 else:
-                    verdict = grade_question(submission, notebook, question, assignment, context)
-                note_notebook_cell(verdict, question, assignment, notebook)
-                note_policy(verdict, question, source, submission.ran_ops)
+                    verdict = judge_question(submission, notebook, question, assignment, context)  # costs this question only
                 if question.hidden:
                     verdict.details.pop("grader_traceback", None)  # never show a hidden check's source
                 verdicts[question.id] = verdict
@@ -213,6 +211,12 @@ async def _probe(session: KernelSession, code: str) -> dict[str, Any]:
     if not observed and reply.status != "ok":
         observed = {"cuda": False, "error": f"the probe failed: {reply.error or reply.status}"}
     return observed
+
+
+def _peak(observed: dict[str, Any]) -> int:
+    """The GPU memory peak the kernel reported after the notebook's cells ran: a count of bytes, or 0 for anything else."""
+    peak = observed.get("gpu_memory_peak")
+    return peak if isinstance(peak, int) and not isinstance(peak, bool) and 0 <= peak < 1 << 50 else 0
 
 
 def _cuda_lost(record: ExecutionRecord, options: GradeOptions) -> str:

@@ -50,6 +50,7 @@ MAX_REPLY_CHARS = 16 << 20
 MAX_REPLY_TENSOR_BYTES = 1 << 30
 MAX_REPLY_DEPTH = 32
 _BLOB_NAME = re.compile(r"[0-9a-f]{16}\.bin")
+_SPECIAL_FLOATS = ("nan", "inf", "-inf")
 
 
 def decode(data: Any, blobs: BlobFolder | None = None, _budget: list[int] | None = None, _depth: int = 0) -> Any:
@@ -58,7 +59,8 @@ def decode(data: Any, blobs: BlobFolder | None = None, _budget: list[int] | None
     ``blobs``: the folder the kernel writes large tensors' raw bytes to, held by a descriptor (see :func:`read_blob`);
     None refuses any tensor that is not inline. Every reply is written as if by an attacker, so
     nesting is bounded (:data:`MAX_REPLY_DEPTH`) and so is the sum of its tensors' bytes
-    (:data:`MAX_REPLY_TENSOR_BYTES`), checked from the declared shapes before a byte is read.
+    (:data:`MAX_REPLY_TENSOR_BYTES`), checked from the declared shapes before a byte is read. Any JSON
+    value decodes to a value or raises :class:`BridgeError`, never another exception.
     """
     budget = [MAX_REPLY_TENSOR_BYTES] if _budget is None else _budget
     if _depth > MAX_REPLY_DEPTH:
@@ -67,7 +69,7 @@ def decode(data: Any, blobs: BlobFolder | None = None, _budget: list[int] | None
         return [decode(v, blobs, budget, _depth + 1) for v in data]
     if isinstance(data, dict):
         if "__tensor__" in data:
-            dtype = _DTYPES.get(data["__tensor__"])
+            dtype = _DTYPES.get(data["__tensor__"]) if isinstance(data["__tensor__"], str) else None
             if dtype is None:
                 raise BridgeError(f"unsupported tensor dtype {str(data['__tensor__'])[:40]!r}")
             shape = data.get("shape")
@@ -82,7 +84,10 @@ def decode(data: Any, blobs: BlobFolder | None = None, _budget: list[int] | None
             text = data.get("b64")
             if not isinstance(text, str) or len(text) > 4 * (expected // 3 + 1):
                 raise BridgeError(f"tensor of shape {shape} carries the wrong number of bytes")
-            raw = bytearray(base64.b64decode(text, validate=True))
+            try:
+                raw = bytearray(base64.b64decode(text, validate=True))
+            except ValueError:  # binascii.Error: not base64
+                raise BridgeError(f"tensor of shape {shape} carries bytes that are not base64") from None
             if len(raw) != expected:
                 raise BridgeError(f"tensor of shape {shape} carries {len(raw)} bytes, expected {expected}")
             if not raw:
@@ -96,10 +101,14 @@ def decode(data: Any, blobs: BlobFolder | None = None, _budget: list[int] | None
                 raise BridgeError("a dictionary that is not one")
             return {str(k): decode(v, blobs, budget, _depth + 1) for k, v in items.items()}
         if "__float__" in data:
+            if data["__float__"] not in _SPECIAL_FLOATS:
+                raise BridgeError(f"a float that is not nan or an infinity: {str(data['__float__'])[:40]!r}")
             return float(data["__float__"])
         if "__error__" in data:
             e = data["__error__"]
-            return SnapshotFailure(str(e.get("type", "Error")), str(e.get("message", "")))
+            if not isinstance(e, dict):
+                raise BridgeError("a snapshot error that is not a mapping")
+            return SnapshotFailure(str(e.get("type", "Error"))[:200], str(e.get("message", ""))[:2000])
         if "__object__" in data:
             return RemoteObject(str(data["__object__"]), str(data.get("repr", "")))
         raise BridgeError(f"unexpected object in reply: {sorted(data)[:5]}")

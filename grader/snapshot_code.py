@@ -59,7 +59,7 @@ def rebound_in_cell(source: str, names: list[str]) -> dict[str, str]:
         return {}
     try:
         body = ast.parse(source).body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # what the source index could not read either
         return {}
     lines = source.split("\n")
     found: dict[str, str] = {}

@@ -85,7 +85,7 @@ class SourceIndex:
                     aliases |= {a.asname or a.name: _import_value(node, a) for a in node.names if a.name in flagged}
                 elif isinstance(node, ast.Call):
                     literal = _getattr_name(node) in flagged  # getattr(F, "conv2d") is the function itself, not an alias
-                    call = ast.unparse(node) if literal else self._resolve(node.func, flagged, aliases, local_bound)
+                    call = _unparse(node) if literal else self._resolve(node.func, flagged, aliases, local_bound)
                     alias_name = "" if literal else getattr(node.func, "id", "")
                     if call is not None and (call, route) not in hits:
                         note = f"as `{alias_name}`" if alias_name and alias_name not in flagged else ""
@@ -122,9 +122,9 @@ class SourceIndex:
     ) -> str | None:
         """The flagged function ``expr`` stands for, as written where it was named; None if none."""
         if isinstance(expr, ast.Attribute):
-            return ast.unparse(expr) if expr.attr in flagged else None
+            return _unparse(expr) if expr.attr in flagged else None
         if isinstance(expr, ast.Call):
-            return ast.unparse(expr) if _getattr_name(expr) in flagged else None
+            return _unparse(expr) if _getattr_name(expr) in flagged else None
         if not isinstance(expr, ast.Name) or depth > 20:  # depth: `a = b` / `b = a` at top level
             return None
         if expr.id in aliases or expr.id in local_bound:
@@ -147,15 +147,28 @@ def index_notebook(notebook: NotebookNode) -> SourceIndex:
         source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
         try:
             tree = _parse(source)
+            found = list(_bindings(tree.body, number, source.split("\n")))
         except (SyntaxError, ValueError) as error:  # ValueError: a null byte in the source
             lineno = getattr(error, "lineno", None)
             where = f" (line {lineno})" if lineno else ""
             index.unparsable.append((number, f"{getattr(error, 'msg', str(error))}{where}"))
             continue
-        for definition, node in _bindings(tree.body, number, source.split("\n")):
+        except (RecursionError, MemoryError):  # parentheses or operators nested past what the parser's stack holds
+            index.unparsable.append((number, "nested too deeply for the grader to read"))
+            continue
+        for definition, node in found:
             index.definitions.setdefault(definition.name, []).append(definition)
             index._nodes[definition] = node
     return index
+
+
+def _unparse(node: ast.AST) -> str:
+    """``ast.unparse``, which recurses once per level: a default or callee nested a few hundred deep (a cell the
+    parser still reads) is shown as ``…`` instead of raising ``RecursionError``."""
+    try:
+        return ast.unparse(node)
+    except RecursionError:
+        return "…"
 
 
 def render_signature(name: str, definition: Definition) -> str:
@@ -199,7 +212,7 @@ def _bindings(body: list[ast.stmt], cell: int, lines: list[str]) -> Iterator[tup
             yield made(node.name, node.lineno, "def", **_signature(node.args, drop_self=False)), node
         elif isinstance(node, ast.ClassDef):
             init = next((n for n in reversed(node.body) if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-            inherited = any(ast.unparse(b) != "object" for b in node.bases)
+            inherited = any(_unparse(b) != "object" for b in node.bases)
             shape = _signature(init.args, drop_self=True) if init else {"signature": "()", "inherited": inherited}
             yield made(node.name, node.lineno, "class", **shape), node
         elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
@@ -231,7 +244,7 @@ def _signature(args: ast.arguments, drop_self: bool) -> dict:
         *zip([a.arg for a in args.kwonlyargs], args.kw_defaults, strict=True),
         *([(f"**{args.kwarg.arg}", None)] if args.kwarg else []),
     ]
-    shown = [name if default is None else f"{name}={ast.unparse(default)}" for name, default in pieces]
+    shown = [name if default is None else f"{name}={_unparse(default)}" for name, default in pieces]
     if slash := len(args.posonlyargs) - (1 if drop_self and args.posonlyargs else 0):
         shown.insert(slash, "/")
     return {"signature": f"({', '.join(shown)})", "parameters": tuple(n for n, _ in pieces if n != "*"), "required": required}
@@ -265,7 +278,7 @@ def _import_value(node: ast.ImportFrom, alias: ast.alias) -> str:
 
 def _dotted(func: ast.expr) -> str | None:
     """``torch.nn.Sequential`` as written, or None for a callee that is not a dotted name."""
-    text = ast.unparse(func)
+    text = _unparse(func)
     return text if isinstance(func, ast.Name | ast.Attribute) and all(p.isidentifier() for p in text.split(".")) else None
 
 

@@ -208,7 +208,7 @@ class Submission:
         a defect only autograd sees (statistics taken from ``X.detach()``) shows nowhere else.
         """
         self.require_defined(name)
-        return self.request(
+        return self._mapping_request(
             "gradient",
             timeout=timeout,
             name=name,
@@ -233,24 +233,25 @@ class Submission:
         snapshot = next((s for s in getattr(self.assignment, "snapshots", []) if s.key == key), None)
         expressions = list(snapshot.values.values()) if snapshot else [key]
         try:
-            taken = self.request("values", key=key)
+            taken = mapping(self.request("values", key=key), "values")
         except Missing:
             raise Missing(*expressions) from None
+        cell = taken.get("__cell__") if isinstance(taken.get("__cell__"), int) else None
         if taken.get("__cell_error__"):
             ename, _, evalue = str(taken["__cell_error__"]).partition(": ")
             subject = "the cell that produces " + ", ".join(f"`{e}`" for e in expressions)
-            raise StudentError(subject, ename, evalue, taken.get("__cell__"))
+            raise StudentError(subject, ename, evalue, cell)
         for name, value in taken.items():
             if isinstance(value, SnapshotFailure):
                 if value.type == "NameError":
                     raise Missing(value.message.split("'")[1] if value.message.count("'") >= 2 else name)
-                raise StudentError(name, value.type, value.message, taken.get("__cell__"))
+                raise StudentError(name, value.type, value.message, cell)
         return taken
 
     def summary(self, name: str, input_shape, args=(), kwargs=None, seed: int = 0, timeout: float | None = None) -> dict:
         """The model's layers as the kernel describes them: shown to the student, never a reason to pass."""
         self.require_defined(name)
-        return self.request(
+        return self._mapping_request(
             "summary",
             timeout=timeout,
             name=name,
@@ -300,10 +301,22 @@ class Submission:
                 for written in sent:
                     folder.remove(written)  # type: ignore[union-attr]  # only written with a folder
                 raise
-            return self._request(op, timeout, folder, sent, payload)
+            return mapping(self._request(op, timeout, folder, sent, payload), op)
 
     def state_of(self, expression: str, timeout: float | None = None) -> dict:
-        return self.request("state_of", timeout=timeout, expression=expression)
+        return self._mapping_request("state_of", timeout=timeout, expression=expression)
 
     def rebinding(self, names: list[str]) -> dict[str, str]:
-        return self.request("rebinding", names=list(names))
+        """Graded names the notebook later rebound, each with what it holds now (a type's name, for a sentence)."""
+        return {name: str(kind)[:200] for name, kind in self._mapping_request("rebinding", names=list(names)).items()}
+
+    def _mapping_request(self, op: str, timeout: float | None = None, **payload: Any) -> dict[str, Any]:
+        return mapping(self.request(op, timeout, **payload), op)
+
+
+def mapping(value: Any, op: str) -> dict[str, Any]:
+    """The answer of an operation that answers with a mapping, or a :class:`BridgeError`: a kernel that sends a list,
+    a number or a string in its place costs the question asking, never the grader's reading of the others."""
+    if not isinstance(value, dict):
+        raise BridgeError(f"the kernel answered `{op}` with a {type(value).__name__} where a mapping belongs")
+    return value

@@ -56,15 +56,48 @@ def _verdict(submission: Submission, question: Question, check: Callable, contex
         status, message, details = kernel_failure(failure, submission)
         return question_result(question, status, message, details)
     except Exception as exc:  # a bug in a check must not cost the rest of the batch
-        return question_result(
-            question,
-            QuestionStatus.ERROR,
-            f"the check itself failed ({type(exc).__name__}: {exc}); tell your TA",
-            {"grader_traceback": traceback.format_exc()[-4000:]},
-        )
+        return not_judged(question, exc)
     details = dict(outcome) if isinstance(outcome, dict) else {}
     message = details.pop("message", "")
     return question_result(question, QuestionStatus.PASS, message, details)
+
+
+def not_judged(question: Question, exc: BaseException) -> QuestionResult:
+    """The grader's own failure to judge a question (a check's bug, an answer it could not take apart): sent to a
+    TA with the reason and the traceback, never charged to the student as a wrong or failing answer."""
+    return question_result(
+        question,
+        QuestionStatus.MANUAL,
+        f"the grader could not judge this question ({type(exc).__name__}: {str(exc)[:300]}); sent to a TA",
+        {"grader_traceback": traceback.format_exc()[-4000:]},
+    )
+
+
+def judge_question(
+    submission: Submission, notebook: NotebookNode, question: Question, assignment: Assignment, context: QuestionContext
+) -> QuestionResult:
+    """One question's verdict with the report's notes: whatever goes wrong in here costs this question only.
+
+    A failure in the grader's own handling of what the kernel said (:func:`not_judged`) is the TA's to judge;
+    a note that cannot be written is left out, the verdict kept. Only a configuration error, the same for
+    every notebook, stops the run.
+    """
+    try:
+        verdict = grade_question(submission, notebook, question, assignment, context)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- a question's failure stays that question's
+        return not_judged(question, exc)
+    notes: list[tuple[str, Callable[[], None]]] = [
+        ("notebook cell", lambda: note_notebook_cell(verdict, question, assignment, notebook)),
+        ("library calls", lambda: note_policy(verdict, question, submission.source, submission.ran_ops)),
+    ]
+    for what, note in notes:
+        try:
+            note()
+        except Exception as exc:  # noqa: BLE001 -- the verdict stands without its note
+            verdict.details.setdefault("notes_left_out", []).append(f"{what}: {type(exc).__name__}")
+    return verdict
 
 
 def _student_error(error: StudentError, submission: Submission) -> tuple[str, str, dict[str, Any]]:
@@ -137,7 +170,7 @@ def note_rebinding(submission: Submission, result: GradeResult, assignment: Assi
     """Say where the notebook later rebound a graded name (``pool2d = nn.MaxPool2d(3)``)."""
     try:
         rebound = submission.rebinding(assignment.defined_names)
-    except KernelError:
+    except Exception:  # noqa: BLE001 -- a note, never worth a verdict: a kernel that answers garbage gets none
         return
     defines = {q.id: q.defines for q in assignment.questions}  # only questions that ran are in the result
     for question in result.questions:

@@ -2,11 +2,14 @@
 
 A formula answer is untrusted text, yet it must be read by the grader's own
 process (sympy has no sandbox of its own). So :func:`parse_formula` reads it
-through a character whitelist, a closed namespace and a guard against huge
-powers *before* sympy evaluates anything, and :func:`equivalent` decides it:
-symbolically when sympy can prove the identity, else by exact enumeration of
-an :class:`IntegerDomain` (floors make many true answers unprovable for
-sympy, and a float would round ``floor(8/3)`` wrongly at the edges).
+through a character whitelist, a closed namespace and guards against huge
+powers, degrees and expansions *before* sympy evaluates anything, and
+:func:`equivalent` decides it: symbolically when sympy can prove the identity,
+else by exact enumeration of an :class:`IntegerDomain` (floors make many true
+answers unprovable for sympy, and a float would round ``floor(8/3)`` wrongly
+at the edges). The judging runs in a forked child with a deadline
+(:mod:`reference.deadline`): an answer sympy cannot decide in time, or one too
+large to try, is *undecided* -- a TA's to judge, never a wrong answer.
 
 This module knows nothing about HW2: the exercise claims, and the domain of
 the output-shape exercise, live in :mod:`reference.claims`, which re-exports
@@ -15,12 +18,14 @@ these names so ``claims.equivalent`` keeps working for check authors.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -32,15 +37,25 @@ from sympy.parsing.sympy_parser import (
     standard_transformations,
 )
 
+from reference.deadline import OutOfTime, interrupt_after, run_with_deadline
+
 __all__ = [
     "DEFAULT_RANGE",
+    "FORMULA_SECONDS",
+    "MAX_CONSTANT_DIGITS",
+    "MAX_EXPANDED_TERMS",
+    "MAX_FORMULA_DEGREE",
     "MAX_FORMULA_LENGTH",
     "MAX_LITERAL_EXPONENT",
+    "SYMBOLIC_SECONDS",
     "EquivalenceResult",
     "FormulaError",
+    "FormulaSize",
+    "FormulaTooLarge",
     "IntegerDomain",
     "equivalent",
     "exact_evaluator",
+    "formula_size",
     "parse_formula",
     "same_value",
 ]
@@ -53,8 +68,19 @@ class FormulaError(ValueError):
     """A formula answer that cannot be read; the message is shown to the student."""
 
 
+class FormulaTooLarge(FormulaError):
+    """A readable formula too large to judge automatically (its degree or expansion): a TA's to judge, not a wrong answer."""
+
+
 MAX_FORMULA_LENGTH = 200
 MAX_LITERAL_EXPONENT = 64
+#: The most a formula's degree may be, its denominators' counted (``(a+b+2)**16 / ((a+2)**4 + b**4)**4`` is 32):
+#: sympy's ``simplify`` takes seconds at 32 and hours at 128; the course's answers are of degree 4 at most.
+MAX_FORMULA_DEGREE = 24
+#: The most terms a formula's full expansion may have (``(n + k + p + s)**6`` has 84).
+MAX_EXPANDED_TERMS = 1000
+#: The most digits a constant may grow to once evaluated (``9**64`` has 62).
+MAX_CONSTANT_DIGITS = 1000
 
 _FUNCTIONS: dict[str, Any] = {
     "floor": sympy.floor,
@@ -140,6 +166,13 @@ def parse_formula(text: str, symbols: Iterable[str]) -> sympy.Expr:
         exponent = power.exp
         if exponent.atoms(sympy.Pow) or any(abs(n) > MAX_LITERAL_EXPONENT for n in exponent.atoms(sympy.Number)):
             raise FormulaError(f"the exponent in {power} is too large to evaluate safely")
+    size = formula_size(unevaluated)
+    if size.degree > MAX_FORMULA_DEGREE or size.terms > MAX_EXPANDED_TERMS or size.digits > MAX_CONSTANT_DIGITS:
+        raise FormulaTooLarge(
+            f"{stripped!r} is too large to judge automatically (degree {size.degree}, up to {size.terms} terms expanded, "
+            f"constants of up to {size.digits} digits; the grader tries at most degree {MAX_FORMULA_DEGREE}, "
+            f"{MAX_EXPANDED_TERMS} terms and {MAX_CONSTANT_DIGITS} digits)"
+        )
     try:
         expr = parse_expr(stripped, local_dict=dict(local), global_dict=dict(_PARSER_GLOBALS), transformations=_TRANSFORMS)
     except Exception as exc:
@@ -149,6 +182,37 @@ def parse_formula(text: str, symbols: Iterable[str]) -> sympy.Expr:
     if expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         raise FormulaError(f"{stripped!r} is undefined (it divides by zero)")
     return expr
+
+
+class FormulaSize(NamedTuple):
+    """Bounds read from a formula as parsed, before anything is expanded or evaluated (:func:`formula_size`)."""
+
+    degree: int  #: its polynomial degree, a denominator's counted (a fraction's simplification must expand it)
+    terms: int  #: the terms its full expansion could have
+    digits: int  #: the decimal digits its constants could grow to (``(9**64)**64`` has 3,907)
+
+
+def formula_size(expr: sympy.Basic) -> FormulaSize:
+    """:class:`FormulaSize` of a formula parsed *unevaluated*. A power by a name (``2**k``) counts as the power 1."""
+    if expr.is_Symbol:
+        return FormulaSize(1, 1, 0)
+    if expr.is_Rational:
+        return FormulaSize(0, 1, len(str(abs(int(expr.p)))) + len(str(int(expr.q))) - 1)
+    if not expr.args:
+        return FormulaSize(0, 1, 1)
+    parts = [formula_size(arg) for arg in expr.args]
+    digits = sum(p.digits for p in parts)
+    if expr.is_Mul:
+        return FormulaSize(sum(p.degree for p in parts), min(math.prod(p.terms for p in parts), _CAP), min(digits, _CAP))
+    if expr.is_Pow:
+        base, exponent = parts[0], expr.exp
+        power = abs(int(exponent.p)) if exponent.is_Rational else 1
+        return FormulaSize(base.degree * power, min(math.comb(base.terms + power - 1, power), _CAP), min(base.digits * power, _CAP))
+    # a sum; floor, Min, Mod...: their arguments' bounds
+    return FormulaSize(max(p.degree for p in parts), min(sum(p.terms for p in parts), _CAP), min(digits, _CAP))
+
+
+_CAP = 10**9
 
 
 # =========================================================================== integer domains
@@ -271,10 +335,14 @@ def same_value(a: Any, b: Any) -> bool:
 
 @dataclass(frozen=True)
 class EquivalenceResult:
-    """Whether a formula answer is equivalent to the truth, and how that was decided."""
+    """Whether a formula answer is equivalent to the truth, and how that was decided.
+
+    ``method`` "undecided": the grader could not judge it (too large, or not decided in time) -- falsy like a
+    wrong answer, so a check must ask :attr:`undecided` first and send the question to a TA.
+    """
 
     equivalent: bool
-    method: str  # "symbolic" | "exhaustive" | "parse"
+    method: str  # "symbolic" | "exhaustive" | "parse" | "undecided"
     reason: str
     answer: str = ""
     truth: str = ""
@@ -284,9 +352,17 @@ class EquivalenceResult:
     def __bool__(self) -> bool:
         return self.equivalent
 
+    @property
+    def undecided(self) -> bool:
+        return self.method == "undecided"
+
 
 DEFAULT_RANGE = range(1, 11)
 _MAX_SYMBOLIC_OPS = 80
+#: Wall seconds one judgement may take in all (parse, proof, enumeration), in its child process.
+FORMULA_SECONDS = 20.0
+#: Of which sympy's proof attempt may take this many; past it the enumeration decides.
+SYMBOLIC_SECONDS = 5.0
 
 
 def equivalent(
@@ -294,34 +370,82 @@ def equivalent(
     truth: str | sympy.Expr,
     symbols: Iterable[str],
     domain: IntegerDomain | Mapping[str, range] | None = None,
+    *,
+    seconds: float = FORMULA_SECONDS,
 ) -> EquivalenceResult:
-    """Decide whether the formula ``answer`` means the same as ``truth``.
+    """Decide whether the formula ``answer`` means the same as ``truth``, within ``seconds``.
 
     1. Parse safely (:func:`parse_formula`); an unreadable answer is *not
-       equivalent*, with the parser's reason.
+       equivalent*, with the parser's reason; one too large to try
+       (:class:`FormulaTooLarge`) is *undecided*.
     2. Symbolic: ``simplify(answer - truth) == 0`` proves equivalence for all
-       values.
+       values (given at most :data:`SYMBOLIC_SECONDS`).
     3. Otherwise enumerate ``domain`` (every symbol in 1..10 when none is
        given) with exact arithmetic: equal everywhere is equivalent *on that
        domain*; the first differing point is the counterexample.
+
+    Steps 1-3 run in a forked child killed after ``seconds`` (:func:`reference.deadline.run_with_deadline`):
+    an answer not judged by then is *undecided*, with the reason. The reference ``truth`` is parsed here
+    first: an invalid one is the check author's error (``ValueError``).
     """
     names = tuple(symbols)
     try:
         truth_expr = parse_formula(truth, names) if isinstance(truth, str) else truth
     except FormulaError as exc:
         raise ValueError(f"the reference formula {truth!r} is invalid: {exc}") from None
-    try:
-        answer_expr = parse_formula(answer, names)
-    except FormulaError as exc:
-        return EquivalenceResult(False, "parse", str(exc), str(answer)[:MAX_FORMULA_LENGTH], str(truth_expr))
-    shown_answer, shown_truth = str(answer_expr), str(truth_expr)
-    difference = answer_expr - truth_expr
-    if sympy.count_ops(difference) <= _MAX_SYMBOLIC_OPS and sympy.simplify(difference) == 0:
-        return EquivalenceResult(True, "symbolic", f"{shown_answer} simplifies to {shown_truth}", shown_answer, shown_truth, 1)
     if domain is None:
         domain = IntegerDomain({n: DEFAULT_RANGE for n in names})
     elif not isinstance(domain, IntegerDomain):
         domain = IntegerDomain(dict(domain))
+    _warm()
+    outcome = run_with_deadline(_judge, answer, truth_expr, names, domain, seconds=seconds)
+    if outcome.status == "done":
+        return EquivalenceResult(**outcome.value)
+    shown = str(answer)[:MAX_FORMULA_LENGTH]
+    if outcome.status == "timeout":
+        reason = f"the grader could not decide within {seconds:g} s whether {shown!r} equals {truth_expr}"
+    else:
+        reason = f"the grader could not judge {shown!r}: {outcome.reason}"
+    return EquivalenceResult(False, "undecided", reason, shown, str(truth_expr))
+
+
+@functools.cache
+def _warm() -> None:
+    """What every child would otherwise do first, done once here: ``simplify``'s first call imports
+    ``sympy.physics.units`` (0.4 s), which each fork then shares."""
+    sympy.simplify(sympy.Symbol("x", integer=True) + 1)
+
+
+def _judge(answer: str, truth_expr: sympy.Expr, names: tuple[str, ...], domain: IntegerDomain) -> dict[str, Any]:
+    """:func:`equivalent`'s steps, in its child process: the verdict as a dictionary of plain data."""
+
+    def result(equivalent: bool, method: str, reason: str, cases: int = 0, counterexample: dict | None = None) -> dict[str, Any]:
+        return {
+            "equivalent": equivalent,
+            "method": method,
+            "reason": reason,
+            "answer": shown_answer,
+            "truth": shown_truth,
+            "cases": cases,
+            "counterexample": counterexample,
+        }
+
+    shown_answer, shown_truth = str(answer)[:MAX_FORMULA_LENGTH], str(truth_expr)
+    try:
+        answer_expr = parse_formula(answer, names)
+    except FormulaTooLarge as exc:
+        return result(False, "undecided", str(exc))
+    except FormulaError as exc:
+        return result(False, "parse", str(exc))
+    shown_answer = str(answer_expr)
+    difference = answer_expr - truth_expr
+    try:
+        with interrupt_after(SYMBOLIC_SECONDS):
+            proven = sympy.count_ops(difference) <= _MAX_SYMBOLIC_OPS and sympy.simplify(difference) == 0
+    except OutOfTime:
+        proven = False  # sympy could not say in time: the enumeration decides
+    if proven:
+        return result(True, "symbolic", f"{shown_answer} simplifies to {shown_truth}", 1)
     truth_at, answer_at = exact_evaluator(truth_expr), exact_evaluator(answer_expr)
     cases = 0
     for point in domain.points():
@@ -329,6 +453,5 @@ def equivalent(
         want, got = truth_at(point), answer_at(point)
         if not same_value(got, want):
             counterexample = {**point, "answer": str(got), "expected": str(want)}
-            reason = f"at {point} the answer gives {got}, expected {want}"
-            return EquivalenceResult(False, "exhaustive", reason, shown_answer, shown_truth, cases, counterexample)
-    return EquivalenceResult(True, "exhaustive", f"equal on all {cases} integer cases of {domain}", shown_answer, shown_truth, cases)
+            return result(False, "exhaustive", f"at {point} the answer gives {got}, expected {want}", cases, counterexample)
+    return result(True, "exhaustive", f"equal on all {cases} integer cases of {domain}", cases)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
+from reference import deadline
 from reference import formulas as f
 from reference.claims import OUTPUT_SHAPE_DOMAIN, OUTPUT_SHAPE_FORMULA
 
@@ -120,3 +124,109 @@ def test_a_subscripted_name_as_the_exercise_writes_it_is_the_questions_name():
 
     assert equivalent("k_1 + k_{2} - 1", "k1 + k2 - 1", ["k1", "k2"])
     assert equivalent("k₁ + k₂ − 1", "k1 + k2 - 1", ["k1", "k2"])
+
+
+# --------------------------------------------------------------------------- hostile answers (issue 25, item 2)
+
+#: Degree 64 over degree 64: sympy's simplify ran for hours on it (and on the second, of 61 characters).
+HOSTILE = ["((k1+k2+2)**8)**8/((k1+2)**8+k2**8)**8+k1+k2-1", "((k1*k2+2)**8)**8/((k1+2)**8+k2)**8-((k2+1)**8)**8/(k1+k2)**8"]
+
+
+@pytest.mark.parametrize("answer", HOSTILE)
+def test_a_formula_too_large_to_simplify_is_sent_to_a_ta_within_seconds(answer):
+    started = time.monotonic()
+    result = f.equivalent(answer, "k1 + k2 - 1", ["k1", "k2"])
+    assert time.monotonic() - started < 5
+    assert result.undecided and not result.equivalent
+    assert "too large to judge automatically" in result.reason and "degree 1" in result.reason
+
+
+def test_a_too_large_answer_that_is_right_is_undecided_not_wrong():
+    result = f.equivalent("((k1+k2)**8)**4 - ((k2+k1)**4)**8 + k1 + k2 - 1", "k1 + k2 - 1", ["k1", "k2"])
+    assert result.undecided and result.method == "undecided"
+
+
+def test_a_slow_proof_gives_way_to_the_enumeration(monkeypatch):
+    """Past the size guards (raised here), sympy's attempt is cut at SYMBOLIC_SECONDS and the exact enumeration decides."""
+    monkeypatch.setattr(f, "MAX_FORMULA_DEGREE", 1000)
+    monkeypatch.setattr(f, "MAX_EXPANDED_TERMS", 10**9)
+    monkeypatch.setattr(f, "SYMBOLIC_SECONDS", 1.0)
+    started = time.monotonic()
+    result = f.equivalent(HOSTILE[0], "k1 + k2 - 1", ["k1", "k2"])
+    assert result.method == "exhaustive" and not result.equivalent and result.counterexample["k1"] == 1, result
+    assert time.monotonic() - started < 15  # 1 s of proof and 0.1 s of enumeration, on a loaded machine
+
+
+def test_a_judgement_past_its_deadline_is_undecided_and_the_grader_answers_in_time():
+    never = f.IntegerDomain({"k1": range(1, 3)}, where=lambda point: time.sleep(3600) is None)  # the enumeration hangs
+    started = time.monotonic()
+    result = f.equivalent("k1 + 0*k1**2 + floor(k1/7)", "k1", ["k1"], never, seconds=1.5)
+    assert time.monotonic() - started < 4
+    assert result.undecided and "within 1.5 s" in result.reason
+
+
+@pytest.mark.parametrize(
+    "formula, degree, terms",
+    [("k1 + k2 - 1", 1, 3), ("(k1 + k2 - 1)**2", 2, 6), ("(k1 + 1)/(k2 + 1)", 2, 4), ("floor((n - k + p + s)/s)", 2, 4), ("k1**k2", 1, 1)],
+)
+def test_a_formulas_size_is_read_before_anything_expands(formula, degree, terms):
+    from sympy.parsing.sympy_parser import parse_expr
+
+    size = f.formula_size(parse_expr(formula, evaluate=False))
+    assert (size.degree, size.terms) == (degree, terms)
+
+
+def test_a_constant_that_would_grow_past_its_digits_is_never_computed():
+    started = time.monotonic()
+    result = f.equivalent("(((9**64)**64)**64)**64", "k1", ["k1"])
+    assert time.monotonic() - started < 5 and result.undecided and "digits" in result.reason
+
+
+# --------------------------------------------------------------------------- the child process (reference/deadline.py)
+
+
+def test_a_bounded_computation_returns_its_json():
+    assert deadline.run_with_deadline(lambda a, b: {"sum": a + b}, 2, 3, seconds=10) == deadline.Outcome("done", {"sum": 5})
+
+
+def test_a_bounded_computation_that_raises_says_what():
+    outcome = deadline.run_with_deadline(lambda: 1 / 0, seconds=10)
+    assert outcome.status == "failed" and "ZeroDivisionError" in outcome.reason
+
+
+def test_a_bounded_computation_that_hangs_is_killed_at_its_deadline():
+    started = time.monotonic()
+    assert deadline.run_with_deadline(time.sleep, 3600, seconds=1).status == "timeout"
+    assert time.monotonic() - started < 3
+
+
+def test_a_bounded_computation_that_dies_or_overeats_is_a_failure_not_a_crash():
+    assert "exit status 7" in deadline.run_with_deadline(os._exit, 7, seconds=10).reason
+    outcome = deadline.run_with_deadline(lambda: len(bytearray(8 << 30)), seconds=10, memory_bytes=256 << 20)
+    assert outcome.status == "failed" and "MemoryError" in outcome.reason
+
+
+def test_interrupt_after_cuts_a_step_inside_the_child():
+    def step() -> str:
+        try:
+            with deadline.interrupt_after(0.5):
+                time.sleep(3600)
+        except deadline.OutOfTime:
+            return "cut"
+        return "not cut"
+
+    assert deadline.run_with_deadline(step, seconds=10) == deadline.Outcome("done", "cut")
+
+
+# --------------------------------------------------------------------------- the check API's verdicts
+
+
+def test_expect_formula_passes_fails_or_sends_to_a_ta():
+    from grader.assertions import Fail, ForTA, expect_formula
+
+    assert expect_formula("k2 + k1 - 1", "k1 + k2 - 1", ["k1", "k2"], name="ANSWER") == {"formula": "k1 + k2 - 1", "method": "symbolic"}
+    with pytest.raises(Fail, match="ANSWER: at"):
+        expect_formula("k1 + k2", "k1 + k2 - 1", ["k1", "k2"], name="ANSWER")
+    with pytest.raises(ForTA, match="ANSWER: sent to a TA: .* too large to judge automatically") as sent:
+        expect_formula(HOSTILE[0], "k1 + k2 - 1", ["k1", "k2"], name="ANSWER")
+    assert sent.value.status == "manual"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import types
 
+import hypothesis.strategies as st
 import pytest
 import torch
+from hypothesis import given
 
 from grader import kernel_files, kernel_source, protocol
 from grader.assertions import Fail, expect_tensor, property_check, tensors
@@ -300,3 +302,72 @@ def test_a_gradient_the_student_s_code_cut_off_comes_back_as_none():
     assert torch.equal(reply["ok"]["grads"][0], torch.zeros(2))  # only the `x.sum() * 0` path carries a gradient
     K.defs["constant"] = (lambda x: x.detach() * 2, 1)
     assert K.op_gradient("constant", protocol.encode([torch.ones(2)]), protocol.encode({}), [0])["ok"]["grads"] is None
+
+
+# --------------------------------------------------------------------------- any reply (issue 25, item 3)
+
+_TAGS = ["__tensor__", "shape", "b64", "blob", "__tuple__", "__dict__", "__float__", "__error__", "__object__", "repr", "type", "message"]
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["float32", "nan", "inf", "AAAA", "!!"])
+)
+#: JSON-ish values whose keys are mostly the protocol's own tags, so most draws reach a tag's branch.
+_JSONISH = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(_TAGS) | st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSONISH)
+def test_any_reply_decodes_to_a_value_or_a_bridge_error(value):
+    try:
+        protocol.decode(value)
+    except protocol.BridgeError:
+        pass
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"__tensor__": ["float32"], "shape": [1], "b64": "AAAAAA=="},
+        {"__tensor__": {"a": 1}, "shape": [1]},
+        {"__tensor__": "float32", "shape": [1], "b64": "!!!!"},
+        {"__float__": [1]},
+        {"__float__": "1e999x"},
+        {"__float__": None},
+        {"__error__": "boom"},
+        {"__error__": [1, 2]},
+        {"__tuple__": 7},
+        {"__dict__": [1]},
+        [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+    ],
+)
+def test_a_malformed_tagged_value_is_a_bridge_error(reply):
+    with pytest.raises(protocol.BridgeError):
+        protocol.decode(reply)
+
+
+@pytest.mark.parametrize("answer", [[1, 2], 7, "text", None, (1,)])
+def test_an_operation_answered_with_anything_but_a_mapping_is_a_bridge_error(answer):
+    from grader.submission import mapping
+
+    with pytest.raises(protocol.BridgeError, match="where a mapping belongs"):
+        mapping(answer, "values")
+
+
+def test_a_checks_own_failure_is_the_tas_to_judge_never_the_students_error():
+    from grader.assignment import Question
+    from grader.verdicts import run_check
+
+    def check(sub):
+        return sub["rows"][0]  # a check that trusted an answer's shape
+
+    verdict = run_check(types.SimpleNamespace(), Question("q", "Q", 2.0), check, context=None)  # type: ignore[arg-type]
+    assert verdict.status == "manual" and verdict.points == 0
+    assert "the grader could not judge this question (TypeError" in verdict.message and "sent to a TA" in verdict.message
+    assert "grader_traceback" in verdict.details

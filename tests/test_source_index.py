@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.neutralize import neutralize
@@ -243,3 +244,27 @@ def test_positional_only_and_bare_star_markers_are_shown_but_are_not_parameters(
 def test_getattr_bound_to_a_local_name_is_reported_once_as_the_getattr():
     built = index("def corr2d(X, K):\n    op = getattr(F, 'conv2d')\n    return op(X, K)")
     assert built.library_calls(["corr2d"], FLAGGED) == [("getattr(F, 'conv2d')", "")]
+
+
+# --------------------------------------------------------------------------- nesting past the parser's stack (issue 25, item 3)
+
+DEEP = {
+    "a sum of 100,000 terms": "x = " + "+".join(["1"] * 100_000),
+    "100,000 calls in a row": "y = f" + "()" * 100_000,
+    "100,000 nots": "z = " + "not " * 100_000 + "1",
+    "an attribute chain": "w = a" + ".b" * 100_000,
+}
+
+
+@pytest.mark.parametrize("source", DEEP.values(), ids=DEEP.keys())
+def test_a_cell_nested_past_the_parsers_stack_is_unparsable_and_the_others_still_count(source):
+    found = index("def corr2d(X, K):\n    return X", source, "def pool2d(X, size):\n    return X")
+    assert found.unparsable == [(1, "nested too deeply for the grader to read")]
+    assert found.defines("corr2d") and found.defines("pool2d")
+
+
+def test_a_definition_whose_default_is_too_deep_to_render_is_still_indexed():
+    deep = "+".join(["1"] * 600)  # parsed, but ast.unparse recurses once per level
+    found = index(f"def corr2d(X, K={deep}):\n    return F.conv2d(X, {deep})")
+    assert found.last("corr2d").signature == "(X, K=…)"
+    assert found.library_calls(["corr2d"], FLAGGED) == [("F.conv2d", "")]

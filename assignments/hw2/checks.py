@@ -25,6 +25,7 @@ from grader.checks import (
     answered,
     check_training,
     expect_equal,
+    expect_formula,
     expect_tensor,
     property_check,
     run_seed,
@@ -339,10 +340,7 @@ def check_ex_output_shape(sub: Submission):
     answered(taken["formula"], "ANSWER_OUTPUT_SHAPE_FORMULA")
     shape = tuple(shape) if isinstance(shape, (list, tuple)) else shape
     expect_equal(shape, (2, 2), "ANSWER_OUTPUT_SHAPE for an 8x8 input, kernel (3, 5), padding (0, 1), stride (3, 4)")
-    verdict = claims.equivalent(taken["formula"], claims.OUTPUT_SHAPE_FORMULA, "nkps", claims.OUTPUT_SHAPE_DOMAIN)
-    if not verdict:
-        raise Fail(f"ANSWER_OUTPUT_SHAPE_FORMULA: {verdict.reason}", method=verdict.method, counterexample=verdict.counterexample)
-    return {"formula": verdict.answer, "method": verdict.method}
+    return expect_formula(taken["formula"], claims.OUTPUT_SHAPE_FORMULA, "nkps", claims.OUTPUT_SHAPE_DOMAIN, "ANSWER_OUTPUT_SHAPE_FORMULA")
 
 
 # --------------------------------------------------------------------------- 7.4
@@ -366,10 +364,7 @@ def check_conv1x1(sub: Submission):
 
 def check_ex_composed_kernel(sub: Submission):
     formula = answered(sub.values("composed_kernel")["formula"], "ANSWER_COMPOSED_KERNEL")
-    verdict = claims.equivalent(formula, "k1 + k2 - 1", ["k1", "k2"])
-    if not verdict:
-        raise Fail(f"ANSWER_COMPOSED_KERNEL: {verdict.reason}", method=verdict.method, counterexample=verdict.counterexample)
-    return {"formula": verdict.answer, "method": verdict.method}
+    return expect_formula(formula, "k1 + k2 - 1", ["k1", "k2"], name="ANSWER_COMPOSED_KERNEL")
 
 
 # --------------------------------------------------------------------------- 7.5

@@ -19,6 +19,7 @@ from grader.checks import (
     Submission,
     answered,
     check_training,
+    expect_formula,
     expect_tensor,
     property_check,
     run_seed,
@@ -26,7 +27,6 @@ from grader.checks import (
     same_function,
 )
 from reference import densenet_claims, models
-from reference.formulas import equivalent
 
 #: Options of HW3's own that config.toml's questions may carry (the grader's own are in grader/question_options.py).
 OPTIONS = {"running_steps": "int"}
@@ -304,10 +304,7 @@ def check_densenet_train(sub: Submission, ctx: QuestionContext):
 
 def _formula(sub: Submission, key: str, name: str, truth: str, symbols: tuple[str, ...], domain) -> dict:
     formula = answered(sub.values(key)["formula"], name)
-    verdict = equivalent(formula, truth, symbols, domain)
-    if not verdict:
-        raise Fail(f"{name}: {verdict.reason}", method=verdict.method, counterexample=verdict.counterexample)
-    return {"formula": verdict.answer, "method": verdict.method}
+    return expect_formula(formula, truth, symbols, domain, name)
 
 
 def check_ex_dense_block_params(sub: Submission):

@@ -91,7 +91,7 @@ import sys
 #: The project's version, written here only: pyproject.toml reads it (``dynamic = ["version"]``,
 #: statically, without importing the package), and it is part of every cache key, so a bump
 #: regrades every stored result. A literal string, so setuptools can read it from the source.
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # nbformat validates with jsonschema, which imports ``rfc3987_syntax`` when it is
 # installed (jupyter-events pulls it in) and that compiles a Lark grammar at import:

@@ -131,13 +131,16 @@ def same_function(
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
             want = reference(X)
-        expect_tensor(
-            outputs.get(mode),
-            want,
-            f"{label} in {mode} mode, with the book's layers' random weights, on a random {tuple(input_shape)} input (seed {seed})",
-            rtol=rtol,
-            atol=atol,
-        )
+        # the kernel ran each mode with gradients on and under no_grad: the same function either way
+        other = f"{mode}, {'under no_grad' if mode == 'train' else 'with gradients'}"
+        for key, how in ((mode, f"{mode} mode"), (other, f"{mode} mode {other.split(', ')[1]}")):
+            expect_tensor(
+                outputs.get(key),
+                want,
+                f"{label} in {how}, with the book's layers' random weights, on a random {tuple(input_shape)} input (seed {seed})",
+                rtol=rtol,
+                atol=atol,
+            )
     reference.eval()
     return {"seed": seed, "parameters": models.num_parameters(reference), "compared_modes": list(modes)}
 

@@ -144,12 +144,18 @@ def op_forward(name, args, kwargs, X, seed, state=None, modes=("train", "eval"))
         outputs = {}
         for mode in modes:
             model.train(mode == "train")
-            torch.manual_seed(seed)  # the grader draws dropout masks from the same seed
-            # as the model is used: training with gradients on, evaluation under no_grad (a model that
-            # behaves like the book's only under no_grad is caught in train mode)
-            with torch.enable_grad() if mode == "train" else torch.no_grad():
-                out = model(X)
-            outputs[mode] = out.detach() if isinstance(out, torch.Tensor) else out
+            # Each mode twice: with gradients on and under no_grad, the function must not depend on which (a
+            # model that is the book's only under no_grad, or a mode switched by torch.is_grad_enabled(), is
+            # caught). The first forward leaves no trace: the state (BatchNorm's running statistics) is put back.
+            kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            for grad in (mode != "train", mode == "train"):  # the way the mode is used last: training with gradients
+                if grad == (mode == "train"):
+                    model.load_state_dict(kept)
+                torch.manual_seed(seed)  # the grader draws dropout masks from the same seed
+                with torch.enable_grad() if grad else torch.no_grad():
+                    out = model(X)
+                key = mode if grad == (mode == "train") else f"{mode}, {'with gradients' if grad else 'under no_grad'}"
+                outputs[key] = out.detach() if isinstance(out, torch.Tensor) else out
     except Misfit as exc:
         return _misfit(exc, cell)
     except BaseException as exc:

@@ -17,6 +17,12 @@ Two measurements, in this one process, so the machine is the same for both:
    copy got the same verdicts as the one graded alone (a packed batch that
    changes a verdict is a failure, whatever its speed).
 
+For the notebook graded alone and for each packing, the seconds of each phase of
+one notebook's grading (``GradeResult.phase_seconds``: kernel start with its
+sandbox, cells, checks, report...; the median over the packed copies) and what
+lay outside them (the grading process's start and imports, the coordinator): where
+a packed notebook waits is the phase that grows most from alone to packed.
+
 The budget is ``full`` with CUDA and ``quick`` without (``--budget`` to force).
 Figures go to ``OUT/figures.json`` as well as the terminal.
 """
@@ -125,6 +131,26 @@ def verdicts(out: Path) -> dict[str, tuple]:
     return found
 
 
+def phases(out: Path) -> dict[str, float]:
+    """Median seconds of each grading phase over the result files in ``out`` (``grading_seconds`` as ``grading``)."""
+    from grader.results import PHASES
+
+    rows = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*.json"))]
+    found: dict[str, float] = {}
+    for name in (*PHASES, "grading"):
+        values = [float(r["grading_seconds"] if name == "grading" else r.get("phase_seconds", {}).get(name, 0.0)) for r in rows]
+        if values and any(values):
+            found[name] = round(statistics.median(values), 2)
+    return found
+
+
+def phase_line(found: dict[str, float], wall: float) -> str:
+    """``kernel_start 1.2 s, cells 40.1 s, ...``, and what the wall time held besides one notebook's grading and report."""
+    parts = [f"{name} {seconds:.1f} s" for name, seconds in found.items() if name != "grading"]
+    outside = wall - found.get("grading", 0.0) - found.get("report", 0.0)
+    return ", ".join(parts) + f"; outside the grading (process start, imports, coordinator) {outside:.1f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", nargs="?", default=str(SHARED / "fixtures/submissions/solution.ipynb"))
@@ -159,11 +185,13 @@ def main() -> None:
     alone, code = grade([path], out / "alone", common, [])
     figures.update(bare_seconds=round(bare, 1), grader_seconds=round(alone, 1), grader_exit=code, overhead_ratio=round(alone / bare, 3))
     reference = next(iter(verdicts(out / "alone").values()), None)
+    figures["alone_phases"] = phases(out / "alone")
     print(
         f"one notebook: bare nbclient {bare:.1f} s, grade {alone:.1f} s (exit {code}): grader / bare = {alone / bare:.2f}"
         f"{'  (target <= 1.2 under full on a GPU)' if budget_name == 'full' else ''}",
         flush=True,
     )
+    print(f"  phases alone: {phase_line(figures['alone_phases'], alone)}", flush=True)
 
     # 2. packing: K kernels per GPU (or K jobs on the CPU), the same copies each time.
     copies = out / "copies"
@@ -186,6 +214,7 @@ def main() -> None:
             "notebooks_per_hour": round(3600 * len(paths) / seconds, 1),
             "verdicts_as_alone": same,
             **sampler.summary(),
+            "phases_median": phases(out / f"packed-{k}"),
         }
         figures["packings"].append(row)
         util = "n/a" if row["gpu_utilisation_mean_percent"] is None else f"{row['gpu_utilisation_mean_percent']}%"
@@ -196,9 +225,14 @@ def main() -> None:
             f"verdicts as alone: {'yes' if same else 'NO'}",
             flush=True,
         )
+        print(f"  phases of one packed notebook (median of {len(paths)}): {phase_line(row['phases_median'], seconds)}", flush=True)
     first = figures["packings"][0]["seconds"] if figures["packings"] else None
     for row in figures["packings"]:
         row["speedup_vs_first"] = round(first / row["seconds"], 2) if first else None
+        # Throughput against the notebook graded alone (issue 28's measure: 6x at --jobs-per-gpu 8 is the target).
+        row["times_solo_throughput"] = round(len(paths) * alone / row["seconds"], 2) if alone else None
+        solo = f"{len(paths)} x {alone:.1f} s / {row['seconds']} s"
+        print(f"{row['k']} at once: {row['times_solo_throughput']}x the solo throughput ({solo})")
     (out / "figures.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(f"figures: {out / 'figures.json'}")
 

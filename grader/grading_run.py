@@ -85,7 +85,8 @@ class RunSettings:
 
         ``alone``: the retry of a notebook whose CUDA failed under packing -- the whole GPU, the machine's
         cores and a one-job memory share, nothing else running beside it. ``in_batch``: kernels share the
-        machine, so each one's data loaders get its threads less one (for a notebook graded here: as planned).
+        machine, so each one's data loaders get a share sized by its threads (``batch.loader_workers``; for a
+        notebook graded here: as planned).
         """
         r = self.request
         threads = batch.threads_per_job(1) if alone else self.threads
@@ -105,7 +106,7 @@ class RunSettings:
             timeout=r.timeout,
             sandbox=r.sandbox,
             max_notebook_mb=r.max_notebook_mb,
-            loader_workers=max(0, threads - 1) if in_batch else self.loader_workers,
+            loader_workers=batch.loader_workers(threads, self.device) if in_batch else self.loader_workers,
         )
 
 
@@ -229,7 +230,7 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
     at_once = min(settings.parallel, len(jobs))
     settings.threads = request.threads or batch.threads_per_job(at_once)
     if request.threads or at_once > 1:  # kernels share the cores: loader workers too
-        settings.loader_workers = max(0, settings.threads - 1)
+        settings.loader_workers = batch.loader_workers(settings.threads, device)
     settings.memory_bytes = int(request.memory_limit_gib * GiB) if request.memory_limit_gib else Limits.default(at_once).memory_bytes or 0
     return settings, jobs
 

@@ -145,11 +145,16 @@ def phases(out: Path) -> dict[str, float]:
     return found
 
 
-def phase_line(found: dict[str, float], wall: float) -> str:
-    """``kernel_start 1.2 s, cells 40.1 s, ...``, and what the wall time held besides one notebook's grading and report."""
-    parts = [f"{name} {seconds:.1f} s" for name, seconds in found.items() if name != "grading"]
-    outside = wall - found.get("grading", 0.0) - found.get("report", 0.0)
-    return ", ".join(parts) + f"; outside the grading (process start, imports, coordinator) {outside:.1f} s"
+def outside(found: dict[str, float], wall: float, rounds: int = 1) -> float:
+    """What the wall time held besides ``rounds`` notebooks' grading and report one after another (process start, imports, coordinator)."""
+    return round(wall - rounds * (found.get("grading", 0.0) + found.get("report", 0.0)), 1)
+
+
+def phase_line(found: dict[str, float], wall: float, rounds: int = 1) -> str:
+    """``kernel_start 1.2 s, cells 40.1 s, ...``, and what the wall time held besides the notebooks' grading and report."""
+    parts = [f"{name} {seconds:.1f} s" for name, seconds in found.items() if name not in ("grading", "outside")]
+    per = f" ({rounds} rounds of the median notebook)" if rounds > 1 else ""
+    return ", ".join(parts) + f"; outside the grading (process start, imports, coordinator){per} {outside(found, wall, rounds):.1f} s"
 
 
 def main() -> None:
@@ -189,6 +194,7 @@ def main() -> None:
     figures.update(grader_seconds=round(alone, 1), grader_exit=code)
     reference = next(iter(verdicts(out / "alone").values()), None)
     figures["alone_phases"] = phases(out / "alone")
+    figures["alone_phases"]["outside"] = outside(figures["alone_phases"], alone)
     if bare is None:
         print(f"one notebook: grade {alone:.1f} s (exit {code}); the bare run skipped", flush=True)
     else:
@@ -223,6 +229,8 @@ def main() -> None:
             **sampler.summary(),
             "phases_median": phases(out / f"packed-{k}"),
         }
+        rounds = -(-len(paths) // k)  # K at a time: the copies go in this many rounds
+        row["phases_median"]["outside"] = outside(row["phases_median"], seconds, rounds)
         figures["packings"].append(row)
         util = "n/a" if row["gpu_utilisation_mean_percent"] is None else f"{row['gpu_utilisation_mean_percent']}%"
         print(
@@ -232,7 +240,7 @@ def main() -> None:
             f"verdicts as alone: {'yes' if same else 'NO'}",
             flush=True,
         )
-        print(f"  phases of one packed notebook (median of {len(paths)}): {phase_line(row['phases_median'], seconds)}", flush=True)
+        print(f"  phases of one packed notebook (median of {len(paths)}): {phase_line(row['phases_median'], seconds, rounds)}", flush=True)
     first = figures["packings"][0]["seconds"] if figures["packings"] else None
     for row in figures["packings"]:
         row["speedup_vs_first"] = round(first / row["seconds"], 2) if first else None

@@ -71,11 +71,11 @@ EOF
     du -sh "$GPU_DIR"
 }
 
+OUT_DIR=${OUT:-$REPO/reports/gpu-session}
+
 run() {
-    local out=${OUT:-$REPO/reports/gpu-session} started=$SECONDS
+    local out=$OUT_DIR started=$SECONDS
     local limit=${LIMIT_S:-570} packings=${PACKINGS:-8} copies=${COPIES:-8}
-    mkdir -p "$out"
-    exec > >(tee -a "$out/session.log") 2>&1
     export PYTHONUNBUFFERED=1
     local python=${PYTHON:-python3}
     date -u
@@ -86,6 +86,8 @@ run() {
         "$python" -m pip install -q --no-index --no-deps --no-build-isolation -e "$REPO"
         rm -rf "$GPU_DIR/bwrap" && dpkg -x "$GPU_DIR"/bubblewrap_*.deb "$GPU_DIR/bwrap"
         export PATH=$GPU_DIR/bwrap/usr/bin:$PATH
+    else  # a check of this script where the grader's environment is already there (not installed: found from here)
+        export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
     fi
     command -v bwrap >/dev/null && echo "bubblewrap: $(bwrap --version)" || echo "no bubblewrap: kernels run unsandboxed"
     echo "installed after $((SECONDS - started)) s"
@@ -108,7 +110,10 @@ run() {
 
 case ${1:-} in
     prepare) prepare ;;
-    run) run ;;
+    run)
+        mkdir -p "$OUT_DIR"
+        run 2>&1 | tee -a "$OUT_DIR/session.log"
+        ;;
     *)
         echo "usage: $0 prepare|run   (see the comment at the top)" >&2
         exit 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from grader import batch
 from grader.console import print_summary, summary_line
 from grader.d2l_budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
 from grader.errors import ConfigError
-from grader.html_report import notebook_path, write_report
+from grader.html_report import html_path, notebook_path, read_executed, render_report
 from grader.progress import BatchProgress, cell_progress, wanted
-from grader.results import GradeResult, cached_result, write_result
+from grader.results import GradeResult, PhaseClock, cached_result, write_atomic, write_result
 from grader.sandbox import GiB, Limits
 from grader.text_safety import terminal_text
 from grader.worker import WorkerJob
@@ -84,7 +85,8 @@ class RunSettings:
 
         ``alone``: the retry of a notebook whose CUDA failed under packing -- the whole GPU, the machine's
         cores and a one-job memory share, nothing else running beside it. ``in_batch``: kernels share the
-        machine, so each one's data loaders get its threads less one (for a notebook graded here: as planned).
+        machine, so each one's data loaders get a share sized by its threads (``batch.loader_workers``; for a
+        notebook graded here: as planned).
         """
         r = self.request
         threads = batch.threads_per_job(1) if alone else self.threads
@@ -104,7 +106,7 @@ class RunSettings:
             timeout=r.timeout,
             sandbox=r.sandbox,
             max_notebook_mb=r.max_notebook_mb,
-            loader_workers=max(0, threads - 1) if in_batch else self.loader_workers,
+            loader_workers=batch.loader_workers(threads, self.device) if in_batch else self.loader_workers,
         )
 
 
@@ -228,7 +230,7 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
     at_once = min(settings.parallel, len(jobs))
     settings.threads = request.threads or batch.threads_per_job(at_once)
     if request.threads or at_once > 1:  # kernels share the cores: loader workers too
-        settings.loader_workers = max(0, settings.threads - 1)
+        settings.loader_workers = batch.loader_workers(settings.threads, device)
     settings.memory_bytes = int(request.memory_limit_gib * GiB) if request.memory_limit_gib else Limits.default(at_once).memory_bytes or 0
     return settings, jobs
 
@@ -309,9 +311,13 @@ def grade_one(job: WorkerJob, *, progress: bool, summary: bool) -> GradeResult:
         result = batch.crashed_result(planned, job.budget, job.device, grader_failure(exc))
     if on_cell:
         print(file=sys.stderr)
-    write_result(result, planned.target)
+    write_result(result, planned.target)  # first: whatever the report does, the result is there
+    clock = PhaseClock(time.monotonic(), result.phase_seconds)
     try:
-        write_report(result, planned.target)
+        report = render_report(result, read_executed(planned.target))
+        clock.lap("report")
+        write_result(result, planned.target)  # with the report's time; the report, written next, stays the newer file
+        write_atomic(html_path(planned.target), report)
     except Exception as exc:  # noqa: BLE001 -- the result is written; the report's failure is said
         print(f"grade: could not write the report for {planned.target.name}: {type(exc).__name__}: {exc}"[:500], file=sys.stderr)
     if summary:

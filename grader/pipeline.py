@@ -38,7 +38,7 @@ from grader.execute import DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT, Execu
 from grader.load import load_notebook, max_notebook_bytes
 from grader.neutralize import neutralize
 from grader.question_context import context_for
-from grader.results import ExecutionRecord, GradeResult, QuestionResult, QuestionStatus, write_atomic
+from grader.results import ExecutionRecord, GradeResult, PhaseClock, QuestionResult, QuestionStatus, write_atomic
 from grader.sandbox import Confinement, Limits
 from grader.shrink import shrink_outputs
 from grader.snapshot_code import after_cell_code
@@ -79,15 +79,17 @@ def grade_notebook(
     cut to a readable size), which the HTML report shows and plots come from.
     """
     started = time.monotonic()
-    result = _grade_loaded(path, assignment, options, shown_path, executed_to)
+    clock = PhaseClock(started)
+    result = _grade_loaded(path, assignment, options, shown_path, executed_to, clock)
     result.grading_seconds = round(time.monotonic() - started, 3)
+    result.phase_seconds = clock.phases
     result.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
     result.sections = dict(assignment.sections)
     return result
 
 
 def _grade_loaded(
-    path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None, executed_to: Path | None
+    path: Path, assignment: Assignment, options: GradeOptions, shown_path: str | None, executed_to: Path | None, clock: PhaseClock
 ) -> GradeResult:
     loaded = load_notebook(path, max_notebook_bytes(assignment.limits, options.max_notebook_mb))
     result = GradeResult(
@@ -111,6 +113,7 @@ def _grade_loaded(
         return result
     notebook, neutralized = neutralize(loaded.notebook)
     source = index_notebook(notebook)  # what the notebook defines, read here from the file: the kernel is not asked
+    clock.lap("load")
     budget_config = assignment.budgets.get(options.budget.name, {})
     workdir = Path(tempfile.mkdtemp(prefix="hwgrader-"))
     # The kernel is given a view of the data folder: the data set's files only, half of its test split (grader/data_view.py).
@@ -151,6 +154,7 @@ def _grade_loaded(
         )
         try:
             observed = loop.run_until_complete(_probe(session, PROBE_CODE))
+            clock.lap("kernel_start")
             if options.device == "cuda" and not observed.get("cuda"):  # never a silent move to the CPU
                 result.execution = ExecutionRecord(
                     "environment_error", unusable_cuda_message(observed), isolation=confinement.isolation, observed_device=observed
@@ -168,6 +172,7 @@ def _grade_loaded(
             deadline.cell_seconds = sum(cell.seconds for cell in record.cells)
             if executed_to is not None:
                 write_atomic(executed_to, nbformat.writes(shrink_outputs(session.notebook)))
+            clock.lap("cells")
             lost = _cuda_lost(record, options) if options.device == "cuda" else ""
             if lost:
                 record.status, record.message = "environment_error", lost
@@ -194,6 +199,7 @@ def _grade_loaded(
                 verdicts[question.id] = verdict
                 result.questions.append(verdict)
             note_rebinding(submission, result, assignment)
+            clock.lap("checks")
         finally:
             _cancel_pending(loop)  # e.g. a cell still running when Ctrl-C arrived
             loop.run_until_complete(session.close())
@@ -201,6 +207,7 @@ def _grade_loaded(
         loop.close()
         confinement.close()  # whatever the notebook started is killed here
         remove_tree(workdir)  # iterative and bounded, never follows a link, never raises: the kernel wrote in it
+        clock.lap("close")
     return result
 
 

@@ -8,15 +8,23 @@ form, so this module is the one place the schema is spelled out.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 SCHEMA_VERSION = 1
+
+#: The phases of :attr:`GradeResult.phase_seconds`, in order: reading the notebook (``load``); the data view,
+#: sandbox and kernel up to its answer about its device (``kernel_start``); the notebook's cells, the GPU peak and
+#: the executed copy (``cells``); the questions' checks (``checks``); the kernel's and sandbox's end and the work
+#: folder's removal (``close``); rendering the HTML report (``report``, outside ``grading_seconds``).
+PHASES = ("load", "kernel_start", "cells", "checks", "close", "report")
 
 #: ``environment_error``: the grader's environment, not the notebook, decided the outcome (CUDA was
 #: asked for and the kernel could not use it, or lost it mid-run); nothing is charged to the student.
@@ -165,6 +173,10 @@ class GradeResult:
     graded_at: str = ""
     #: Section titles by number (``{"7.2": "Convolutions for Images"}``), for grouping in reports.
     sections: dict[str, str] = field(default_factory=dict)
+    #: Where the time went, in seconds (:data:`PHASES`; a phase the grading never reached is absent). All but
+    #: ``report`` lie within :attr:`grading_seconds`; ``report`` is the HTML report's rendering, after it.
+    #: Decides nothing: it says where a packed batch waits. Older result files have none.
+    phase_seconds: dict[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -221,7 +233,25 @@ class GradeResult:
             grading_seconds=float(data.get("grading_seconds", 0.0)),
             graded_at=str(data.get("graded_at", "")),
             sections=dict(data.get("sections", {})),
+            phase_seconds={str(k): float(v) for k, v in dict(data.get("phase_seconds") or {}).items()},
         )
+
+
+class PhaseClock:
+    """Seconds per phase of one grading (``GradeResult.phase_seconds``, see ``grader.results.PHASES``).
+
+    Each :meth:`lap` charges the time since the previous one (or since ``started``) to its phase, rounded
+    down to the millisecond, so that the phases never add up to more than the time they lie within.
+    """
+
+    def __init__(self, started: float, phases: dict[str, float] | None = None, now: Callable[[], float] = time.monotonic) -> None:
+        self.phases: dict[str, float] = {} if phases is None else phases
+        self._now, self._last = now, started
+
+    def lap(self, phase: str) -> None:
+        now = self._now()
+        self.phases[phase] = math.floor((self.phases.get(phase, 0.0) + max(0.0, now - self._last)) * 1000) / 1000
+        self._last = now
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
 from grader.pipeline import GradeOptions, grade_notebook
-from grader.results import GradeResult
+from grader.results import PHASES, GradeResult
 from tests.conftest import FIXTURES, with_thresholds
 from tests.notebook_sources import CORR2D, POOL2D_AVG_IS_MAX
 
@@ -75,6 +75,14 @@ def test_the_solution_earns_every_auto_graded_point(graded):
     assert failed == {}
     assert result.score == result.max_score == 42
     assert result.manual_points_pending == 4
+
+
+def test_each_phase_of_a_batch_s_grading_is_timed_within_its_grading_time(graded):
+    result = graded(FIXTURES / "solution.ipynb")  # graded by a batch's grading process: its report's time too
+    assert list(result.phase_seconds) == list(PHASES)
+    assert all(seconds >= 0 for seconds in result.phase_seconds.values())
+    assert sum(s for phase, s in result.phase_seconds.items() if phase != "report") <= result.grading_seconds
+    assert result.phase_seconds["cells"] > 0 and result.phase_seconds["checks"] > 0
 
 
 def test_the_solutions_pip_line_is_neutralized_and_recorded(graded):

@@ -50,6 +50,7 @@ def test_schema_keys_are_the_documented_ones():
         "grading_seconds",
         "graded_at",
         "sections",
+        "phase_seconds",
         "score",
         "max_score",
         "manual_points_pending",
@@ -82,6 +83,26 @@ def test_a_result_survives_a_round_trip_through_json(tmp_path):
     r.write_result(sample(), path)
     again = r.GradeResult.from_dict(json.loads(path.read_text()))
     assert again.to_dict() == sample().to_dict()
+
+
+def test_a_result_file_written_before_phase_seconds_still_loads():
+    data = sample().to_dict()
+    del data["phase_seconds"]
+    assert r.GradeResult.from_dict(data).phase_seconds == {}
+
+
+def test_the_phase_clock_charges_each_phase_its_own_time_and_never_more_than_the_whole():
+    ticks = iter([10.4004, 12.0009, 12.0009, 40.25, 41.0])  # after a start at 10.0
+    clock = r.PhaseClock(10.0, now=lambda: next(ticks))
+    for phase in ("load", "kernel_start", "checks", "cells", "checks"):
+        clock.lap(phase)
+    assert clock.phases == {"load": 0.4, "kernel_start": 1.6, "checks": 0.75, "cells": 28.249}
+    assert list(clock.phases) == ["load", "kernel_start", "checks", "cells"]
+    assert sum(clock.phases.values()) <= 41.0 - 10.0
+    result = sample()
+    result.phase_seconds = clock.phases
+    r.PhaseClock(0.0, result.phase_seconds, now=lambda: 2.5).lap("report")  # the report's time, added to the result's own
+    assert r.GradeResult.from_dict(json.loads(json.dumps(result.to_dict()))).phase_seconds["report"] == 2.5
 
 
 def test_from_dict_rejects_another_schema_version():

@@ -120,6 +120,17 @@ def test_a_batch_s_grading_process_gets_its_threads_less_one_for_data_loaders():
     assert settings.worker_job(job, in_batch=True).loader_workers == 2 and settings.worker_job(job).loader_workers is None
 
 
+def test_a_packed_cuda_kernel_s_data_loaders_get_all_its_threads():
+    """Under CUDA the kernel's process waits on its loaders: one worker per packed kernel left half a 16-core machine idle."""
+    from grader import batch
+    from grader.grading_run import RunRequest, RunSettings
+
+    settings = RunSettings(RunRequest(paths=("x.ipynb",)), "cuda", "full", Path("data"), parallel=8, threads=2, memory_bytes=1 << 30)
+    job = batch_job(REPO / "assignments" / "hw2")
+    assert settings.worker_job(job, in_batch=True).loader_workers == 2
+    assert (batch.loader_workers(1, "cuda"), batch.loader_workers(1, "cpu"), batch.loader_workers(4, "cpu")) == (1, 0, 3)
+
+
 def test_a_course_assignment_is_sent_to_a_worker_by_name_and_one_kept_elsewhere_by_folder(tmp_path):
     import shutil
 

@@ -1,18 +1,31 @@
 """Budgets: how much of a notebook's own training actually runs.
 
 ``full`` runs the notebook as written (on CUDA when there is one). ``quick``
-keeps every check meaningful on a laptop CPU: before the first cell the
-kernel caps every road to training at a few epochs (``d2l.Trainer`` and the
-legacy ``d2l.train_ch3``/``train_ch5``/``train_ch6``) and cuts Fashion-MNIST
-to a small fixed subset wherever it is read (torchvision's ``FashionMNIST``
-and ``MNIST`` themselves, so ``d2l.FashionMNIST``, the legacy
-``d2l.load_data_fashion_mnist`` and a learner's own loop alike), with no
-loader workers. In both, every one of those roads reads the data folder
-(``--data-dir``) or the cache folder that torchvision's ordinary download
-fills, whatever ``root`` the notebook names; a download that cannot happen is
-one line saying where the data belongs.
+keeps every check meaningful on a laptop CPU, and never raises an error the
+full data would not: before the first cell the kernel
 
-The patch is kernel code (text): it wraps d2l's and torchvision's
+* cuts Fashion-MNIST wherever it is read (torchvision's ``FashionMNIST`` and
+  ``MNIST`` themselves, so ``d2l.FashionMNIST``, the legacy
+  ``d2l.load_data_fashion_mnist`` and a learner's own loop alike) by cutting the
+  data set's own ``data``/``targets`` in place: every type and attribute the book
+  exposes stays (``data.val.data``, ``targets``, ``classes``, indexing). The
+  training split keeps at least :data:`MIN_TRAIN_IMAGES` images, so that the
+  book's and learners' ``num_batches // 5`` stays at least 1;
+* caps every ``torch.utils.data.DataLoader`` the kernel builds, whoever wrote the
+  loop over it: a pass yields at most ``max(5, ceil(train_size / batch_size))``
+  batches (and ``len()`` says so), and once a loader has made ``max_epochs`` whole
+  passes each further pass (a learner's epoch 2..10) yields one batch; no loader
+  workers;
+* caps the epochs of d2l's named roads (``d2l.Trainer``, the legacy
+  ``train_ch3``/``train_ch5``/``train_ch6``).
+
+In both, every one of those roads reads the data folder (``--data-dir``) or the
+cache folder that torchvision's ordinary download fills, whatever ``root`` the
+notebook names; a download that cannot happen is one line saying where the data
+belongs. :func:`seed_preamble` seeds the kernel before the first cell, so a run
+is reproducible.
+
+The patch is kernel code (text): it wraps d2l's, torch's and torchvision's
 constructors and functions, so the student's own ``from d2l import torch as
 d2l`` gets the patched ones.
 """
@@ -24,6 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hw-grader" / "data"
+#: The fewest training images ``quick`` keeps (when the data has them): 20 batches of 256, so a loop that reports
+#: every ``len(train_iter) // 5`` batches (d2l-zh's ``train_ch6``, learners' copies of it) never divides by zero.
+MIN_TRAIN_IMAGES = 20 * 256
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,7 @@ class Budget:
             "quick": self.name == "quick",
             "data_dir": str(data_dir),
             "train_size": int(self.train_size),
+            "train_images": max(int(self.train_size), MIN_TRAIN_IMAGES),
             "val_size": int(self.val_size),
             "max_epochs": int(self.max_epochs),
             "loader_workers": None if self.loader_workers is None else int(self.loader_workers),
@@ -67,12 +84,15 @@ class Budget:
 #:
 #: - ``torchvision.datasets.FashionMNIST`` and ``MNIST``, for any ``root``: read from the data folder
 #:   (``download`` honoured only when the files are absent there; a download that cannot happen is one line,
-#:   not a DNS traceback); under ``quick`` cut to the first ``train_size`` / ``val_size`` images, which every
-#:   road below then sees -- a learner's own ``DataLoader`` loop, d2l's ``FashionMNIST`` and the legacy API;
-#: - ``d2l.DataModule`` (root, loader workers), ``d2l.Trainer`` (epochs), ``d2l.FashionMNIST`` (subset);
+#:   not a DNS traceback); under ``quick`` their own ``data``/``targets`` cut in place to the first
+#:   ``train_images`` / ``val_size`` images (the type and every attribute kept), which every road below then
+#:   sees -- a learner's own ``DataLoader`` loop, d2l's ``FashionMNIST`` and the legacy API;
+#: - ``d2l.DataModule`` (root, loader workers), ``d2l.Trainer`` (epochs);
 #: - the legacy API of d2l's earlier editions, in ``d2l.torch`` and in an old port's top-level ``d2l``
 #:   where it exists: ``load_data_fashion_mnist`` (loader workers), ``train_ch3``/``train_ch5``/``train_ch6``
-#:   (epochs; ``train_ch6``'s plot no longer divides by zero on fewer than five batches).
+#:   (epochs; ``train_ch6``'s plot no longer divides by zero on fewer than five batches);
+#: - under ``quick``, ``torch.utils.data.DataLoader`` itself (``__iter__``/``__len__``): the batches of a
+#:   pass and the passes that count, for every loop over any loader, the learner's own included.
 _PREAMBLE = r'''
 def _hwgrader_budget(budget):
     import contextlib, functools, inspect, io, os, sys
@@ -146,7 +166,7 @@ def _hwgrader_budget(budget):
                             f"(torchvision's layout: <dir>/{cls.__name__}/raw)")
                 sys.stdout.write(printed.getvalue())
             if quick:
-                keep = budget["train_size"] if self.train else budget["val_size"]
+                keep = budget["train_images"] if self.train else budget["val_size"]
                 if len(self.data) > keep:
                     self.data, self.targets = self.data[:keep].clone(), self.targets[:keep].clone()
 
@@ -258,17 +278,73 @@ def _hwgrader_budget(budget):
         def Trainer__init__(self, max_epochs, *args, **kwargs):
             trainer_init(self, min(int(max_epochs), budget["max_epochs"]), *args, **kwargs)
 
-        d2l.Trainer.__init__ = Trainer__init__
-        fashion_init = d2l.FashionMNIST.__init__
+        d2l.Trainer.__init__ = Trainer__init__  # d2l.FashionMNIST: already cut by the torchvision patch, types kept
 
-        def FashionMNIST__init__(self, *args, **kwargs):
-            fashion_init(self, *args, **kwargs)  # already cut by the torchvision patch: the same first images
-            self.train = torch.utils.data.Subset(self.train, range(min(budget["train_size"], len(self.train))))
-            self.val = torch.utils.data.Subset(self.val, range(min(budget["val_size"], len(self.val))))
+    def loaders():
+        """Every DataLoader, whoever iterates it: a pass yields at most ``cap`` batches (``len`` agrees),
+        a pass after ``max_epochs`` whole ones a single batch; no workers."""
+        if not quick:
+            return
+        import math
 
-        d2l.FashionMNIST.__init__ = FashionMNIST__init__
+        from torch.utils.data import DataLoader
 
-    for patch in (torchvision_datasets, d2l_classes, legacy):
+        if getattr(DataLoader.__iter__, "_hwgrader", False):
+            return
+        loader_iter, loader_len = DataLoader.__iter__, DataLoader.__len__
+
+        def cap(loader):
+            size = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None) or 1
+            return max(5, math.ceil(budget["train_size"] / size))
+
+        class Capped:
+            """One pass over a loader, cut to ``left`` batches; a whole pass (cut or exhausted) is counted."""
+
+            def __init__(self, loader, inner, left):
+                self._loader, self._inner, self._left = loader, inner, left
+
+            def __iter__(self):
+                return self
+
+            def __next__(self):
+                if self._left <= 0:
+                    self._done()
+                try:
+                    batch = next(self._inner)
+                except StopIteration:
+                    self._done()
+                self._left -= 1
+                return batch
+
+            def _done(self):
+                if self._inner is not None:
+                    self._inner = None
+                    self._loader.__dict__["_hwgrader_passes"] = self._loader.__dict__.get("_hwgrader_passes", 0) + 1
+                raise StopIteration
+
+            def __len__(self):
+                return len(self._loader)
+
+            def __getattr__(self, name):
+                if name.startswith("_"):
+                    raise AttributeError(name)
+                return getattr(self._inner, name)
+
+        @functools.wraps(loader_iter)
+        def DataLoader__iter__(self):
+            if self.num_workers:
+                self.num_workers = 0
+            whole = self.__dict__.get("_hwgrader_passes", 0) >= budget["max_epochs"]
+            return Capped(self, loader_iter(self), 1 if whole else cap(self))
+
+        @functools.wraps(loader_len)
+        def DataLoader__len__(self):
+            return min(loader_len(self), cap(self))
+
+        DataLoader__iter__._hwgrader = True
+        DataLoader.__iter__, DataLoader.__len__ = DataLoader__iter__, DataLoader__len__
+
+    for patch in (torchvision_datasets, d2l_classes, legacy, loaders):
         attempt(patch)
 
 _hwgrader_budget(HWGRADER_SETTINGS)

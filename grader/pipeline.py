@@ -67,7 +67,7 @@ class GradeOptions:
     limits: Limits | None = None
     #: Kernels sharing this kernel's GPU (``--jobs-per-gpu``): each is held to its share of the GPU's memory.
     jobs_per_gpu: int = 1
-    #: A notebook file over this many MB is refused unparsed (``--max-notebook-mb``; None: the assignment's ``[limits]``, else 5).
+    #: A notebook whose code and markdown exceed this many MB is refused (``--max-notebook-mb``; None: the ``[limits]``, else 5).
     max_notebook_mb: float | None = None
 
 

@@ -282,10 +282,21 @@ def _hwgrader_budget(budget):
 
     def loaders():
         """Every DataLoader, whoever iterates it: a pass yields at most ``cap`` batches (``len`` agrees),
-        a pass after ``max_epochs`` whole ones a single batch; no workers."""
+        a pass after ``max_epochs`` whole ones over the same data set (a new loader each epoch, as
+        ``data.train_dataloader()`` makes, counts alike) a single batch; no workers."""
         if not quick:
             return
         import math
+        import weakref
+
+        passes = weakref.WeakKeyDictionary()  # data set -> whole passes made over it
+
+        def passes_over(loader, add=0):
+            try:
+                passes[loader.dataset] = count = passes.get(loader.dataset, 0) + add
+            except TypeError:  # a data set that cannot be a weak key: counted on its loader
+                loader.__dict__["_hwgrader_passes"] = count = loader.__dict__.get("_hwgrader_passes", 0) + add
+            return count
 
         from torch.utils.data import DataLoader
 
@@ -319,7 +330,7 @@ def _hwgrader_budget(budget):
             def _done(self):
                 if self._inner is not None:
                     self._inner = None
-                    self._loader.__dict__["_hwgrader_passes"] = self._loader.__dict__.get("_hwgrader_passes", 0) + 1
+                    passes_over(self._loader, 1)
                 raise StopIteration
 
             def __len__(self):
@@ -334,7 +345,7 @@ def _hwgrader_budget(budget):
         def DataLoader__iter__(self):
             if self.num_workers:
                 self.num_workers = 0
-            whole = self.__dict__.get("_hwgrader_passes", 0) >= budget["max_epochs"]
+            whole = passes_over(self) >= budget["max_epochs"]
             return Capped(self, loader_iter(self), 1 if whole else cap(self))
 
         @functools.wraps(loader_len)

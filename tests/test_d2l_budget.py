@@ -83,7 +83,8 @@ for epoch in range(10):
             pass
     per_epoch.append(seen)
 X, y = next(iter(train_iter))
-print(json.dumps({"num_batches": num_batches, "per_epoch": per_epoch, "peek": len(X), "len_after": len(train_iter)}))
+fresh = [sum(1 for _ in data.train_dataloader()) for epoch in range(4)]  # d2l 1.0: a new loader each epoch
+print(json.dumps({"num_batches": num_batches, "per_epoch": per_epoch, "peek": len(X), "len_after": len(train_iter), "fresh": fresh}))
 """
 
 
@@ -200,7 +201,13 @@ def test_quick_caps_a_learners_own_loops_without_an_error_the_full_data_would_no
     assert record.cells[5].status == "ok", record.cells[5].error  # `num_batches // 5` is never 0
     got = _printed(nb.cells[5])
     # max(5, ceil(TRAIN / 256)) batches for the first EPOCHS whole passes, then one per epoch; a peek is one batch.
-    assert got == {"num_batches": 5, "per_epoch": [5] * EPOCHS + [1] * (10 - EPOCHS), "peek": 256, "len_after": 5}
+    assert got == {
+        "num_batches": 5,
+        "per_epoch": [5] * EPOCHS + [1] * (10 - EPOCHS),
+        "peek": 256,
+        "len_after": 5,
+        "fresh": [5] * EPOCHS + [1] * (4 - EPOCHS),  # the passes are counted per data set, whichever loader made them
+    }
 
 
 def test_a_download_that_cannot_happen_is_one_line(no_fashion_run):

@@ -30,7 +30,7 @@ from tests.editions import build
 EDITIONS = Path(__file__).resolve().parent / "editions"
 EXPECTED: dict[str, dict[str, Any]] = tomllib.loads((EDITIONS / "expected.toml").read_text(encoding="utf-8"))
 #: Keys of a notebook's table in expected.toml that are not question ids.
-NOTEBOOK_KEYS = {"edition", "stale_outputs", "execution"}
+NOTEBOOK_KEYS = {"edition", "stale_outputs", "execution", "execution_seconds"}
 #: The run's seed the corpus is graded with (issue 27, item 4): kernels are seeded from it and each file, so the
 #: corpus reads the same at every run of this module. The book's float32 check of the 1x1 convolution (in
 #: colab_1_0_0a0 and book_assertion) fails for about one draw in ten; the verdicts here hold under this seed.
@@ -145,6 +145,7 @@ def test_a_notebook_that_runs_on_the_full_data_runs_under_quick_without_an_error
     execution = results[stem]["execution"]
     failed = [(cell["index"], cell["error"]) for cell in execution["cells"] if cell["status"] != "ok"]
     assert (execution["status"], failed) == (EXPECTED[stem]["execution"], []), execution["message"]
+    assert execution["seconds"] < EXPECTED[stem].get("execution_seconds", float("inf"))
 
 
 def test_every_kernel_was_seeded_from_the_runs_seed_and_its_file(results):

@@ -22,7 +22,7 @@ full data would not: before the first cell the kernel
 In both, every one of those roads reads the data folder (``--data-dir``) or the
 cache folder that torchvision's ordinary download fills, whatever ``root`` the
 notebook names; a download that cannot happen is one line saying where the data
-belongs. :func:`seed_preamble` seeds the kernel before the first cell, so a run
+belongs. ``grader.seeds.kernel_seed_code`` seeds the kernel before the first cell, so a run
 is reproducible.
 
 The patch is kernel code (text): it wraps d2l's, torch's and torchvision's

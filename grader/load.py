@@ -33,6 +33,8 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
+from grader.errors import GraderError
+
 #: The default limit on a notebook's file size, in MB (10^6 bytes, as a file manager shows it).
 #: HW2's solution with its outputs is well under 1 MB; a notebook over the limit almost always carries
 #: a huge output, which clearing the outputs removes.
@@ -89,7 +91,7 @@ _SPACE = re.compile(rb"[ \t\r\n]*")
 _MAX_DEPTH = 256
 
 
-class _NotFollowed(ValueError):
+class _NotFollowed(GraderError, ValueError):
     """The bytes are not JSON this scan can follow (the caller then refuses the file for its size)."""
 
 

@@ -13,7 +13,8 @@ full data would not: before the first cell the kernel
   book's and learners' ``num_batches // 5`` stays at least 1;
 * caps every ``torch.utils.data.DataLoader`` the kernel builds, whoever wrote the
   loop over it: a pass yields at most ``max(5, ceil(train_size / batch_size))``
-  batches (and ``len()`` says so), and once a loader has made ``max_epochs`` whole
+  batches (and ``len()`` says so), each cut as a last partial batch is so that a
+  pass holds about ``train_size`` images whatever the batch size, and once a loader has made ``max_epochs`` whole
   passes each further pass (a learner's epoch 2..10) yields one batch; no loader
   workers;
 * caps the epochs of d2l's named roads (``d2l.Trainer``, the legacy
@@ -281,8 +282,8 @@ def _hwgrader_budget(budget):
         d2l.Trainer.__init__ = Trainer__init__  # d2l.FashionMNIST: already cut by the torchvision patch, types kept
 
     def loaders():
-        """Every DataLoader, whoever iterates it: a pass yields at most ``cap`` batches (``len`` agrees),
-        a pass after ``max_epochs`` whole ones over the same data set (a new loader each epoch, as
+        """Every DataLoader, whoever iterates it: a pass yields at most ``cap`` batches (``len`` agrees) of
+        about ``train_size`` images in all, a pass after ``max_epochs`` whole ones over the same data set (a new loader each epoch, as
         ``data.train_dataloader()`` makes, counts alike) a single batch; no workers."""
         if not quick:
             return
@@ -308,11 +309,27 @@ def _hwgrader_budget(budget):
             size = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None) or 1
             return max(5, math.ceil(budget["train_size"] / size))
 
-        class Capped:
-            """One pass over a loader, cut to ``left`` batches; a whole pass (cut or exhausted) is counted."""
+        def shrink(batch, most):
+            """A batch of tensors (a tensor, or a tuple/list of tensors of one length) cut to its first ``most``
+            items, as a last partial batch is; any other batch as it is."""
+            import torch
 
-            def __init__(self, loader, inner, left):
-                self._loader, self._inner, self._left = loader, inner, left
+            parts = batch if isinstance(batch, (tuple, list)) else (batch,)
+            if not parts or not all(isinstance(t, torch.Tensor) and t.dim() and len(t) == len(parts[0]) for t in parts):
+                return batch
+            if len(parts[0]) <= most:
+                return batch
+            if isinstance(batch, torch.Tensor):
+                return batch[:most]
+            cut = [t[:most] for t in parts]
+            return type(batch)(*cut) if hasattr(batch, "_fields") else type(batch)(cut)
+
+        class Capped:
+            """One pass over a loader, cut to ``left`` batches of at most ``most`` items; a whole pass (cut or
+            exhausted) is counted."""
+
+            def __init__(self, loader, inner, left, most):
+                self._loader, self._inner, self._left, self._most = loader, inner, left, most
 
             def __iter__(self):
                 return self
@@ -325,7 +342,7 @@ def _hwgrader_budget(budget):
                 except StopIteration:
                     self._done()
                 self._left -= 1
-                return batch
+                return batch if self._most is None else shrink(batch, self._most)
 
             def _done(self):
                 if self._inner is not None:
@@ -345,8 +362,13 @@ def _hwgrader_budget(budget):
         def DataLoader__iter__(self):
             if self.num_workers:
                 self.num_workers = 0
-            whole = passes_over(self) >= budget["max_epochs"]
-            return Capped(self, loader_iter(self), 1 if whole else cap(self))
+            batches = 1 if passes_over(self) >= budget["max_epochs"] else cap(self)
+            # About train_size images a pass, whatever the batch size (a ResNet at batch 1024 on a CPU): each batch
+            # is cut, as a last partial batch is -- never under drop_last, where a learner may count on full ones.
+            most = None
+            if self.batch_size and not self.drop_last and batches * self.batch_size > budget["train_size"]:
+                most = max(1, math.ceil(budget["train_size"] / batches))
+            return Capped(self, loader_iter(self), batches, most)
 
         @functools.wraps(loader_len)
         def DataLoader__len__(self):

@@ -18,8 +18,10 @@ from grader.execute import ExecutionOptions, run_notebook_sync
 TRAIN, VAL, EPOCHS = 192, 96, 2  # quick: 3 batches of 64 per epoch, under the 5 train_ch6 plots by
 #: What quick keeps of the training split (the shared subset has 7,000): enough that `num_batches // 5` >= 1 at 256.
 KEPT = MIN_TRAIN_IMAGES
-#: Batches a loader of batch 64 yields per pass under quick: max(5, ceil(TRAIN / 64)).
+#: Batches a loader of batch 64 yields per pass under quick: max(5, ceil(TRAIN / 64)), each of at most
+#: ceil(TRAIN / CAP) images (a pass holds about TRAIN images, whatever the batch size).
 CAP = 5
+CUT = 39
 
 
 def _run(workdir: Path, budget: Budget, sources: list[str]):
@@ -84,7 +86,9 @@ for epoch in range(10):
     per_epoch.append(seen)
 X, y = next(iter(train_iter))
 fresh = [sum(1 for _ in data.train_dataloader()) for epoch in range(4)]  # d2l 1.0: a new loader each epoch
-print(json.dumps({"num_batches": num_batches, "per_epoch": per_epoch, "peek": len(X), "len_after": len(train_iter), "fresh": fresh}))
+first = next(iter(torch.utils.data.DataLoader(torch.arange(10), batch_size=4, drop_last=True)))
+print(json.dumps({"num_batches": num_batches, "per_epoch": per_epoch, "peek": [len(X), len(y)], "len_after": len(train_iter),
+                  "fresh": fresh, "drop_last": len(first)}))
 """
 
 
@@ -161,7 +165,7 @@ def test_full_torchvision_fashion_mnist_is_the_whole_data_folder(full_run, data_
 def test_quick_legacy_load_data_fashion_mnist_iterates_the_quick_subset_without_workers(quick_run):
     got = _printed(quick_run[1].cells[1])
     assert (got["train"], got["val"]) == (KEPT, VAL)
-    assert got["batch"] == [64, 1, 28, 28] and got["workers"] == [0, 0]
+    assert got["batch"] == [CUT, 1, 28, 28] and got["workers"] == [0, 0]  # a batch of 64, cut as a pass holds about TRAIN
 
 
 def test_full_legacy_load_data_fashion_mnist_reads_the_data_folder(full_run):
@@ -174,7 +178,7 @@ def test_quick_train_ch6_runs_max_epochs_not_the_notebooks(quick_run):
     assert record.cells[2].status == "ok", record.cells[2].error
     got = _printed(nb.cells[2])
     # The loader's first EPOCHS whole passes are CAP batches; train_ch6's own epochs are cut to EPOCHS.
-    assert got == {"batches": EPOCHS * CAP, "images": EPOCHS * CAP * 64}
+    assert got == {"batches": EPOCHS * CAP, "images": EPOCHS * CAP * CUT}
 
 
 def test_quick_book_data_module_is_still_the_subset(quick_run):
@@ -204,9 +208,10 @@ def test_quick_caps_a_learners_own_loops_without_an_error_the_full_data_would_no
     assert got == {
         "num_batches": 5,
         "per_epoch": [5] * EPOCHS + [1] * (10 - EPOCHS),
-        "peek": 256,
+        "peek": [TRAIN, TRAIN],  # a pass after the capped ones: one batch, cut to about TRAIN images
         "len_after": 5,
         "fresh": [5] * EPOCHS + [1] * (4 - EPOCHS),  # the passes are counted per data set, whichever loader made them
+        "drop_last": 4,  # never cut under drop_last
     }
 
 

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hw-grader" / "data"
+#: The file name the budget's kernel code runs under: a traceback whose innermost frame is there is the grader's.
+BUDGET_CODE = "<hw-grader budget>"
 #: The fewest training images ``quick`` keeps (when the data has them): 20 batches of 256, so a loop that reports
 #: every ``len(train_iter) // 5`` batches (d2l-zh's ``train_ch6``, learners' copies of it) never divides by zero.
 MIN_TRAIN_IMAGES = 20 * 256
@@ -77,7 +79,8 @@ class Budget:
             "max_epochs": int(self.max_epochs),
             "loader_workers": None if self.loader_workers is None else int(self.loader_workers),
         }
-        return _PREAMBLE.replace("HWGRADER_SETTINGS", repr(settings))
+        # Compiled under its own file name, so that an error raised inside it reads as the grader's (grader/execute.py).
+        return f"exec(compile({_PREAMBLE.replace('HWGRADER_SETTINGS', repr(settings))!r}, {BUDGET_CODE!r}, 'exec'))\n"
 
 
 #: The kernel side of a budget. Every road to data and training is wrapped (never replaced: the book's code
@@ -119,8 +122,8 @@ def _hwgrader_budget(budget):
         import linecache
 
         source, space = "def no_data(message):\n    raise RuntimeError(message) from None\n", {}
-        linecache.cache["<hw-grader budget>"] = (len(source), None, source.splitlines(True), "<hw-grader budget>")
-        exec(compile(source, "<hw-grader budget>", "exec"), space)
+        linecache.cache["<hw-grader data>"] = (len(source), None, source.splitlines(True), "<hw-grader data>")
+        exec(compile(source, "<hw-grader data>", "exec"), space)
         no_data = space["no_data"]
         init = datasets.MNIST.__init__  # FashionMNIST inherits it
         if getattr(init, "_hwgrader", False):
@@ -290,14 +293,20 @@ def _hwgrader_budget(budget):
         import math
         import weakref
 
-        passes = weakref.WeakKeyDictionary()  # data set -> whole passes made over it
+        passes = {}  # id(data set) -> (a weak reference to it, the whole passes made over it)
 
         def passes_over(loader, add=0):
+            """Whole passes over ``loader``'s data set (any object: a tensor too, never compared with ``==``)."""
+            dataset = loader.dataset
             try:
-                passes[loader.dataset] = count = passes.get(loader.dataset, 0) + add
-            except TypeError:  # a data set that cannot be a weak key: counted on its loader
+                ref, count = passes.get(id(dataset), (None, 0))
+                if ref is None or ref() is not dataset:
+                    ref, count = weakref.ref(dataset), 0
+                passes[id(dataset)] = (ref, count + add)
+                return count + add
+            except TypeError:  # a data set that cannot be weakly referenced: counted on its loader
                 loader.__dict__["_hwgrader_passes"] = count = loader.__dict__.get("_hwgrader_passes", 0) + add
-            return count
+                return count
 
         from torch.utils.data import DataLoader
 

@@ -230,3 +230,25 @@ def test_quick_torchvision_mnist_is_served_from_the_data_folder_when_it_has_it(n
     assert record.cells[1].status == "ok", record.cells[1].error
     got = _printed(nb.cells[1])
     assert got["val"] == VAL and Path(got["root"]) == folder
+
+
+@pytest.mark.slow
+def test_an_error_raised_inside_the_budgets_own_code_is_said_to_be_the_graders(tmp_path, data_dir, monkeypatch):
+    """Issue 27, item 5: a cell that fails inside the code the grader put in the kernel is not the student's error."""
+    from grader import d2l_budget
+
+    loop = "import torch\nfor X in torch.utils.data.DataLoader(torch.arange(8), batch_size=4):\n    total = X.sum()"
+    own = "for X in torch.utils.data.DataLoader(torch.arange(8), batch_size=4):\n    total = 1 / 0"
+    record, nb = _run(tmp_path / "fine", Budget("quick", Path(data_dir), TRAIN, VAL, EPOCHS), [loop, own])
+    assert record.cells[0].status == "ok", record.cells[0].error
+    assert record.cells[1].error == "ZeroDivisionError: division by zero"  # the student's own
+    broken = d2l_budget._PREAMBLE.replace("return max(5, math.ceil(", "return 1 // 0 + max(5, math.ceil(")
+    assert broken != d2l_budget._PREAMBLE
+    monkeypatch.setattr(d2l_budget, "_PREAMBLE", broken)  # a bug of the grader's, injected
+    record, nb = _run(tmp_path / "broken", Budget("quick", Path(data_dir), TRAIN, VAL, EPOCHS), [loop])
+    note = (
+        "raised inside code the grader added to the kernel, the budget's patch of torch, torchvision and d2l: "
+        "the grader's error, not this notebook's"
+    )
+    assert record.cells[0].error == f"ZeroDivisionError: integer division or modulo by zero ({note})"
+    assert record.message == f"cell 0 raised {record.cells[0].error}"

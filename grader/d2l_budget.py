@@ -79,8 +79,8 @@ class Budget:
             "max_epochs": int(self.max_epochs),
             "loader_workers": None if self.loader_workers is None else int(self.loader_workers),
         }
-        # Compiled under its own file name, so that an error raised inside it reads as the grader's (grader/execute.py).
-        return f"exec(compile({_PREAMBLE.replace('HWGRADER_SETTINGS', repr(settings))!r}, {BUDGET_CODE!r}, 'exec'))\n"
+        # Defined under its own file name, so that an error raised inside it reads as the grader's (grader/execute.py).
+        return f"exec(compile({_PREAMBLE!r}, {BUDGET_CODE!r}, 'exec'))\n_hwgrader_budget({settings!r})\ndel _hwgrader_budget\n"
 
 
 #: The kernel side of a budget. Every road to data and training is wrapped (never replaced: the book's code
@@ -389,8 +389,6 @@ def _hwgrader_budget(budget):
     for patch in (torchvision_datasets, d2l_classes, legacy, loaders):
         attempt(patch)
 
-_hwgrader_budget(HWGRADER_SETTINGS)
-del _hwgrader_budget
 '''
 
 

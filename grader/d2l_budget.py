@@ -1,34 +1,22 @@
 """Budgets: how much of a notebook's own training actually runs.
 
-``full`` runs the notebook as written (on CUDA when there is one). ``quick``
-keeps every check meaningful on a laptop CPU, and never raises an error the
-full data would not: before the first cell the kernel
+``full`` runs the notebook as written (on CUDA when there is one). ``quick`` keeps every check meaningful on a
+laptop CPU and never raises an error the full data would not: before the first cell the kernel
 
-* cuts Fashion-MNIST wherever it is read (torchvision's ``FashionMNIST`` and
-  ``MNIST`` themselves, so ``d2l.FashionMNIST``, the legacy
-  ``d2l.load_data_fashion_mnist`` and a learner's own loop alike) by cutting the
-  data set's own ``data``/``targets`` in place: every type and attribute the book
-  exposes stays (``data.val.data``, ``targets``, ``classes``, indexing). The
-  training split keeps at least :data:`MIN_TRAIN_IMAGES` images, so that the
-  book's and learners' ``num_batches // 5`` stays at least 1;
-* caps every ``torch.utils.data.DataLoader`` the kernel builds, whoever wrote the
-  loop over it: a pass yields at most ``max(5, ceil(train_size / batch_size))``
-  batches (and ``len()`` says so), each cut as a last partial batch is so that a
-  pass holds about ``train_size`` images whatever the batch size, and once a loader has made ``max_epochs`` whole
-  passes each further pass (a learner's epoch 2..10) yields one batch; no loader
-  workers;
-* caps the epochs of d2l's named roads (``d2l.Trainer``, the legacy
-  ``train_ch3``/``train_ch5``/``train_ch6``).
+* cuts Fashion-MNIST where torchvision reads it (so ``d2l.FashionMNIST``, the legacy ``load_data_fashion_mnist``
+  and a learner's own loop alike) in place, in the data set's own ``data``/``targets``: every type and attribute
+  the book exposes stays (``data.val.data``, ``classes``, indexing); the training split keeps at least
+  :data:`MIN_TRAIN_IMAGES` images, so that ``num_batches // 5`` stays at least 1;
+* caps every ``torch.utils.data.DataLoader``, whoever loops over it: a pass yields at most
+  ``max(5, ceil(train_size / batch_size))`` batches (``len()`` agrees), each cut as a last partial batch is so
+  that a pass holds about ``train_size`` images; after ``max_epochs`` whole passes over a data set each further
+  pass (a learner's epoch 2..10) yields one batch; no loader workers;
+* caps the epochs of d2l's named roads (``d2l.Trainer``, the legacy ``train_ch3``/``train_ch5``/``train_ch6``).
 
-In both, every one of those roads reads the data folder (``--data-dir``) or the
-cache folder that torchvision's ordinary download fills, whatever ``root`` the
-notebook names; a download that cannot happen is one line saying where the data
-belongs. ``grader.seeds.kernel_seed_code`` seeds the kernel before the first cell, so a run
-is reproducible.
-
-The patch is kernel code (text): it wraps d2l's, torch's and torchvision's
-constructors and functions, so the student's own ``from d2l import torch as
-d2l`` gets the patched ones.
+In both, every road reads the data folder (``--data-dir``) or torchvision's download cache, whatever ``root`` the
+notebook names; a download that cannot happen is one line saying where the data belongs. The patch is kernel
+code (text) wrapping d2l's, torch's and torchvision's functions, defined under :data:`BUDGET_CODE` (an error
+raised inside it is reported as the grader's); ``grader.seeds.kernel_seed_code`` seeds the kernel after it.
 """
 
 from __future__ import annotations
@@ -87,10 +75,8 @@ class Budget:
 #: still runs), each patch on its own so that a module missing from the kernel costs only its own patch:
 #:
 #: - ``torchvision.datasets.FashionMNIST`` and ``MNIST``, for any ``root``: read from the data folder
-#:   (``download`` honoured only when the files are absent there; a download that cannot happen is one line,
-#:   not a DNS traceback); under ``quick`` their own ``data``/``targets`` cut in place to the first
-#:   ``train_images`` / ``val_size`` images (the type and every attribute kept), which every road below then
-#:   sees -- a learner's own ``DataLoader`` loop, d2l's ``FashionMNIST`` and the legacy API;
+#:   (``download`` honoured only when the files are absent there); under ``quick`` their own ``data``/``targets``
+#:   cut in place to the first ``train_images`` / ``val_size`` images, which every road below then sees;
 #: - ``d2l.DataModule`` (root, loader workers), ``d2l.Trainer`` (epochs);
 #: - the legacy API of d2l's earlier editions, in ``d2l.torch`` and in an old port's top-level ``d2l``
 #:   where it exists: ``load_data_fashion_mnist`` (loader workers), ``train_ch3``/``train_ch5``/``train_ch6``

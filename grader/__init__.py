@@ -18,10 +18,10 @@ Course material
   ``thresholds``         full-budget accuracy thresholds by training-set size; the runs they came from, and on which images
   ``calibrate``          thresholds proposed from full runs of the solution, for every training question
   ``measured_runs``      what a full result measured: a training question's accuracy and its images (count, split); GPU memory
-  ``d2l_budget``         the quick/full budgets and the patch that caps d2l's training in the kernel
+  ``d2l_budget``         the quick/full budgets and the patch that caps training (data, loaders, epochs) in the kernel
   ``fashion_mnist``      the grader's own Fashion-MNIST batches and accuracy loop
   ``data_view``          the kernel's view of the data folder (half the test split is held out)
-  ``seeds``              the run's seed for the training checks
+  ``seeds``              the run's seed for the training checks, and each kernel's seed derived from it
 Grading one notebook
   ``pipeline``           load → neutralize → execute → check → result, for one notebook
   ``load``               bytes in, a v4 notebook or a one-line reason out

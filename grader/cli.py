@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-notebook-mb",
         type=float,
         metavar="MB",
-        help="refuse a notebook file larger than this, unparsed (default: the assignment's [limits], else 5)",
+        help="refuse a notebook whose code and markdown (outputs not counted) exceed this (default: the assignment's [limits], else 5)",
     )
     grade.add_argument("--junit", metavar="FILE", help="also write JUnit XML (a testsuite per notebook, a testcase per question)")
     grade.add_argument("--manual", metavar="CSV", help="merge a TA's points for manual questions (submission,question,points,comment)")

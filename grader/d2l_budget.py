@@ -1,20 +1,22 @@
 """Budgets: how much of a notebook's own training actually runs.
 
-``full`` runs the notebook as written (on CUDA when there is one). ``quick``
-keeps every check meaningful on a laptop CPU: before the first cell the
-kernel caps every road to training at a few epochs (``d2l.Trainer`` and the
-legacy ``d2l.train_ch3``/``train_ch5``/``train_ch6``) and cuts Fashion-MNIST
-to a small fixed subset wherever it is read (torchvision's ``FashionMNIST``
-and ``MNIST`` themselves, so ``d2l.FashionMNIST``, the legacy
-``d2l.load_data_fashion_mnist`` and a learner's own loop alike), with no
-loader workers. In both, every one of those roads reads the data folder
-(``--data-dir``) or the cache folder that torchvision's ordinary download
-fills, whatever ``root`` the notebook names; a download that cannot happen is
-one line saying where the data belongs.
+``full`` runs the notebook as written (on CUDA when there is one). ``quick`` keeps every check meaningful on a
+laptop CPU and never raises an error the full data would not: before the first cell the kernel
 
-The patch is kernel code (text): it wraps d2l's and torchvision's
-constructors and functions, so the student's own ``from d2l import torch as
-d2l`` gets the patched ones.
+* cuts Fashion-MNIST where torchvision reads it (so ``d2l.FashionMNIST``, the legacy ``load_data_fashion_mnist``
+  and a learner's own loop alike) in place, in the data set's own ``data``/``targets``: every type and attribute
+  the book exposes stays (``data.val.data``, ``classes``, indexing); the training split keeps at least
+  :data:`MIN_TRAIN_IMAGES` images, so that ``num_batches // 5`` stays at least 1;
+* caps every ``torch.utils.data.DataLoader``, whoever loops over it: a pass yields at most
+  ``max(5, ceil(train_size / batch_size))`` batches (``len()`` agrees), each cut as a last partial batch is so
+  that a pass holds about ``train_size`` images; after ``max_epochs`` whole passes over a data set each further
+  pass (a learner's epoch 2..10) yields one batch; no loader workers;
+* caps the epochs of d2l's named roads (``d2l.Trainer``, the legacy ``train_ch3``/``train_ch5``/``train_ch6``).
+
+In both, every road reads the data folder (``--data-dir``) or torchvision's download cache, whatever ``root`` the
+notebook names; a download that cannot happen is one line saying where the data belongs. The patch is kernel
+code (text) wrapping d2l's, torch's and torchvision's functions, defined under :data:`BUDGET_CODE` (an error
+raised inside it is reported as the grader's); ``grader.seeds.kernel_seed_code`` seeds the kernel after it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hw-grader" / "data"
+#: The file name the budget's kernel code runs under: a traceback whose innermost frame is there is the grader's.
+BUDGET_CODE = "<hw-grader budget>"
+#: The fewest training images ``quick`` keeps (when the data has them): 20 batches of 256, so a loop that reports
+#: every ``len(train_iter) // 5`` batches (d2l-zh's ``train_ch6``, learners' copies of it) never divides by zero.
+MIN_TRAIN_IMAGES = 20 * 256
 
 
 @dataclass(frozen=True)
@@ -55,24 +62,27 @@ class Budget:
             "quick": self.name == "quick",
             "data_dir": str(data_dir),
             "train_size": int(self.train_size),
+            "train_images": max(int(self.train_size), MIN_TRAIN_IMAGES),
             "val_size": int(self.val_size),
             "max_epochs": int(self.max_epochs),
             "loader_workers": None if self.loader_workers is None else int(self.loader_workers),
         }
-        return _PREAMBLE.replace("HWGRADER_SETTINGS", repr(settings))
+        # Defined under its own file name, so that an error raised inside it reads as the grader's (grader/execute.py).
+        return f"exec(compile({_PREAMBLE!r}, {BUDGET_CODE!r}, 'exec'))\n_hwgrader_budget({settings!r})\ndel _hwgrader_budget\n"
 
 
 #: The kernel side of a budget. Every road to data and training is wrapped (never replaced: the book's code
 #: still runs), each patch on its own so that a module missing from the kernel costs only its own patch:
 #:
 #: - ``torchvision.datasets.FashionMNIST`` and ``MNIST``, for any ``root``: read from the data folder
-#:   (``download`` honoured only when the files are absent there; a download that cannot happen is one line,
-#:   not a DNS traceback); under ``quick`` cut to the first ``train_size`` / ``val_size`` images, which every
-#:   road below then sees -- a learner's own ``DataLoader`` loop, d2l's ``FashionMNIST`` and the legacy API;
-#: - ``d2l.DataModule`` (root, loader workers), ``d2l.Trainer`` (epochs), ``d2l.FashionMNIST`` (subset);
+#:   (``download`` honoured only when the files are absent there); under ``quick`` their own ``data``/``targets``
+#:   cut in place to the first ``train_images`` / ``val_size`` images, which every road below then sees;
+#: - ``d2l.DataModule`` (root, loader workers), ``d2l.Trainer`` (epochs);
 #: - the legacy API of d2l's earlier editions, in ``d2l.torch`` and in an old port's top-level ``d2l``
 #:   where it exists: ``load_data_fashion_mnist`` (loader workers), ``train_ch3``/``train_ch5``/``train_ch6``
-#:   (epochs; ``train_ch6``'s plot no longer divides by zero on fewer than five batches).
+#:   (epochs; ``train_ch6``'s plot no longer divides by zero on fewer than five batches);
+#: - under ``quick``, ``torch.utils.data.DataLoader`` itself (``__iter__``/``__len__``): the batches of a
+#:   pass and the passes that count, for every loop over any loader, the learner's own included.
 _PREAMBLE = r'''
 def _hwgrader_budget(budget):
     import contextlib, functools, inspect, io, os, sys
@@ -98,8 +108,8 @@ def _hwgrader_budget(budget):
         import linecache
 
         source, space = "def no_data(message):\n    raise RuntimeError(message) from None\n", {}
-        linecache.cache["<hw-grader budget>"] = (len(source), None, source.splitlines(True), "<hw-grader budget>")
-        exec(compile(source, "<hw-grader budget>", "exec"), space)
+        linecache.cache["<hw-grader data>"] = (len(source), None, source.splitlines(True), "<hw-grader data>")
+        exec(compile(source, "<hw-grader data>", "exec"), space)
         no_data = space["no_data"]
         init = datasets.MNIST.__init__  # FashionMNIST inherits it
         if getattr(init, "_hwgrader", False):
@@ -146,7 +156,7 @@ def _hwgrader_budget(budget):
                             f"(torchvision's layout: <dir>/{cls.__name__}/raw)")
                 sys.stdout.write(printed.getvalue())
             if quick:
-                keep = budget["train_size"] if self.train else budget["val_size"]
+                keep = budget["train_images"] if self.train else budget["val_size"]
                 if len(self.data) > keep:
                     self.data, self.targets = self.data[:keep].clone(), self.targets[:keep].clone()
 
@@ -258,21 +268,113 @@ def _hwgrader_budget(budget):
         def Trainer__init__(self, max_epochs, *args, **kwargs):
             trainer_init(self, min(int(max_epochs), budget["max_epochs"]), *args, **kwargs)
 
-        d2l.Trainer.__init__ = Trainer__init__
-        fashion_init = d2l.FashionMNIST.__init__
+        d2l.Trainer.__init__ = Trainer__init__  # d2l.FashionMNIST: already cut by the torchvision patch, types kept
 
-        def FashionMNIST__init__(self, *args, **kwargs):
-            fashion_init(self, *args, **kwargs)  # already cut by the torchvision patch: the same first images
-            self.train = torch.utils.data.Subset(self.train, range(min(budget["train_size"], len(self.train))))
-            self.val = torch.utils.data.Subset(self.val, range(min(budget["val_size"], len(self.val))))
+    def loaders():
+        """Every DataLoader, whoever iterates it: a pass yields at most ``cap`` batches (``len`` agrees) of
+        about ``train_size`` images in all, a pass after ``max_epochs`` whole ones over the same data set (a new loader each epoch, as
+        ``data.train_dataloader()`` makes, counts alike) a single batch; no workers."""
+        if not quick:
+            return
+        import math
+        import weakref
 
-        d2l.FashionMNIST.__init__ = FashionMNIST__init__
+        passes = {}  # id(data set) -> (a weak reference to it, the whole passes made over it)
 
-    for patch in (torchvision_datasets, d2l_classes, legacy):
+        def passes_over(loader, add=0):
+            """Whole passes over ``loader``'s data set (any object: a tensor too, never compared with ``==``)."""
+            dataset = loader.dataset
+            try:
+                ref, count = passes.get(id(dataset), (None, 0))
+                if ref is None or ref() is not dataset:
+                    ref, count = weakref.ref(dataset), 0
+                passes[id(dataset)] = (ref, count + add)
+                return count + add
+            except TypeError:  # a data set that cannot be weakly referenced: counted on its loader
+                loader.__dict__["_hwgrader_passes"] = count = loader.__dict__.get("_hwgrader_passes", 0) + add
+                return count
+
+        from torch.utils.data import DataLoader
+
+        if getattr(DataLoader.__iter__, "_hwgrader", False):
+            return
+        loader_iter, loader_len = DataLoader.__iter__, DataLoader.__len__
+
+        def cap(loader):
+            size = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None) or 1
+            return max(5, math.ceil(budget["train_size"] / size))
+
+        def shrink(batch, most):
+            """A batch of tensors (a tensor, or a tuple/list of tensors of one length) cut to its first ``most``
+            items, as a last partial batch is; any other batch as it is."""
+            import torch
+
+            parts = batch if isinstance(batch, (tuple, list)) else (batch,)
+            if not parts or not all(isinstance(t, torch.Tensor) and t.dim() and len(t) == len(parts[0]) for t in parts):
+                return batch
+            if len(parts[0]) <= most:
+                return batch
+            if isinstance(batch, torch.Tensor):
+                return batch[:most]
+            cut = [t[:most] for t in parts]
+            return type(batch)(*cut) if hasattr(batch, "_fields") else type(batch)(cut)
+
+        class Capped:
+            """One pass over a loader, cut to ``left`` batches of at most ``most`` items; a whole pass (cut or
+            exhausted) is counted."""
+
+            def __init__(self, loader, inner, left, most):
+                self._loader, self._inner, self._left, self._most = loader, inner, left, most
+
+            def __iter__(self):
+                return self
+
+            def __next__(self):
+                if self._left <= 0:
+                    self._done()
+                try:
+                    batch = next(self._inner)
+                except StopIteration:
+                    self._done()
+                self._left -= 1
+                return batch if self._most is None else shrink(batch, self._most)
+
+            def _done(self):
+                if self._inner is not None:
+                    self._inner = None
+                    passes_over(self._loader, 1)
+                raise StopIteration
+
+            def __len__(self):
+                return len(self._loader)
+
+            def __getattr__(self, name):
+                if name.startswith("_"):
+                    raise AttributeError(name)
+                return getattr(self._inner, name)
+
+        @functools.wraps(loader_iter)
+        def DataLoader__iter__(self):
+            if self.num_workers:
+                self.num_workers = 0
+            batches = 1 if passes_over(self) >= budget["max_epochs"] else cap(self)
+            # About train_size images a pass, whatever the batch size (a ResNet at batch 1024 on a CPU): each batch
+            # is cut, as a last partial batch is -- never under drop_last, where a learner may count on full ones.
+            most = None
+            if self.batch_size and not self.drop_last and batches * self.batch_size > budget["train_size"]:
+                most = max(1, math.ceil(budget["train_size"] / batches))
+            return Capped(self, loader_iter(self), batches, most)
+
+        @functools.wraps(loader_len)
+        def DataLoader__len__(self):
+            return min(loader_len(self), cap(self))
+
+        DataLoader__iter__._hwgrader = True
+        DataLoader.__iter__, DataLoader.__len__ = DataLoader__iter__, DataLoader__len__
+
+    for patch in (torchvision_datasets, d2l_classes, legacy, loaders):
         attempt(patch)
 
-_hwgrader_budget(HWGRADER_SETTINGS)
-del _hwgrader_budget
 '''
 
 

@@ -40,6 +40,7 @@ from grader.neutralize import neutralize
 from grader.question_context import context_for
 from grader.results import ExecutionRecord, GradeResult, PhaseClock, QuestionResult, QuestionStatus, write_atomic
 from grader.sandbox import Confinement, Limits
+from grader.seeds import batch_seed, kernel_seed, kernel_seed_code
 from grader.shrink import shrink_outputs
 from grader.snapshot_code import after_cell_code
 from grader.source_index import index_notebook
@@ -66,7 +67,7 @@ class GradeOptions:
     limits: Limits | None = None
     #: Kernels sharing this kernel's GPU (``--jobs-per-gpu``): each is held to its share of the GPU's memory.
     jobs_per_gpu: int = 1
-    #: A notebook file over this many MB is refused unparsed (``--max-notebook-mb``; None: the assignment's ``[limits]``, else 5).
+    #: A notebook whose code and markdown exceed this many MB is refused (``--max-notebook-mb``; None: the ``[limits]``, else 5).
     max_notebook_mb: float | None = None
 
 
@@ -124,6 +125,7 @@ def _grade_loaded(
     loop = asyncio.new_event_loop()
     try:
         nonce = new_nonce()  # the reply marker: the preamble installs it, the Submission reads it
+        seed = kernel_seed(batch_seed(), loaded.sha256)  # the same file in the same run: the same outputs
         # One clock for the whole notebook: its cells, then its checks (grader/deadlines.py).
         deadline = Deadline(float(options.timeout or budget_config.get("timeout", DEFAULT_NOTEBOOK_TIMEOUT)))
         exec_options = ExecutionOptions(
@@ -131,12 +133,13 @@ def _grade_loaded(
             cell_timeout=options.cell_timeout or budget_config.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
             timeout=deadline.seconds,
             deadline=deadline.cells_end,
-            env=_kernel_env(options),
+            env={**_kernel_env(options), "PYTHONHASHSEED": str(seed)},
             preamble=install_code(nonce, confinement.kernel_blob_dir)
             + confinement.kernel_preamble()
             + _thread_preamble(options)
             + options.budget.preamble(confinement.kernel_data_dir)
-            + _gpu_share_preamble(options),
+            + _gpu_share_preamble(options)
+            + kernel_seed_code(seed),
             confinement=confinement,
         )
         session = KernelSession(notebook, exec_options)
@@ -157,7 +160,11 @@ def _grade_loaded(
             clock.lap("kernel_start")
             if options.device == "cuda" and not observed.get("cuda"):  # never a silent move to the CPU
                 result.execution = ExecutionRecord(
-                    "environment_error", unusable_cuda_message(observed), isolation=confinement.isolation, observed_device=observed
+                    "environment_error",
+                    unusable_cuda_message(observed),
+                    isolation=confinement.isolation,
+                    observed_device=observed,
+                    seed=seed,
                 )
                 result.questions = _not_graded(assignment, result.execution.message)
                 result.hidden_questions_not_run = _hidden_not_run(assignment)
@@ -166,6 +173,7 @@ def _grade_loaded(
             record.neutralized = neutralized
             record.isolation = confinement.isolation
             record.observed_device = observed
+            record.seed = seed
             if observed.get("cuda"):
                 record.gpu_memory_peak = _peak(loop.run_until_complete(_probe(session, PEAK_CODE)))
             result.execution = record

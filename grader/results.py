@@ -120,6 +120,10 @@ class ExecutionRecord:
     #: The kernel's peak GPU memory (torch's ``max_memory_reserved``, bytes) after the last cell; 0 on a CPU.
     #: It comes from the kernel after the student's code ran, so it sizes GPU packing and decides no verdict.
     gpu_memory_peak: int = 0
+    #: The seed of the kernel's ``random``, NumPy and torch generators (and its ``PYTHONHASHSEED``), set before the
+    #: first cell: derived from the run's seed (``GRADER_RUN_SEED``) and the file's hash (``grader.seeds.kernel_seed``),
+    #: so a rerun with that run seed reproduces the run. None: no kernel ran (or a result from before it was recorded).
+    seed: int | None = None
 
 
 @dataclass

@@ -164,7 +164,10 @@ def test_a_notebook_over_the_assignments_size_limit_is_refused_unparsed_with_wha
     graded = grade(tmp_path, tmpdir_for_grade, data_dir, str(path), "--assignment", str(assignment))
     assert_bounded(graded, "pasted")
     result = graded.result("pasted")
-    reason = "the notebook is 1.6 MB; the limit is 1 MB — clear its outputs (Edit → Clear all outputs) and hand it in again"
+    reason = (
+        "the notebook is 1.6 MB, and its code and markdown alone are over the 1 MB limit (saved outputs are not counted)"
+        " — move pasted output or data out of its cells and hand it in again"
+    )
     assert (result["execution"]["status"], result["execution"]["message"]) == ("invalid", reason)
     assert all(q["status"] == "error" and reason in q["message"] for q in result["questions"])
 
@@ -173,7 +176,9 @@ def test_max_notebook_mb_on_the_command_line_overrides_the_default(tmp_path, tmp
     path = notebook(tmp_path / "in", "pasted", "print(1)", markdown="x" * 2_500_000)
     graded = grade(tmp_path, tmpdir_for_grade, data_dir, str(path), "--max-notebook-mb", "2")
     assert_bounded(graded, "pasted")
-    assert graded.result("pasted")["execution"]["message"].startswith("the notebook is 2.5 MB; the limit is 2 MB")
+    assert graded.result("pasted")["execution"]["message"].startswith(
+        "the notebook is 2.5 MB, and its code and markdown alone are over the 2 MB limit"
+    )
 
 
 # --------------------------------------------------------------------------- the kernel's folder

@@ -30,7 +30,11 @@ from tests.editions import build
 EDITIONS = Path(__file__).resolve().parent / "editions"
 EXPECTED: dict[str, dict[str, Any]] = tomllib.loads((EDITIONS / "expected.toml").read_text(encoding="utf-8"))
 #: Keys of a notebook's table in expected.toml that are not question ids.
-NOTEBOOK_KEYS = {"edition", "stale_outputs"}
+NOTEBOOK_KEYS = {"edition", "stale_outputs", "execution", "execution_seconds"}
+#: The run's seed the corpus is graded with (issue 27, item 4): kernels are seeded from it and each file, so the
+#: corpus reads the same at every run of this module. The book's float32 check of the 1x1 convolution (in
+#: colab_1_0_0a0 and book_assertion) fails for about one draw in ten; the verdicts here hold under this seed.
+RUN_SEED = "2027"
 STATUSES = {"pass", "fail", "error", "missing", "manual"}
 CRASHED = "crashed_kernel_outputs"
 
@@ -63,9 +67,12 @@ def text_cases(field: str) -> Iterator[Any]:
 def graded(tmp_path_factory, data_dir) -> Path:
     """The corpus graded once, as a TA grades a folder of hand-ins; the output folder."""
     from grader.cli import main
+    from grader.seeds import RUN_SEED_VARIABLE
 
     out = tmp_path_factory.mktemp("editions")
-    code = main([str(EDITIONS), "--out", str(out), "--jobs", "2", "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RUN_SEED_VARIABLE, RUN_SEED)
+        code = main([str(EDITIONS), "--out", str(out), "--jobs", "2", "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)])
     assert code == 0
     return out
 
@@ -130,6 +137,23 @@ def test_each_notebook_is_graded_to_the_end_whatever_its_cells_raise(results, st
     result = results[stem]
     assert result["execution"]["status"] in ("ok", "error"), result["execution"]["message"]
     assert sorted(q["id"] for q in result["questions"]) == sorted(expected_questions(stem))
+
+
+@pytest.mark.parametrize("stem", sorted(stem for stem in EXPECTED if "execution" in EXPECTED[stem]))
+def test_a_notebook_that_runs_on_the_full_data_runs_under_quick_without_an_error(results, stem):
+    """Issue 27: under quick a student sees no error the full data would not raise (data types, loaders, loops)."""
+    execution = results[stem]["execution"]
+    failed = [(cell["index"], cell["error"]) for cell in execution["cells"] if cell["status"] != "ok"]
+    assert (execution["status"], failed) == (EXPECTED[stem]["execution"], []), execution["message"]
+    assert execution["seconds"] < EXPECTED[stem].get("execution_seconds", float("inf"))
+
+
+def test_every_kernel_was_seeded_from_the_runs_seed_and_its_file(results):
+    from grader.seeds import kernel_seed
+
+    assert {stem: r["execution"]["seed"] for stem, r in results.items()} == {
+        stem: kernel_seed(int(RUN_SEED), r["sha256"]) for stem, r in results.items()
+    }
 
 
 @pytest.mark.parametrize(("stem", "qid", "status"), list(status_cases()))

@@ -64,3 +64,52 @@ def test_a_utf8_bom_is_accepted(tmp_path):
     text = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# 한국어")]))
     loaded = load_notebook(write(tmp_path, b"\xef\xbb\xbf" + text.encode()))
     assert loaded.valid and loaded.notebook.cells[0].source == "# 한국어"
+
+
+# --------------------------------------------------------------------------- saved outputs never cost a grade (issue 27, item 7)
+
+#: A PNG's base64 as Jupyter saves it: 5 MB on its own.
+PLOT = "iVBORw0KGgo" + "A" * 5_000_000
+
+
+def _with_plot(cells: list[str], extra: str = "") -> bytes:
+    """A correct notebook whose first cell carries one 5 MB plot (and ``extra`` as a second stream output)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("display_data", data={"image/png": PLOT, "text/plain": '<Figure "outputs": [ } >'}),
+        nbformat.v4.new_output("stream", name="stdout", text=extra or 'a quote \\" and "outputs": ['),
+    ]
+    return nbformat.writes(nb).encode()
+
+
+def test_a_notebook_over_the_limit_only_by_its_saved_outputs_is_read_without_them(tmp_path):
+    data = _with_plot(["import torch\nplt.plot([1, 2])", "def corr2d(X, K):\n    return X"])
+    path = write(tmp_path, data)
+    assert path.stat().st_size > 5_000_000
+    loaded = load_notebook(path)
+    assert loaded.valid, loaded.reason
+    assert [c.source for c in loaded.notebook.cells] == ["import torch\nplt.plot([1, 2])", "def corr2d(X, K):\n    return X"]
+    assert [c.outputs for c in loaded.notebook.cells] == [[], []]
+    assert loaded.sha256 == hashlib.sha256(data).hexdigest()  # the file as handed in
+
+
+def test_a_notebook_whose_code_and_markdown_are_over_the_limit_is_refused(tmp_path):
+    path = write(tmp_path, _with_plot(["x = '" + "y" * 1_200_000 + "'"]))
+    loaded = load_notebook(path, max_bytes=1_000_000)
+    assert not loaded.valid
+    assert loaded.reason.startswith("the notebook is 6.2 MB, and its code and markdown alone are over the 1 MB limit")
+    assert "saved outputs are not counted" in loaded.reason
+
+
+def test_an_nbformat_3_notebook_over_the_limit_by_its_outputs_loads_too(tmp_path):
+    cell = nbformat.v3.new_code_cell("x = 1", outputs=[nbformat.v3.new_output("pyout", output_png=PLOT, prompt_number=1)])
+    v3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[cell])])
+    loaded = load_notebook(write(tmp_path, json.dumps(v3).encode()))
+    assert loaded.valid and loaded.original_version == 3, loaded.reason
+    assert loaded.notebook.cells[0].source == "x = 1" and loaded.notebook.cells[0].outputs == []
+
+
+@pytest.mark.parametrize("data", [b"{" * 6_000_000, b'{"cells": [{"outputs": ' + b"[" * 6_000_000, b'"' + b"x" * 6_000_000])
+def test_over_the_limit_bytes_that_are_no_notebook_are_refused_for_their_size(tmp_path, data):
+    loaded = load_notebook(write(tmp_path, data))
+    assert not loaded.valid and loaded.reason.startswith("the notebook is 6.0 MB")

@@ -27,6 +27,7 @@ Grading one notebook
   ``load``               bytes in, a v4 notebook or a one-line reason out
   ``neutralize``         lines the sandbox must not run (``!pip``, ``drive.mount``), replaced and recorded
   ``source_index``       what the notebook's source defines, read from the file (never asked of the kernel)
+  ``clean_room``         the statements a graded name needs, from the file, for the clean room's kernel
   ``snapshot_code``      the grader's code run in the kernel after each cell
   ``deadlines``          one notebook's time limit shared by its cells, its checks and their calls
   ``execute``            running the cells in the kernel, replay after a crash
@@ -49,6 +50,7 @@ The kernel boundary
   ``kernel_side``        in the kernel: the reply protocol and the encoding
   ``kernel_snapshots``   in the kernel: snapshots after the student's cells
   ``kernel_ops``         in the kernel: the operations the grader requests
+  ``kernel_room``        in the clean room's kernel: each request answered by a fork that runs only the source's statements
   ``protocol``           the wire format (tag table, bounds); only data crosses
   ``submission``         the ``Submission`` handle checks drive the kernel with
   ``kernel_errors``      what the kernel did, as exceptions the verdicts turn into sentences

@@ -1,4 +1,4 @@
-"""Kernel side, part 3 of 3 (after kernel_snapshots.py): the operations the grader requests, and ``OPS``.
+"""Kernel side, part 3 of 4 (after kernel_snapshots.py): the operations the grader requests, and ``OPS``.
 
 Sent as text with the other parts, as one module (see kernel_side.py, whose :func:`request`
 looks each operation up in ``OPS``); ``decode``, ``_error``, ``_ns``, ``defs`` and ``values``

@@ -1,4 +1,4 @@
-"""Kernel side, part 2 of 3 (after kernel_side.py): the snapshots taken after the student's cells.
+"""Kernel side, part 2 of 4 (after kernel_side.py): the snapshots taken after the student's cells.
 
 Sent as text with the other parts, as one module (see kernel_side.py); the names it uses and does
 not define here (``_ns``, ``defs``, ``values``, ``SnapshotFailure``, ``_error``) come from kernel_side.py.

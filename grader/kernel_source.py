@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 #: The kernel-side files, concatenated in this order into one module's source (protocol and encoding,
-#: snapshots, operations; ``OPS`` in the last is read by ``request`` in the first only when called).
-KERNEL_FILES = ("kernel_side.py", "kernel_snapshots.py", "kernel_ops.py")
+#: snapshots, operations, the clean room; ``OPS`` in the last is read by ``request`` in the first only when called).
+KERNEL_FILES = ("kernel_side.py", "kernel_snapshots.py", "kernel_ops.py", "kernel_room.py")
 
 KERNEL_SOURCE = "\n".join((Path(__file__).with_name(name)).read_text(encoding="utf-8") for name in KERNEL_FILES)

@@ -21,6 +21,7 @@ import nbformat
 
 from grader import __version__
 from grader.assignment import Assignment
+from grader.clean_room import plan_room
 from grader.cleanup import remove_tree
 from grader.d2l_budget import Budget
 from grader.data_view import kernel_data_view
@@ -44,7 +45,7 @@ from grader.seeds import batch_seed, kernel_seed, kernel_seed_code
 from grader.shrink import shrink_outputs
 from grader.snapshot_code import after_cell_code
 from grader.source_index import index_notebook
-from grader.submission import Submission, install_code, new_nonce
+from grader.submission import CleanRoom, Submission, install_code, new_nonce
 from grader.verdicts import judge_question, note_rebinding, out_of_time, question_result
 
 #: Seconds a check's single call into the kernel may take (``Submission.call_timeout``) unless the check says otherwise.
@@ -123,6 +124,7 @@ def _grade_loaded(
         workdir, options.limits or Limits.default(), readonly=[], hidden=_grader_folders(), sandbox=options.sandbox, data=data_view.path
     )
     loop = asyncio.new_event_loop()
+    room_confinement: Confinement | None = None
     try:
         nonce = new_nonce()  # the reply marker: the preamble installs it, the Submission reads it
         seed = kernel_seed(batch_seed(), loaded.sha256)  # the same file in the same run: the same outputs
@@ -143,7 +145,12 @@ def _grade_loaded(
             confinement=confinement,
         )
         session = KernelSession(notebook, exec_options)
-        loop.run_until_complete(session.__aenter__())
+        room_confinement = Confinement.create(
+            workdir / "room", options.limits or Limits.default(), readonly=[], hidden=_grader_folders(), sandbox=options.sandbox
+        )
+        room = _clean_room(notebook, options, room_confinement, seed)
+        # Both kernels start together: the clean room is ready by the time the cells have run.
+        loop.run_until_complete(_start(session, room.session))
         submission = Submission(
             session,
             loop,
@@ -154,6 +161,7 @@ def _grade_loaded(
             blobs=confinement.open_blob_folder,  # the kernel's tensor files, reached by descriptor, never through a link
             source=source,
             deadline=deadline,
+            room=room,
         )
         try:
             observed = loop.run_until_complete(_probe(session, PROBE_CODE))
@@ -211,12 +219,42 @@ def _grade_loaded(
         finally:
             _cancel_pending(loop)  # e.g. a cell still running when Ctrl-C arrived
             loop.run_until_complete(session.close())
+            loop.run_until_complete(room.session.close())
     finally:
         loop.close()
         confinement.close()  # whatever the notebook started is killed here
+        if room_confinement is not None:
+            room_confinement.close()
         remove_tree(workdir)  # iterative and bounded, never follows a link, never raises: the kernel wrote in it
         clock.lap("close")
     return result
+
+
+def _clean_room(notebook: Any, options: GradeOptions, confinement: Confinement, seed: int) -> CleanRoom:
+    """The submission's second kernel (``grader/clean_room.py``): handed the statements the source defines, it runs
+    no cell; the checks' calls are answered there, each in a fork of it. Not started yet."""
+    plan = plan_room(notebook)
+    nonce = new_nonce()
+    room_options = ExecutionOptions(
+        workdir=confinement.workdir / "work",
+        env={**_kernel_env(options), "PYTHONHASHSEED": str(seed)},
+        # No budget patch (no cell trains here) and no GPU share: CUDA must not start before a fork, each fork starts its own.
+        preamble=install_code(nonce, confinement.kernel_blob_dir)
+        + confinement.kernel_preamble()
+        + _thread_preamble(options)
+        + kernel_seed_code(seed)
+        + plan.preamble(),
+        confinement=confinement,
+    )
+    return CleanRoom(KernelSession(nbformat.v4.new_notebook(), room_options), plan, nonce, blobs=confinement.open_blob_folder)
+
+
+async def _start(*sessions: KernelSession) -> None:
+    """Start the kernels side by side; the first failure is raised once all have settled (each is closed by the caller)."""
+    outcomes = await asyncio.gather(*(session.__aenter__() for session in sessions), return_exceptions=True)
+    failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+    if failed is not None:
+        raise failed
 
 
 async def _probe(session: KernelSession, code: str) -> dict[str, Any]:

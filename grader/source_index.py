@@ -177,13 +177,19 @@ def render_signature(name: str, definition: Definition) -> str:
 
 
 def _parse(source: str) -> ast.Module:
-    """The cell as the kernel runs it: IPython's transformer turns the magics neutralize keeps into calls, line for line.
+    return parse_cell(source)[0]
+
+
+def parse_cell(source: str) -> tuple[ast.Module, str]:
+    """The cell as the kernel runs it, and that text: IPython's transformer turns the magics neutralize keeps into
+    calls, line for line.
 
     Plain Python is parsed as is (the transformer is slow). The only cell magics left, ``%%time`` and
     ``%%capture``, run their body as Python: their first line is commented out to index the body in place.
+    Raises what ``ast.parse`` raises for a cell that is not Python.
     """
     try:
-        return ast.parse(source)
+        return ast.parse(source), source
     except SyntaxError:
         pass  # perhaps IPython syntax: transformed below, and a real error is raised from there
     lines = source.split("\n")
@@ -195,7 +201,7 @@ def _parse(source: str) -> ast.Module:
         source = TransformerManager().transform_cell(source)
     except Exception:  # the transformer's own tokenizer failing: ast.parse below reports the cell
         pass
-    return ast.parse(source)
+    return ast.parse(source), source
 
 
 def _bindings(body: list[ast.stmt], cell: int, lines: list[str]) -> Iterator[tuple[Definition, ast.AST | str | None]]:

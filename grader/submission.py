@@ -31,6 +31,7 @@ from grader.kernel_errors import (
     StudentError,
     _entries,
 )
+from grader.clean_room import RoomPlan
 from grader.kernel_files import BlobFolder
 from grader.kernel_source import KERNEL_SOURCE
 from grader.protocol import SnapshotFailure, decode, encode, parse_reply, render_call
@@ -63,6 +64,26 @@ MARKER_PREFIX = "@@hwgrader:"
 MAX_OPS = 500
 
 
+#: The operations answered in the clean room: every one that runs the student's functions or builds their models.
+#: Values taken after a cell, a model the notebook trained and the names it rebound are the notebook's kernel's.
+ROOM_OPS = frozenset({"call", "gradient", "summary", "forward", "train"})
+
+
+@dataclass
+class CleanRoom:
+    """The second kernel of a submission: it never runs a cell, only forks that run the statements a request needs."""
+
+    session: KernelSession
+    plan: RoomPlan
+    nonce: str
+    #: Opens the clean room's own tensor folder (``Confinement.open_blob_folder``); None: tensors travel inline.
+    blobs: Callable[[], BlobFolder] | None = None
+
+    @property
+    def marker(self) -> str:
+        return MARKER_PREFIX + self.nonce
+
+
 @dataclass
 class Submission:
     """What a check sees of a submission: its notebook, what its source defines, and operations on its kernel.
@@ -88,6 +109,9 @@ class Submission:
     deadline: Deadline | None = None
     #: The aten operations each graded name ran when the checks called it, as the kernel reported them.
     ran_ops: dict[str, set[str]] = field(default_factory=dict)
+    #: The clean room (``grader/clean_room.py``): where the student's functions and models are built from the source
+    #: and run for :data:`ROOM_OPS`. None: those run in the notebook's own kernel, on what the snapshots kept.
+    room: CleanRoom | None = None
 
     @property
     def marker(self) -> str:
@@ -120,14 +144,22 @@ class Submission:
 
     def request(self, op: str, timeout: float | None = None, **payload: Any) -> Any:
         """Run kernel operation ``op`` and return its decoded ``ok`` value."""
-        with self._blob_folder() as folder:
+        with self._blob_folder(op) as folder:
             return self._request(op, timeout, folder, [], payload)
 
-    def _blob_folder(self) -> contextlib.AbstractContextManager[BlobFolder | None]:
-        return self.blobs() if self.blobs is not None else contextlib.nullcontext()
+    def _in_room(self, op: str) -> bool:
+        return self.room is not None and op in ROOM_OPS
+
+    def _blob_folder(self, op: str) -> contextlib.AbstractContextManager[BlobFolder | None]:
+        blobs = self.room.blobs if self.room is not None and self._in_room(op) else self.blobs
+        return blobs() if blobs is not None else contextlib.nullcontext()
 
     def _request(self, op: str, timeout: float | None, folder: BlobFolder | None, sent: list[str], payload: dict[str, Any]) -> Any:
         """``request`` with the tensor folder held open; ``sent``: input files written in it for this request, removed once answered."""
+        session, marker = self.session, self.marker
+        if self.room is not None and self._in_room(op):
+            session, marker = self.room.session, self.room.marker
+            payload = {**payload, "room": self.room.plan.needs(str(payload.get("name", "")))}
         code = f"__import__('_hwgrader').request({op!r}, {json.dumps(payload)!r})"
         limit, cut = timeout or self.call_timeout, False
         if self.deadline is not None:
@@ -137,7 +169,7 @@ class Submission:
             limit, cut = min(limit, left), left < limit
         started = time.monotonic()
         try:
-            result = self.loop.run_until_complete(self.session.run_code(code, timeout=limit))
+            result = self.loop.run_until_complete(session.run_code(code, timeout=limit))
         finally:
             if self.deadline is not None:
                 self.deadline.spent_calling(time.monotonic() - started)
@@ -148,12 +180,14 @@ class Submission:
             raise (OutOfTime if cut else CheckTimeout)(f"no answer within {limit:.3g} s")
         if result.status == "dead":
             raise KernelCrashed("the kernel died while running the student's code")
-        replies = [line[len(self.marker) :] for line in result.stdout.splitlines() if line.startswith(self.marker)]
+        replies = [line[len(marker) :] for line in result.stdout.splitlines() if line.startswith(marker)]
         if not replies:
             detail = result.error or (result.stdout.strip()[-300:] or "no output")
             raise BridgeError(f"the kernel sent no reply ({detail})")
         reply = parse_reply(replies[-1])
         self._note_ops(str(payload.get("name", op)), reply.get("ops"))
+        if "crashed" in reply:  # the clean room's fork ended without answering: the process running their code died
+            raise KernelCrashed(f"the process running the student's code ended: {str(reply['crashed'])[:200]}")
         if "missing" in reply:
             raise Missing(str(reply["missing"]))
         if "misfit" in reply:
@@ -287,7 +321,7 @@ class Submission:
         """A request that builds the student's model: ``X`` and ``state`` (large) travel as files, removed once answered."""
         self.require_defined(name)
         sent: list[str] = []
-        with self._blob_folder() as folder:
+        with self._blob_folder(op) as folder:
             try:
                 payload = {
                     "name": name,

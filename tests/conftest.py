@@ -117,6 +117,7 @@ SLOW_FIXTURES = frozenset(
         "no_fashion_run",  # test_d2l_budget
         "bundle",  # test_gradescope: run_autograder end to end
         "edge_and_kernel",  # test_snapshots
+        "attacks_graded",  # test_clean_room: the attacks notebook graded once
         "hw3_graded",  # test_hw3: HW3's wrong notebooks graded as one batch
     }
 )

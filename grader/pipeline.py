@@ -141,6 +141,7 @@ def _grade_loaded(
             + _gpu_share_preamble(options)
             + kernel_seed_code(seed),
             confinement=confinement,
+            neutralized=neutralized,
         )
         session = KernelSession(notebook, exec_options)
         loop.run_until_complete(session.__aenter__())

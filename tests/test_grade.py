@@ -6,6 +6,7 @@ notebook is the dominant cost) and each test asserts one behaviour.
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
+from grader.html_report import render_report
 from grader.pipeline import GradeOptions, grade_notebook
 from grader.results import PHASES, GradeResult
 from tests.conftest import FIXTURES, with_thresholds
@@ -234,6 +236,24 @@ def test_an_nbformat_3_notebook_is_upgraded_and_graded(graded, tmp_path_factory)
     path = tmp_path_factory.mktemp("v3") / "old.ipynb"
     path.write_text(json.dumps(v3), encoding="utf-8")
     assert by_id(graded(path))["corr2d"].status == "pass"
+
+
+def test_an_error_raised_on_a_line_the_grader_replaced_is_said_to_be_the_graders(hw2, options, tmp_path_factory, monkeypatch):
+    """Issue 27, item 5: the grader's replacement for a Colab line fails (a bug of the grader's, injected); the
+    notebook's own error in the next cell stays its own."""
+    from grader import neutralize
+
+    monkeypatch.setattr(neutralize, "REPLACEMENT", "1 / 0  # [grader] neutralized: {reason}")
+    path = notebook_file(tmp_path_factory, "mount", "x = 1\ndrive.mount('/content/drive')", "y = 1 / 0")
+    result = grade_notebook(path, hw2, options)
+    note = (
+        "(the line `drive.mount('/content/drive')` was replaced by the grader (Google Drive mount): "
+        "the grader's error, not this notebook's)"
+    )
+    assert result.execution.cells[0].error == f"ZeroDivisionError: division by zero {note}"
+    assert result.execution.cells[1].error == "ZeroDivisionError: division by zero"
+    assert result.execution.message == f"cell 0 raised ZeroDivisionError: division by zero {note}"
+    assert f"cell 0 raised ZeroDivisionError: division by zero {note}" in html.unescape(render_report(result, None))
 
 
 # --------------------------------------------------------------------------- the command

@@ -291,6 +291,21 @@ def test_grade_json_prints_one_result_object_and_writes_the_file(tmp_path, tmp_p
     assert suite.get("tests") == str(len(data["questions"])) and suite.find("testcase[@name='corr2d']/failure") is None
 
 
+def test_grading_a_notebook_whose_cells_have_no_ids_prints_no_nbformat_warning(tmp_path, data_dir):
+    """Issue 27, item 6: the file is graded, and nbformat's MissingIDFieldWarning does not reach the terminal."""
+    from tests.test_load import WITHOUT_IDS
+
+    path = tmp_path / "no_ids.ipynb"
+    path.write_bytes(WITHOUT_IDS)
+    command = [sys.executable, "-m", "grader.cli", str(path), "--assignment", "demo", "--out", str(tmp_path / "out"), "--json"]
+    out = subprocess.run(
+        [*command, "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["execution"]["status"] == "ok"
+    assert "MissingIDFieldWarning" not in out.stderr and "missing an id" not in out.stderr
+
+
 def test_grade_exits_1_under_fail_under(tmp_path, tmp_path_factory, data_dir):
     path = notebook_file(tmp_path_factory, "low", "x = 1")
     out = subprocess.run(

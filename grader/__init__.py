@@ -31,6 +31,7 @@ Grading one notebook
   ``snapshot_code``      the grader's code run in the kernel after each cell
   ``deadlines``          one notebook's time limit shared by its cells, its checks and their calls
   ``execute``            running the cells in the kernel, replay after a crash
+  ``grader_faults``      a cell's error raised inside code the grader added, said to be the grader's
   ``kernel_session``     the kernel process: start, restart, shut down, run grader code
   ``kernel_channels``    sockets that refuse oversized messages; the kernel manager
   ``bounded_client``     nbclient's cell runner with outputs capped as they arrive

@@ -224,8 +224,9 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
         {str(k): str(v) for k, v in config.get("sections", {}).items()},
     )
     for name, entry in config.get("signatures", {}).items():
-        if not isinstance(entry, dict) or set(entry) - {"asks", "editions", "sequential"}:
-            raise ConfigError(f"{config_path}: signatures.{name}: only `asks`, `editions` and `sequential` (strings) are known")
+        if not isinstance(entry, dict) or set(entry) - {"asks", "editions", "sequential", "sequential_of"}:
+            known = "`asks`, `editions`, `sequential` and `sequential_of` (strings)"
+            raise ConfigError(f"{config_path}: signatures.{name}: only {known} are known")
         assignment.signatures[str(name)] = {str(k): str(v) for k, v in entry.items()}
     for key, value in config.get("limits", {}).items():
         if key not in LIMIT_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

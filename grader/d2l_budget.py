@@ -15,8 +15,9 @@ laptop CPU and never raises an error the full data would not: before the first c
 
 In both, every road reads the data folder (``--data-dir``) or torchvision's download cache, whatever ``root`` the
 notebook names; a download that cannot happen is one line saying where the data belongs. The patch is kernel
-code (text) wrapping d2l's, torch's and torchvision's functions, defined under :data:`BUDGET_CODE` (an error
-raised inside it is reported as the grader's); ``grader.seeds.kernel_seed_code`` seeds the kernel after it.
+code (text) wrapping d2l's, torch's and torchvision's functions, defined under :data:`BUDGET_CODE`, its errors about the
+data folder under :data:`DATA_CODE` (either is reported as the grader's, ``grader.grader_faults``); ``grader.seeds``
+seeds the kernel after it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from pathlib import Path
 DEFAULT_DATA_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hw-grader" / "data"
 #: The file name the budget's kernel code runs under: a traceback whose innermost frame is there is the grader's.
 BUDGET_CODE = "<hw-grader budget>"
+#: Where the budget raises what the data folder lacks or holds unreadable: the grader's error, never the notebook's.
+DATA_CODE = "<hw-grader data>"
 #: The fewest training images ``quick`` keeps (when the data has them): 20 batches of 256, so a loop that reports
 #: every ``len(train_iter) // 5`` batches (d2l-zh's ``train_ch6``, learners' copies of it) never divides by zero.
 MIN_TRAIN_IMAGES = 20 * 256
@@ -85,7 +88,7 @@ class Budget:
 #:   pass and the passes that count, for every loop over any loader, the learner's own included.
 _PREAMBLE = r'''
 def _hwgrader_budget(budget):
-    import contextlib, functools, inspect, io, os, sys
+    import contextlib, functools, inspect, io, linecache, os, sys
 
     quick, data_dir = budget["quick"], budget["data_dir"]
 
@@ -94,22 +97,14 @@ def _hwgrader_budget(budget):
             return 0
         return n if budget["loader_workers"] is None else min(n, budget["loader_workers"])
 
-    def attempt(patch):
-        try:
-            patch()
-        except Exception:  # a module the kernel lacks, or a d2l without that name: that patch only
-            pass
-
     def torchvision_datasets():
         import torchvision.datasets as datasets
 
         served = ("FashionMNIST", "MNIST")
-        # Raised from code without source lines, the wrapper's frame hidden: the student's line, then the message.
-        import linecache
-
-        source, space = "def no_data(message):\n    raise RuntimeError(message) from None\n", {}
-        linecache.cache["<hw-grader data>"] = (len(source), None, source.splitlines(True), "<hw-grader data>")
-        exec(compile(source, "<hw-grader data>", "exec"), space)
+        # Raised under DATA_CODE, the wrapper's frame hidden: the student's line, then the message.
+        source, space, name = "def no_data(message):\n    raise RuntimeError(message) from None\n", {}, "<hw-grader data>"
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+        exec(compile(source, name, "exec"), space)
         no_data = space["no_data"]
         init = datasets.MNIST.__init__  # FashionMNIST inherits it
         if getattr(init, "_hwgrader", False):
@@ -137,7 +132,12 @@ def _hwgrader_budget(budget):
             present = files_in(call.arguments["root"], cls)
             call.arguments["download"] = wanted and not present
             if present or not wanted:
-                init(*call.args, **call.kwargs)
+                try:
+                    init(*call.args, **call.kwargs)
+                except (OSError, ValueError, RuntimeError, EOFError) as error:  # not the arguments: files a folder holds
+                    if not present or call.arguments["root"] != data_dir:
+                        raise
+                    no_data(f"{cls.__name__} in the grader's data folder could not be read ({type(error).__name__}: {error})")
             else:
                 raw = os.path.join(data_dir, cls.__name__, "raw")
                 existed = [p for p in (os.path.dirname(raw), raw) if os.path.isdir(p)]
@@ -148,10 +148,8 @@ def _hwgrader_budget(budget):
                 except Exception:
                     for folder in (raw, os.path.dirname(raw)):  # leave no empty folder that reads as "present"
                         if folder not in existed:
-                            try:
+                            with contextlib.suppress(OSError):
                                 os.rmdir(folder)
-                            except OSError:
-                                pass
                     no_data(f"the grader has no network: put {cls.__name__} in --data-dir "
                             f"(torchvision's layout: <dir>/{cls.__name__}/raw)")
                 sys.stdout.write(printed.getvalue())
@@ -373,7 +371,8 @@ def _hwgrader_budget(budget):
         DataLoader.__iter__, DataLoader.__len__ = DataLoader__iter__, DataLoader__len__
 
     for patch in (torchvision_datasets, d2l_classes, legacy, loaders):
-        attempt(patch)
+        with contextlib.suppress(Exception):  # a module the kernel lacks, or a d2l without that name: that patch only
+            patch()
 
 '''
 

@@ -48,6 +48,7 @@ from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 
 from grader.deadlines import CHECK_SHARE
+from grader.grader_faults import grader_fault
 from grader.kernel_channels import MAX_MESSAGE_BYTES, RECEIVE_QUEUE, REFUSED_ENAME
 from grader.kernel_session import (
     DEFAULT_CELL_TIMEOUT,
@@ -90,11 +91,6 @@ MEMORY_REFUSED = re.compile(r"^MemoryError|can't allocate memory|Unable to alloc
 CUDA_MEMORY = re.compile(r"CUDA", re.I)
 #: Kernel crashes after which the rest of the notebook is skipped instead of run in a fresh kernel.
 MAX_RESTARTS = 3
-#: Code the grader runs in the kernel, by the file name it is compiled under (``grader.d2l_budget.BUDGET_CODE``):
-#: a cell whose error is raised there failed in the grader's code, never the student's.
-GRADER_CODE = {"<hw-grader budget>": "the budget's patch of torch, torchvision and d2l"}
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_FRAME = re.compile(r"^File (\S.*?):\d+(?:,|$)", re.M)
 
 
 class KernelSession(KernelProcess):
@@ -182,7 +178,7 @@ class KernelSession(KernelProcess):
             if outcome == "timeout" and cut_by_notebook:
                 detail = f"interrupted after {seconds:.0f} s: the notebook reached {self._cells_limit()}"
             if outcome == "error" and error is not None:  # an allocation the memory cap refused: say so
-                error = (error[0], error[1] + self._memory_note(error[1]) + grader_fault(cell))
+                error = (error[0], error[1] + self._memory_note(error[1]) + grader_fault(cell, index, self.options.neutralized))
                 detail = error[1]
             records.append(_cell_record(index, outcome, seconds, detail, self.client.cuts.get(index), self.client.caps))
             if outcome == "timeout" and status == "ok":
@@ -251,18 +247,6 @@ def _error_of(cell: NotebookNode) -> tuple[str, str] | None:
             ename, evalue = output.get("ename", "Error"), output.get("evalue", "")
             return ename, f"{ename}: {evalue}".strip().rstrip(":")
     return None
-
-
-def grader_fault(cell: NotebookNode) -> str:
-    """A note for a cell whose error was raised inside code the grader put in the kernel (its innermost frame is
-    in :data:`GRADER_CODE`), so that no student is told a bug of the grader's was theirs; '' otherwise."""
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            frames = _FRAME.findall(_ANSI.sub("", "\n".join(str(line) for line in output.get("traceback", []))))
-            what = GRADER_CODE.get(frames[-1], "") if frames else ""
-            if what:
-                return f" (raised inside code the grader added to the kernel, {what}: the grader's error, not this notebook's)"
-    return ""
 
 
 def _cell_record(index: int, status: str, seconds: float, detail: str, cut: OutputCut | None, caps: OutputCaps) -> CellRecord:

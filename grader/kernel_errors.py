@@ -50,12 +50,14 @@ def _entries(value: Any) -> list[tuple[str, tuple[int, ...]]]:
 class NotDefined(Missing):
     """A name the notebook's source never defines with ``def``/``class`` (perhaps bound otherwise)."""
 
-    def __init__(self, name: str, bound: Any = None, asks: str = ""):
+    def __init__(self, name: str, bound: Any = None, asks: str = "", arguments: tuple[str, ...] = ()):
+        """``arguments``: the plain names ``bound``'s call starts with (shown, the first two: ``nn.Sequential(b1, b2, …)``)."""
         super().__init__(name)
         self.bound = bound
         if bound is not None:
             if bound.kind == "assign" and bound.value:
-                how = f"`{bound.name} = {bound.value}(...)`"
+                shown = ", ".join(arguments[:2]) + ", …" if arguments else "..."
+                how = f"`{bound.name} = {bound.value}({shown})`"
             elif bound.kind in ("def", "class"):
                 how = f"`{bound.kind} {bound.name}{bound.signature or ''}`"
             else:

@@ -28,6 +28,7 @@ from grader.cleanup import read_tail
 from grader.errors import EnvironmentProblem
 from grader.kernel_channels import MAX_MESSAGE_BYTES, ConfinedKernelManager, resubscribe, take_refused
 from grader.output_caps import ERROR_NAME_CHARS, ERROR_VALUE_CHARS, OutputCaps, StreamBuffer, clip
+from grader.results import NeutralizedLine
 from grader.sandbox import Confinement
 
 #: Seconds one notebook cell may run before it is interrupted, where neither the command line nor the
@@ -101,6 +102,8 @@ class ExecutionOptions:
     confinement: Confinement | None = None
     #: What is kept of the notebook's outputs while it runs.
     output_caps: OutputCaps = field(default_factory=OutputCaps)
+    #: The lines the grader replaced in the cells (``grader.neutralize``): an error raised on one is the grader's.
+    neutralized: list[NeutralizedLine] = field(default_factory=list)
 
 
 @dataclass

@@ -26,12 +26,15 @@ import mmap
 import os
 import re
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
+from nbformat.corpus.words import generate_corpus_id
+from nbformat.warnings import MissingIDFieldWarning
 
 from grader.errors import GraderError
 
@@ -236,11 +239,27 @@ def load_notebook(path: Path, max_bytes: int | None = None) -> LoadedNotebook:
     if not isinstance(version, int) or version < 3:
         return invalid(f"unsupported notebook format {version!r} (3 and 4 are read)", None)
     try:
-        notebook = nbformat.reads(text, as_version=4)
+        with warnings.catch_warnings():  # a cell without an id is no fault of the student's: given one below, silently
+            warnings.simplefilter("ignore", MissingIDFieldWarning)
+            notebook = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises many kinds on malformed structure
         return invalid(f"not a readable notebook: {_first_line(exc)}", version)
+    _give_ids(notebook)
     try:
         nbformat.validate(notebook)
     except nbformat.ValidationError as exc:
         return invalid(f"not a valid notebook: {_first_line(exc.message)}", version)
     return LoadedNotebook(path, digest, notebook, "", version)
+
+
+def _give_ids(notebook: NotebookNode) -> None:
+    """Give every cell of a format 4.5+ notebook that lacks one an id (written by hand, or by an old tool).
+
+    nbformat gives them today while it reads, with a ``MissingIDFieldWarning`` on the terminal that only the
+    student could act on; it says it will stop, and then the notebook must still load.
+    """
+    if (notebook.get("nbformat"), notebook.get("nbformat_minor", 0)) < (4, 5):
+        return
+    for cell in notebook.cells:
+        if not cell.get("id"):
+            cell["id"] = generate_corpus_id()

@@ -9,7 +9,9 @@ found in the source, beside the one the assignment asks for.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
 import re
 from typing import Any
 
@@ -87,4 +89,29 @@ def signature_message(error: StudentError, source: Any, signatures: dict[str, di
         sentence += f"; the assignment asks for `{asked['asks']}` (d2l 1.0's API)"
     if asked.get("editions"):
         sentence += f" — {asked['editions']}"
+    renamed = _renamed_keywords(asked.get("asks", ""), definition.parameters if definition is not None else ())
+    if renamed:
+        sentence += "; and " + ", ".join(f"write `{ours}` for your `{theirs}`" for theirs, ours in renamed)
+        sentence += " (d2l 1.0's code passes it by that name)" if len(renamed) == 1 else " (d2l 1.0's code passes them by those names)"
     return sentence
+
+
+def _renamed_keywords(asks: str, parameters: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(theirs, the assignment's) for each keyword parameter of ``asks`` that the student's ``parameters`` spell
+    otherwise: the earlier editions' ``Residual(..., stride=1)`` where d2l 1.0 writes ``strides=1``. A caller that
+    passes it by name (d2l 1.0's ResNet: ``Residual(num_channels, use_1x1conv=True, strides=2)``) fails on theirs."""
+    try:
+        call = ast.parse(asks, mode="eval").body
+    except SyntaxError:  # `asks` in words ("class LeNet(...) with self.net = ..."): no keywords to compare
+        return []
+    if not isinstance(call, ast.Call):
+        return []
+    wanted = [k.arg for k in call.keywords if k.arg and k.arg not in parameters]
+    spare = [p.lstrip("*") for p in parameters if p.lstrip("*") not in {k.arg for k in call.keywords}]
+    pairs = []
+    for keyword in wanted:
+        close = difflib.get_close_matches(keyword, spare, n=1, cutoff=0.8)
+        if close:
+            pairs.append((close[0], keyword))
+            spare.remove(close[0])
+    return pairs

@@ -143,6 +143,7 @@ def _grade_loaded(
             + _gpu_share_preamble(options)
             + kernel_seed_code(seed),
             confinement=confinement,
+            neutralized=neutralized,
         )
         session = KernelSession(notebook, exec_options)
         room_confinement = Confinement.create(

@@ -53,6 +53,19 @@ class SourceIndex:
         found = self.definitions.get(name)
         return found[-1] if found else None
 
+    def call_names(self, definition: Definition) -> tuple[str, ...]:
+        """The plain names an assignment's call starts with: ``("b1", "b2")`` for ``net = nn.Sequential(b1, b2, nn.Flatten())``.
+
+        d2l-zh assembles its ResNet from stages bound earlier; these tell that ``net`` from a LeNet's of layers.
+        """
+        node = self._nodes.get(definition)
+        names: list[str] = []
+        for argument in node.args if isinstance(node, ast.Call) else []:
+            if not isinstance(argument, ast.Name):
+                break
+            names.append(argument.id)
+        return tuple(names)
+
     def library_calls(self, names: Iterable[str], flagged: set[str]) -> list[tuple[str, str]]:
         """Flagged calls reachable from the top-level defs/classes ``names``, as (call, via).
 

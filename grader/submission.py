@@ -124,21 +124,26 @@ class Submission:
         if self.source is None or self.source.defines(name):
             return
         signature = (getattr(self.assignment, "signatures", {}) or {}).get(name, {})
-        raise NotDefined(name, self._written_instead(name, signature), signature.get("asks", ""))
+        instead = self._written_instead(name, signature)
+        arguments = self.source.call_names(instead) if instead is not None and instead.kind == "assign" else ()
+        raise NotDefined(name, instead, signature.get("asks", ""), arguments)
 
     def _written_instead(self, name: str, signature: dict[str, str]) -> Any:
         """What the notebook wrote in place of ``name``, by the source only: the same name bound otherwise,
         a ``def``/``class`` of the same name in lower case (d2l-zh's ``def vgg``), or -- where the config
-        says the model is often written so (``sequential = "net"``) -- the first ``net = nn.Sequential(...)``."""
+        says the model is often written so (``sequential = "net"``) -- the first ``net = nn.Sequential(...)``;
+        with ``sequential_of = "b1"``, the first whose call passes ``b1`` (d2l-zh's ResNet of stages ``b1``..``b5``)."""
         bound = self.source.bound(name)
         if bound is not None:
             return bound
         lower = [d for key, ds in self.source.definitions.items() if key.lower() == name.lower() for d in ds]
         if lower:
             return lower[-1]
-        target = signature.get("sequential", "")
+        target, stage = signature.get("sequential", ""), signature.get("sequential_of", "")
         found = [
-            d for d in self.source.definitions.get(target, []) if d.kind == "assign" and (d.value or "").split(".")[-1] == "Sequential"
+            d
+            for d in self.source.definitions.get(target, [])
+            if d.kind == "assign" and (d.value or "").split(".")[-1] == "Sequential" and (not stage or stage in self.source.call_names(d))
         ]
         return found[0] if found else None
 

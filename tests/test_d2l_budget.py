@@ -114,11 +114,15 @@ def full_run(tmp_path_factory, data_dir):
 def no_fashion_run(tmp_path_factory, data_dir):
     """A data folder with MNIST (Fashion-MNIST's files under MNIST's name: the same format) but no Fashion-MNIST,
     and no way to download: the mirrors name a host that cannot resolve (``.invalid``), which is what a kernel
-    without network meets, whether or not this machine has one."""
+    without network meets, whether or not this machine has one. MNIST's training images are cut short (a damaged
+    file in the data folder: the grader's, not the notebook's)."""
     folder = tmp_path_factory.mktemp("mnist-only")
     (folder / "MNIST" / "raw").mkdir(parents=True)
     for file in (Path(data_dir) / "FashionMNIST" / "raw").iterdir():
-        (folder / "MNIST" / "raw" / file.name).symlink_to(file)
+        if file.name == "train-images-idx3-ubyte":
+            (folder / "MNIST" / "raw" / file.name).write_bytes(file.read_bytes()[:100_000])
+        else:
+            (folder / "MNIST" / "raw" / file.name).symlink_to(file)
     fashion = """
 import torchvision
 torchvision.datasets.FashionMNIST.mirrors = ['http://hw-grader-no-network.invalid/']
@@ -129,7 +133,9 @@ import json
 mnist = torchvision.datasets.MNIST('/nowhere/data', train=False, download=True)
 print(json.dumps({"val": len(mnist), "root": str(mnist.root)}))
 """
-    record, nb = _run(tmp_path_factory.mktemp("nofashion") / "work", Budget("quick", folder, TRAIN, VAL, EPOCHS), [fashion, mnist])
+    damaged = "torchvision.datasets.MNIST('/nowhere/data', train=True)"
+    budget = Budget("quick", folder, TRAIN, VAL, EPOCHS)
+    record, nb = _run(tmp_path_factory.mktemp("nofashion") / "work", budget, [fashion, mnist, damaged])
     return record, nb, folder
 
 
@@ -215,10 +221,17 @@ def test_quick_caps_a_learners_own_loops_without_an_error_the_full_data_would_no
     }
 
 
-def test_a_download_that_cannot_happen_is_one_line(no_fashion_run):
+#: What a cell's error says when it was raised where the budget reads the data folder (issue 27, item 5).
+DATA_NOTE = (
+    "(raised inside code the grader added to the kernel, the kernel's view of the data folder: the grader's error, not this notebook's)"
+)
+
+
+def test_a_download_that_cannot_happen_is_one_line_that_is_not_the_notebooks_error(no_fashion_run):
     record, nb, folder = no_fashion_run
     message = "RuntimeError: the grader has no network: put FashionMNIST in --data-dir (torchvision's layout: <dir>/FashionMNIST/raw)"
-    assert record.cells[0].status == "error" and record.cells[0].error == message
+    assert record.cells[0].status == "error" and record.cells[0].error == f"{message} {DATA_NOTE}"
+    assert record.message == f"cell 0 raised {message} {DATA_NOTE}"
     shown = json.dumps(nb.cells[0].outputs)
     assert "urlopen" not in shown and "Name or service" not in shown and "Downloading" not in shown
     assert "_hwgrader_budget" not in shown  # the preamble's frame is hidden: the student's line, then the message
@@ -252,3 +265,12 @@ def test_an_error_raised_inside_the_budgets_own_code_is_said_to_be_the_graders(t
     )
     assert record.cells[0].error == f"ZeroDivisionError: integer division or modulo by zero ({note})"
     assert record.message == f"cell 0 raised {record.cells[0].error}"
+
+
+def test_a_data_folder_file_that_cannot_be_read_is_said_to_be_the_graders_error(no_fashion_run):
+    """Issue 27, item 5: the notebook asked for the data set as the book does; the grader's copy of it is damaged."""
+    record, nb, _ = no_fashion_run
+    error = record.cells[2].error
+    assert record.cells[2].status == "error"
+    assert error.startswith("RuntimeError: MNIST in the grader's data folder could not be read (RuntimeError: ")
+    assert error.endswith(f") {DATA_NOTE}")

@@ -6,6 +6,7 @@ notebook is the dominant cost) and each test asserts one behaviour.
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
+from grader.html_report import render_report
 from grader.pipeline import GradeOptions, grade_notebook
 from grader.results import PHASES, GradeResult
 from tests.conftest import FIXTURES, with_thresholds
@@ -236,6 +238,24 @@ def test_an_nbformat_3_notebook_is_upgraded_and_graded(graded, tmp_path_factory)
     assert by_id(graded(path))["corr2d"].status == "pass"
 
 
+def test_an_error_raised_on_a_line_the_grader_replaced_is_said_to_be_the_graders(hw2, options, tmp_path_factory, monkeypatch):
+    """Issue 27, item 5: the grader's replacement for a Colab line fails (a bug of the grader's, injected); the
+    notebook's own error in the next cell stays its own."""
+    from grader import neutralize
+
+    monkeypatch.setattr(neutralize, "REPLACEMENT", "1 / 0  # [grader] neutralized: {reason}")
+    path = notebook_file(tmp_path_factory, "mount", "x = 1\ndrive.mount('/content/drive')", "y = 1 / 0")
+    result = grade_notebook(path, hw2, options)
+    note = (
+        "(the line `drive.mount('/content/drive')` was replaced by the grader (Google Drive mount): "
+        "the grader's error, not this notebook's)"
+    )
+    assert result.execution.cells[0].error == f"ZeroDivisionError: division by zero {note}"
+    assert result.execution.cells[1].error == "ZeroDivisionError: division by zero"
+    assert result.execution.message == f"cell 0 raised ZeroDivisionError: division by zero {note}"
+    assert f"cell 0 raised ZeroDivisionError: division by zero {note}" in html.unescape(render_report(result, None))
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -269,6 +289,21 @@ def test_grade_json_prints_one_result_object_and_writes_the_file(tmp_path, tmp_p
     assert json.loads((tmp_path / "reports" / "cli.json").read_text()) == data
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     assert suite.get("tests") == str(len(data["questions"])) and suite.find("testcase[@name='corr2d']/failure") is None
+
+
+def test_grading_a_notebook_whose_cells_have_no_ids_prints_no_nbformat_warning(tmp_path, data_dir):
+    """Issue 27, item 6: the file is graded, and nbformat's MissingIDFieldWarning does not reach the terminal."""
+    from tests.test_load import WITHOUT_IDS
+
+    path = tmp_path / "no_ids.ipynb"
+    path.write_bytes(WITHOUT_IDS)
+    command = [sys.executable, "-m", "grader.cli", str(path), "--assignment", "demo", "--out", str(tmp_path / "out"), "--json"]
+    out = subprocess.run(
+        [*command, "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["execution"]["status"] == "ok"
+    assert "MissingIDFieldWarning" not in out.stderr and "missing an id" not in out.stderr
 
 
 def test_grade_exits_1_under_fail_under(tmp_path, tmp_path_factory, data_dir):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -64,6 +65,49 @@ def test_a_utf8_bom_is_accepted(tmp_path):
     text = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# 한국어")]))
     loaded = load_notebook(write(tmp_path, b"\xef\xbb\xbf" + text.encode()))
     assert loaded.valid and loaded.notebook.cells[0].source == "# 한국어"
+
+
+#: A notebook of format 4.5 whose cells have no ids, as hand-edited files and some tools write them.
+WITHOUT_IDS = json.dumps(
+    {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": "x = 1"},
+            {"cell_type": "markdown", "metadata": {}, "source": "# notes"},
+        ],
+    }
+).encode()
+
+
+def test_cells_without_ids_load_with_ids_and_without_nbformats_warning(tmp_path):
+    """Issue 27, item 6: nbformat's MissingIDFieldWarning is no student's to act on and never reaches the terminal."""
+    from nbformat.warnings import MissingIDFieldWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_notebook(write(tmp_path, WITHOUT_IDS))
+    assert [w.message for w in caught if issubclass(w.category, MissingIDFieldWarning)] == []
+    assert loaded.valid and all(cell.get("id") for cell in loaded.notebook.cells)
+
+
+def test_cells_are_given_ids_where_nbformat_no_longer_gives_them(tmp_path, monkeypatch):
+    """nbformat says it will stop filling missing ids while it reads: the notebook still loads, ids and all, silently."""
+    reads = nbformat.reads
+
+    def reads_leaving_ids_out(text, as_version):
+        notebook = reads(text, as_version)
+        for cell in notebook.cells:
+            cell.pop("id", None)
+        return notebook
+
+    monkeypatch.setattr(nbformat, "reads", reads_leaving_ids_out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_notebook(write(tmp_path, WITHOUT_IDS))
+    assert [str(w.message) for w in caught] == []  # not left to the validation after it (it would warn)
+    assert loaded.valid and all(cell.get("id") for cell in loaded.notebook.cells)
 
 
 # --------------------------------------------------------------------------- saved outputs never cost a grade (issue 27, item 7)

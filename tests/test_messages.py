@@ -126,3 +126,71 @@ def test_an_unrelated_sequential_is_not_named_for_a_missing_class():
         sub.require_defined("LeNet")
     except NotDefined as missing:
         assert "b5" not in str(missing)
+
+
+# --------------------------------------------------------------------------- the other editions' models (issue 27, item 6)
+
+#: d2l-zh 2.0's LeNet (cell 2), then its ResNet assembled from stages (cells 3 and 4), each bound to `net`.
+ZH_MODELS = (
+    "from torch import nn",
+    "net = nn.Sequential(nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.Flatten(), nn.Linear(1176, 10))",
+    "b1 = nn.Sequential(nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3), nn.ReLU())\nb2 = nn.Sequential(nn.ReLU())",
+    "net = nn.Sequential(b1, b2,\n                    nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(10))",
+)
+
+
+def _hw2_signatures() -> dict[str, dict[str, str]]:
+    from grader.assignment import load_assignment
+
+    return load_assignment("hw2").signatures
+
+
+def _not_defined(name: str, *sources: str) -> str:
+    from grader.assignment import load_assignment
+    from grader.submission import Submission
+
+    nb = notebook(*sources)
+    sub = Submission(None, None, nb, assignment=load_assignment("hw2"), source=index_notebook(nb))
+    try:
+        sub.require_defined(name)
+    except NotDefined as missing:
+        return str(missing)
+    raise AssertionError(f"{name} is not defined by this notebook")
+
+
+def test_a_resnet_written_as_a_sequential_of_stages_is_pointed_at_that_sequential():
+    message = _not_defined("ResNet18", *ZH_MODELS)
+    assert message == (
+        "`ResNet18` is not defined: the assignment asks for `class ResNet18` called as `ResNet18(lr=0.1, num_classes=10)`; "
+        "found `net = nn.Sequential(b1, b2, …)` in cell 4"
+    )
+
+
+def test_a_lenet_written_as_a_sequential_is_still_pointed_at_its_own_not_the_resnets():
+    assert "found `net = nn.Sequential(...)` in cell 2" in _not_defined("LeNet", *ZH_MODELS)
+
+
+#: d2l-zh 2.0's Residual, its stride keyword spelled ``{}``.
+RESIDUAL = (
+    "from torch import nn\n"
+    "class Residual(nn.Module):\n"
+    "    def __init__(self, input_channels, num_channels, use_1x1conv=False, {}=1):\n"
+    "        pass"
+)
+#: What the grader's first call, ``Residual(3)``, raises on either.
+NO_NUM_CHANNELS = StudentError(
+    "Residual", "TypeError", "Residual.__init__() missing 1 required positional argument: 'num_channels'", call="Residual(3)"
+)
+
+
+def test_a_residual_with_the_earlier_editions_stride_is_told_the_keyword_beside_the_dropped_input_channels():
+    nb = notebook(RESIDUAL.format("stride"))
+    message = signature_message(NO_NUM_CHANNELS, index_notebook(nb), _hw2_signatures())
+    assert message.endswith(
+        "so drop input_channels (in_channels); and write `strides` for your `stride` (d2l 1.0's code passes it by that name)"
+    )
+
+
+def test_a_residual_with_d2l_zh_s_strides_is_told_of_no_keyword_to_rename():
+    nb = notebook(RESIDUAL.format("strides"))
+    assert signature_message(NO_NUM_CHANNELS, index_notebook(nb), _hw2_signatures()).endswith("so drop input_channels (in_channels)")

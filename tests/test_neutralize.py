@@ -63,3 +63,30 @@ def test_neutralize_copies_the_notebook_and_skips_markdown():
     assert nb.cells[1].source == "!ls"
     assert clean.cells[0].source == "!not code" and clean.cells[1].source.startswith("pass")
     assert [r.cell for r in records] == [1]
+
+
+def test_a_python_statement_over_several_lines_is_neutralized_whole_so_the_cell_still_parses():
+    """Issue 27, item 5: an argument left behind on its own line would be an IndentationError the grader caused."""
+    source = "from google.colab import drive\ndrive.mount(\n    '/content/drive',\n    force_remount=True)\ny = 2"
+    result = neutralize_source(source, 0)
+    ast.parse(result.source)
+    assert [(r.line, r.reason) for r in result.lines] == [
+        (0, "Colab-only import"),
+        (1, "Google Drive mount"),
+        (2, "continuation of a neutralized line"),
+        (3, "continuation of a neutralized line"),
+    ]
+    assert result.source.splitlines()[-1] == "y = 2"
+
+
+def test_a_statement_left_open_to_the_cells_end_neutralizes_its_first_line_only():
+    """The notebook's own syntax error (a bracket never closed) is not swallowed with the lines after it."""
+    result = neutralize_source("drive.mount('/content/drive'\nx = 1\ny = 2", 0)
+    assert [r.line for r in result.lines] == [0]
+    assert result.source.splitlines()[1:] == ["x = 1", "y = 2"]
+
+
+def test_a_shell_line_never_takes_the_python_lines_after_it():
+    """A bracket in a shell command opens nothing: only a backslash continues it."""
+    result = neutralize_source("!echo (\nx = 1", 0)
+    assert [r.line for r in result.lines] == [0] and result.source.splitlines()[1] == "x = 1"

@@ -93,6 +93,11 @@ def test_edge_detect_grades_the_cell_on_the_books_image_not_a_later_exercise(boo
     assert edge.details["candidate_cells"] == [2, 3, 4]
 
 
+def test_a_cell_that_only_reshapes_y_is_not_said_to_compute_it_on_other_inputs(book_with_exercise):
+    """Issue 27, item 6: the book's `Y = Y.reshape((1, 1, 6, 7))` (cell 3) holds the graded Y's numbers; the exercise does not."""
+    assert "; cell 3 only reshapes Y; cell 4 computes Y on other inputs" in book_with_exercise["edge_detect"].message
+
+
 def test_the_books_spelling_of_learn_kernel_passes(book_with_exercise):
     kernel = book_with_exercise["learn_kernel"]
     assert kernel.status == "pass", kernel.message

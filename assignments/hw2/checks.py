@@ -154,6 +154,17 @@ def _equal(value, want: torch.Tensor) -> bool:
     )
 
 
+def _reshaped(value, graded) -> bool:
+    """Whether ``value`` holds the graded tensor's numbers in another shape (a cell that only reshapes it)."""
+    return (
+        isinstance(value, torch.Tensor)
+        and isinstance(graded, torch.Tensor)
+        and tuple(value.shape) != tuple(graded.shape)
+        and value.numel() == graded.numel()
+        and bool(torch.equal(value.detach().reshape(-1).to(torch.float64), graded.detach().reshape(-1).to(torch.float64)))
+    )
+
+
 def _cells(cells: list[int], limit: int = 5) -> str:
     shown = ", ".join(str(c) for c in cells[:limit])
     return ("cell " if len(cells) == 1 else "cells ") + shown + (f" and {len(cells) - limit} more" if len(cells) > limit else "")
@@ -200,9 +211,13 @@ def check_edge_detect(sub: Submission):
         note = f"graded `{named['X']}`, `{named['K']}` and `{named['Y']}` as X, K and Y after cell {cell} ({why})"
     book_ids = {id(c) for c in on_book}  # identity: the candidates hold tensors, which `in` cannot compare
     again = [c["cell"] for c in others if id(c) in book_ids]
-    elsewhere = [c["cell"] for c in others if id(c) not in book_ids]
+    # the book's next section reshapes X and Y for nn.Conv2d (`Y = Y.reshape((1, 1, 6, 7))`): no other inputs
+    reshaped = [c["cell"] for c in others if id(c) not in book_ids and _reshaped(c["values"]["Y"], chosen["values"]["Y"])]
+    elsewhere = [c["cell"] for c in others if id(c) not in book_ids and c["cell"] not in reshaped]
     if again:
         note += f"; {_cells(again)} also compute{'s' if len(again) == 1 else ''} Y on the book's inputs"
+    if reshaped:
+        note += f"; {_cells(reshaped)} only reshape{'s' if len(reshaped) == 1 else ''} Y"
     if elsewhere:
         note += f"; {_cells(elsewhere)} compute{'s' if len(elsewhere) == 1 else ''} Y on other inputs"
     details = {"snapshot_cell": cell, "snapshot_reason": why, "candidate_cells": [c["cell"] for c in candidates]}

@@ -2987,6 +2987,38 @@ DIVE_PYTORCH = [
     """,
         count=16,
     ),
+    md("# 5.11 残差网络（ResNet）"),
+    code(
+        """
+    class Residual(nn.Module):  # 本类已保存在d2lzh_pytorch包中方便以后使用
+        def __init__(self, in_channels, out_channels, use_1x1conv=False, stride=1):
+            super(Residual, self).__init__()
+            self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, stride=stride)
+            self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
+            if use_1x1conv:
+                self.conv3 = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride)
+            else:
+                self.conv3 = None
+            self.bn1 = nn.BatchNorm2d(out_channels)
+            self.bn2 = nn.BatchNorm2d(out_channels)
+
+        def forward(self, X):
+            Y = F.relu(self.bn1(self.conv1(X)))
+            Y = self.bn2(self.conv2(Y))
+            if self.conv3:
+                X = self.conv3(X)
+            return F.relu(Y + X)
+    """,
+        count=17,
+    ),
+    code(
+        """
+    blk = Residual(3, 3)
+    X = torch.rand((4, 3, 6, 6))
+    blk(X).shape # torch.Size([4, 3, 6, 6])
+    """,
+        count=18,
+    ),
 ]
 
 

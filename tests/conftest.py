@@ -118,6 +118,7 @@ SLOW_FIXTURES = frozenset(
         "bundle",  # test_gradescope: run_autograder end to end
         "edge_and_kernel",  # test_snapshots
         "attacks_graded",  # test_clean_room: the attacks notebook graded once
+        "typed_y_graded",  # test_clean_room: a hand-typed Y graded once
         "hw3_graded",  # test_hw3: HW3's wrong notebooks graded as one batch
     }
 )

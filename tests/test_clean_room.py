@@ -176,13 +176,29 @@ F.conv2d = None
 '''
 
 
-@pytest.fixture(scope="module")
-def attacks_graded(tmp_path_factory, data_dir):
-    path = tmp_path_factory.mktemp("clean_room") / "attacks.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell(s) for s in (IMPORTS, HONEST, STUBS, SWAPS, REWRITER, PATCHES)]), path)
+#: A Y typed in by hand beside a corr2d that computes nothing.
+TYPED_Y = (
+    "import torch\n\ndef corr2d(X, K):\n    return torch.zeros((X.shape[0] - K.shape[0] + 1, X.shape[1] - K.shape[1] + 1))",
+    "X = torch.ones((6, 8))\nX[:, 2:6] = 0\nK = torch.tensor([[1.0, -1.0]])\nY = torch.zeros((6, 7))\nY[:, 1] = 1\nY[:, 5] = -1",
+)
+
+
+def _grade(folder: Path, name: str, sources: tuple[str, ...], data_dir: Path):
+    path = folder / f"{name}.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(s) for s in sources]), path)
     options = GradeOptions(Budget("quick", Path(data_dir), 256, 128, 1), "cpu", cell_timeout=60)
     result = grade_notebook(path, load_assignment("hw2"), options)
     return result, {q.id: q for q in result.questions}
+
+
+@pytest.fixture(scope="module")
+def attacks_graded(tmp_path_factory, data_dir):
+    return _grade(tmp_path_factory.mktemp("clean_room"), "attacks", (IMPORTS, HONEST, STUBS, SWAPS, REWRITER, PATCHES), data_dir)
+
+
+@pytest.fixture(scope="module")
+def typed_y_graded(tmp_path_factory, data_dir):
+    return _grade(tmp_path_factory.mktemp("clean_room"), "typed_y", TYPED_Y, data_dir)
 
 
 @pytest.mark.parametrize("question", ["corr2d_multi_in", "corr2d_multi_in_out", "conv1x1"])
@@ -208,3 +224,9 @@ def test_honest_definitions_beside_the_attacks_keep_their_points(attacks_graded)
     verdicts = attacks_graded[1]
     assert verdicts["corr2d"].status == "pass", verdicts["corr2d"].message
     assert verdicts["lenet_arch"].status == "pass", verdicts["lenet_arch"].message
+
+
+def test_a_y_typed_in_by_hand_beside_a_broken_corr2d_does_not_pass_edge_detection(typed_y_graded):
+    edge = typed_y_graded[1]["edge_detect"]
+    assert edge.points == 0 and edge.status == "fail", edge.message
+    assert "your own corr2d" in edge.message

@@ -171,10 +171,12 @@ def test_the_real_lenet_beside_the_forgeries_passes_its_architecture(verdicts):
     assert verdicts["forger"]["lenet_arch"].status == "pass", verdicts["forger"]["lenet_arch"].message
 
 
-def test_a_forged_training_operation_earns_nothing(verdicts):
+def test_a_forged_training_operation_never_answers_the_training_check(verdicts):
+    # The clean room trains the LeNet the source defines, in a fork that never saw the forged table: the real
+    # model's real training is judged (it is the book's, so it passes), never the forged 6.878 -> 2.303.
     lenet = verdicts["forger"]["lenet_train"]
-    assert lenet.status == "fail", lenet.message
-    assert "loss fell by" in lenet.message or "validation images" in lenet.message
+    assert lenet.status == "pass", lenet.message
+    assert lenet.details["student_loss"] == pytest.approx(lenet.details["reference_loss"], abs=1e-3)
 
 
 def test_a_forged_training_operation_is_judged_from_the_graders_own_starting_loss(verdicts):

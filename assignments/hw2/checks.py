@@ -229,6 +229,13 @@ def check_edge_detect(sub: Submission):
         expect_tensor(Y, ops.corr2d(image, EDGE_K), "Y = corr2d(X, K) (1 in column 1, -1 in column 5)")
     except Fail as fail:
         raise _graded_note(fail, note, details) from None
+    # The Y the notebook kept must be what its own corr2d gives, recomputed from the source in the clean room:
+    # a Y typed in by hand beside a broken corr2d does not pass.
+    recomputed = sub.call("corr2d", X, K)
+    try:
+        expect_tensor(recomputed, Y, f"your corr2d(X, K) on the same X and K, recomputed by the grader (it must give the Y of cell {cell})")
+    except Fail as fail:
+        raise _graded_note(fail, note + "; Y must be computed by your own corr2d", details) from None
     transposed = sub.call("corr2d", image.t(), EDGE_K)
     expect_tensor(transposed, torch.zeros((8, 5)), "corr2d(X.t(), K) (a vertical edge detector sees nothing)")
     return {**details, **({"message": note[0].upper() + note[1:]} if others or chosen.get("names") else {})}

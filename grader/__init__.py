@@ -70,6 +70,7 @@ Results and reports
   ``console``            the terminal table and the batch's one-line summaries
   ``html_report``        the per-submission HTML report
   ``report_views``       one question's evidence as plain data (tables, cell, plots, details), for the report and Gradescope
+  ``evidence_words``     a question's evidence said in a TA's words, its raw numbers kept aside (report and Gradescope)
   ``mathml``             LaTeX drawn as MathML in reports
   ``figures``            the report's own figures (PNG data URIs)
   ``class_summary``      the class's index.html

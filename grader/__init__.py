@@ -79,6 +79,7 @@ Results and reports
   ``manual``             a TA's points for manual questions
   ``similarity``         which pairs of students wrote the same code
   ``code_fingerprints``  the winnowing fingerprints similarity compares
+  ``answer_similarity``  pairs alike besides code: identical files, identical or near-identical written answers
   ``gradescope``         Gradescope (re-exports the two below)
   ``gradescope_bundle``  the autograder bundle
   ``gradescope_results`` results.json for one notebook

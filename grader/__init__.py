@@ -73,6 +73,7 @@ Results and reports
   ``console``            the terminal table and the batch's one-line summaries
   ``html_report``        the per-submission HTML report
   ``report_views``       one question's evidence as plain data (tables, cell, plots, details), for the report and Gradescope
+  ``evidence_words``     a question's evidence said in a TA's words, its raw numbers kept aside (report and Gradescope)
   ``mathml``             LaTeX drawn as MathML in reports
   ``figures``            the report's own figures (PNG data URIs)
   ``class_summary``      the class's index.html
@@ -81,6 +82,7 @@ Results and reports
   ``manual``             a TA's points for manual questions
   ``similarity``         which pairs of students wrote the same code
   ``code_fingerprints``  the winnowing fingerprints similarity compares
+  ``answer_similarity``  pairs alike besides code: identical files, identical or near-identical written answers
   ``gradescope``         Gradescope (re-exports the two below)
   ``gradescope_bundle``  the autograder bundle
   ``gradescope_results`` results.json for one notebook

@@ -239,6 +239,15 @@ def _ends_answer(cell: NotebookNode) -> bool:
     return not _markdown(cell) or cell.source.lstrip().startswith("#") or _is_statement(cell.source)
 
 
+def written_text(answer: str) -> str:
+    """What the student wrote in ``answer``: without headings, exercise statements, comments and the placeholder.
+
+    Why public: similarity across a class (``grader/answer_similarity.py``) compares this part only, since
+    the headings and statements an answer was found under are the same in every student's notebook.
+    """
+    return _content(answer)
+
+
 def _content(text: str) -> str:
     """What a student wrote: no headings, exercise statements, comments or placeholder."""
     text = _PLACEHOLDER.sub("", _COMMENT.sub("", text))

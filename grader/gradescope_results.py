@@ -109,6 +109,7 @@ def _test(q: QuestionResult, result: GradeResult, notebook: Any, hidden: bool) -
 
 def question_output(q: QuestionResult, result: GradeResult | None = None, notebook: Any = None) -> str:
     """The evidence the HTML report shows for one question, as plain text (message, expected vs got, the cell)."""
+    from grader.evidence_words import evidence_in_words
     from grader.html_report import SHOWN_ELSEWHERE, STATUS_LABEL, cell_view, tensor_view
 
     d = q.details
@@ -135,6 +136,9 @@ def question_output(q: QuestionResult, result: GradeResult | None = None, notebo
     for key in ("rebound", "policy"):
         if d.get(key):
             lines.append(("FLAG: " if key == "policy" else "") + _plain(d[key]))
+    evidence = evidence_in_words(q.status, d, {k: v for k, v in d.items() if k not in SHOWN_ELSEWHERE}, str(q.message))
+    if evidence.sentence:
+        lines.append(_plain(evidence.sentence))
     if "expected_shape" in d and "got_shape" in d:
         lines.append(f"shape: expected {json.dumps(d['expected_shape'])}, got {json.dumps(d['got_shape'])}")
     if "expected" in d:
@@ -157,14 +161,18 @@ def question_output(q: QuestionResult, result: GradeResult | None = None, notebo
             if answer
             else [f"No answer found{' (' + str(d['note']) + ')' if d.get('note') else ''}."]
         )
-    other = {k: v for k, v in d.items() if k not in SHOWN_ELSEWHERE}
-    for key, value in other.items():
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-        lines.append(f"{key}: {_shorten(text, 600)}")
+    lines += [_key_value(key, value) for key, value in evidence.other.items()]
+    if evidence.numbers:  # the numbers the sentence was made from, for whoever reproduces the verdict
+        lines += ["the numbers behind this:", *(_indent(_key_value(key, value)) for key, value in evidence.numbers.items())]
     if d.get("grader_traceback"):
         lines += ["the check's own error (for the TA):", _indent(_plain(d["grader_traceback"]))]
     text = "\n".join(line.rstrip() for line in lines)
     return text if len(text) <= OUTPUT_LIMIT else text[: OUTPUT_LIMIT - 40] + "\n... (cut; the full text is in the grader's report)"
+
+
+def _key_value(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return f"{key}: {_shorten(text, 600)}"
 
 
 def _plain(text: Any) -> str:

@@ -31,6 +31,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader.device import describe
+from grader.evidence_words import evidence_in_words
 from grader.report_views import (  # also imported from here (grader/gradescope_results.py, tests)
     SHOWN_ELSEWHERE,
     STATUS_LABEL,
@@ -117,7 +118,9 @@ def question_view(q: QuestionResult, notebook: NotebookNode | None, level: Level
     )
     view["notebook_plots"] = notebook_images(notebook, d.get("notebook_cell"))[: level.images]
     view["answer_html"] = render_markdown(d.get("answer", "")) if q.status == "manual" else ""
-    view["other"] = {k: v for k, v in d.items() if k not in SHOWN_ELSEWHERE}
+    # Known evidence said as a sentence, its numbers kept for the collapsed part; any other key listed as it is.
+    view["evidence"] = evidence_in_words(q.status, d, {k: v for k, v in d.items() if k not in SHOWN_ELSEWHERE}, str(q.message))
+    view["other"] = view["evidence"].other
     return view
 
 

@@ -71,7 +71,7 @@ def write_outputs(settings: RunSettings, jobs: list[batch.Job], results: dict[st
     ordered = [results[job.stem] for job in jobs]
     ensure_reports((results[job.stem], job.target) for job in jobs)
     write_atomic(out / "gradebook.csv", gradebook_csv(ordered))
-    similar = similarity(jobs, out) if len(jobs) > 1 else None
+    similar = similarity(jobs, out, results) if len(jobs) > 1 else None
     if len(jobs) > 1 or request.summary:
         from grader.class_summary import write_summary
 
@@ -99,12 +99,13 @@ def write_outputs(settings: RunSettings, jobs: list[batch.Job], results: dict[st
         )
 
 
-def similarity(jobs: list[batch.Job], out: Path) -> list | None:
-    """``similarity.csv`` and the ranked pairs for the summary; a failure here never fails the batch."""
+def similarity(jobs: list[batch.Job], out: Path, results: dict[str, GradeResult] | None = None) -> list | None:
+    """``similarity.csv`` and the ranked pairs for the summary (``results``: for the answers to manual
+    questions); a failure here never fails the batch."""
     try:
         from grader.similarity import class_similarity
 
-        return class_similarity(jobs, out / "similarity.csv")
+        return class_similarity(jobs, out / "similarity.csv", results)
     except Exception as exc:  # noqa: BLE001 -- a side product: warn in one line and go on
         reason = (str(exc).strip().splitlines() or [""])[0]
         print(terminal_text(f"grade: warning: similarity across the class not computed ({type(exc).__name__}: {reason})"), file=sys.stderr)

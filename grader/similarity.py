@@ -73,6 +73,12 @@ well under it. An assignment may set another in its ``config.toml``::
     [similarity]
     flag_threshold = 0.6
 
+Other reasons (``grader/answer_similarity.py``): identical files (same sha256) and identical or
+near-identical written answers to the manual questions flag a pair too, whatever its code scores --
+an exact copy of a hand-in whose own code is mostly the book's scores low here. A pair is flagged for
+every reason that applies (``reason`` in ``similarity.csv``, ``"; "``-separated; "similar code" is
+this module's); flagged pairs are listed first, then the rest, each most similar first.
+
 A flag is a reason for a TA to look at the side-by-side fragments, never a
 verdict: the grader changes no score for it.
 """
@@ -81,11 +87,13 @@ from __future__ import annotations
 
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from grader.answer_similarity import HandIn, Match, given_lines
+from grader.answer_similarity import matches as hand_in_matches
 from grader.code_fingerprints import (
     _BUILTINS,
     WINDOW,
@@ -105,6 +113,7 @@ from grader.text_safety import csv_text
 
 __all__ = [  # this module's names and those of grader/code_fingerprints.py that callers (tests included) read here
     "_BUILTINS",
+    "CODE_REASON",
     "CSV_COLUMNS",
     "FLAG_THRESHOLD",
     "K",
@@ -144,7 +153,9 @@ MAX_SHOWN = 50
 #: Matching fragments shown per pair on the summary page, largest first.
 MAX_REGIONS = 8
 
-CSV_COLUMNS = ("submission_a", "submission_b", "similarity", "flagged")
+CSV_COLUMNS = ("submission_a", "submission_b", "similarity", "flagged", "reason")
+#: The reason a pair's code gives (the others: ``grader/answer_similarity.py``).
+CODE_REASON = "similar code"
 
 
 # --------------------------------------------------------------------------- pairs
@@ -174,6 +185,8 @@ class Pair:
     shared: int
     threshold: float = FLAG_THRESHOLD
     regions: list[Region] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # why it is flagged, in words: all that apply
+    answers: list[Match] = field(default_factory=list)  # its identical or near-identical answers, A's first
 
     def to_dict(self) -> dict:
         return {
@@ -184,6 +197,7 @@ class Pair:
             "shared": self.shared,
             "threshold": self.threshold,
             "regions": [[r.a.cell, r.a.first_line, r.a.last_line, r.b.cell, r.b.first_line, r.b.last_line] for r in self.regions],
+            "reasons": self.reasons,
         }
 
 
@@ -192,11 +206,15 @@ def compare(
     references: Iterable[Sequence[str]] = (),
     threshold: float = FLAG_THRESHOLD,
     regions_for: int | None = None,
+    matches: Mapping[frozenset[str], Sequence[Match]] | None = None,
 ) -> list[Pair]:
-    """Every pair of ``(name, code cells)`` submissions, most similar first; regions for the pairs shown.
+    """Every pair of ``(name, code cells)`` submissions, flagged ones first, each part most similar first;
+    regions for the pairs shown.
 
     ``references``: the code cells of the solution and the template, whose code counts for nobody.
     ``regions_for``: how many of the top pairs get their matching fragments (default: those the summary shows).
+    ``matches``: other reasons to flag a pair, by its two names (:func:`grader.answer_similarity.matches`).
+    A pair is flagged for every reason that applies: identical files, similar code, identical answers.
     """
     excluded = reference_hashes(references)
     cache: dict[str, set[int]] = {}
@@ -214,9 +232,13 @@ def compare(
         for j in range(i + 1, len(prints)):
             shared = len(mine & candidates[j]) if mine else 0
             value = shared / min(size, sizes[j])
-            pairs.append(Pair(a.name, prints[j].name, value, value >= threshold, shared, threshold))
+            found = (matches or {}).get(frozenset((a.name, prints[j].name)), ())
+            reasons = [m.reason for m in found if not m.question] + ([CODE_REASON] if value >= threshold else [])
+            reasons += [m.reason for m in found if m.question]
+            answers = [m.facing(a.name) for m in found if m.question]
+            pairs.append(Pair(a.name, prints[j].name, value, bool(reasons), shared, threshold, reasons=reasons, answers=answers))
     order = {p.name: i for i, p in enumerate(prints)}
-    pairs.sort(key=lambda p: (-p.similarity, order[p.submission_a], order[p.submission_b]))
+    pairs.sort(key=lambda p: (not p.flagged, -p.similarity, order[p.submission_a], order[p.submission_b]))
     by_name = {p.name: p for p in prints}
     for pair in pairs[: shown_count(pairs) if regions_for is None else regions_for]:
         pair.regions = matching_regions(by_name[pair.submission_a], by_name[pair.submission_b])
@@ -224,9 +246,9 @@ def compare(
 
 
 def shown_count(pairs: Sequence[Pair]) -> int:
-    """How many of the ranked pairs the summary shows: every flagged one, at least TOP_PAIRS, none at 0."""
+    """How many of the ranked pairs the summary shows: every flagged one, at least TOP_PAIRS, none at 0 unflagged."""
     flagged = sum(1 for p in pairs if p.flagged)
-    return min(max(TOP_PAIRS, flagged), MAX_SHOWN, sum(1 for p in pairs if p.shared))
+    return min(max(TOP_PAIRS, flagged), MAX_SHOWN, sum(1 for p in pairs if p.shared or p.flagged))
 
 
 def matching_regions(a: Fingerprints, b: Fingerprints, limit: int = MAX_REGIONS) -> list[Region]:
@@ -274,18 +296,24 @@ def threshold_of(config_text: str) -> float:
 
 
 def similarity_csv(pairs: Sequence[Pair]) -> str:
-    """``submission_a,submission_b,similarity,flagged``, most similar first.
+    """``submission_a,submission_b,similarity,flagged,reason``, flagged pairs first, then most similar first.
 
+    ``reason``: every reason the pair is flagged for, joined by ``"; "`` (empty when it is not).
     Written by :func:`grader.text_safety.csv_text`: the names (students' file names) are text, a
     formula-like one neutralised; the similarity is a number with 3 decimals.
     """
-    return csv_text(
-        [CSV_COLUMNS, *([p.submission_a, p.submission_b, Decimal(f"{p.similarity:.3f}"), "yes" if p.flagged else "no"] for p in pairs)]
+    rows = (
+        [p.submission_a, p.submission_b, Decimal(f"{p.similarity:.3f}"), "yes" if p.flagged else "no", "; ".join(p.reasons)] for p in pairs
     )
+    return csv_text([CSV_COLUMNS, *rows])
 
 
-def class_similarity(jobs: Sequence, target: Path | None = None) -> list[Pair]:
-    """The pairs of a batch's jobs (``grader.batch.Job``), compared within each assignment; writes ``target`` (CSV)."""
+def class_similarity(jobs: Sequence, target: Path | None = None, results: Mapping | None = None) -> list[Pair]:
+    """The pairs of a batch's jobs (``grader.batch.Job``), compared within each assignment; writes ``target`` (CSV).
+
+    ``results``: the jobs' results by stem (``grader.results.GradeResult``), for their answers to manual
+    questions (without them no answer is compared; identical files are found either way).
+    """
     from grader.api import template_path_for
     from grader.results import write_atomic
 
@@ -299,9 +327,25 @@ def class_similarity(jobs: Sequence, target: Path | None = None) -> list[Pair]:
         assignment = group[0].assignment
         solution = assignment.folder / "solution.ipynb"
         references = [code_cells(path) for path in (solution, template_path_for(solution)) if path.is_file()]
-        pairs.extend(compare([(job.stem, code_cells(job.path)) for job in group], references, threshold_of(assignment.config_text)))
+        found = hand_in_matches([_hand_in(job, (results or {}).get(job.stem)) for job in group], given_lines([template_path_for(solution)]))
+        submissions = [(job.stem, code_cells(job.path)) for job in group]
+        pairs.extend(compare(submissions, references, threshold_of(assignment.config_text), matches=found))
     if len(by_assignment) > 1:
-        pairs.sort(key=lambda p: -p.similarity)
+        pairs.sort(key=lambda p: (not p.flagged, -p.similarity))
     if target is not None:
         write_atomic(Path(target), similarity_csv(pairs))
     return pairs
+
+
+def _hand_in(job, result) -> HandIn:
+    """A job's file hash and, from its result, its answers to manual questions (what ``grader/answer_similarity.py`` compares).
+
+    The hash is taken of the file here, like the code cells compared beside it, rather than read from the result.
+    """
+    from grader.batch import sha256_of
+
+    answers = {}
+    for q in getattr(result, "questions", None) or []:
+        if q.status == "manual" and isinstance(q.details.get("answer"), str) and q.details["answer"].strip():
+            answers[q.id] = q.details["answer"]
+    return HandIn(job.stem, sha256_of(job.path), answers)  # the file as it is now, as the code compared is

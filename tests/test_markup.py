@@ -211,8 +211,9 @@ def test_the_gradebook_neutralises_a_formula_like_submission_and_keeps_points_nu
 
 
 def test_similarity_csv_neutralises_formula_like_names_and_writes_the_similarity_as_a_number():
-    rows = list(csv.reader(io.StringIO(sim.similarity_csv([sim.Pair("=cmd|' /C calc'!A0", "-2", 0.8571, True, 50)]))))
-    assert rows[1] == ["'=cmd|' /C calc'!A0", "'-2", "0.857", "yes"]
+    pair = sim.Pair("=cmd|' /C calc'!A0", "-2", 0.8571, True, 50, reasons=[sim.CODE_REASON])
+    rows = list(csv.reader(io.StringIO(sim.similarity_csv([pair]))))
+    assert rows[1] == ["'=cmd|' /C calc'!A0", "'-2", "0.857", "yes", "similar code"]
 
 
 def test_no_module_writes_csv_except_through_csv_text():

@@ -191,11 +191,12 @@ def test_similarity_csv_has_the_columns_and_is_most_similar_first():
         [("loops", original), ("vectorised", with_own_code(OWN_VECTORISED)), ("copy", renamed_and_reordered(original))], references()
     )
     rows = list(csv.reader(io.StringIO(sim.similarity_csv(pairs))))
-    assert rows[0] == ["submission_a", "submission_b", "similarity", "flagged"]
+    assert rows[0] == ["submission_a", "submission_b", "similarity", "flagged", "reason"]
     assert len(rows) == 1 + 3
     values = [float(row[2]) for row in rows[1:]]
     assert values == sorted(values, reverse=True)
-    assert rows[1][:2] == ["loops", "copy"] and rows[1][3] == "yes" and {row[3] for row in rows[2:]} == {"no"}
+    assert rows[1][:2] == ["loops", "copy"] and rows[1][3:] == ["yes", "similar code"]
+    assert {tuple(row[3:]) for row in rows[2:]} == {("no", "")}
 
 
 def test_similarity_csv_neutralises_formula_like_names():
@@ -216,13 +217,13 @@ def test_class_similarity_writes_the_csv_and_excludes_the_assignments_notebooks(
         jobs.append(Job(path, stem, hw2, "", tmp_path / f"{stem}.json"))
     pairs = sim.class_similarity(jobs, tmp_path / "similarity.csv")
     assert len(pairs) == 3 and all(p.similarity == 0.0 for p in pairs)
-    assert (tmp_path / "similarity.csv").read_text(encoding="utf-8").startswith("submission_a,submission_b,similarity,flagged\n")
+    assert (tmp_path / "similarity.csv").read_text(encoding="utf-8").startswith("submission_a,submission_b,similarity,flagged,reason\n")
 
 
 def test_a_failure_in_similarity_never_fails_the_batch(monkeypatch, capsys, tmp_path):
     from grader import outputs
 
-    def broken(jobs, target):
+    def broken(jobs, target, results=None):
         raise RuntimeError("disk on fire\nsecond line")
 
     monkeypatch.setattr(sim, "class_similarity", broken)
@@ -250,7 +251,7 @@ def test_a_batchs_outputs_hold_the_csv_and_the_summary_shows_the_pairs(tmp_path,
     request = RunRequest(paths=(str(tmp_path / "subs"),), out=tmp_path)
     outputs.write_outputs(RunSettings(request, "cpu", "quick", tmp_path), jobs, results)
     rows = list(csv.reader((tmp_path / "similarity.csv").open(encoding="utf-8")))
-    assert rows[1] == ["loops", "copy", "1.000", "yes"]
+    assert rows[1] == ["loops", "copy", "1.000", "yes", "similar code"]
     assert '<pre class="match-b">' in (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "similarity.csv (1 flagged)" in capsys.readouterr().out
 

@@ -138,7 +138,7 @@ def _quick_training(status: str, d: dict[str, Any], message: str) -> tuple[str, 
         used.add("validation_images")
         images = f" on {_count(d['validation_images'])} validation images it never saw"
     return (
-        f"trained in the notebook's kernel from the grader's starting weights by a fixed procedure{procedure}: "
+        f"trained by the grader from its own starting weights by a fixed procedure{procedure}: "
         f"its loss fell from {mine[0]:.3f} to {mine[1]:.3f}, the book's model's from {book[0]:.3f} to {book[1]:.3f}{needed}. "
         f"It reaches {accuracy:.1%} accuracy{images}; the book's model, trained the same way, {book_accuracy:.1%}.",
         used,

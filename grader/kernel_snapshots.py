@@ -68,7 +68,21 @@ seen = {}
 SCAN_MAX_ELEMENTS = 4096  # a value larger than this is never a candidate, and never copied
 MAX_CANDIDATES = 64  # beyond this the first half is kept and the oldest of the rest is dropped
 stepped = set()  # ids of the parameters an optimizer stepped since the last scan
+accumulated = set()  # ids of the watched weights a gradient was accumulated into since the last scan
+hooked = set()  # ids of the weights watched so (from the first scan that saw them)
 _step_hook = []
+
+
+def _watch_gradients(weight):
+    """Once per weight: note each gradient accumulated into it, so that a weight changed by hand in a later cell
+    (``conv2d.weight.data[:] = ...``) is not taken for one trained there, whatever gradient it still holds."""
+    if id(weight) in hooked:
+        return
+    try:
+        weight.register_post_accumulate_grad_hook(lambda p: accumulated.add(id(p)))
+        hooked.add(id(weight))
+    except Exception:
+        pass  # a weight that takes no hook: its gradient, if any, is the evidence
 
 
 def _watch_optimizers():
@@ -179,15 +193,21 @@ def _scan_type(match, state, limit):
             continue
         weight = _conv_like(value, match, limit)
         if weight is not None:
-            found[name] = (id(value), weight.detach().to("cpu").clone(), weight.grad is not None or id(weight) in stepped)
+            fresh_grad = id(weight) in accumulated or (id(weight) not in hooked and weight.grad is not None)
+            found[name] = (id(value), weight.detach().to("cpu").clone(), fresh_grad or id(weight) in stepped)
+            _watch_gradients(weight)
     events = []
     for name, (ident, weight, has_grad) in found.items():
         before = state.get(name)
         if before is not None and before[0] == ident:
             if _same(before[1], weight):
                 continue
-            reason = "its weight changed during this cell"
-            trained = True
+            if has_grad:
+                reason = "its weight changed during this cell, where gradients reached it"
+                trained = True
+            else:
+                reason = "its weight changed during this cell, but no gradient reached it and no optimizer stepped it (set by hand)"
+                trained = False
         elif has_grad:
             reason = "it was built in this cell and trained there (gradients flowed through it or an optimizer stepped it)"
             trained = True
@@ -232,3 +252,4 @@ def snap_scan(specs, cell, failed=None, hints=()):
             if len(record["candidates"]) > MAX_CANDIDATES:
                 del record["candidates"][MAX_CANDIDATES // 2]
     stepped.clear()
+    accumulated.clear()

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from grader.clean_room import RoomPlan
 from grader.deadlines import Deadline
 from grader.execute import KernelSession
 from grader.kernel_errors import (
@@ -31,7 +32,6 @@ from grader.kernel_errors import (
     StudentError,
     _entries,
 )
-from grader.clean_room import RoomPlan
 from grader.kernel_files import BlobFolder
 from grader.kernel_source import KERNEL_SOURCE
 from grader.protocol import SnapshotFailure, decode, encode, parse_reply, render_call

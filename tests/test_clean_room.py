@@ -99,7 +99,7 @@ def test_a_name_the_source_defines_no_def_or_class_for_runs_nothing():
 
 IMPORTS = "import os, sys, torch\nfrom torch import nn\nfrom torch.nn import functional as F\n"
 
-HONEST = '''
+HONEST = """
 def corr2d(X, K):
     h, w = K.shape
     Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
@@ -119,10 +119,10 @@ class LeNet(nn.Module):
 
     def forward(self, X):
         return self.net(X)
-'''
+"""
 
 #: Stubs the source shows, each made to work at run time by a statement the clean room never runs.
-STUBS = '''
+STUBS = """
 def corr2d_multi_in(X, K):
     return None
 
@@ -141,16 +141,16 @@ def _multi_in(X, K):
 
 def _multi_in_out(X, K):
     return torch.stack([_multi_in(X, k) for k in K], 0)
-'''
+"""
 
-SWAPS = '''
+SWAPS = """
 globals()["corr2d_multi_in"] = _multi_in
 corr2d_multi_in_out.__code__ = _multi_in_out.__code__
 exec("def corr2d_multi_in_out_1x1(X, K):\\n    return _multi_in_out(X, K)")
-'''
+"""
 
 #: A pooling that, once called, rewrites the grader's kernel-side table so that every later call answers as the book.
-REWRITER = '''
+REWRITER = """
 def pool2d(X, pool_size, mode="max"):
     hw = sys.modules["_hwgrader"]
     book = lambda X, pool_size, mode="max": (F.max_pool2d if mode == "max" else F.avg_pool2d)(X[None, None], pool_size, 1)[0, 0]
@@ -166,20 +166,23 @@ class Conv2D(nn.Module):
 
     def forward(self, X):
         os.kill(os.getpid(), 9)
-'''
+"""
 
 #: The last cell: comparisons patched in the notebook's kernel; the honest LeNet is graded elsewhere.
-PATCHES = '''
+PATCHES = """
 torch.allclose = lambda *args, **kwargs: False
 torch.Tensor.__eq__ = lambda self, other: torch.tensor(False)
 F.conv2d = None
-'''
+"""
 
 
-#: A Y typed in by hand beside a corr2d that computes nothing.
+#: A Y typed in by hand beside a corr2d that computes nothing, and a learned kernel typed in by hand.
 TYPED_Y = (
     "import torch\n\ndef corr2d(X, K):\n    return torch.zeros((X.shape[0] - K.shape[0] + 1, X.shape[1] - K.shape[1] + 1))",
     "X = torch.ones((6, 8))\nX[:, 2:6] = 0\nK = torch.tensor([[1.0, -1.0]])\nY = torch.zeros((6, 7))\nY[:, 1] = 1\nY[:, 5] = -1",
+    # the learned kernel typed in by hand, after a gradient that left the layer's weight with a .grad
+    "from torch import nn\nconv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)\nconv2d(X.reshape(1, 1, 6, 8)).sum().backward()",
+    "conv2d.weight.data[:] = torch.tensor([[[[1.0, -1.0]]]])",
 )
 
 
@@ -230,3 +233,9 @@ def test_a_y_typed_in_by_hand_beside_a_broken_corr2d_does_not_pass_edge_detectio
     edge = typed_y_graded[1]["edge_detect"]
     assert edge.points == 0 and edge.status == "fail", edge.message
     assert "your own corr2d" in edge.message
+
+
+def test_a_learned_kernel_typed_in_by_hand_is_not_taken_for_a_trained_one(typed_y_graded):
+    learn = typed_y_graded[1]["learn_kernel"]
+    assert learn.points == 0 and learn.status == "fail", learn.message
+    assert "after cell 2" in learn.message and "after cell 3" not in learn.message  # the hand-set weight is never graded

@@ -280,9 +280,14 @@ def check_learn_kernel(sub: Submission):
         last = candidates[-1]
         _raise_cell_error(last, f"the cell that builds and trains `{last['name']}`")  # it raised before training
         _raised_after(sub, last["name"], last["cell"])
+        by_hand = [c for c in candidates if "set by hand" in c.get("reason", "")]
+        how = (
+            f"cell {by_hand[-1]['cell']} sets its weight by hand (no gradient reached it there): train it with the book's loop instead"
+            if by_hand
+            else "its weight never changes after the cell that builds it"
+        )
         raise Fail(
-            f"`{last['name']}` (cell {last['cell']}) is a 1-in, 1-out convolution with a (1, 2) kernel, but no cell "
-            f"trains it: its weight never changes after the cell that builds it",
+            f"`{last['name']}` (cell {last['cell']}) is a 1-in, 1-out convolution with a (1, 2) kernel, but no cell trains it: {how}",
             snapshot_cell=last["cell"],
             snapshot_reason=last.get("reason", ""),
         )

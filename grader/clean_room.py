@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from nbformat import NotebookNode
 
-from grader.source_index import parse_cell
+from grader.source_index import code_cells, parse_cell
 
 #: Method calls on a notebook name that build a model or a list of layers in place: kept with the name.
 BUILDING_CALLS = frozenset({"add_module", "append", "extend", "insert", "apply", "register_buffer", "register_parameter", "update"})
@@ -112,10 +112,7 @@ class RoomPlan:
 def plan_room(notebook: NotebookNode) -> RoomPlan:
     """Every statement of a notebook (already through ``grader.neutralize``) the clean room may run."""
     plan = RoomPlan()
-    for number, cell in enumerate(notebook.cells):
-        if cell.get("cell_type") != "code":
-            continue
-        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+    for number, source in code_cells(notebook):
         try:
             tree, text = parse_cell(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):  # the source index reports such a cell

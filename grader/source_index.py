@@ -154,10 +154,7 @@ class SourceIndex:
 def index_notebook(notebook: NotebookNode) -> SourceIndex:
     """Index every code cell of a notebook already passed through ``grader.neutralize.neutralize``."""
     index = SourceIndex()
-    for number, cell in enumerate(notebook.cells):
-        if cell.get("cell_type") != "code":
-            continue
-        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+    for number, source in code_cells(notebook):
         try:
             tree = _parse(source)
             found = list(_bindings(tree.body, number, source.split("\n")))
@@ -173,6 +170,13 @@ def index_notebook(notebook: NotebookNode) -> SourceIndex:
             index.definitions.setdefault(definition.name, []).append(definition)
             index._nodes[definition] = node
     return index
+
+
+def code_cells(notebook: NotebookNode) -> Iterator[tuple[int, str]]:
+    """Each code cell's index (markdown counted, as the rest of the grader numbers cells) and its source as one string."""
+    for number, cell in enumerate(notebook.cells):
+        if cell.get("cell_type") == "code":
+            yield number, cell.source if isinstance(cell.source, str) else "".join(cell.source)
 
 
 def _unparse(node: ast.AST) -> str:

@@ -21,3 +21,17 @@ def pool2d(X, pool_size, mode='max'):
             Y[i, j] = X[i: i + p_h, j: j + p_w].max()
     return Y
 """
+
+#: The book's LeNet as a plain nn.Module (the notebook imports `nn` itself).
+BOOK_LENET = """
+class LeNet(nn.Module):
+    def __init__(self, lr=0.1, num_classes=10):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(), nn.LazyLinear(120), nn.Sigmoid(), nn.LazyLinear(84), nn.Sigmoid(), nn.LazyLinear(num_classes))
+
+    def forward(self, X):
+        return self.net(X)
+"""

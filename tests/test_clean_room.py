@@ -20,6 +20,7 @@ from grader.clean_room import plan_room
 from grader.d2l_budget import Budget
 from grader.neutralize import neutralize
 from grader.pipeline import GradeOptions, grade_notebook
+from tests.notebook_sources import BOOK_LENET, CORR2D
 
 
 def plan(*sources: str):
@@ -99,27 +100,7 @@ def test_a_name_the_source_defines_no_def_or_class_for_runs_nothing():
 
 IMPORTS = "import os, sys, torch\nfrom torch import nn\nfrom torch.nn import functional as F\n"
 
-HONEST = """
-def corr2d(X, K):
-    h, w = K.shape
-    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
-    for i in range(Y.shape[0]):
-        for j in range(Y.shape[1]):
-            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
-    return Y
-
-
-class LeNet(nn.Module):
-    def __init__(self, lr=0.1, num_classes=10):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.Flatten(), nn.LazyLinear(120), nn.Sigmoid(), nn.LazyLinear(84), nn.Sigmoid(), nn.LazyLinear(num_classes))
-
-    def forward(self, X):
-        return self.net(X)
-"""
+HONEST = CORR2D + BOOK_LENET
 
 #: Stubs the source shows, each made to work at run time by a statement the clean room never runs.
 STUBS = """
@@ -132,7 +113,7 @@ def corr2d_multi_in_out(X, K):
 
 
 def corr2d_multi_in_out_1x1(X, K):
-    raise NotImplementedError
+    raise NotImplementedError  # the attack: a stub the source shows, replaced by `exec` in a later cell
 
 
 def _multi_in(X, K):

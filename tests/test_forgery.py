@@ -17,21 +17,9 @@ import pytest
 from grader.assignment import load_assignment
 from grader.d2l_budget import Budget
 from grader.pipeline import GradeOptions, grade_notebook
+from tests.notebook_sources import BOOK_LENET
 
 IMPORTS = "import sys, torch\nfrom torch import nn\nfrom torch.nn import functional as F\n"
-
-BOOK_LENET = """
-class LeNet(nn.Module):
-    def __init__(self, lr=0.1, num_classes=10):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-            nn.Flatten(), nn.LazyLinear(120), nn.Sigmoid(), nn.LazyLinear(84), nn.Sigmoid(), nn.LazyLinear(num_classes))
-
-    def forward(self, X):
-        return self.net(X)
-"""
 
 STUBS = """
 def vgg_block(num_convs, out_channels):

@@ -37,7 +37,8 @@ def room_load(data_json):
 
 
 def room_filename(cell):
-    """The file name a statement of ``cell`` is compiled under: a cell file to ``_error``, numbered by the cell."""
+    """The file name a statement of ``cell`` is compiled under (here and in ``snap_def_source``): a cell file to ``_error``,
+    which reads the cell back from it."""
     return f"/hwgrader/ipykernel_0/{9000000 + int(cell)}.py"
 
 

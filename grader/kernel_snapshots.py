@@ -29,7 +29,7 @@ def snap_def_source(name, source, cell):
     ns = _ns()
     missing = object()
     before = ns.get(name, missing)
-    filename = f"/hwgrader/ipykernel_0/{9000000 + int(cell)}.py"  # a cell file for _error: the student's lines
+    filename = room_filename(cell)  # a cell file for _error, numbered by the cell (kernel_room.py): the student's lines
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     try:
         exec(compile(source, filename, "exec"), ns)

@@ -123,7 +123,10 @@ def test_a_tensor_folder_swapped_for_a_link_to_a_host_folder_gets_no_file_writte
     host.mkdir()
     result, by_id = grade(tmp_path, data_dir, escapes_assignment, HONEST, _flipping_net(host))
     assert list(host.iterdir()) == []
-    assert by_id["net"].status != "pass"
+    # The link lives in the notebook's kernel; `Net` is built and run in the clean room, whose tensor folder no cell
+    # reaches, so the attack gains nothing and the model is judged as written (the refusal of a planted link
+    # itself is tests/test_protocol.py's, on the descriptor walk).
+    assert by_id["net"].status == "pass"
     assert by_id["double"].status == "pass" and by_id["double"].points == 1
     assert result.execution.status == "ok"
 

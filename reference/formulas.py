@@ -378,11 +378,13 @@ def equivalent(
     1. Parse safely (:func:`parse_formula`); an unreadable answer is *not
        equivalent*, with the parser's reason; one too large to try
        (:class:`FormulaTooLarge`) is *undecided*.
-    2. Symbolic: ``simplify(answer - truth) == 0`` proves equivalence for all
-       values (given at most :data:`SYMBOLIC_SECONDS`).
-    3. Otherwise enumerate ``domain`` (every symbol in 1..10 when none is
-       given) with exact arithmetic: equal everywhere is equivalent *on that
-       domain*; the first differing point is the counterexample.
+    2. Enumerate ``domain`` (every symbol in 1..10 when none is given) with
+       exact arithmetic: the first differing point is the counterexample, and
+       the answer is wrong. This comes first because it is cheap and bounded,
+       while sympy's proof can sit in one C call past any timer (issue 25).
+    3. Equal everywhere: ``simplify(answer - truth) == 0`` (given at most
+       :data:`SYMBOLIC_SECONDS`) proves it for all values; otherwise it is
+       equivalent *on that domain*.
 
     Steps 1-3 run in a forked child killed after ``seconds`` (:func:`reference.deadline.run_with_deadline`):
     an answer not judged by then is *undecided*, with the reason. The reference ``truth`` is parsed here
@@ -438,14 +440,6 @@ def _judge(answer: str, truth_expr: sympy.Expr, names: tuple[str, ...], domain: 
     except FormulaError as exc:
         return result(False, "parse", str(exc))
     shown_answer = str(answer_expr)
-    difference = answer_expr - truth_expr
-    try:
-        with interrupt_after(SYMBOLIC_SECONDS):
-            proven = sympy.count_ops(difference) <= _MAX_SYMBOLIC_OPS and sympy.simplify(difference) == 0
-    except OutOfTime:
-        proven = False  # sympy could not say in time: the enumeration decides
-    if proven:
-        return result(True, "symbolic", f"{shown_answer} simplifies to {shown_truth}", 1)
     truth_at, answer_at = exact_evaluator(truth_expr), exact_evaluator(answer_expr)
     cases = 0
     for point in domain.points():
@@ -454,4 +448,12 @@ def _judge(answer: str, truth_expr: sympy.Expr, names: tuple[str, ...], domain: 
         if not same_value(got, want):
             counterexample = {**point, "answer": str(got), "expected": str(want)}
             return result(False, "exhaustive", f"at {point} the answer gives {got}, expected {want}", cases, counterexample)
+    difference = answer_expr - truth_expr
+    try:
+        with interrupt_after(SYMBOLIC_SECONDS):
+            proven = sympy.count_ops(difference) <= _MAX_SYMBOLIC_OPS and sympy.simplify(difference) == 0
+    except OutOfTime:
+        proven = False  # sympy could not say in time: the enumeration stands
+    if proven:
+        return result(True, "symbolic", f"{shown_answer} simplifies to {shown_truth}", 1)
     return result(True, "exhaustive", f"equal on all {cases} integer cases of {domain}", cases)

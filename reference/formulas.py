@@ -47,6 +47,7 @@ __all__ = [
     "MAX_FORMULA_DEGREE",
     "MAX_FORMULA_LENGTH",
     "MAX_LITERAL_EXPONENT",
+    "SAMPLE_POINTS",
     "SYMBOLIC_SECONDS",
     "EquivalenceResult",
     "FormulaError",
@@ -363,6 +364,8 @@ _MAX_SYMBOLIC_OPS = 80
 FORMULA_SECONDS = 20.0
 #: Of which sympy's proof attempt may take this many; past it the enumeration decides.
 SYMBOLIC_SECONDS = 5.0
+#: Points tried before sympy is asked (spread over the domain by a stride; the whole domain when it is smaller).
+SAMPLE_POINTS = 256
 
 
 def equivalent(
@@ -378,15 +381,16 @@ def equivalent(
     1. Parse safely (:func:`parse_formula`); an unreadable answer is *not
        equivalent*, with the parser's reason; one too large to try
        (:class:`FormulaTooLarge`) is *undecided*.
-    2. Enumerate ``domain`` (every symbol in 1..10 when none is given) with
-       exact arithmetic: the first differing point is the counterexample, and
-       the answer is wrong. This comes first because it is cheap and bounded,
+    2. Evaluate exactly at :data:`SAMPLE_POINTS` points spread over ``domain``
+       (every symbol in 1..10 when none is given): a differing point is the
+       counterexample. This comes before sympy because it is cheap and bounded,
        while sympy's proof can sit in one C call past any timer (issue 25).
-    3. Equal everywhere: ``simplify(answer - truth) == 0`` (given at most
-       :data:`SYMBOLIC_SECONDS`) proves it for all values; otherwise it is
-       equivalent *on that domain*.
+    3. Symbolic: ``simplify(answer - truth) == 0`` proves equivalence for all
+       values (given at most :data:`SYMBOLIC_SECONDS`).
+    4. Otherwise enumerate the whole domain: equal everywhere is equivalent
+       *on that domain*; the first differing point is the counterexample.
 
-    Steps 1-3 run in a forked child killed after ``seconds`` (:func:`reference.deadline.run_with_deadline`):
+    Steps 1-4 run in a forked child killed after ``seconds`` (:func:`reference.deadline.run_with_deadline`):
     an answer not judged by then is *undecided*, with the reason. The reference ``truth`` is parsed here
     first: an invalid one is the check author's error (``ValueError``).
     """
@@ -441,19 +445,30 @@ def _judge(answer: str, truth_expr: sympy.Expr, names: tuple[str, ...], domain: 
         return result(False, "parse", str(exc))
     shown_answer = str(answer_expr)
     truth_at, answer_at = exact_evaluator(truth_expr), exact_evaluator(answer_expr)
-    cases = 0
-    for point in domain.points():
-        cases += 1
-        want, got = truth_at(point), answer_at(point)
-        if not same_value(got, want):
-            counterexample = {**point, "answer": str(got), "expected": str(want)}
-            return result(False, "exhaustive", f"at {point} the answer gives {got}, expected {want}", cases, counterexample)
+    points = list(domain.points())
+
+    def first_difference(chosen: list[dict[str, int]]) -> dict[str, Any] | None:
+        for point in chosen:
+            want, got = truth_at(point), answer_at(point)
+            if not same_value(got, want):
+                counterexample = {**point, "answer": str(got), "expected": str(want)}
+                tried = points.index(point) + 1
+                return result(False, "exhaustive", f"at {point} the answer gives {got}, expected {want}", tried, counterexample)
+        return None
+
+    refuted = first_difference(points[:: max(1, len(points) // SAMPLE_POINTS)])
+    if refuted is not None:
+        return refuted
     difference = answer_expr - truth_expr
     try:
         with interrupt_after(SYMBOLIC_SECONDS):
             proven = sympy.count_ops(difference) <= _MAX_SYMBOLIC_OPS and sympy.simplify(difference) == 0
     except OutOfTime:
-        proven = False  # sympy could not say in time: the enumeration stands
+        proven = False  # sympy could not say in time: the enumeration decides
     if proven:
         return result(True, "symbolic", f"{shown_answer} simplifies to {shown_truth}", 1)
+    refuted = first_difference(points)
+    if refuted is not None:
+        return refuted
+    cases = len(points)
     return result(True, "exhaustive", f"equal on all {cases} integer cases of {domain}", cases)

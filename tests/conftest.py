@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +19,25 @@ REPO = Path(__file__).resolve().parents[1]
 settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=600)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One run seed for the whole session, inherited by every ``grade`` child a test starts.
+
+    The reference models are trained once per seed (:func:`grader.reference_cache.stored`): without this, each
+    ``grade`` subprocess started before the first in-process draw would draw its own seed and train VGG, ResNet
+    and LeNet again. Random unless ``GRADER_RUN_SEED`` is set, and shown in the header so a failure can be rerun
+    with the same draws; a test that needs its own seed still sets it with ``monkeypatch``.
+    """
+    from grader.seeds import RUN_SEED_VARIABLE
+
+    if not os.environ.get(RUN_SEED_VARIABLE, "").isdigit():
+        os.environ[RUN_SEED_VARIABLE] = str(secrets.randbits(31))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"GRADER_RUN_SEED={os.environ.get('GRADER_RUN_SEED')} (set it to rerun with this session's draws)"
+
 
 #: Every op is checked on each device this machine has.
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

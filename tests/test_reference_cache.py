@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -32,6 +33,28 @@ def test_another_process_reads_what_this_one_stored(cache):
     code = "from grader.reference_cache import stored; print(stored('runs', {'model': 'VGG'}, lambda: 1 / 0))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"GRADER_CACHE_DIR": str(cache)})
     assert out.stdout.strip() == "[3.0]"
+
+
+def test_a_process_that_misses_while_another_computes_waits_and_reads_its_value(cache, tmp_path):
+    started = tmp_path / "started"
+    code = (
+        "import pathlib, time; from grader.reference_cache import stored\n"
+        f"def compute():\n    pathlib.Path({str(started)!r}).write_text('')\n    time.sleep(1.5)\n    return [4.0]\n"
+        "print(stored('runs', {'model': 'DenseNet'}, compute))"
+    )
+    other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={"GRADER_CACHE_DIR": str(cache)})
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline and other.poll() is None:
+        time.sleep(0.02)
+    assert started.exists(), "the other process never began computing"
+    assert stored("runs", {"model": "DenseNet"}, lambda: 1 / 0) == [4.0]  # waited: computing here would divide by zero
+    assert other.communicate(timeout=60)[0].strip() == "[4.0]"
+
+
+def test_a_stored_null_is_read_back_not_computed_again(cache):
+    stored("runs", {"model": "none"}, lambda: None)
+    stored_module._MEMORY.clear()
+    assert stored("runs", {"model": "none"}, lambda: 1 / 0) is None
 
 
 def test_different_parts_are_computed_separately(cache):

@@ -1,62 +1,30 @@
 """The grader behind the ``grade`` command: load → execute → check → report.
 
-The package map, one line per module, in the order the data flows (a module's name says what it holds):
+The package map: one folder per layer, one line per module, in the order the data flows (a module's name says
+what it holds). A folder imports only the folders below it (each folder's ``__init__.py`` says which;
+``tests/test_structure.py`` holds the table); every folder may import ``errors`` and ``results``, and only
+assignments' checks import ``checks``.
 
-Entry points
+``errors``               the one exception tree
+``results``              the result schema, the status vocabulary and its words, atomic writes, file hashes
+``checks``               the public API for assignments' checks.py (explicit ``__all__``)
+
+run/  Entry points (may import every folder below)
   ``cli``                the command line: parses arguments, calls ``api``, turns errors into exit statuses
   ``api``                each subcommand as a keyword-only function (grade_paths, check_assignment, calibrate...)
   ``grading_run``        ``grade PATH...``: plan, reuse, grade here or in a batch, then the class-wide files
-  ``worker``             a batch's grading process: one notebook from one job description (``python -m grader.worker``)
+  ``settings``           what a run was asked (RunRequest), what it settled (RunSettings), the user's mistakes (UsageError)
+  ``outputs``            gradebook, summary, similarity, JUnit, Gradescope's results, manual points
+  ``worker``             a batch's grading process: one notebook from one job description (``python -m grader.run.worker``)
+  ``job``                the job description (WorkerJob) and the grading process's command line
   ``batch``              planning jobs, cache keys, local grading processes at most N at a time
   ``cluster``            the same on a Dask cluster
   ``gpu_admission``      whether CUDA is usable, and how many kernels a GPU holds
   ``progress``           progress bars and per-cell progress on the terminal
-Course material
-  ``assignment``         an assignment folder: config.toml (questions, snapshots, budgets) and its checks
-  ``question_options``   the typed vocabulary of a question's options, checked at load
-  ``template``           solution notebook → student template, and the drift check
-  ``thresholds``         full-budget accuracy thresholds by training-set size; the runs they came from, and on which images
-  ``calibrate``          thresholds proposed from full runs of the solution, for every training question
-  ``measured_runs``      what a full result measured: a training question's accuracy and its images (count, split); GPU memory
-  ``d2l_budget``         the quick/full budgets and the patch that caps training (data, loaders, epochs) in the kernel
-  ``fashion_mnist``      the grader's own Fashion-MNIST batches and accuracy loop
-  ``data_view``          the kernel's view of the data folder (half the test split is held out)
-  ``seeds``              the run's seed for the training checks, and each kernel's seed derived from it
-Grading one notebook
+notebook/  Grading one notebook (may import checking, kernel, sandbox, source, course)
   ``pipeline``           load → neutralize → execute → check → result, for one notebook
-  ``load``               bytes in, a v4 notebook or a one-line reason out
-  ``neutralize``         lines the sandbox must not run (``!pip``, ``drive.mount``), replaced and recorded
-  ``source_index``       what the notebook's source defines, read from the file (never asked of the kernel)
-  ``clean_room``         the statements a graded name needs, from the file, for the clean room's kernel
   ``snapshot_code``      the grader's code run in the kernel after each cell
-  ``deadlines``          one notebook's time limit shared by its cells, its checks and their calls
-  ``execute``            running the cells in the kernel, replay after a crash
-  ``grader_faults``      a cell's error raised inside code the grader added, said to be the grader's
-  ``kernel_session``     the kernel process: start, restart, shut down, run grader code
-  ``kernel_channels``    sockets that refuse oversized messages; the kernel manager
-  ``bounded_client``     nbclient's cell runner with outputs capped as they arrive
-  ``output_caps``        what of the outputs is kept, and what was cut
-  ``shrink``             outputs cut to a size a report can carry
-  ``sandbox``            the kernel's confinement (bubblewrap + limits), built and torn down
-  ``sandbox_watch``      the running sandbox: found once launched, stopped when its disk is full, why the kernel died
-  ``kernel_files``       the kernel's IPC folder reached by descriptors, never through a link the kernel planted
-  ``sandbox_launcher``   the launcher run as the kernel's parent inside its cgroups
-  ``bubblewrap``         bubblewrap's options for a kernel
-  ``cgroups``            memory and process caps through cgroups
-  ``limits``             memory, process, disk and output limits per kernel
-  ``cleanup``            removing what a kernel wrote, bounded and never raising
-  ``device``             which device the kernel really has; CUDA failures that are the environment's
-The kernel boundary
-  ``kernel_source``      the kernel-side text sent to each kernel (``kernel_side``, ``kernel_snapshots``, ``kernel_ops``)
-  ``kernel_side``        in the kernel: the reply protocol and the encoding
-  ``kernel_snapshots``   in the kernel: snapshots after the student's cells
-  ``kernel_ops``         in the kernel: the operations the grader requests
-  ``kernel_room``        in the clean room's kernel: each request answered by a fork that runs only the source's statements
-  ``protocol``           the wire format (tag table, bounds); only data crosses
-  ``submission``         the ``Submission`` handle checks drive the kernel with
-  ``kernel_errors``      what the kernel did, as exceptions the verdicts turn into sentences
-Checking
-  ``checks``             the public API for assignments' checks.py (explicit ``__all__``)
+checking/  Checking (may import kernel, sandbox, source, course)
   ``question_context``   what a check knows about its question
   ``assertions``         Fail/ForTA/NotGraded, expect_tensor, property_check
   ``architecture_checks``  architecture questions: the function decides, the layer table is the evidence
@@ -66,20 +34,62 @@ Checking
   ``verdicts``           a check's ending → status, message, evidence; the report's notes
   ``messages``           sentences a student can act on, from an error and the notebook's source
   ``answers``            a student's prose answer to a manual question, in any language
-Results and reports
-  ``errors``             the one exception tree
-  ``results``            the result schema, the status vocabulary and its words, atomic writes
-  ``outputs``            gradebook, summary, similarity, JUnit, Gradescope's results, manual points
+kernel/  The kernel boundary (may import sandbox, source, course)
+  ``execute``            running the cells in the kernel, replay after a crash
+  ``deadlines``          one notebook's time limit shared by its cells, its checks and their calls
+  ``grader_faults``      a cell's error raised inside code the grader added, said to be the grader's
+  ``session``            the kernel process: start, restart, shut down, run grader code
+  ``channels``           sockets that refuse oversized messages; the kernel manager
+  ``bounded_client``     nbclient's cell runner with outputs capped as they arrive
+  ``output_caps``        what of the outputs is kept, and what was cut
+  ``shrink``             outputs cut to a size a report can carry
+  ``device``             which device the kernel really has; CUDA failures that are the environment's
+  ``side_text``          the kernel-side text sent to each kernel (``side``, ``snapshots``, ``ops``, ``room``)
+  ``side``               in the kernel: the reply protocol and the encoding
+  ``snapshots``          in the kernel: snapshots after the student's cells
+  ``ops``                in the kernel: the operations the grader requests
+  ``room``               in the clean room's kernel: each request answered by a fork that runs only the source's statements
+  ``protocol``           the wire format (tag table, bounds); only data crosses
+  ``submission``         the ``Submission`` handle checks drive the kernel with
+  ``failures``           what the kernel did, as exceptions the verdicts turn into sentences
+sandbox/  The kernel's confinement (imports no other folder)
+  ``confinement``        the kernel's confinement (bubblewrap + limits), built and torn down
+  ``watch``              the running sandbox: found once launched, stopped when its disk is full, why the kernel died
+  ``files``              the kernel's IPC folder reached by descriptors, never through a link the kernel planted
+  ``launcher``           the launcher run as the kernel's parent inside its cgroups
+  ``bubblewrap``         bubblewrap's options for a kernel
+  ``cgroups``            memory and process caps through cgroups
+  ``limits``             memory, process, disk and output limits per kernel
+  ``cleanup``            removing what a kernel wrote, bounded and never raising
+source/  A notebook's source, read from its file (imports no other folder)
+  ``load``               bytes in, a v4 notebook or a one-line reason out
+  ``neutralize``         lines the sandbox must not run (``!pip``, ``drive.mount``), replaced and recorded
+  ``source_index``       what the notebook's source defines, read from the file (never asked of the kernel)
+  ``clean_room``         the statements a graded name needs, from the file, for the clean room's kernel
+course/  Course material (imports no other folder)
+  ``assignment``         an assignment folder: config.toml (questions, snapshots, budgets), its checks, its template's path
+  ``question_options``   the typed vocabulary of a question's options, checked at load
+  ``template``           solution notebook → student template, and the drift check
+  ``thresholds``         full-budget accuracy thresholds by training-set size; the runs they came from, and on which images
+  ``calibrate``          thresholds proposed from full runs of the solution, for every training question
+  ``measured_runs``      what a full result measured: a training question's accuracy and its images (count, split); GPU memory
+  ``d2l_budget``         the quick/full budgets and the patch that caps training (data, loaders, epochs) in the kernel
+  ``fashion_mnist``      the grader's own Fashion-MNIST batches and accuracy loop
+  ``data_view``          the kernel's view of the data folder (half the test split is held out)
+  ``seeds``              the run's seed for the training checks, and each kernel's seed derived from it
+reports/  Results and reports (may import kernel, course); ``templates/`` holds the pages' markup
   ``console``            the terminal table and the batch's one-line summaries
   ``html_report``        the per-submission HTML report
-  ``report_views``       one question's evidence as plain data (tables, cell, plots, details), for the report and Gradescope
+  ``views``              one question's evidence as plain data (tables, cell, plots, details), for the report and Gradescope
   ``evidence_words``     a question's evidence said in a TA's words, its raw numbers kept aside (report and Gradescope)
   ``mathml``             LaTeX drawn as MathML in reports
   ``figures``            the report's own figures (PNG data URIs)
-  ``class_summary``      the class's index.html
+  ``class_summary``      the class's index.html, and how many similar pairs it shows
   ``gradebook``          the gradebook CSV
   ``junit``              JUnit XML
   ``manual``             a TA's points for manual questions
+  ``text_safety``        student text made inert for the terminal, XML, CSV and links
+integrations/  Beside the reports (may import reports, checking, source, course); ``schemas/`` holds Gradescope's format
   ``similarity``         which pairs of students wrote the same code
   ``code_fingerprints``  the winnowing fingerprints similarity compares
   ``answer_similarity``  pairs alike besides code: identical files, identical or near-identical written answers
@@ -88,7 +98,6 @@ Results and reports
   ``gradescope_results`` results.json for one notebook
   ``lms_export``         Canvas and Moodle gradebook CSVs
   ``lms_roster``         the LMS roster and who is who
-  ``text_safety``        student text made inert for the terminal, XML, CSV and links
 """
 
 import sys

@@ -15,8 +15,8 @@ assignment loads; options of the assignment's own are declared in its checks.py 
 
 from __future__ import annotations
 
-from grader.architecture_checks import KIND_WORDS, layer_table, same_architecture
-from grader.assertions import (
+from grader.checking.architecture_checks import KIND_WORDS, layer_table, same_architecture
+from grader.checking.assertions import (
     Fail,
     ForTA,
     NotGraded,
@@ -30,15 +30,15 @@ from grader.assertions import (
     tensor_data,
     tensors,
 )
-from grader.equivalence import accuracy, randomize, run_seed, same_function, trains_like_reference
-from grader.fashion_mnist import fixed_batch, held_out_images, resized, training_images, validation_accuracy
-from grader.kernel_errors import CheckTimeout, KernelCrashed, Missing, StateMisfit, StudentError
-from grader.protocol import Module, RemoteObject, SnapshotFailure
-from grader.question_context import QuestionContext
+from grader.checking.equivalence import accuracy, randomize, run_seed, same_function, trains_like_reference
+from grader.checking.question_context import QuestionContext
+from grader.checking.training_checks import check_trained_model, check_training
+from grader.course.fashion_mnist import fixed_batch, held_out_images, resized, training_images, validation_accuracy
+from grader.course.thresholds import calibrated_sizes, calibration_for, threshold_for
+from grader.kernel.failures import CheckTimeout, KernelCrashed, Missing, StateMisfit, StudentError
+from grader.kernel.protocol import Module, RemoteObject, SnapshotFailure
+from grader.kernel.submission import Submission
 from grader.results import QuestionResult, QuestionStatus
-from grader.submission import Submission
-from grader.thresholds import calibrated_sizes, calibration_for, threshold_for
-from grader.training_checks import check_trained_model, check_training
 
 __all__ = [
     # the handle and the context a check receives

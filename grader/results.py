@@ -90,7 +90,7 @@ class CellRecord:
     status: CellStatus
     seconds: float = 0.0
     error: str = ""
-    #: What of the cell's output the grader did not keep (the streaming caps of grader/execute.py), "" when all was kept.
+    #: What of the cell's output the grader did not keep (the streaming caps of grader/kernel/execute.py), "" when all was kept.
     output_cut: str = ""
 
 
@@ -111,7 +111,7 @@ class ExecutionRecord:
     seconds: float = 0.0
     cells: list[CellRecord] = field(default_factory=list)
     neutralized: list[NeutralizedLine] = field(default_factory=list)
-    #: The sandbox and limits the kernel ran under (``grader.sandbox``), in words.
+    #: The sandbox and limits the kernel ran under (``grader.sandbox.confinement``), in words.
     isolation: str = ""
     #: The device the kernel really had, asked by the grader before any of the notebook's cells ran:
     #: ``{"cuda": bool, "name": str, "count": int, "total_memory": bytes, "torch": str}`` (and
@@ -121,7 +121,7 @@ class ExecutionRecord:
     #: It comes from the kernel after the student's code ran, so it sizes GPU packing and decides no verdict.
     gpu_memory_peak: int = 0
     #: The seed of the kernel's ``random``, NumPy and torch generators (and its ``PYTHONHASHSEED``), set before the
-    #: first cell: derived from the run's seed (``GRADER_RUN_SEED``) and the file's hash (``grader.seeds.kernel_seed``),
+    #: first cell: derived from the run's seed (``GRADER_RUN_SEED``) and the file's hash (``grader.course.seeds.kernel_seed``),
     #: so a rerun with that run seed reproduces the run. None: no kernel ran (or a result from before it was recorded).
     seed: int | None = None
 
@@ -309,6 +309,20 @@ def unique_stems(paths: Iterable[Path]) -> list[str]:
         seen.add(candidate.lower())
         stems.append(candidate)
     return stems
+
+
+def sha256_of(path: Path) -> str:
+    """The file's hash, read in pieces: a submission of any size costs a megabyte of memory here."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
 
 
 def cache_key(sha256: str, assignment_fingerprint: str, budget: str, device: str, grader_version: str) -> str:

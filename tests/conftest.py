@@ -24,12 +24,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def pytest_configure(config: pytest.Config) -> None:
     """One run seed for the whole session, inherited by every ``grade`` child a test starts.
 
-    The reference models are trained once per seed (:func:`grader.reference_cache.stored`): without this, each
+    The reference models are trained once per seed (:func:`grader.checking.reference_cache.stored`): without this, each
     ``grade`` subprocess started before the first in-process draw would draw its own seed and train VGG, ResNet
     and LeNet again. Random unless ``GRADER_RUN_SEED`` is set, and shown in the header so a failure can be rerun
     with the same draws; a test that needs its own seed still sets it with ``monkeypatch``.
     """
-    from grader.seeds import RUN_SEED_VARIABLE
+    from grader.course.seeds import RUN_SEED_VARIABLE
 
     if not os.environ.get(RUN_SEED_VARIABLE, "").isdigit():
         os.environ[RUN_SEED_VARIABLE] = str(secrets.randbits(31))
@@ -72,7 +72,7 @@ def fixture_batch(tmp_path_factory, data_dir) -> Path:
     Graded once per session; tests of verdicts, reports, gradebook, JUnit
     and the browser all read this one folder.
     """
-    from grader.api import grade_paths
+    from grader.run.api import grade_paths
 
     out = tmp_path_factory.mktemp("fixture-batch")
     grades = out.parent / "fixture-grades.csv"

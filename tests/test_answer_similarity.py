@@ -1,4 +1,4 @@
-"""Pairs flagged for other reasons than code (grader/answer_similarity.py): identical files, alike written answers.
+"""Pairs flagged for other reasons than code (grader/integrations/answer_similarity.py): identical files, alike written answers.
 
 No notebook is graded here: the fixtures are copied and read, and the answers a grading would have
 found are set into hand-made results.
@@ -12,12 +12,12 @@ import shutil
 import nbformat
 import pytest
 
-from grader import answer_similarity as ans
 from grader import results as r
-from grader import similarity as sim
-from grader.assignment import load_assignment
-from grader.batch import Job
-from grader.class_summary import write_summary
+from grader.course.assignment import load_assignment
+from grader.integrations import answer_similarity as ans
+from grader.integrations import similarity as sim
+from grader.reports.class_summary import shown_count, write_summary
+from grader.run.batch import Job
 from tests.conftest import FIXTURES
 
 KOREAN = "합성곱은 교환 법칙이 성립한다. 변수를 z = x - u 로 치환하면 적분 범위는 그대로이고, 두 함수의 순서만 바뀐다."
@@ -150,7 +150,7 @@ def test_a_pair_flagged_only_for_its_answers_is_listed_first_even_without_shared
     results = {"one": manual_result("one", KOREAN), "two": manual_result("two", KOREAN), "three": manual_result("three", ENGLISH)}
     pairs = sim.class_similarity(jobs, None, results)
     assert (pairs[0].submission_a, pairs[0].submission_b, pairs[0].shared, pairs[0].flagged) == ("one", "two", 0, True)
-    assert sim.shown_count(pairs) == 1
+    assert shown_count(pairs) == 1
 
 
 def test_the_class_summary_shows_the_reason_and_both_answers_side_by_side(tmp_path):

@@ -1,4 +1,4 @@
-"""Finding a manual exercise's prose answer in any language (grader/answers.py).
+"""Finding a manual exercise's prose answer in any language (grader/checking/answers.py).
 
 Each test builds a small notebook with nbformat; the prose is written for these tests. The
 questions are the two manual questions of hw2, as its config states them.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from grader.answers import find_answer
-from grader.assignment import Question, load_assignment
+from grader.checking.answers import find_answer
+from grader.course.assignment import Question, load_assignment
 from tests.conftest import FIXTURES
 
 HW2 = load_assignment("hw2")

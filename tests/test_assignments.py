@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import load_assignment
-from grader.cli import main
-from grader.d2l_budget import Budget
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
+from grader.run.cli import main
 from tests.conftest import REPO
 
 DEMO = REPO / "assignments" / "demo"
@@ -79,6 +79,6 @@ def test_loading_an_assignment_imports_no_checks_and_no_torch():
     import subprocess
     import sys
 
-    code = "import sys; from grader.assignment import load_assignment; load_assignment('hw2'); print('torch' in sys.modules)"
+    code = "import sys; from grader.course.assignment import load_assignment; load_assignment('hw2'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import nbformat
 
-from grader.batch import default_jobs, gpu_slots, threads_per_job, visible_gpus
-from grader.cli import main
+from grader.run.batch import default_jobs, gpu_slots, threads_per_job, visible_gpus
+from grader.run.cli import main
 from tests.notebook_sources import CORR2D as GOOD
 
-#: The kernel's parent is its launcher (grader.sandbox_launcher); the launcher's parent is the grading process.
+#: The kernel's parent is its launcher (grader.sandbox.launcher); the launcher's parent is the grading process.
 KILLS_ITS_GRADER = (
     "import os, signal\n"
     "grader = int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])\n"
@@ -109,7 +109,7 @@ def test_killing_a_batch_with_sigkill_and_rerunning_grades_only_what_is_missing(
     command = [
         sys.executable,
         "-m",
-        "grader.cli",
+        "grader.run.cli",
         str(subs),
         "--out",
         str(out),

@@ -1,7 +1,7 @@
 """The grader's own process cannot be exhausted or crashed by a notebook (issue 17).
 
 Each attack is a small notebook of its own, graded for real through
-``grader.cli.main`` in a fresh process whose peak memory (``ru_maxrss`` of
+``grader.run.cli.main`` in a fresh process whose peak memory (``ru_maxrss`` of
 that process alone, not of the kernel it starts) is read back, with
 ``TMPDIR`` pointed at a folder of the test. The demo assignment's three
 questions (none of which these notebooks answer) keep each grading short.
@@ -35,7 +35,7 @@ PEAK_LIMIT = 2 * GiB
 #: Runs ``grade`` in this process and records the exit status and this process's own peak memory.
 WRAPPER = """
 import json, resource, sys
-from grader.cli import main
+from grader.run.cli import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as handle:
     json.dump({"code": code, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}, handle)
@@ -241,7 +241,7 @@ def test_a_batch_with_a_deep_tree_writes_the_class_wide_files_and_a_rerun_reuses
 
 
 def test_remove_tree_removes_any_depth_and_never_follows_a_link(tmp_path):
-    from grader.cleanup import remove_tree
+    from grader.sandbox.cleanup import remove_tree
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -261,7 +261,7 @@ def test_remove_tree_removes_any_depth_and_never_follows_a_link(tmp_path):
 
 
 def test_remove_tree_stops_at_its_limit_and_says_what_is_left_instead_of_raising(tmp_path):
-    from grader.cleanup import remove_tree
+    from grader.sandbox.cleanup import remove_tree
 
     folder = tmp_path / "many"
     folder.mkdir()

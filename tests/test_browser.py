@@ -112,7 +112,7 @@ def box(browser: Browser, selector: str) -> dict:
 
 def test_latex_in_an_answer_is_drawn_as_math_without_a_script(browser, tmp_path, shots):
     from grader import results as r
-    from grader.html_report import render_report
+    from grader.reports.html_report import render_report
 
     answer = "The output side is $\\frac{n-k+p+s}{s}$, and each entry $x_{i}$ is one pixel; it costs $5 and $10."
     question = r.QuestionResult("ex_math", "Output shape", "manual", 0.0, 2.0, "", {"answer": answer}, "7.3")

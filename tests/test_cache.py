@@ -8,7 +8,7 @@ import sys
 
 import nbformat
 
-from grader.cli import main
+from grader.run.cli import main
 
 
 def write_notebook(path, source: str) -> None:
@@ -65,7 +65,7 @@ def test_a_rerun_with_nothing_to_grade_does_not_import_torch(tmp_path, data_dir)
     write_notebook(subs / "a.ipynb", "x = 1")
     assert grade(subs, out, data_dir) == 0
     code = (
-        "import sys; from grader.cli import main; "
+        "import sys; from grader.run.cli import main; "
         f"main({[str(subs), '--out', str(out), '--budget', 'quick', '--device', 'cpu', '--data-dir', str(data_dir), '--json']!r}); "
         "print('torch' in sys.modules, 'rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is not None, file=sys.stderr)"
     )

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from grader import results as r
-from grader.assertions import Fail
-from grader.assignment import ASSIGNMENTS_DIR, load_assignment
-from grader.calibrate import Z, merge, propose, render, threshold_from, write
-from grader.cli import main
-from grader.measured_runs import HELD_OUT_SINCE, Run, run_of
-from grader.question_context import context_for
-from grader.thresholds import HELD_OUT, TEST, Calibration, parse_calibration, parse_history, parse_threshold, threshold_for
+from grader.checking.assertions import Fail
+from grader.checking.question_context import context_for
+from grader.course.assignment import ASSIGNMENTS_DIR, load_assignment
+from grader.course.calibrate import Z, merge, propose, render, threshold_from, write
+from grader.course.measured_runs import HELD_OUT_SINCE, Run, run_of
+from grader.course.thresholds import HELD_OUT, TEST, Calibration, parse_calibration, parse_history, parse_threshold, threshold_for
+from grader.run.cli import main
 from reference import models
 from tests.conftest import REPO, with_thresholds
 
@@ -451,7 +451,7 @@ def test_an_unreadable_result_is_a_usage_error(tmp_path, capsys):
 
 def held_out_count(data_dir) -> int:
     """How many images a full check scores on in ``data_dir``: the held-out half of its test split, at most val_size."""
-    from grader.fashion_mnist import held_out_images
+    from grader.course.fashion_mnist import held_out_images
 
     return min(2000, len(held_out_images(str(data_dir))[1]))
 

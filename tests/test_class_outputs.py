@@ -11,8 +11,8 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from grader.cli import main
-from grader.gradebook import FIXED
+from grader.reports.gradebook import FIXED
+from grader.run.cli import main
 from tests.conftest import FIXTURES
 
 STEMS = ["solution", "student_a", "student_b"]

@@ -15,11 +15,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.assignment import load_assignment
-from grader.clean_room import plan_room
-from grader.d2l_budget import Budget
-from grader.neutralize import neutralize
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
+from grader.source.clean_room import plan_room
+from grader.source.neutralize import neutralize
 from tests.notebook_sources import BOOK_LENET, CORR2D
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from grader.cli import main
+from grader.run.cli import main
 
 
 def test_grade_claims_prints_one_line_per_claim_and_exits_zero(capsys):

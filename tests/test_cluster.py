@@ -7,11 +7,11 @@ import json
 import dask.distributed  # noqa: F401 -- the README's set-up installs the [cluster] extra: no skip, a failure without it
 import nbformat
 
-from grader.cli import main
+from grader.run.cli import main
 from tests.notebook_sources import CORR2D as GOOD
 
 #: Kills the Dask worker that runs the grading process that runs this kernel (only possible without the sandbox):
-#: kernel -> its launcher (grader.sandbox_launcher) -> the grading process -> the worker.
+#: kernel -> its launcher (grader.sandbox.launcher) -> the grading process -> the worker.
 KILLS_ITS_WORKER = """
 import os, signal
 def parent(pid):

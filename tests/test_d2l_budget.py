@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.d2l_budget import MIN_TRAIN_IMAGES, Budget
-from grader.execute import ExecutionOptions, run_notebook_sync
+from grader.course.d2l_budget import MIN_TRAIN_IMAGES, Budget
+from grader.kernel.execute import ExecutionOptions, run_notebook_sync
 
 TRAIN, VAL, EPOCHS = 192, 96, 2  # quick: 3 batches of 64 per epoch, under the 5 train_ch6 plots by
 #: What quick keeps of the training split (the shared subset has 7,000): enough that `num_batches // 5` >= 1 at 256.
@@ -248,7 +248,7 @@ def test_quick_torchvision_mnist_is_served_from_the_data_folder_when_it_has_it(n
 @pytest.mark.slow
 def test_an_error_raised_inside_the_budgets_own_code_is_said_to_be_the_graders(tmp_path, data_dir, monkeypatch):
     """Issue 27, item 5: a cell that fails inside the code the grader put in the kernel is not the student's error."""
-    from grader import d2l_budget
+    from grader.course import d2l_budget
 
     loop = "import torch\nfor X in torch.utils.data.DataLoader(torch.arange(8), batch_size=4):\n    total = X.sum()"
     own = "for X in torch.utils.data.DataLoader(torch.arange(8), batch_size=4):\n    total = 1 / 0"

@@ -1,6 +1,6 @@
 """One notebook, one time limit: its cells and its checks together end by ``--timeout``.
 
-The clock itself (grader/deadlines.py) is tested here without a kernel; the notebooks below are graded in
+The clock itself (grader/kernel/deadlines.py) is tested here without a kernel; the notebooks below are graded in
 one: slow functions called many times by a property check, and cells that would run past the limit.
 """
 
@@ -13,12 +13,12 @@ import hypothesis.strategies as st
 import nbformat
 import pytest
 
-from grader.assertions import Fail, property_check
-from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
-from grader.deadlines import CHECK_SHARE, Deadline
-from grader.kernel_errors import CheckTimeout
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.checking.assertions import Fail, property_check
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.kernel.deadlines import CHECK_SHARE, Deadline
+from grader.kernel.failures import CheckTimeout
+from grader.notebook.pipeline import GradeOptions, grade_notebook
 from grader.results import GradeResult, write_result
 
 # -- the clock, without a kernel ---------------------------------------------------------------

@@ -16,16 +16,16 @@ import nbformat
 import pytest
 import torch
 
-from grader import cli, gpu_admission
-from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
-from grader.device import PROBE_PREFIX, describe, is_cuda_environment_error, lost_cuda_message, parse_probe
-from grader.gradebook import gradebook_csv
-from grader.grading_run import RunRequest, RunSettings
-from grader.html_report import render_report
-from grader.junit import junit_xml
-from grader.pipeline import GradeOptions, _gpu_share_preamble, grade_notebook
-from grader.sandbox import Confinement, GiB, Limits
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.kernel.device import PROBE_PREFIX, describe, is_cuda_environment_error, lost_cuda_message, parse_probe
+from grader.notebook.pipeline import GradeOptions, _gpu_share_preamble, grade_notebook
+from grader.reports.gradebook import gradebook_csv
+from grader.reports.html_report import render_report
+from grader.reports.junit import junit_xml
+from grader.run import cli, gpu_admission
+from grader.run.settings import RunRequest, RunSettings
+from grader.sandbox.confinement import Confinement, GiB, Limits
 from tests.notebook_sources import CORR2D
 
 MMAP_64_GIB_NO_ACCESS = (
@@ -120,7 +120,7 @@ def test_a_delegated_cgroup_v2_subtree_gets_memory_max_and_pids_max(tmp_path, mo
     (parent / "cgroup.subtree_control").write_text("cpu memory pids\n")
     monkeypatch.setenv("GRADER_CGROUP_PARENT", str(parent))
     monkeypatch.delenv("GRADER_CGROUPS", raising=False)
-    monkeypatch.setattr("grader.sandbox.own_cgroup", lambda controller: None)  # no writable v1 here
+    monkeypatch.setattr("grader.sandbox.confinement.own_cgroup", lambda controller: None)  # no writable v1 here
     confinement = Confinement.create(tmp_path / "work", Limits(memory_bytes=3 * GiB, processes=64), [], [], sandbox=False)
     folder = confinement.cgroups["memory"]
     assert folder.parent == parent and confinement.cgroups["pids"] == folder and confinement.cgroup_version == 2
@@ -140,7 +140,7 @@ def test_a_v2_cgroup_that_does_not_hand_out_both_controllers_is_not_used(tmp_pat
     parent.mkdir()
     (parent / "cgroup.subtree_control").write_text("cpu pids\n")  # no memory controller for its children
     monkeypatch.setenv("GRADER_CGROUP_PARENT", str(parent))
-    monkeypatch.setattr("grader.sandbox.own_cgroup", lambda controller: None)
+    monkeypatch.setattr("grader.sandbox.confinement.own_cgroup", lambda controller: None)
     confinement = Confinement.create(tmp_path / "work", Limits(memory_bytes=3 * GiB), [], [], sandbox=False)
     assert confinement.cgroups == {} and confinement.memory_mechanism.startswith("data-segment rlimit")
     assert list(parent.iterdir()) == [parent / "cgroup.subtree_control"]

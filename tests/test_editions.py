@@ -66,8 +66,8 @@ def text_cases(field: str) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, data_dir) -> Path:
     """The corpus graded once, as a TA grades a folder of hand-ins; the output folder."""
-    from grader.cli import main
-    from grader.seeds import RUN_SEED_VARIABLE
+    from grader.course.seeds import RUN_SEED_VARIABLE
+    from grader.run.cli import main
 
     out = tmp_path_factory.mktemp("editions")
     with pytest.MonkeyPatch.context() as patch:
@@ -108,7 +108,7 @@ def test_expected_toml_has_a_table_for_every_notebook_of_the_corpus():
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED))
 def test_expected_toml_gives_every_question_of_hw2_a_verdict(stem):
-    from grader.assignment import load_assignment
+    from grader.course.assignment import load_assignment
 
     ids = [q.id for q in load_assignment("hw2").questions]
     assert sorted(expected_questions(stem)) == sorted(ids)
@@ -149,7 +149,7 @@ def test_a_notebook_that_runs_on_the_full_data_runs_under_quick_without_an_error
 
 
 def test_every_kernel_was_seeded_from_the_runs_seed_and_its_file(results):
-    from grader.seeds import kernel_seed
+    from grader.course.seeds import kernel_seed
 
     assert {stem: r["execution"]["seed"] for stem, r in results.items()} == {
         stem: kernel_seed(int(RUN_SEED), r["sha256"]) for stem, r in results.items()

@@ -19,10 +19,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
-from grader.pipeline import GradeOptions, grade_notebook
-from grader.sandbox import GiB, Limits, bwrap_path
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
+from grader.sandbox.confinement import GiB, Limits, bwrap_path
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -166,9 +166,9 @@ def test_a_socket_replaced_by_a_link_is_never_reconnected_through_it(tmp_path, d
 GRADING_CHILD = """
 import sys
 from pathlib import Path
-from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
 options = GradeOptions(Budget("quick", Path(sys.argv[2]), 256, 128, 1), "cpu", cell_timeout=600, sandbox=sys.argv[3] == "1")
 grade_notebook(Path(sys.argv[1]), load_assignment("demo"), options)
 """
@@ -238,8 +238,8 @@ def test_killing_the_grading_process_kills_its_kernel_and_everything_the_noteboo
 
 MEMORY_CHILD = """
 import os, resource, tempfile
-from grader import protocol
-from grader.kernel_files import BlobFolder
+from grader.kernel import protocol
+from grader.sandbox.files import BlobFolder
 folder = tempfile.mkdtemp()
 with open(os.path.join(folder, "0123456789abcdef.bin"), "wb") as file:  # 256 MiB of float32 ones, as the kernel writes them
     for _ in range(256):

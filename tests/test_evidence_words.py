@@ -1,4 +1,4 @@
-"""A question's evidence in a TA's words (grader/evidence_words.py), in the HTML report and in Gradescope's text.
+"""A question's evidence in a TA's words (grader/reports/evidence_words.py), in the HTML report and in Gradescope's text.
 
 No kernel runs here: the details are those the hw2 fixtures' grading wrote (seeds and losses as one
 run gave them), set into hand-made results.
@@ -10,9 +10,9 @@ import json
 import re
 
 from grader import results as r
-from grader.evidence_words import evidence_in_words
-from grader.gradescope import results_json
-from grader.html_report import render_report, write_report
+from grader.integrations.gradescope import results_json
+from grader.reports.evidence_words import evidence_in_words
+from grader.reports.html_report import render_report, write_report
 from grader.results import write_result
 
 LENET_LAYERS = [

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from grader.errors import EnvironmentProblem
-from grader.execute import DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT, ExecutionOptions, KernelSession, run_notebook_sync
+from grader.kernel.execute import DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT, ExecutionOptions, KernelSession, run_notebook_sync
 
 
 def notebook(*sources: str) -> nbformat.NotebookNode:

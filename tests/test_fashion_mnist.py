@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision import datasets, transforms
 
-from grader.fashion_mnist import held_out_images, raw_images, resized, validation_accuracy
+from grader.course.fashion_mnist import held_out_images, raw_images, resized, validation_accuracy
 
 
 @pytest.mark.parametrize("size", [224, 96, 28])

@@ -14,9 +14,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
 from tests.notebook_sources import BOOK_LENET
 
 IMPORTS = "import sys, torch\nfrom torch import nn\nfrom torch.nn import functional as F\n"

@@ -229,7 +229,7 @@ def test_interrupt_after_cuts_a_step_inside_the_child():
 
 
 def test_expect_formula_passes_fails_or_sends_to_a_ta():
-    from grader.assertions import Fail, ForTA, expect_formula
+    from grader.checking.assertions import Fail, ForTA, expect_formula
 
     assert expect_formula("k2 + k1 - 1", "k1 + k2 - 1", ["k1", "k2"], name="ANSWER") == {"formula": "k1 + k2 - 1", "method": "symbolic"}
     with pytest.raises(Fail, match="ANSWER: at"):

@@ -16,10 +16,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
-from grader.html_report import render_report
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
+from grader.reports.html_report import render_report
 from grader.results import PHASES, GradeResult
 from tests.conftest import FIXTURES, with_thresholds
 from tests.notebook_sources import CORR2D, POOL2D_AVG_IS_MAX
@@ -241,7 +241,7 @@ def test_an_nbformat_3_notebook_is_upgraded_and_graded(graded, tmp_path_factory)
 def test_an_error_raised_on_a_line_the_grader_replaced_is_said_to_be_the_graders(hw2, options, tmp_path_factory, monkeypatch):
     """Issue 27, item 5: the grader's replacement for a Colab line fails (a bug of the grader's, injected); the
     notebook's own error in the next cell stays its own."""
-    from grader import neutralize
+    from grader.source import neutralize
 
     monkeypatch.setattr(neutralize, "REPLACEMENT", "1 / 0  # [grader] neutralized: {reason}")
     path = notebook_file(tmp_path_factory, "mount", "x = 1\ndrive.mount('/content/drive')", "y = 1 / 0")
@@ -265,7 +265,7 @@ def test_grade_json_prints_one_result_object_and_writes_the_file(tmp_path, tmp_p
         [
             sys.executable,
             "-m",
-            "grader.cli",
+            "grader.run.cli",
             str(path),
             "--out",
             str(tmp_path / "reports"),
@@ -297,7 +297,7 @@ def test_grading_a_notebook_whose_cells_have_no_ids_prints_no_nbformat_warning(t
 
     path = tmp_path / "no_ids.ipynb"
     path.write_bytes(WITHOUT_IDS)
-    command = [sys.executable, "-m", "grader.cli", str(path), "--assignment", "demo", "--out", str(tmp_path / "out"), "--json"]
+    command = [sys.executable, "-m", "grader.run.cli", str(path), "--assignment", "demo", "--out", str(tmp_path / "out"), "--json"]
     out = subprocess.run(
         [*command, "--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=600
     )
@@ -312,7 +312,7 @@ def test_grade_exits_1_under_fail_under(tmp_path, tmp_path_factory, data_dir):
         [
             sys.executable,
             "-m",
-            "grader.cli",
+            "grader.run.cli",
             str(path),
             "--out",
             str(tmp_path),
@@ -362,7 +362,7 @@ trainer.fit(model, data)
 
 @pytest.fixture(scope="module")
 def train_images(data_dir) -> int:
-    from grader.fashion_mnist import training_images
+    from grader.course.fashion_mnist import training_images
 
     return training_images(str(data_dir))  # 7,000 in the shared subset
 
@@ -377,7 +377,7 @@ def test_full_budget_evaluates_the_notebooks_own_trained_model(hw2, options, tmp
     assert "validation accuracy" in lenet_train.message and lenet_train.details["validation_accuracy"] < 0.3
     assert lenet_train.details["threshold_calibrated_for"] == lenet_train.details["train_images"] == train_images
     assert lenet_train.details["trained_in_cell"] == 1
-    from grader.fashion_mnist import held_out_images
+    from grader.course.fashion_mnist import held_out_images
 
     held = len(held_out_images(str(options.budget.data_dir))[1])  # the half no kernel is given: 600 of the subset's 1,200
     assert lenet_train.details["images"] == min(2000, held)  # what was used, not what was asked for
@@ -405,7 +405,7 @@ def test_ctrl_c_leaves_no_kernel_and_says_how_to_resume(tmp_path, tmp_path_facto
         [
             sys.executable,
             "-m",
-            "grader.cli",
+            "grader.run.cli",
             str(path),
             "--out",
             str(tmp_path),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import nbformat
 
-from grader.d2l_budget import BUDGET_CODE
-from grader.grader_faults import grader_fault
-from grader.neutralize import neutralize_source
+from grader.course.d2l_budget import BUDGET_CODE
+from grader.kernel.grader_faults import grader_fault
+from grader.source.neutralize import neutralize_source
 
 ANSI_CELL = "\x1b[36mCell\x1b[39m\x1b[36m \x1b[39m\x1b[32mIn[{count}]\x1b[39m\x1b[32m, line {line}\x1b[39m\n"
 #: A multi-line mount in cell 4: its lines 2 and 3 (numbered from 1) are the grader's.

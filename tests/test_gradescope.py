@@ -15,8 +15,8 @@ import nbformat
 import pytest
 
 from grader import results as r
-from grader.cli import main
-from grader.gradescope import SCHEMA_PATH, results_json, write_results_json
+from grader.integrations.gradescope import SCHEMA_PATH, results_json, write_results_json
+from grader.run.cli import main
 from tests.notebook_sources import CORR2D
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -250,8 +250,8 @@ def test_bundle_carries_the_grader_and_the_assignment_without_its_solution(bundl
     assert {
         "pyproject.toml",
         "README.md",
-        "grader/cli.py",
-        "grader/templates/report.html.j2",
+        "grader/run/cli.py",
+        "grader/reports/templates/report.html.j2",
         "reference/ops.py",
         "assignments/hw2/config.toml",
         "assignments/hw2/checks.py",
@@ -268,15 +268,20 @@ def test_bundle_carries_every_module_of_the_grader_and_the_reference_packages(tm
     assert main(["gradescope", "hw2", "-o", str(tmp_path / "a.zip")]) == 0
     names = set(zipfile.ZipFile(tmp_path / "a.zip").namelist())
     repo = Path(__file__).resolve().parents[1]
-    modules = {p.relative_to(repo).as_posix() for package in ("grader", "reference") for p in (repo / package).glob("*.py")}
-    assert {"grader/gradescope_bundle.py", "grader/gradescope_results.py", "grader/lms_roster.py", "grader/code_fingerprints.py"} <= modules
+    modules = {p.relative_to(repo).as_posix() for package in ("grader", "reference") for p in (repo / package).rglob("*.py")}
+    assert {
+        "grader/integrations/gradescope_bundle.py",
+        "grader/integrations/gradescope_results.py",
+        "grader/integrations/lms_roster.py",
+        "grader/integrations/code_fingerprints.py",
+    } <= modules
     assert modules <= names, sorted(modules - names)
 
 
 def test_the_split_modules_are_reexported_and_a_bundle_error_is_a_config_error():
-    """``grader.gradescope`` keeps every name callers imported from it before the split (same objects)."""
-    from grader import gradescope, gradescope_bundle, gradescope_results
+    """``grader.integrations.gradescope`` keeps every name callers imported from it before the split (same objects)."""
     from grader.errors import ConfigError
+    from grader.integrations import gradescope, gradescope_bundle, gradescope_results
 
     for name in gradescope.__all__:
         source = gradescope_bundle if hasattr(gradescope_bundle, name) else gradescope_results

@@ -17,8 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.api import grade_paths
 from grader.results import GradeResult
+from grader.run.api import grade_paths
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from grader.assignment import load_assignment
-from grader.template import template_differences
+from grader.course.assignment import load_assignment
+from grader.course.template import template_differences
 from reference import densenet_claims
 from reference.formulas import equivalent
 from tests.hw3 import build
@@ -146,7 +146,7 @@ def test_every_defect_applies_to_the_solution_exactly_once_and_there_are_at_leas
 @pytest.fixture(scope="module")
 def hw3_graded(tmp_path_factory, data_dir) -> dict[str, dict[str, Any]]:
     """Every wrong notebook graded once, as one batch (quick budget, CPU); the results by stem."""
-    from grader.cli import main
+    from grader.run.cli import main
 
     folder = tmp_path_factory.mktemp("hw3_wrong")
     out = tmp_path_factory.mktemp("hw3_out")

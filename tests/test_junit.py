@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from grader import results as r
-from grader.junit import junit_xml
+from grader.reports.junit import junit_xml
 
 
 def result(name: str) -> r.GradeResult:

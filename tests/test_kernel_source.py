@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from grader.kernel_source import KERNEL_FILES, KERNEL_SOURCE
+from grader.kernel.side_text import KERNEL_FILES, KERNEL_SOURCE
 
 
 def kernel_module() -> types.ModuleType:
@@ -18,7 +18,7 @@ def kernel_module() -> types.ModuleType:
 
 
 def test_the_kernel_source_is_every_kernel_file_in_order():
-    assert KERNEL_FILES[0] == "kernel_side.py" and len(KERNEL_FILES) == len(set(KERNEL_FILES))
+    assert KERNEL_FILES[0] == "side.py" and len(KERNEL_FILES) == len(set(KERNEL_FILES))
     positions = [KERNEL_SOURCE.index(f'"""Kernel side, part {n} of {len(KERNEL_FILES)}') for n in range(2, len(KERNEL_FILES) + 1)]
     assert positions == sorted(positions)
 

@@ -12,9 +12,17 @@ import io
 import pytest
 
 from grader import results as r
-from grader.cli import main
-from grader.gradebook import gradebook_csv
-from grader.lms_export import ExportError, ExportOptions, build_export, canvas_user_id, export, load_results, moodle_participant
+from grader.integrations.lms_export import (
+    ExportError,
+    ExportOptions,
+    build_export,
+    canvas_user_id,
+    export,
+    load_results,
+    moodle_participant,
+)
+from grader.reports.gradebook import gradebook_csv
+from grader.run.cli import main
 
 CANVAS_ROSTER = (
     "Student,ID,SIS User ID,SIS Login ID,Section,HW2 (12345),Current Score\n"
@@ -319,9 +327,9 @@ def test_grade_export_refuses_to_overwrite_the_roster(tmp_path):
 
 
 def test_lms_export_keeps_the_roster_modules_names_and_its_error_is_a_config_error():
-    """Roster reading and matching live in grader/lms_roster.py; grader.lms_export still offers their names."""
-    from grader import lms_export, lms_roster
+    """Roster reading and matching live in grader/integrations/lms_roster.py; grader.integrations.lms_export still offers their names."""
     from grader.errors import ConfigError
+    from grader.integrations import lms_export, lms_roster
 
     for name in lms_export.__all__:
         assert hasattr(lms_export, name), name

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.load import load_notebook
+from grader.source.load import load_notebook
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "submissions"
 

@@ -4,7 +4,7 @@ A student controls a notebook's file name, what its cells print and the messages
 they raise. None of it may act on what the grader writes: a terminal must not obey it, an XML
 parser must not reject the JUnit file over it, a spreadsheet must not run it as a formula, and a
 link in the class summary must stay inside the output folder. Unit tests of
-``grader/text_safety.py`` and of each writer first; then one batch of two hostile notebooks
+``grader/reports/text_safety.py`` and of each writer first; then one batch of two hostile notebooks
 graded through the command line.
 """
 
@@ -24,14 +24,14 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from grader import junit
 from grader import results as r
-from grader import similarity as sim
-from grader.class_summary import render_summary
-from grader.console import print_summary
-from grader.gradebook import gradebook_csv
-from grader.progress import BatchProgress, cell_progress
-from grader.text_safety import BIDI_CONTROLS, csv_cell, csv_text, json_for_terminal, relative_href, terminal_text, xml_text
+from grader.integrations import similarity as sim
+from grader.reports import junit
+from grader.reports.class_summary import render_summary
+from grader.reports.console import print_summary
+from grader.reports.gradebook import gradebook_csv
+from grader.reports.text_safety import BIDI_CONTROLS, csv_cell, csv_text, json_for_terminal, relative_href, terminal_text, xml_text
+from grader.run.progress import BatchProgress, cell_progress
 
 REPO = Path(__file__).resolve().parents[1]
 #: What a terminal acts on: ESC, the other C0 controls but newline, DEL and the C1 controls, and the bidi controls.
@@ -219,7 +219,7 @@ def test_similarity_csv_neutralises_formula_like_names_and_writes_the_similarity
 def test_no_module_writes_csv_except_through_csv_text():
     writers = [
         path.name
-        for path in sorted((REPO / "grader").glob("*.py"))
+        for path in sorted((REPO / "grader").rglob("*.py"))
         if re.search(r"csv\.(writer|DictWriter)\(", path.read_text(encoding="utf-8"))
     ]
     assert writers == ["text_safety.py"]
@@ -308,7 +308,7 @@ RAISES_ESCAPES = 'raise RuntimeError("\\x1b[1mboom\\x07\\x08\\x0c\\x7f\\x85\\u20
 @pytest.fixture(scope="module")
 def hostile_batch(tmp_path_factory, data_dir):
     """The two notebooks graded as a TA would, with everything printed captured: (out folder, output)."""
-    from grader.cli import main
+    from grader.run.cli import main
 
     folder = tmp_path_factory.mktemp("hostile")
     subs, out = folder / "subs", folder / "out"

@@ -9,8 +9,8 @@ import pytest
 from markupsafe import Markup
 
 from grader import results as r
-from grader.html_report import inline_code, render_markdown, render_report
-from grader.mathml import text_html, to_mathml
+from grader.reports.html_report import inline_code, render_markdown, render_report
+from grader.reports.mathml import text_html, to_mathml
 
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-src 'self' data:"
 
@@ -106,7 +106,7 @@ def test_injection_attempts_stay_escaped(source):
 
 
 def test_latex2mathml_copies_text_unescaped_so_its_string_output_is_not_used():
-    """Why grader/mathml.py serializes the converter's tree itself: its own string output injects."""
+    """Why grader/reports/mathml.py serializes the converter's tree itself: its own string output injects."""
     from latex2mathml.converter import convert
 
     assert "<script>" in convert(r"\text{<script>}")  # if this ever fails, the converter started escaping

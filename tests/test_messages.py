@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import nbformat
 
-from grader.kernel_errors import NotDefined, StudentError
-from grader.messages import is_argument_mismatch, locate_in_notebook, signature_message
-from grader.source_index import index_notebook
+from grader.checking.messages import is_argument_mismatch, locate_in_notebook, signature_message
+from grader.kernel.failures import NotDefined, StudentError
+from grader.source.source_index import index_notebook
 
 SIGNATURES = {
     "vgg_block": {
@@ -89,14 +89,14 @@ def test_a_class_whose_init_takes_other_arguments_is_an_argument_mismatch():
 
 
 def test_an_import_of_another_editions_d2l_is_told_how_d2l_1_0_is_imported():
-    from grader.messages import edition_hint
+    from grader.checking.messages import edition_hint
 
     error = StudentError("corr2d_multi_in", "AttributeError", "module 'd2l' has no attribute 'corr2d'", cell=4, line=2, code="x")
     assert "from d2l import torch as d2l" in edition_hint(error)
 
 
 def test_a_definition_rebound_later_in_its_own_cell_is_kept_with_the_cells_line_numbers():
-    from grader.snapshot_code import rebound_in_cell as _rebound_in_cell
+    from grader.notebook.snapshot_code import rebound_in_cell as _rebound_in_cell
 
     source = "import torch\ndef pool2d(X, pool_size, mode='max'):\n    return X\npool2d = torch.nn.MaxPool2d(3)\n"
     kept = _rebound_in_cell(source, ["pool2d"])
@@ -105,7 +105,7 @@ def test_a_definition_rebound_later_in_its_own_cell_is_kept_with_the_cells_line_
 
 
 def test_a_lower_case_function_of_the_asked_class_is_named_as_what_was_written_instead():
-    from grader.submission import Submission
+    from grader.kernel.submission import Submission
 
     nb = notebook("def vgg(conv_arch):\n    return None")
     sub = Submission(None, None, nb, source=index_notebook(nb))
@@ -118,7 +118,7 @@ def test_a_lower_case_function_of_the_asked_class_is_named_as_what_was_written_i
 
 
 def test_an_unrelated_sequential_is_not_named_for_a_missing_class():
-    from grader.submission import Submission
+    from grader.kernel.submission import Submission
 
     nb = notebook("from torch import nn", "b5 = nn.Sequential(nn.ReLU())")
     sub = Submission(None, None, nb, source=index_notebook(nb))
@@ -140,14 +140,14 @@ ZH_MODELS = (
 
 
 def _hw2_signatures() -> dict[str, dict[str, str]]:
-    from grader.assignment import load_assignment
+    from grader.course.assignment import load_assignment
 
     return load_assignment("hw2").signatures
 
 
 def _not_defined(name: str, *sources: str) -> str:
-    from grader.assignment import load_assignment
-    from grader.submission import Submission
+    from grader.course.assignment import load_assignment
+    from grader.kernel.submission import Submission
 
     nb = notebook(*sources)
     sub = Submission(None, None, nb, assignment=load_assignment("hw2"), source=index_notebook(nb))

@@ -6,7 +6,7 @@ import ast
 
 import nbformat
 
-from grader.neutralize import neutralize, neutralize_source
+from grader.source.neutralize import neutralize, neutralize_source
 
 
 def test_shell_line_becomes_pass_and_the_rest_of_the_cell_is_kept():

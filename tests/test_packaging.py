@@ -68,7 +68,7 @@ def test_the_version_is_read_from_grader_and_written_nowhere_else_in_pyproject()
 
 
 def test_grade_version_prints_the_package_version(capsys):
-    from grader.cli import main
+    from grader.run.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])

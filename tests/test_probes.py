@@ -14,10 +14,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.architecture_checks import shapes_disagree
-from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.checking.architecture_checks import shapes_disagree
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
 
 IMPORTS = "import torch\nfrom torch import nn\n"
 

@@ -10,15 +10,16 @@ import pytest
 import torch
 from hypothesis import given
 
-from grader import kernel_files, kernel_source, protocol
-from grader.assertions import Fail, expect_tensor, property_check, tensors
-from grader.kernel_files import BlobFolder
+from grader.checking.assertions import Fail, expect_tensor, property_check, tensors
+from grader.kernel import protocol, side_text
+from grader.sandbox import files
+from grader.sandbox.files import BlobFolder
 
 
 def kernel_module() -> types.ModuleType:
     """The kernel-side code, loaded the way the kernel loads it (from its text)."""
     module = types.ModuleType("_hwgrader_test")
-    exec(compile(kernel_source.KERNEL_SOURCE, "<_hwgrader>", "exec"), module.__dict__)
+    exec(compile(side_text.KERNEL_SOURCE, "<_hwgrader>", "exec"), module.__dict__)
     return module
 
 
@@ -185,7 +186,7 @@ def test_a_large_grader_input_travels_as_a_new_file_the_kernel_reads(tmp_path):
 
 
 def test_a_grader_input_file_is_never_written_through_a_link_the_kernel_planted(tmp_path, monkeypatch):
-    monkeypatch.setattr(kernel_files.secrets, "token_hex", lambda n: "a" * 16)
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: "a" * 16)
     target = tmp_path / "victim"
     target.write_text("keep")
     (tmp_path / ("a" * 16 + ".in")).symlink_to(target)
@@ -354,15 +355,15 @@ def test_a_malformed_tagged_value_is_a_bridge_error(reply):
 
 @pytest.mark.parametrize("answer", [[1, 2], 7, "text", None, (1,)])
 def test_an_operation_answered_with_anything_but_a_mapping_is_a_bridge_error(answer):
-    from grader.submission import mapping
+    from grader.kernel.submission import mapping
 
     with pytest.raises(protocol.BridgeError, match="where a mapping belongs"):
         mapping(answer, "values")
 
 
 def test_a_checks_own_failure_is_the_tas_to_judge_never_the_students_error():
-    from grader.assignment import Question
-    from grader.verdicts import run_check
+    from grader.checking.verdicts import run_check
+    from grader.course.assignment import Question
 
     def check(sub):
         return sub["rows"][0]  # a check that trusted an answer's shape

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from grader.assignment import ASSIGNMENTS_DIR, load_assignment
-from grader.cli import main
+from grader.checking.question_context import context_for
+from grader.course.assignment import ASSIGNMENTS_DIR, load_assignment
 from grader.errors import ConfigError
-from grader.question_context import context_for
+from grader.run.cli import main
 
 CONFIG = """
 name = "tiny"

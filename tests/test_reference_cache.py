@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from grader import reference_cache as stored_module
-from grader.reference_cache import key_of, source_hash, stored
+from grader.checking import reference_cache as stored_module
+from grader.checking.reference_cache import key_of, source_hash, stored
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_a_value_is_computed_once_and_then_read_back(cache):
 
 def test_another_process_reads_what_this_one_stored(cache):
     stored("runs", {"model": "VGG"}, lambda: [3.0])
-    code = "from grader.reference_cache import stored; print(stored('runs', {'model': 'VGG'}, lambda: 1 / 0))"
+    code = "from grader.checking.reference_cache import stored; print(stored('runs', {'model': 'VGG'}, lambda: 1 / 0))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"GRADER_CACHE_DIR": str(cache)})
     assert out.stdout.strip() == "[3.0]"
 
@@ -38,7 +38,7 @@ def test_another_process_reads_what_this_one_stored(cache):
 def test_a_process_that_misses_while_another_computes_waits_and_reads_its_value(cache, tmp_path):
     started = tmp_path / "started"
     code = (
-        "import pathlib, time; from grader.reference_cache import stored\n"
+        "import pathlib, time; from grader.checking.reference_cache import stored\n"
         f"def compute():\n    pathlib.Path({str(started)!r}).write_text('')\n    time.sleep(1.5)\n    return [4.0]\n"
         "print(stored('runs', {'model': 'DenseNet'}, compute))"
     )

@@ -17,11 +17,11 @@ import nbformat
 import pytest
 
 from grader import results as r
-from grader.class_summary import render_summary, write_summary
-from grader.gradebook import FIXED, gradebook_csv
-from grader.html_report import ensure_reports, html_path, notebook_path, render_report, write_report
-from grader.manual import ManualGradesError, apply_grades, read_grades
-from grader.shrink import IMAGE_LIMIT, TEXT_LIMIT, shrink_outputs
+from grader.kernel.shrink import IMAGE_LIMIT, TEXT_LIMIT, shrink_outputs
+from grader.reports.class_summary import render_summary, write_summary
+from grader.reports.gradebook import FIXED, gradebook_csv
+from grader.reports.html_report import ensure_reports, html_path, notebook_path, render_report, write_report
+from grader.reports.manual import ManualGradesError, apply_grades, read_grades
 
 PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 STUDENT_CELL = "import torch\ndef corr2d(X, K):\n    h, w = K.shape\n    return X[h + 100]"

@@ -28,10 +28,10 @@ import pytest
 
 import grader
 import reference
-from grader.assignment import ASSIGNMENTS_DIR, load_assignment
-from grader.d2l_budget import Budget
-from grader.pipeline import GradeOptions, grade_notebook
-from grader.sandbox import Confinement, GiB, Limits, bwrap_path, own_cgroup
+from grader.course.assignment import ASSIGNMENTS_DIR, load_assignment
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
+from grader.sandbox.confinement import Confinement, GiB, Limits, bwrap_path, own_cgroup
 from tests.conftest import FIXTURES
 from tests.notebook_sources import CORR2D
 
@@ -83,7 +83,7 @@ def snooping(tmp_path_factory, data_dir, host_listener):
     tmp = tmp_path_factory.mktemp("snoop")
     marker = f"escape-{uuid.uuid4().hex[:8]}"
     secrets = [
-        Path(grader.__file__).parent / "submission.py",
+        Path(grader.__file__).parent / "kernel" / "submission.py",
         ASSIGNMENTS_DIR / "hw2" / "checks.py",
         Path(reference.__file__).parent / "ops.py",
         FIXTURES / "student_a.ipynb",
@@ -228,7 +228,7 @@ def test_sys_exit_only_fails_its_cell(crashing):
 def test_huge_outputs_are_cut_and_the_report_stays_small(unruly):
     assert unruly["executed"].stat().st_size < 2**20
     text = unruly["executed"].read_text(encoding="utf-8")
-    # the streaming caps (grader/execute.py) say in the cell what they did not keep: the print's middle, the image
+    # the streaming caps (grader/kernel/execute.py) say in the cell what they did not keep: the print's middle, the image
     assert re.search(r"not kept: [\d,]+ characters", text) or "characters cut by the grader" in text
     assert "not kept: 1 output" in text or "removed by the grader" in text
     assert len(json.dumps(unruly["result"].to_dict())) < 200_000

@@ -13,11 +13,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.course.seeds import RUN_SEED_VARIABLE, kernel_seed, kernel_seed_code
+from grader.notebook.pipeline import GradeOptions, grade_notebook
 from grader.results import GradeResult
-from grader.seeds import RUN_SEED_VARIABLE, kernel_seed, kernel_seed_code
 
 #: What a kernel's generators give first, and its string hashing.
 DRAWS = """

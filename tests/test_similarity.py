@@ -1,4 +1,4 @@
-"""Similarity across a class (grader/similarity.py): own code only, renames and reordering seen through.
+"""Similarity across a class (grader/integrations/similarity.py): own code only, renames and reordering seen through.
 
 No notebook is graded here: the module's functions get code cells directly
 (the fixtures' and the assignment's notebooks are only read), and the class
@@ -19,8 +19,8 @@ import nbformat
 import pytest
 
 from grader import results as r
-from grader import similarity as sim
-from grader.class_summary import write_summary
+from grader.integrations import similarity as sim
+from grader.reports.class_summary import write_summary
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "submissions"
@@ -206,8 +206,8 @@ def test_similarity_csv_neutralises_formula_like_names():
 
 
 def test_class_similarity_writes_the_csv_and_excludes_the_assignments_notebooks(tmp_path):
-    from grader.assignment import load_assignment
-    from grader.batch import Job
+    from grader.course.assignment import load_assignment
+    from grader.run.batch import Job
 
     hw2 = load_assignment("hw2")
     jobs = []
@@ -221,7 +221,7 @@ def test_class_similarity_writes_the_csv_and_excludes_the_assignments_notebooks(
 
 
 def test_a_failure_in_similarity_never_fails_the_batch(monkeypatch, capsys, tmp_path):
-    from grader import outputs
+    from grader.run import outputs
 
     def broken(jobs, target, results=None):
         raise RuntimeError("disk on fire\nsecond line")
@@ -234,10 +234,10 @@ def test_a_failure_in_similarity_never_fails_the_batch(monkeypatch, capsys, tmp_
 
 def test_a_batchs_outputs_hold_the_csv_and_the_summary_shows_the_pairs(tmp_path, capsys):
     """The coordinator's ``outputs.write_outputs`` (grading itself is not run: the results are made by hand)."""
-    from grader import outputs
-    from grader.assignment import load_assignment
-    from grader.batch import Job
-    from grader.grading_run import RunRequest, RunSettings
+    from grader.course.assignment import load_assignment
+    from grader.run import outputs
+    from grader.run.batch import Job
+    from grader.run.settings import RunRequest, RunSettings
 
     hw2 = load_assignment("hw2")
     original = with_own_code(OWN_LOOPS)
@@ -352,8 +352,9 @@ def test_a_class_of_300_notebooks_is_compared_to_the_end():
 
 
 def test_similarity_still_offers_the_fingerprinting_names():
-    """Tokens and fingerprints live in grader/code_fingerprints.py; grader.similarity re-exports them (same objects)."""
-    from grader import code_fingerprints
+    """Tokens and fingerprints live in grader/integrations/code_fingerprints.py; grader.integrations.similarity re-exports them
+    (same objects)."""
+    from grader.integrations import code_fingerprints
 
     for name in sim.__all__:
         assert hasattr(sim, name), name

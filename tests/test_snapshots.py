@@ -12,9 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.assignment import load_assignment, parse_snapshot
-from grader.d2l_budget import Budget
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.course.assignment import load_assignment, parse_snapshot
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
 from tests.notebook_sources import CORR2D
 
 EDGE_INPUTS = """
@@ -166,10 +166,10 @@ def test_the_books_values_under_other_names_are_candidates_by_their_shapes():
 
     import torch
 
-    from grader import kernel_source
+    from grader.kernel import side_text
 
     kernel = types.ModuleType("_hwgrader_test")
-    exec(compile(kernel_source.KERNEL_SOURCE, "<_hwgrader>", "exec"), kernel.__dict__)
+    exec(compile(side_text.KERNEL_SOURCE, "<_hwgrader>", "exec"), kernel.__dict__)
     namespace = {"img": torch.ones(6, 8), "edge_kernel": torch.tensor([[1.0, -1.0]])}
     kernel._ns = lambda: namespace
     match = {"names": ["X", "K", "Y"], "changed": ["Y"], "roles": {"X": [6, 8], "K": [1, 2], "Y": [6, 7]}}

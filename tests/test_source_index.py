@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.neutralize import neutralize
-from grader.source_index import index_notebook, render_signature
+from grader.source.neutralize import neutralize
+from grader.source.source_index import index_notebook, render_signature
 
 FLAGGED = {"conv2d"}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from grader.template import SolutionMarkupError, make_template, strip_solution, template_differences
+from grader.course.template import SolutionMarkupError, make_template, strip_solution, template_differences
 from tests.conftest import REPO
 
 SOLUTION = REPO / "assignments" / "hw2" / "solution.ipynb"

@@ -1,11 +1,11 @@
-"""Full-budget thresholds by training-set size (grader.thresholds)."""
+"""Full-budget thresholds by training-set size (grader.course.thresholds)."""
 
 from __future__ import annotations
 
 import pytest
 
-from grader.assignment import load_assignment
-from grader.thresholds import (
+from grader.course.assignment import load_assignment
+from grader.course.thresholds import (
     HELD_OUT,
     TEST,
     Threshold,

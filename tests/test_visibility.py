@@ -1,6 +1,6 @@
 """What a kernel can write and what it can see (issue 17, item 4): every write capped, no host path, only the data set.
 
-Two notebooks are graded for real (``grader.cli.main``, quick budget) with the grader's
+Two notebooks are graded for real (``grader.run.cli.main``, quick budget) with the grader's
 temporary folder (TMPDIR) pointed at a folder of the test's own, so what reaches the host
 is measured there:
 
@@ -37,12 +37,12 @@ import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
-from grader.cli import main
-from grader.d2l_budget import Budget
-from grader.data_view import TEST_FILES, TRAIN_FILES, build_data_view, course_folder_warning, kernel_share
-from grader.fashion_mnist import held_out_images, raw_images, resized, validation_accuracy
-from grader.html_report import notebook_path
-from grader.sandbox import Confinement, GiB, Limits, bwrap_path
+from grader.course.d2l_budget import Budget
+from grader.course.data_view import TEST_FILES, TRAIN_FILES, build_data_view, course_folder_warning, kernel_share
+from grader.course.fashion_mnist import held_out_images, raw_images, resized, validation_accuracy
+from grader.reports.html_report import notebook_path
+from grader.run.cli import main
+from grader.sandbox.confinement import Confinement, GiB, Limits, bwrap_path
 from tests.notebook_sources import CORR2D
 
 SANDBOX = bwrap_path() is not None

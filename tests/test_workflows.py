@@ -22,7 +22,7 @@ import nbformat
 import pytest
 import yaml
 
-from grader.cli import SUBCOMMANDS, build_parser
+from grader.run.cli import SUBCOMMANDS, build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "docs" / "workflows"
@@ -76,7 +76,7 @@ def grade_commands(workflow: dict) -> list[list[str]]:
 
 
 def as_parsed(argv: list[str]) -> list[str]:
-    """What `grade` hands its parser: `grade PATH...` is `grade run PATH...` (grader.cli.main)."""
+    """What `grade` hands its parser: `grade PATH...` is `grade run PATH...` (grader.run.cli.main)."""
     return argv if argv and argv[0] in SUBCOMMANDS else ["run", *argv]
 
 

@@ -3,7 +3,7 @@
 Each check calls the student's code through ``submission`` (inputs are
 chosen here, outputs come back as data) and compares with ``reference``.
 A check passes by returning (optionally a dict of details for the report)
-and fails by raising ``Fail`` -- see ``grader.assertions``.
+and fails by raising ``Fail`` -- see ``grader.checking.assertions``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ BOOK_X2 = torch.stack((BOOK_X, BOOK_X + 1))
 BOOK_K2 = torch.stack((BOOK_K, BOOK_K + 1))
 EXAMPLES = 30
 
-#: Options of HW2's own that config.toml's questions may carry (the grader's own are in grader/question_options.py).
+#: Options of HW2's own that config.toml's questions may carry (the grader's own are in grader/course/question_options.py).
 OPTIONS = {"arch": "list"}
 
 

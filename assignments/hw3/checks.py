@@ -28,7 +28,7 @@ from grader.checks import (
 )
 from reference import densenet_claims, models
 
-#: Options of HW3's own that config.toml's questions may carry (the grader's own are in grader/question_options.py).
+#: Options of HW3's own that config.toml's questions may carry (the grader's own are in grader/course/question_options.py).
 OPTIONS = {"running_steps": "int"}
 
 #: Hypothesis examples per batch_norm property (each is one kernel round trip, or ``running_steps`` of them).

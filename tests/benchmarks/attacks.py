@@ -125,7 +125,7 @@ def grade(paths: list[Path], out: Path, data_dir: str, jobs: int = 1, extra: tup
         [
             sys.executable,
             "-m",
-            "grader.cli",
+            "grader.run.cli",
             *map(str, paths),
             "--out",
             str(out),

@@ -76,7 +76,7 @@ class PeakMemory:
                     continue
                 if b"ipykernel_launcher" in cmdline:
                     self.kernel = max(self.kernel, rss)
-                elif b"grader.worker" in cmdline:
+                elif b"grader.run.worker" in cmdline:
                     self.grader = max(self.grader, rss)
 
     def __enter__(self) -> PeakMemory:
@@ -92,7 +92,7 @@ def run(folder: Path, out: Path, data_dir: str, *extra: str) -> tuple[float, dic
     command = [
         sys.executable,
         "-m",
-        "grader.cli",
+        "grader.run.cli",
         str(folder),
         "--out",
         str(out),

@@ -7,7 +7,7 @@ Run by hand (it is not collected by pytest):
                                                 [--data-dir ../shared/data] [--repeat 2]
 
 Each variant grades the notebook ``--repeat`` times under the quick budget and keeps the median of each phase.
-The baseline sends every request to the notebook's kernel (``grader.submission.ROOM_OPS`` emptied for the run;
+The baseline sends every request to the notebook's kernel (``grader.kernel.submission.ROOM_OPS`` emptied for the run;
 its clean room's kernel is still started, so the start phase is the same in both). Verdicts must not differ.
 Printed: the seconds of each phase and the ratio clean room / baseline for the checks and the whole grading.
 """
@@ -22,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-import grader.submission as submission  # noqa: E402
-from grader.assignment import load_assignment  # noqa: E402
-from grader.d2l_budget import Budget  # noqa: E402
-from grader.pipeline import GradeOptions, grade_notebook  # noqa: E402
+import grader.kernel.submission as submission  # noqa: E402
+from grader.course.assignment import load_assignment  # noqa: E402
+from grader.course.d2l_budget import Budget  # noqa: E402
+from grader.notebook.pipeline import GradeOptions, grade_notebook  # noqa: E402
 
 
 def grade(path: Path, data_dir: Path, repeat: int) -> tuple[dict[str, float], dict[str, str]]:

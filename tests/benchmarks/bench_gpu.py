@@ -57,7 +57,7 @@ def cuda_available() -> bool:
 
 def bare_run(path: Path, budget, device: str) -> float:
     """Plain nbclient on the budget-prepared notebook: no sandbox, no snapshots, no checks."""
-    from grader.neutralize import neutralize
+    from grader.source.neutralize import neutralize
 
     notebook, _ = neutralize(nbformat.read(path, as_version=4))
     hide = "import os\nos.environ['CUDA_VISIBLE_DEVICES'] = ''\n" if device == "cpu" else ""
@@ -118,7 +118,7 @@ def grade(paths: list[Path], out: Path, common: list[str], extra: list[str]) -> 
     """``grade`` as a TA types it, in a child process; wall seconds and exit status."""
     start = time.perf_counter()
     code = subprocess.run(
-        [sys.executable, "-m", "grader.cli", "run", *map(str, paths), "--out", str(out), "--force", "--json", *common, *extra],
+        [sys.executable, "-m", "grader.run.cli", "run", *map(str, paths), "--out", str(out), "--force", "--json", *common, *extra],
         stdout=subprocess.DEVNULL,
     ).returncode
     return time.perf_counter() - start, code
@@ -170,8 +170,8 @@ def main() -> None:
     parser.add_argument("--memory-limit", type=float, help="passed to grade (GiB per kernel)")
     args = parser.parse_args()
 
-    from grader.assignment import load_assignment
-    from grader.d2l_budget import Budget
+    from grader.course.assignment import load_assignment
+    from grader.course.d2l_budget import Budget
 
     cuda = cuda_available()
     device = "cuda" if cuda else "cpu"

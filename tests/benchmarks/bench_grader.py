@@ -23,10 +23,10 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from grader.assignment import load_assignment
-from grader.d2l_budget import Budget
-from grader.neutralize import neutralize
-from grader.pipeline import GradeOptions, grade_notebook
+from grader.course.assignment import load_assignment
+from grader.course.d2l_budget import Budget
+from grader.notebook.pipeline import GradeOptions, grade_notebook
+from grader.source.neutralize import neutralize
 
 REPO = Path(__file__).resolve().parents[2]
 

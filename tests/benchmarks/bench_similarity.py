@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from grader import similarity as sim  # noqa: E402
+from grader.integrations import similarity as sim  # noqa: E402
 from tests.test_similarity import fixture, references, renamed_and_reordered, synthetic_class  # noqa: E402
 
 

@@ -1,0 +1,151 @@
+"""Kernel side, part 4 of 4 (after ops.py): the clean room, in the second kernel of a submission.
+
+Sent as text with the other parts, as one module (see side.py). In the clean room's kernel no cell ever runs:
+:func:`room_load` is handed the statements ``grader/source/clean_room.py`` took from the notebook's file, and each request
+that names the statements it needs is answered by :func:`room_request` in a *fork* of this kernel. The fork runs
+those statements in a fresh namespace (the student's code runs only there, and only what the source defines), then
+the operation, and writes its reply to a pipe; this process prints it and the fork is gone. So no call can change
+what the next one finds, the student's code never sees this module by name (it is dropped from ``sys.modules``
+before their first statement runs), and a crash, a hang or a flood of output costs one reply, never the kernel.
+
+This process itself only imports libraries and never computes with torch, so a fork starts with no thread pool
+to inherit half-alive (OpenMP's is not fork-safe once used).
+"""
+
+# One module with side.py in the kernel: the names defined there are undefined to a linter here.
+# ruff: noqa
+import json
+import os
+import sys
+
+#: The statements and the cells' text (for tracebacks), set once by room_load.
+ROOM = {"statements": [], "cells": {}}
+#: A reply past this many bytes is refused (the grader keeps the last 32 MiB of what a request prints).
+ROOM_REPLY_LIMIT = 30 << 20
+
+
+def room_load(data_json):
+    """Keep the notebook's statements; import the libraries every fork will use (none of the student's code runs)."""
+    data = json.loads(data_json)
+    ROOM["statements"] = data["statements"]
+    ROOM["cells"] = data["cells"]
+    for module in data.get("preload", []):
+        try:
+            __import__(module)
+        except Exception:
+            pass  # a library that is not installed: the statement importing it fails in the fork, and says so
+
+
+def room_filename(cell):
+    """The file name a statement of ``cell`` is compiled under (here and in ``snap_def_source``): a cell file to ``_error``,
+    which reads the cell back from it."""
+    return f"/hwgrader/ipykernel_0/{9000000 + int(cell)}.py"
+
+
+class _Sink:
+    """The fork's stdout and stderr: what the student's code prints goes nowhere (never into the reply's pipe)."""
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def room_request(op, payload, room):
+    """Answer ``op`` in a fork that first runs the statements ``room["run"]``; the reply as one line of JSON."""
+    import select
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the fork: never returns
+        try:
+            os.close(read_end)
+            data = _room_answer(op, payload, room)
+        except BaseException as exc:
+            data = json.dumps(_error(exc))
+        try:
+            view = memoryview(data.encode("utf-8", "replace"))
+            while view:
+                view = view[os.write(write_end, view) :]
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks, size, status = [], 0, None
+    try:
+        while True:
+            ready, _, _ = select.select([read_end], [], [], 0.2)
+            if ready:
+                chunk = os.read(read_end, 1 << 20)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > ROOM_REPLY_LIMIT:
+                    return json.dumps({"crashed": f"its reply was over {ROOM_REPLY_LIMIT >> 20} MiB"})
+                chunks.append(chunk)
+            elif status is None:
+                done, waited = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = waited
+            else:
+                break  # it ended, and whatever it left running holds the pipe without writing
+    finally:
+        os.close(read_end)
+        if status is None:
+            try:
+                os.kill(pid, signal.SIGKILL)  # a request interrupted, or a fork that closed its pipe and ran on
+            except ProcessLookupError:
+                pass
+            _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    if not text:
+        if os.WIFSIGNALED(status):
+            why = f"it was killed by signal {os.WTERMSIG(status)}"
+            if os.WTERMSIG(status) == signal.SIGKILL:
+                why += " (out of memory, most likely)"
+        else:
+            why = f"it exited with status {os.WEXITSTATUS(status)} before answering"
+        return json.dumps({"crashed": why})
+    if "\n" in text:
+        return json.dumps({"crashed": "it sent a garbled reply"})
+    return text
+
+
+def _room_answer(op, payload, room):
+    """In the fork: the student's statements in a fresh namespace, then the operation; the reply as JSON text."""
+    import builtins
+    import linecache
+
+    dumps = json.dumps  # taken before the student's code can replace it
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    sys.stdout = sys.stderr = _Sink()
+    sys.modules.pop("_hwgrader", None)  # not reachable by name from the student's code
+    recorder = _recorder() if op in RECORDED_OPS else None  # made before their code can change the dispatch machinery
+    anchors = {int(index): name for name, index in room.get("anchor", {}).items()}
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    failed = {}
+    defs.clear()
+    for index in room.get("run", []):
+        statement = ROOM["statements"][index]
+        cell = int(statement["cell"])
+        filename = room_filename(cell)
+        if filename not in linecache.cache:
+            text = ROOM["cells"].get(str(cell), "")
+            linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        try:
+            exec(compile(statement["text"], filename, "exec"), namespace)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code too
+            failed[index] = _error(exc, cell)
+            continue
+        if index in anchors and anchors[index] in namespace:
+            defs[anchors[index]] = (namespace[anchors[index]], cell)  # what this statement made, even if rebound later
+    for index, name in anchors.items():
+        if name not in defs and index in failed:
+            return dumps(failed[index])  # the definition itself raised: its own error, at its own line
+    return dumps(_run(op, payload, recorder))

@@ -3,7 +3,7 @@
 Every notebook of a batch is graded in a process of its own (``grader/run/batch.py`` locally,
 ``grader/run/cluster.py`` on a Dask worker), so that no notebook can take another's grade down. The
 coordinator describes the job completely -- which notebook, where its result goes, under what name, with
-which budget, device, limits -- in one JSON argument, built by :func:`worker_command` alone::
+which budget, device, limits -- in one JSON argument, built by :func:`grader.run.job.worker_command` alone::
 
     python -m grader.run.worker '{"notebook": "...", "out": "...", "stem": "...", ...}'
 

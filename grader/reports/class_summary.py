@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grader.results import GradeResult, write_atomic
 from grader.reports.text_safety import relative_href
+from grader.results import GradeResult, write_atomic
 
 #: The class summary shows at least this many pairs (every flagged pair, up to MAX_SHOWN).
 TOP_PAIRS = 10

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from grader.results import GradeResult
 from grader.reports.text_safety import csv_text
+from grader.results import GradeResult
 
 FIXED = ("submission", "sha256", "score", "max_score", "manual_points_pending", "execution_status")
 

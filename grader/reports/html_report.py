@@ -31,6 +31,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader.kernel.device import describe
+from grader.kernel.shrink import cut_text, shrink_outputs
 from grader.reports.evidence_words import evidence_in_words
 from grader.reports.views import (  # also imported from here (grader/integrations/gradescope_results.py, tests)
     SHOWN_ELSEWHERE,
@@ -44,7 +45,6 @@ from grader.reports.views import (  # also imported from here (grader/integratio
     trimmed,
 )
 from grader.results import GradeResult, QuestionResult, status_of, write_atomic
-from grader.kernel.shrink import cut_text, shrink_outputs
 
 #: Bytes (UTF-8) of one report at most.
 REPORT_LIMIT = 10_000_000

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grader.errors import GraderError
-from grader.results import GradeResult, write_atomic
 from grader.reports.text_safety import xml_text
+from grader.results import GradeResult, write_atomic
 
 #: A question the grader's environment kept from being graded (``environment``) is an error, never a
 #: silent skip: the course's CI must not go green on a notebook nobody graded.

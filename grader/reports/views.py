@@ -14,8 +14,8 @@ from typing import Any, cast
 from markupsafe import Markup
 from nbformat import NotebookNode
 
-from grader.results import QuestionStatus
 from grader.kernel.shrink import cut_text
+from grader.results import QuestionStatus
 
 #: A status's word in a report, from the one display table (``grader.results.QuestionStatus``).
 STATUS_LABEL = {status.value: status.label for status in QuestionStatus}

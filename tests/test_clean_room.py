@@ -56,6 +56,31 @@ def test_a_globals_write_and_a_library_patch_never_run():
     assert ran(sources, "f") == ["import torch", "def f(X):\n    return torch.zeros(1)"]
 
 
+def replayed(sources: tuple[str, ...], cell: int) -> list[int]:
+    return [c["cell"] for c in plan(*sources).replay(cell)]
+
+
+def test_a_rerun_takes_the_cells_that_bind_what_the_training_cell_reads():
+    sources = (
+        "import torch\nfrom torch import nn",
+        "def corr2d(X, K):\n    return torch.zeros(1)",
+        "X = torch.ones((6, 8))\nX[:, 2:6] = 0",
+        "lenet = nn.Sequential(nn.LazyLinear(10))\nfor epoch in range(10):\n    lenet(torch.ones(1, 4)).sum().backward()",
+        "Y = corr2d(X, torch.ones(1, 2))",
+        "conv2d = nn.LazyConv2d(1, kernel_size=(1, 2))\nX = X.reshape((1, 1, 6, 8))\nfor i in range(10):\n    l = (conv2d(X) - Y) ** 2",
+    )
+    assert replayed(sources, 5) == [0, 1, 2, 4, 5]  # never the cell that trains another model
+
+
+def test_a_rerun_takes_a_cell_that_changes_a_read_name_in_place_after_it_was_bound():
+    sources = ("import torch", "X = torch.ones((6, 8))", "X[:, 2:6] = 0", "X = torch.zeros(2)", "X.fill_(2)", "Z = X + 1")
+    assert replayed(sources, 5) == [0, 3, 4, 5]  # the cells before X's last binding no longer matter
+
+
+def test_a_name_the_cell_binds_before_it_reads_it_needs_no_earlier_cell():
+    assert replayed(("i = 5", "l = 1", "for i in range(3):\n    l = i\nprint(l)"), 2) == [2]
+
+
 def test_methods_added_with_add_to_class_run_with_their_class():
     sources = (
         "from d2l import torch as d2l",
@@ -167,6 +192,19 @@ TYPED_Y = (
 )
 
 
+FORGED_TABLE = (
+    "import torch\nfrom torch import nn",
+    "conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)\nconv2d(torch.ones(1, 1, 6, 8))",  # built, never trained
+    # a later cell finds the grader's snapshot table in its own kernel and claims cell 1 trained the edge kernel
+    "import gc\n"
+    "for table in [o for o in gc.get_objects() if type(o) is dict and 'learn_kernel' in o]:\n"
+    "    entry = table['learn_kernel']\n"
+    "    if isinstance(entry, dict) and isinstance(entry.get('candidates'), list):\n"
+    "        entry['candidates'].append({'name': 'conv2d', 'trained': True, 'cell': 1, 'hint': True,\n"
+    "            'reason': 'it was built in this cell and trained there', 'values': {'weight': torch.tensor([[[[1.0, -1.0]]]])}})",
+)
+
+
 def _grade(folder: Path, name: str, sources: tuple[str, ...], data_dir: Path):
     path = folder / f"{name}.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell(s) for s in sources]), path)
@@ -183,6 +221,11 @@ def attacks_graded(tmp_path_factory, data_dir):
 @pytest.fixture(scope="module")
 def typed_y_graded(tmp_path_factory, data_dir):
     return _grade(tmp_path_factory.mktemp("clean_room"), "typed_y", TYPED_Y, data_dir)
+
+
+@pytest.fixture(scope="module")
+def forged_table_graded(tmp_path_factory, data_dir):
+    return _grade(tmp_path_factory.mktemp("clean_room"), "forged_table", FORGED_TABLE, data_dir)
 
 
 @pytest.mark.parametrize("question", ["corr2d_multi_in", "corr2d_multi_in_out", "conv1x1"])
@@ -220,3 +263,9 @@ def test_a_learned_kernel_typed_in_by_hand_is_not_taken_for_a_trained_one(typed_
     learn = typed_y_graded[1]["learn_kernel"]
     assert learn.points == 0 and learn.status == "fail", learn.message
     assert "after cell 2" in learn.message and "after cell 3" not in learn.message  # the hand-set weight is never graded
+
+
+def test_a_snapshot_table_forged_to_say_trained_earns_nothing_where_the_rerun_trains_nothing(forged_table_graded):
+    learn = forged_table_graded[1]["learn_kernel"]
+    assert learn.points == 0 and learn.status == "fail", learn.message
+    assert "reran cell 1" in learn.message and "not trained there" in learn.message

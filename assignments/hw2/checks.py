@@ -273,6 +273,14 @@ def _raised_after(sub: Submission, name: str, cell: int) -> None:
                 )
 
 
+def _replayed(sub: Submission, name: str, cell: int) -> dict | None:
+    """``name``'s weight as the clean room's rerun of ``cell`` left it (``Submission.replay``), or None without a clean room."""
+    snapshot = next((s for s in getattr(sub.assignment, "snapshots", []) if s.key == "learn_kernel"), None)
+    if snapshot is None:
+        return None
+    return sub.replay(name, cell, dict(snapshot.match))
+
+
 def check_learn_kernel(sub: Submission):
     candidates = _candidates(sub, "learn_kernel", LEARN_KERNEL_WANTED)
     trained = [c for c in candidates if c.get("trained")]
@@ -305,6 +313,25 @@ def check_learn_kernel(sub: Submission):
     details = {"snapshot_cell": cell, "snapshot_reason": why, "candidate_cells": sorted({c["cell"] for c in trained})}
     _raise_cell_error(chosen, f"the cell that trains `{name}`")
     learned = _learned(chosen)
+    replayed = _replayed(sub, name, cell)
+    if replayed is not None:
+        # The weight graded is the one the file's own cells compute, rerun by the grader in the clean room: a weight
+        # typed in by hand, or a table in the notebook's kernel that says "trained", earns nothing there.
+        if not replayed.get("trained"):
+            raise Fail(
+                f"when the grader reran cell {cell} (and the cells it needs) from your notebook's file, `{name}` was not "
+                f"trained there: {replayed.get('reason', '')}; train it with the book's loop (gradients and an update) [{note}]",
+                replayed=True,
+                **details,
+            )
+        kept, learned = learned, _learned({"values": replayed})
+        details["replayed"] = True
+        if learned is not None and kept is not None and float((learned - kept).abs().max()) > 0.05:
+            note += (
+                f"; your notebook kept {[round(v, 4) for v in kept.tolist()]}, and rerunning cell {cell} from the file gave "
+                f"{[round(v, 4) for v in learned.tolist()]} (graded: the rerun; it starts from other random weights, as only "
+                "the cells it needs run before it)"
+            )
     if learned is None:
         raise Fail(
             f"expected {name}.weight with 2 entries after the training loop, got {chosen['values'].get('weight')!r:.80} [{note}]", **details

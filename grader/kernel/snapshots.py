@@ -183,10 +183,11 @@ def _conv_like(value, match, limit):
     return weight
 
 
-def _scan_type(match, state, limit):
+def _scan_type(match, state, limit, ns=None):
     """Candidates among modules: ``trained`` where the weight changed since the previous cell, or a
-    module first seen in this cell whose weight already has a gradient (built and trained in one cell)."""
-    ns = _ns()
+    module first seen in this cell whose weight already has a gradient (built and trained in one cell).
+    ``ns``: the namespace to scan (the clean room's replay, room.py); the notebook's by default."""
+    ns = _ns() if ns is None else ns
     found = {}
     for name, value in list(ns.items()):
         if not isinstance(name, str) or name.startswith("_"):

@@ -66,7 +66,7 @@ MAX_OPS = 500
 
 #: The operations answered in the clean room: every one that runs the student's functions or builds their models.
 #: Values taken after a cell, a model the notebook trained and the names it rebound are the notebook's kernel's.
-ROOM_OPS = frozenset({"call", "gradient", "summary", "forward", "train"})
+ROOM_OPS = frozenset({"call", "gradient", "summary", "forward", "train", "replay"})
 
 
 @dataclass
@@ -164,7 +164,9 @@ class Submission:
         session, marker = self.session, self.marker
         if self.room is not None and self._in_room(op):
             session, marker = self.room.session, self.room.marker
-            payload = {**payload, "room": self.room.plan.needs(str(payload.get("name", "")))}
+            # a replay runs whole cells it names itself; every other operation runs the statements its name needs
+            needs = {"run": [], "anchor": {}} if op == "replay" else self.room.plan.needs(str(payload.get("name", "")))
+            payload = {**payload, "room": needs}
         code = f"__import__('_hwgrader').request({op!r}, {json.dumps(payload)!r})"
         limit, cut = timeout or self.call_timeout, False
         if self.deadline is not None:
@@ -257,6 +259,20 @@ class Submission:
             output=output,
             cotangent=encode(cotangent) if cotangent is not None else None,
         )
+
+    def replay(self, name: str, cell: int, match: dict[str, Any], timeout: float | None = None) -> dict[str, Any] | None:
+        """Rerun ``cell`` in the clean room, after the cells it needs (``RoomPlan.replay``, chosen from the file), and
+        return ``{"weight", "trained", "reason"}`` for the layer bound to ``name`` there, by the scan's own rule.
+
+        For a value graded *after a cell* (``learn_kernel``'s weight): the notebook's kernel, and every table in it, is
+        the student's, so the value graded is the one the source computes in a process their later cells never reach.
+        None where there is no clean room (the value the notebook's kernel kept is then all there is)."""
+        if self.room is None:
+            return None
+        cells = self.room.plan.replay(cell)
+        if not cells:
+            return None
+        return self._mapping_request("replay", timeout=timeout, name=name, cells=cells, match=match)
 
     def function(self, name: str, timeout: float | None = None):
         """A local stand-in for the student's function: calls cross into the kernel."""

@@ -50,13 +50,53 @@ class RoomStatement:
     on: str | None = None  #: "builds": the name it changes (``C.attr = ...``, ``net.add_module(...)``, ``@d2l.add_to_class(C)``)
 
 
+@dataclass(frozen=True)
+class CellUse:
+    """What one whole cell binds, changes in place and reads, for :meth:`RoomPlan.replay`."""
+
+    text: str  #: the cell as the kernel ran it
+    binds: frozenset[str]  #: names any statement of the cell stores (a def's name, a loop's target, an import)
+    changes: frozenset[str]  #: names it changes in place (``X[:, 2:6] = 0``, ``net.weight.data[:] = ...``, ``x += 1``)
+    reads: frozenset[str]  #: every name it loads, a def's body included (what a function reads at call time)
+    star: bool  #: a ``from m import *``: it may bind any name
+
+
 @dataclass
 class RoomPlan:
     """Every statement the clean room may run, and which of them each graded name needs."""
 
     statements: list[RoomStatement] = field(default_factory=list)
     cells: dict[int, str] = field(default_factory=dict)  #: each cell's text as the kernel ran it, for tracebacks
+    #: Every code cell that parses, whole: what a replay (:meth:`replay`) runs.
+    whole: dict[int, CellUse] = field(default_factory=dict)
     _closures: dict[str, dict] = field(default_factory=dict, repr=False)
+
+    def replay(self, cell: int) -> list[dict]:
+        """The cells a rerun of ``cell`` needs, whole and in notebook order (``[{"cell": i, "text": ...}]``): for each
+        name a needed cell reads, the last earlier cell that binds it and the cells after that one that change it in
+        place, then what *those* read, and so on. Values graded after a cell (``learn_kernel``'s trained weight) are
+        recomputed from these in the clean room, so what the notebook's kernel kept decides nothing. A cell that only
+        trains another model is not needed and does not run. Empty when ``cell`` is no code cell that parses."""
+        if cell not in self.whole:
+            return []
+        needed: set[int] = set()
+        queue = [cell]
+        while queue:
+            index = queue.pop()
+            if index in needed:
+                continue
+            needed.add(index)
+            for name in self.whole[index].reads:
+                queue.extend(self._providers(name, index))
+            queue.extend(i for i, use in self.whole.items() if i < index and use.star)  # a star import binds anything
+        return [{"cell": i, "text": self.whole[i].text} for i in sorted(needed)]
+
+    def _providers(self, name: str, before: int) -> list[int]:
+        """The last cell before ``before`` that binds ``name`` and the cells between that change it in place."""
+        earlier = [i for i in sorted(self.whole) if i < before]
+        bound = next((i for i in reversed(earlier) if name in self.whole[i].binds), None)
+        changed = [i for i in earlier if name in self.whole[i].changes and (bound is None or i > bound)]
+        return ([bound] if bound is not None else []) + changed
 
     def needs(self, name: str) -> dict:
         """``{"run": [statement ids in notebook order], "anchor": {name: id}}`` for a graded ``def``/``class``; the anchor
@@ -117,12 +157,129 @@ def plan_room(notebook: NotebookNode) -> RoomPlan:
             tree, text = parse_cell(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):  # the source index reports such a cell
             continue
+        plan.whole[number] = _cell_use(tree, text)
         lines = text.split("\n")
         found = [s for node in _top_level(tree.body) if (s := _statement(node, number, lines)) is not None]
         if found:
             plan.cells[number] = text
             plan.statements.extend(found)
     return plan
+
+
+def _cell_use(tree: ast.Module, text: str) -> CellUse:
+    uses = _Uses()
+    uses.block(tree.body)
+    uses.changes.discard("")
+    return CellUse(text, frozenset(uses.binds), frozenset(uses.changes), frozenset(uses.reads), uses.star)
+
+
+class _Uses:
+    """Walks a cell's statements in the order they run: a name loaded before the cell binds it is read from outside
+    (``X = X.reshape(...)`` reads the earlier ``X``); a loop variable or a name the cell bound first is its own."""
+
+    def __init__(self) -> None:
+        self.binds: set[str] = set()
+        self.changes: set[str] = set()
+        self.reads: set[str] = set()
+        self.star = False
+
+    def block(self, body: list[ast.stmt]) -> None:
+        for node in body:
+            self.statement(node)
+
+    def statement(self, node: ast.stmt) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            for part in [*node.decorator_list, *_defaults(node)]:
+                self.load(part)
+            self.load(node, own=_locals(node))  # what its body reads from the notebook, when it is called
+            self.binds.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            self.star = self.star or any(a.name == "*" for a in node.names)
+            self.binds.update((a.asname or a.name.split(".")[0]) for a in node.names if a.name != "*")
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            if node.value is not None:
+                self.load(node.value)
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if isinstance(node, ast.AugAssign):
+                self.load(node.target)
+            for target in targets:
+                self.store(target)
+        elif isinstance(node, ast.For | ast.AsyncFor):
+            self.load(node.iter)
+            self.store(node.target)
+            self.block(node.body)
+            self.block(node.orelse)
+        elif isinstance(node, ast.With | ast.AsyncWith):
+            for item in node.items:
+                self.load(item.context_expr)
+                if item.optional_vars is not None:
+                    self.store(item.optional_vars)
+            self.block(node.body)
+        elif isinstance(node, ast.If | ast.While):
+            self.load(node.test)
+            self.block(node.body)
+            self.block(node.orelse)
+        elif isinstance(node, ast.Try | ast.TryStar):
+            self.block(node.body)
+            for handler in node.handlers:
+                if handler.type is not None:
+                    self.load(handler.type)
+                if handler.name:
+                    self.binds.add(handler.name)
+                self.block(handler.body)
+            self.block(node.orelse)
+            self.block(node.finalbody)
+        else:
+            self.load(node)
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store | ast.Del):
+                    self.binds.add(inner.id)
+
+    def load(self, node: ast.AST, own: frozenset[str] = frozenset()) -> None:
+        """Names ``node`` reads that neither the cell (so far) nor the expression itself binds; in-place changes."""
+        inner = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}  # comprehensions
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in self.binds | inner | own:
+                self.reads.add(n.id)
+            elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and _changes_in_place(n.func.attr):
+                self.changes.add(_root(n.func.value))  # ``X.fill_(0)``, ``net.apply(init)``
+
+    def store(self, target: ast.expr) -> None:
+        if isinstance(target, ast.Name):
+            self.binds.add(target.id)
+        elif isinstance(target, ast.Tuple | ast.List | ast.Starred):
+            for part in target.elts if not isinstance(target, ast.Starred) else [target.value]:
+                self.store(part)
+        else:  # ``X[:, 2:6] = 0``, ``net.weight.data[:] = ...``: the name's value changes in place
+            self.load(target)
+            self.changes.add(_root(target))
+
+
+def _changes_in_place(method: str) -> bool:
+    """torch's in-place methods end in ``_`` (``fill_``, ``zero_``); the model-building calls change their object."""
+    return (method.endswith("_") and not method.startswith("_")) or method in BUILDING_CALLS
+
+
+def _defaults(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> list[ast.expr]:
+    if isinstance(node, ast.ClassDef):
+        return [*node.bases, *(k.value for k in node.keywords)]
+    return [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+
+
+def _locals(node: ast.AST) -> frozenset[str]:
+    """The names a def or class binds for itself: its parameters and every name stored inside it."""
+    inner = [n for n in ast.walk(node) if n is not node]
+    bound = {n.id for n in inner if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    bound |= {n.arg for n in inner if isinstance(n, ast.arg)}
+    bound |= {n.name for n in inner if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    return frozenset(bound)
+
+
+def _root(node: ast.expr) -> str:
+    """``X`` for ``X``, ``X.a.b``, ``X[0].c`` and ``X.f()``; "" when the chain does not start at a name."""
+    while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else ""
 
 
 def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:

@@ -14,12 +14,13 @@ import pytest
 
 import grader
 from grader.errors import GraderError
+from grader.kernel.side_text import KERNEL_FILES
 from grader.results import QuestionResult, QuestionStatus
 from grader.run.job import WorkerJob, worker_command
 
 REPO = Path(__file__).resolve().parents[1]
-#: Sent to the kernel as text, never imported by the grader (grader/kernel/side_text.py).
-KERNEL_TEXT = {"kernel.side", "kernel.snapshots", "kernel.ops"}
+#: Sent to the kernel as text, never imported by the grader: the files ``grader/kernel/side_text.py`` lists.
+KERNEL_TEXT = {f"kernel.{name.removesuffix('.py')}" for name in KERNEL_FILES}
 
 
 def grader_modules() -> list[str]:

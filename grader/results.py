@@ -20,6 +20,10 @@ from typing import Any, Literal
 
 SCHEMA_VERSION = 1
 
+#: The cell tag of the template's self-check cell (``grader/course/self_check.py``): the student runs it, and the
+#: grader skips it when it runs a notebook (``grader/source/neutralize.py``). Shared here by both layers.
+SELF_CHECK_TAG = "self-check"
+
 #: The phases of :attr:`GradeResult.phase_seconds`, in order: reading the notebook (``load``); the data view,
 #: sandbox and kernel up to its answer about its device (``kernel_start``); the notebook's cells, the GPU peak and
 #: the executed copy (``cells``); the questions' checks (``checks``); the kernel's and sandbox's end and the work

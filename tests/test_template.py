@@ -62,6 +62,7 @@ def test_an_edited_solution_cell_is_reported_by_index(tmp_path):
     solution.cells[7].source = solution.cells[7].source.replace("corr2d", "corr2d_v2", 1)
     edited = tmp_path / "solution.ipynb"
     nbformat.write(solution, edited)
+    (tmp_path / "config.toml").write_bytes((SOLUTION.parent / "config.toml").read_bytes())  # its [self_check] kit: the last cell
     problems = template_differences(edited, TEMPLATE)
     assert len(problems) == 1 and problems[0].startswith("cell 7 (code")
 

@@ -19,7 +19,9 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any
 
+from grader.course.installed import installed_assignment
 from grader.course.question_options import QUESTION_KEYS, declared_options, validate_options
+from grader.course.self_check import kit_of
 from grader.course.thresholds import check_calibration, parse_threshold
 from grader.errors import ConfigError
 
@@ -134,6 +136,8 @@ class Assignment:
     signatures: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Limits on what a submission may bring (``[limits]``): ``max_notebook_mb`` (see ``grader.source.load``).
     limits: dict[str, float] = field(default_factory=dict)
+    #: Where the course's student kit is (``[self_check] kit``): the template's self-check cell installs it.
+    self_check_kit: str | None = None
     _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
 
     @property
@@ -179,10 +183,13 @@ LIMIT_KEYS = ("max_notebook_mb",)
 
 
 def load_assignment(name_or_folder: str | Path) -> Assignment:
-    """Load ``assignments/<name>/`` (or a folder path) and validate it."""
+    """Load an assignment folder's path, ``assignments/<name>/`` beside the source, or else the installed kit
+    that declares ``<name>`` (:mod:`grader.course.installed`; a non-editable install has no ``assignments/``)."""
     folder = Path(name_or_folder)
     if not folder.is_dir():
         folder = ASSIGNMENTS_DIR / str(name_or_folder)
+        if not (folder / "config.toml").is_file():
+            folder = installed_assignment(str(name_or_folder)) or folder
     config_path = folder / "config.toml"
     if not config_path.is_file():
         raise ConfigError(f"no assignment {name_or_folder!r} (looked for {config_path})")
@@ -233,6 +240,7 @@ def load_assignment(name_or_folder: str | Path) -> Assignment:
             known = "`asks`, `editions`, `sequential` and `sequential_of` (strings)"
             raise ConfigError(f"{config_path}: signatures.{name}: only {known} are known")
         assignment.signatures[str(name)] = {str(k): str(v) for k, v in entry.items()}
+    assignment.self_check_kit = kit_of(config, str(config_path))
     for key, value in config.get("limits", {}).items():
         if key not in LIMIT_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"{config_path}: limits.{key}: known limits are {', '.join(LIMIT_KEYS)}, each a positive number")

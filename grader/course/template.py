@@ -9,7 +9,10 @@ is derived from it, so the two can never drift apart:
   as the value; any other region becomes ``raise NotImplementedError()`` at
   the region's indentation, so ``def corr2d(X, K):`` still parses;
 * in a markdown cell, a marked region becomes ``YOUR ANSWER HERE``;
-* outputs and execution counts are cleared; notebook metadata is kept.
+* outputs and execution counts are cleared; notebook metadata is kept;
+* a last cell, the self-check (``grader/course/self_check.py``), is added: it installs the course's
+  student kit where needed and runs ``%grade``; its kit comes from ``[self_check]`` in the config
+  beside the solution.
 
 :func:`template_differences` is what CI uses to say which cell of a
 committed template no longer matches its solution.
@@ -20,12 +23,15 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import tomllib
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
+from grader.course.self_check import kit_of, self_check_cell
 from grader.errors import ConfigError
+from grader.results import SELF_CHECK_TAG
 
 BEGIN = re.compile(r"^(\s*)(#+|<!--)\s*BEGIN SOLUTION\b.*$")
 END = re.compile(r"^\s*(#+|<!--)\s*END SOLUTION\b.*$")
@@ -86,21 +92,40 @@ def strip_solution(source: str, cell_type: str, cell_index: int = 0) -> str:
     return "\n".join(out)
 
 
-def make_template(solution: NotebookNode) -> NotebookNode:
-    """The student template of ``solution`` (a new notebook; the input is not changed)."""
+def make_template(solution: NotebookNode, kit: str | None = None) -> NotebookNode:
+    """The student template of ``solution`` (a new notebook; the input is not changed), ending with the
+    self-check cell that installs ``kit`` (the one the solution may carry is replaced, never doubled)."""
     template = copy.deepcopy(solution)
+    template.cells = [cell for cell in template.cells if SELF_CHECK_TAG not in cell.metadata.get("tags", [])]
     for index, cell in enumerate(template.cells):
         cell.source = strip_solution(cell.source, cell.cell_type, index)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
         cell.metadata.pop("execution", None)
+    cell = self_check_cell(kit)
+    if (template.nbformat, template.nbformat_minor) >= (4, 5):
+        cell.id = SELF_CHECK_TAG  # a fixed id: regenerating the template changes nothing
+    else:
+        del cell["id"]  # nbformat 4.4 and earlier have no cell ids
+    template.cells.append(cell)
     return template
+
+
+def kit_for(solution_path: Path) -> str | None:
+    """The ``[self_check] kit`` of the config beside ``solution_path`` (None without a config or without the key)."""
+    config = Path(solution_path).parent / "config.toml"
+    if not config.is_file():
+        return None
+    try:
+        return kit_of(tomllib.loads(config.read_text(encoding="utf-8")), str(config))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config}: not valid TOML: {exc}") from None
 
 
 def template_differences(solution_path: Path, template_path: Path) -> list[str]:
     """Why the committed template is not what ``grade assign`` would generate (empty when it is)."""
-    expected = make_template(nbformat.read(solution_path, as_version=4))
+    expected = make_template(nbformat.read(solution_path, as_version=4), kit_for(solution_path))
     if not template_path.exists():
         return [f"{template_path} does not exist; run `grade assign {solution_path}`"]
     actual = nbformat.read(template_path, as_version=4)
@@ -109,7 +134,8 @@ def template_differences(solution_path: Path, template_path: Path) -> list[str]:
         problems.append(f"the solution has {len(expected.cells)} cells, the template {len(actual.cells)}")
     # strict=False: a differing cell count is reported above; the cells both have are still compared one by one.
     for index, (want, got) in enumerate(zip(expected.cells, actual.cells, strict=False)):
-        if want.cell_type != got.cell_type or want.source != got.source:
+        want_tags, got_tags = want.metadata.get("tags", []), got.metadata.get("tags", [])
+        if want.cell_type != got.cell_type or want.source != got.source or want_tags != got_tags:
             first_line = (want.source.splitlines() or [""])[0][:60]
             problems.append(f"cell {index} ({want.cell_type}, starting {first_line!r}) differs from the solution")
     if expected.metadata != actual.metadata:
@@ -118,7 +144,7 @@ def template_differences(solution_path: Path, template_path: Path) -> list[str]:
 
 
 def write_template(solution_path: Path, template_path: Path) -> NotebookNode:
-    template = make_template(nbformat.read(solution_path, as_version=4))
+    template = make_template(nbformat.read(solution_path, as_version=4), kit_for(solution_path))
     template_path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(template, template_path)
     return template

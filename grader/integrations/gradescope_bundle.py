@@ -97,10 +97,10 @@ def build_bundle(
         ("README.md", root / "README.md", 0o644),
     ]
     for package in ("grader", "reference"):
-        entries += [(f"{package}/{p.relative_to(root / package).as_posix()}", p, 0o644) for p in _source_files(root / package)]
+        entries += [(f"{package}/{p.relative_to(root / package).as_posix()}", p, 0o644) for p in source_files(root / package)]
     entries += [
         (f"assignments/{name}/{p.relative_to(loaded.folder).as_posix()}", p, 0o644)
-        for p in _source_files(loaded.folder)
+        for p in source_files(loaded.folder)
         if p.relative_to(loaded.folder).as_posix() != "solution.ipynb"
     ]
     if raw is not None:
@@ -118,7 +118,7 @@ def build_bundle(
     return Bundle(output, name, [e[0] for e in entries], raw is not None)
 
 
-def _source_files(folder: Path) -> list[Path]:
+def source_files(folder: Path) -> list[Path]:
     """Files under ``folder`` worth shipping: no caches, no checkpoints, no hidden files."""
     skip = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis"}
     return sorted(

@@ -327,5 +327,7 @@ def _grader_folders() -> list[Path]:
     import reference
     from grader.checking.reference_cache import cache_dir
     from grader.course.assignment import ASSIGNMENTS_DIR
+    from grader.course.installed import installed_assignments
 
-    return [Path(__file__).resolve().parents[1], Path(reference.__file__).resolve().parent, ASSIGNMENTS_DIR, cache_dir()]
+    kits = list(installed_assignments().values())  # a student kit's checks, installed beside the grader
+    return [Path(__file__).resolve().parents[1], Path(reference.__file__).resolve().parent, ASSIGNMENTS_DIR, cache_dir(), *kits]

@@ -174,6 +174,16 @@ def build_gradescope(
         raise ConfigError(str(exc)) from None
 
 
+def build_kit(*, assignment: str, output: Path) -> Any:
+    """The student kit of ``assignment``: one wheel in (or beside) ``output``, and its manifest."""
+    from grader.integrations.student_kit import build_kit as build
+
+    try:
+        return build(assignment, Path(output))
+    except OSError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def export_gradebook(
     *,
     results: Path,

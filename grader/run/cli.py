@@ -138,6 +138,17 @@ def _gradescope(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kit(args: argparse.Namespace) -> int:
+    """``grade kit ASSIGNMENT -o PATH``: the student kit (grader/integrations/student_kit.py), and what it carries and leaves out."""
+    kit = api.build_kit(assignment=args.assignment, output=Path(args.output))
+    print(kit.manifest(), end="")
+    print(
+        f"\nwrote {kit.path} ({kit.size_bytes / 1e6:.2f} MB, {kit.seconds:.1f} s) and its manifest {kit.manifest_path.name}: "
+        f"students run `pip install {kit.path.name}`, then `grade {kit.assignment}.ipynb` or the template's self-check cell"
+    )
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     """Gradebook CSV for Canvas or Moodle from a results folder and the LMS's roster; 2 and nothing written on a problem."""
     made = api.export_gradebook(
@@ -243,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, help="whole-notebook limit in seconds, 0 for none (default: 420, for Gradescope's default 10 minutes)"
     )
     gradescope.set_defaults(run=_gradescope)
+    kit = sub.add_parser("kit", help="build the student kit: one wheel with the grader and the visible checks, no answer key")
+    kit.add_argument("assignment", metavar="ASSIGNMENT", help="assignment name (a folder under assignments/) or folder")
+    kit.add_argument(
+        "-o", "--output", default=".", metavar="PATH", help="folder for the wheel, or a path in it (the wheel takes the name pip requires)"
+    )
+    kit.set_defaults(run=_kit)
     export = sub.add_parser("export", help="gradebook CSV for Canvas or Moodle from a results folder and the LMS's roster")
     export.add_argument("results", metavar="RESULTS_DIR", help="the --out folder of `grade` (its <stem>.json results)")
     export.add_argument("--format", choices=["canvas", "moodle"], required=True)
@@ -281,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = {"run", "claims", "assign", "check-assignment", "calibrate", "export", "gradescope"}
+SUBCOMMANDS = {"run", "claims", "assign", "check-assignment", "calibrate", "export", "gradescope", "kit"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

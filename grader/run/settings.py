@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.course.assignment import ASSIGNMENTS_DIR
+from grader.course.installed import installed_assignments
 from grader.errors import ConfigError
 from grader.run import batch
 from grader.run.job import WorkerJob
@@ -102,5 +103,8 @@ class RunSettings:
 
 def assignment_reference(folder: Path) -> str:
     """How a grading process finds the assignment: its name when it is one of ``assignments/`` (a Dask worker's
-    checkout may live at another path), else the folder itself (an assignment kept elsewhere)."""
-    return folder.name if folder.resolve() == (ASSIGNMENTS_DIR / folder.name).resolve() else str(folder)
+    checkout may live at another path) or an installed kit's, else the folder itself (an assignment kept elsewhere)."""
+    if folder.resolve() == (ASSIGNMENTS_DIR / folder.name).resolve():
+        return folder.name
+    by_name = [name for name, kit in installed_assignments().items() if kit.resolve() == folder.resolve()]
+    return by_name[0] if by_name else str(folder)

@@ -10,6 +10,9 @@ Python. A statement goes whole: its backslash-continued lines, and for Python
 so that no argument is left behind as a line of its own that breaks the cell.
 Every replaced line is recorded for the report, and for the kernel's errors: one
 raised on a replaced line is the grader's (:mod:`grader.kernel.grader_faults`).
+
+The template's self-check cell (tagged :data:`~grader.results.SELF_CHECK_TAG`) goes whole: it installs the
+student kit and runs ``%grade``, which is for the student's own kernel, never for the grader's run.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 from nbformat import NotebookNode
 
-from grader.results import NeutralizedLine
+from grader.results import SELF_CHECK_TAG, NeutralizedLine
 
 #: Line magics that change nothing outside the kernel's own display settings.
 HARMLESS_LINE_MAGICS = frozenset({"matplotlib", "config", "time", "load_ext", "autoreload", "precision", "pprint"})
@@ -43,6 +46,8 @@ CONTINUATION = "continuation of a neutralized line"
 _SHELL_REASONS = ("shell command", "line magic")
 _LINE_MAGIC = re.compile(r"^\s*%(?!%)([A-Za-z_][A-Za-z0-9_]*)")
 _CELL_MAGIC = re.compile(r"^\s*%%([A-Za-z_][A-Za-z0-9_]*)")
+#: The reason recorded for a skipped self-check cell.
+SELF_CHECK_REASON = "self-check cell (the student's own %grade)"
 
 
 @dataclass
@@ -106,6 +111,12 @@ def _extent(lines: list[str], start: int, reason: str) -> int:
     return end - start + 1
 
 
+def is_self_check(cell: NotebookNode) -> bool:
+    """Whether ``cell`` is a self-check cell: it carries the tag, whatever its source (a student may have edited it)."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return isinstance(tags, list) and SELF_CHECK_TAG in tags
+
+
 def neutralize(notebook: NotebookNode) -> tuple[NotebookNode, list[NeutralizedLine]]:
     """A copy of ``notebook`` with every code cell neutralized, and the list of replaced lines."""
     clean = copy.deepcopy(notebook)
@@ -113,7 +124,11 @@ def neutralize(notebook: NotebookNode) -> tuple[NotebookNode, list[NeutralizedLi
     for index, cell in enumerate(clean.cells):
         if cell.cell_type != "code":
             continue
-        result = neutralize_source(cell.source, index)
+        if is_self_check(cell):
+            skipped = NeutralizedLine(index, 0, cell.source, SELF_CHECK_REASON)
+            result = NeutralizedCell(REPLACEMENT.format(reason=SELF_CHECK_REASON), [skipped])
+        else:
+            result = neutralize_source(cell.source, index)
         cell.source = result.source
         records.extend(result.lines)
     return clean, records

@@ -5,7 +5,7 @@ must write with ``### BEGIN SOLUTION`` / ``### END SOLUTION``. The template
 is derived from it, so the two can never drift apart:
 
 * in a code cell, a marked region that only assigns values
-  (``ANSWER_COMPOSED_KERNEL = 'k1 + k2 - 1'``) keeps the names with ``...``
+  (``ANSWER_FORMULA = 'a + b'``) keeps the names with ``...``
   as the value; any other region becomes ``raise NotImplementedError()`` at
   the region's indentation, so ``def corr2d(X, K):`` still parses;
 * in a markdown cell, a marked region becomes ``YOUR ANSWER HERE``;

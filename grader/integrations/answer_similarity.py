@@ -21,7 +21,7 @@ beside the code's, in ``similarity.csv`` and in the class summary.
     ``difflib.SequenceMatcher`` (no auto-junk) rates them :data:`NEAR_RATIO` (0.9) or more alike.
 
   Why those lengths: 30 normalised characters are about six English words or one Korean or Chinese
-  sentence, so "yes", "2", ``k1 + k2 - 1`` or a one-line definition two students may well write alike
+  sentence, so "yes", "2", ``a + b`` or a one-line definition two students may well write alike
   never flag; a ratio is only meaningful on longer texts (on 30 characters, three changed ones still
   rate 0.9), hence twice that for a near-identical answer.
 

@@ -70,6 +70,8 @@ course/  Course material (imports no other folder)
   ``assignment``         an assignment folder: config.toml (questions, snapshots, budgets), its checks, its template's path
   ``question_options``   the typed vocabulary of a question's options, checked at load
   ``template``           solution notebook → student template, and the drift check
+  ``self_check``         the template's last cell (install the student kit, %grade) and its [self_check] config
+  ``installed``          assignments installed as student kits, found by name (entry point group)
   ``thresholds``         full-budget accuracy thresholds by training-set size; the runs they came from, and on which images
   ``calibrate``          thresholds proposed from full runs of the solution, for every training question
   ``measured_runs``      what a full result measured: a training question's accuracy and its images (count, split); GPU memory
@@ -96,6 +98,7 @@ integrations/  Beside the reports (may import reports, checking, source, course)
   ``gradescope``         Gradescope (re-exports the two below)
   ``gradescope_bundle``  the autograder bundle
   ``gradescope_results`` results.json for one notebook
+  ``student_kit``        `grade kit`: one wheel with the grader and the visible checks, never the hidden ones or the solution
   ``lms_export``         Canvas and Moodle gradebook CSVs
   ``lms_roster``         the LMS roster and who is who
 """

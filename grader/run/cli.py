@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, help="whole-notebook limit in seconds, 0 for none (default: 420, for Gradescope's default 10 minutes)"
     )
     gradescope.set_defaults(run=_gradescope)
-    kit = sub.add_parser("kit", help="build the student kit: one wheel with the grader and the visible checks, no answer key")
+    kit = sub.add_parser("kit", help="build the student kit: one wheel, the grader and the visible checks (no hidden checks or solution)")
     kit.add_argument("assignment", metavar="ASSIGNMENT", help="assignment name (a folder under assignments/) or folder")
     kit.add_argument(
         "-o", "--output", default=".", metavar="PATH", help="folder for the wheel, or a path in it (the wheel takes the name pip requires)"

@@ -21,6 +21,7 @@ from grader.course.template import BEGIN, END
 from grader.integrations.student_kit import build_kit
 from grader.results import SELF_CHECK_TAG
 from grader.run.cli import main
+from grader.source.neutralize import SELF_CHECK_REASON
 from tests.conftest import REPO
 
 ASSIGNMENTS = REPO / "assignments"
@@ -198,6 +199,7 @@ def test_the_installed_kit_grades_the_template_and_the_solution_outside_any_chec
     by_name = {Path(r["submission"]).name: r for r in json.loads(run.stdout)}
     graded_template, graded_solution = by_name["hw2.ipynb"], by_name["solution.ipynb"]
     assert graded_template["score"] == 0
+    assert [n["reason"] for n in graded_template["execution"]["neutralized"]] == [SELF_CHECK_REASON]  # its last cell, not run
     assert graded_solution["score"] == graded_solution["max_score"] > 0
     assert not [q["id"] for q in graded_solution["questions"] if q["status"] not in ("pass", "manual")]
     print(

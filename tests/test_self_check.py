@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ast
 import shutil
+import sys
 
 import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
+from IPython.utils.text import DollarFormatter
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.course.assignment import load_assignment
@@ -42,10 +44,28 @@ def test_the_self_check_cell_is_python_once_ipython_has_read_its_magics(kit):
     assert isinstance(tree.body[0], ast.Try)  # the kit is installed only where `import grader` fails
 
 
+def test_a_kit_glob_reaches_pip_as_the_file_name_found_so_that_no_shell_has_to_expand_it(tmp_path, monkeypatch):
+    """On Windows %pip's command line goes through cmd, which expands no glob: the cell expands it in Python, and
+    IPython's own ``{...}`` expansion (its DollarFormatter, what ``run_line_magic`` applies) puts the name in."""
+    (tmp_path / "hw2_kit-0.2.0-py3-none-any.whl").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "grader", None)  # `import grader` fails: the cell takes its install branch
+    calls: list[tuple[str, str]] = []
+
+    class Shell:
+        def run_line_magic(self, name: str, line: str) -> None:
+            calls.append((name, line))
+
+    namespace: dict = {"get_ipython": Shell}
+    exec(TransformerManager().transform_cell(self_check_cell("hw2_kit-*-py3-none-any.whl").source), namespace)
+    assert [name for name, _ in calls] == ["pip", "load_ext", "grade"]
+    assert DollarFormatter().vformat(calls[0][1], args=[], kwargs=namespace) == "install --quiet hw2_kit-0.2.0-py3-none-any.whl"
+
+
 @pytest.mark.parametrize("name", ["demo", "hw2", "hw3"])
 def test_every_committed_template_ends_with_the_self_check_cell(name):
     template = nbformat.read(REPO / "assignments" / f"{name}.ipynb", as_version=4)
-    assert is_self_check(template.cells[-1]) and f"%pip install --quiet {name}_kit-" in template.cells[-1].source
+    assert is_self_check(template.cells[-1]) and f"glob({name + '_kit-*-py3-none-any.whl'!r})" in template.cells[-1].source
     assert not any(is_self_check(cell) for cell in template.cells[:-1])
 
 

@@ -45,6 +45,14 @@ def self_check_cell(kit: str | None) -> NotebookNode:
             "    # Your course has not said where its student kit is: ask for it, then `pip install` the file it gives you.",
             '    raise ImportError("the self-check needs the course\'s student kit (see the comment above)")',
         ]
+    elif "://" not in kit and any(c in kit for c in "*?["):  # a file name with a glob: expanded here, as no shell
+        install = [  # on Windows (where %pip's command line is cmd's) would; `{...}` is IPython's own expansion
+            "    # Installs your course's student kit (the grader and this assignment's visible checks), once:",
+            "    # put the kit file the course gave you next to this notebook first (in Colab: Files > Upload).",
+            "    from glob import glob",
+            f"    kit = max(glob({kit!r}), default={kit!r})",
+            "    %pip install --quiet {kit}",
+        ]
     else:
         install = [
             "    # Installs your course's student kit (the grader and this assignment's visible checks), once.",

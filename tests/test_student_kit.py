@@ -136,9 +136,11 @@ def test_a_kit_whose_visible_checks_name_the_hidden_ones_is_refused(tmp_path):
     folder = tmp_path / "leaky"
     shutil.copytree(ASSIGNMENTS / "demo", folder)
     (folder / "checks.py").write_text((folder / "checks.py").read_text() + "\nfrom checks_hidden import check_softmax_shift\n")
-    with pytest.raises(ValueError, match="names checks_hidden"):
+    with pytest.raises(ValueError, match="loads checks_hidden"):
         build_kit(folder, tmp_path / "kits")
     assert not (tmp_path / "kits").exists() or not list((tmp_path / "kits").glob("*.whl"))
+    (folder / "checks.py").write_text((folder / "checks.py").read_text().replace("from checks_hidden", "# see checks_hidden for"))
+    assert build_kit(folder, tmp_path / "kits").path.is_file()  # a comment that mentions the file loads nothing
 
 
 @pytest.mark.slow

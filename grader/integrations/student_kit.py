@@ -94,8 +94,8 @@ def build_kit(assignment: str | Path, output: Path) -> Kit:
     if not solution.is_file():
         raise KitError(f"{loaded.folder}: no solution.ipynb to generate the template from (build the kit from the course's checkout)")
     checks = (loaded.folder / "checks.py").read_text(encoding="utf-8")
-    if "checks_hidden" in checks:
-        raise KitError(f"{loaded.folder / 'checks.py'} names checks_hidden: the visible checks must stand without the hidden ones")
+    if _names_hidden_checks(checks):
+        raise KitError(f"{loaded.folder / 'checks.py'} loads checks_hidden: the visible checks must stand without the hidden ones")
     import grader
     import reference
 
@@ -143,6 +143,12 @@ def build_kit(assignment: str | Path, output: Path) -> Kit:
     kit.manifest_path.write_text(kit.manifest(), encoding="utf-8")
     kit.seconds = time.perf_counter() - started
     return kit
+
+
+def _names_hidden_checks(source: str) -> bool:
+    """Whether ``source`` imports ``checks_hidden`` or names it in a string (a path it could load); a comment may."""
+    strings = [node.value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    return any("checks_hidden" in text for text in _imported_modules(source) + strings)
 
 
 def _imported_modules(source: str) -> list[str]:

@@ -19,8 +19,10 @@ from grader.course import assignment as assignment_module
 from grader.course.installed import ENTRY_POINT_GROUP, installed_assignment
 from grader.course.template import BEGIN, END
 from grader.integrations.student_kit import build_kit
+from grader.notebook.pipeline import _grader_folders
 from grader.results import SELF_CHECK_TAG
 from grader.run.cli import main
+from grader.run.settings import assignment_reference
 from grader.source.neutralize import SELF_CHECK_REASON
 from tests.conftest import REPO
 
@@ -122,6 +124,8 @@ def test_an_installed_kit_is_found_by_name_where_no_assignments_folder_is_beside
     loaded = assignment_module.load_assignment("demo")
     assert loaded.folder == site / "demo_kit" and [q.id for q in loaded.questions] == ["relu", "softmax", "softmax_shift"]
     assert not loaded.runnable(loaded.questions[-1])  # the hidden question's checks are not in the kit
+    assert assignment_reference(loaded.folder) == "demo"  # a grading process is sent the name, as for assignments/
+    assert site / "demo_kit" in _grader_folders()  # hidden from the kernel like the checkout's assignments/
 
 
 def test_without_a_kit_an_assignment_outside_the_checkout_is_still_unknown(tmp_path, monkeypatch):

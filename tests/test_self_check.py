@@ -86,7 +86,15 @@ def test_a_cell_whose_tags_are_not_a_list_is_not_a_self_check():
 
 @pytest.mark.parametrize(
     "table",
-    ['kit = "two words.whl"', 'kit = "a.whl; rm -rf ~"', 'url = "a.whl"', "kit = 3"],
+    [
+        'kit = "two words.whl"',
+        'kit = "a.whl; rm -rf ~"',
+        'kit = "a.whl&b"',
+        'kit = "$HOME/a.whl"',
+        'kit = "{x}.whl"',
+        'url = "a"',
+        "kit = 3",
+    ],
 )
 def test_a_malformed_self_check_table_is_refused_when_the_assignment_loads(tmp_path, table):
     folder = tmp_path / "demo"

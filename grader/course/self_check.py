@@ -21,8 +21,9 @@ from grader.results import SELF_CHECK_TAG
 
 #: Keys of an assignment's ``[self_check]`` table.
 SELF_CHECK_KEYS = ("kit",)
-#: What a kit location may hold: it is pasted into a ``%pip install`` line (no spaces, quotes or shell syntax).
-_KIT = re.compile(r"[A-Za-z0-9._~:/?#@!$&+,=%*\[\]-]+")
+#: What a kit location may hold: it is pasted into a ``%pip install`` line, which IPython expands (``$name``,
+#: ``{expr}``) and a shell runs (``&``, ``;``, ``|``, quotes, spaces): none of those.
+_KIT = re.compile(r"[A-Za-z0-9._~:/?@+,=%*\[\]-]+")
 
 
 def kit_of(config: dict[str, Any], where: str) -> str | None:
@@ -34,7 +35,7 @@ def kit_of(config: dict[str, Any], where: str) -> str | None:
     if kit is None:
         return None
     if not isinstance(kit, str) or not _KIT.fullmatch(kit):
-        raise ConfigError(f"{where}: self_check.kit is one URL or path pip installs (no spaces, quotes or ;|<>), not {kit!r}")
+        raise ConfigError(f"{where}: self_check.kit is one URL or path for pip (letters, digits and ._~:/?@+,=%*[]- only), not {kit!r}")
     return kit
 
 

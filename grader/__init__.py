@@ -61,6 +61,7 @@ sandbox/  The kernel's confinement (imports no other folder)
   ``cgroups``            memory and process caps through cgroups
   ``limits``             memory, process, disk and output limits per kernel
   ``cleanup``            removing what a kernel wrote, bounded and never raising
+  ``platform``           what this system lacks (fork, rlimits, bubblewrap, IPC sockets): plain self-check mode, said so
 source/  A notebook's source, read from its file (imports no other folder)
   ``load``               bytes in, a v4 notebook or a one-line reason out
   ``neutralize``         lines the sandbox must not run (``!pip``, ``drive.mount``), replaced and recorded

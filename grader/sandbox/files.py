@@ -29,8 +29,11 @@ import stat
 from collections.abc import Callable, Sequence
 
 from grader.errors import BridgeError
+from grader.sandbox.platform import open_flag
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+#: A tensor file the grader writes: a new one, never one the kernel prepared (``O_EXCL``), never through a link.
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | open_flag("O_NOFOLLOW") | open_flag("O_CLOEXEC")
+_DIR_FLAGS = os.O_RDONLY | open_flag("O_DIRECTORY") | open_flag("O_NOFOLLOW") | open_flag("O_CLOEXEC")
 
 
 def open_folder(base: str, parts: Sequence[str]) -> int:
@@ -39,7 +42,7 @@ def open_folder(base: str, parts: Sequence[str]) -> int:
     ``base`` is the grader's own trusted starting point (``/proc/<pid>/root`` of the sandbox, or the
     grader's work folder) and is opened as named; raises ``OSError`` for a link or a missing folder.
     """
-    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(base, os.O_RDONLY | open_flag("O_DIRECTORY") | open_flag("O_CLOEXEC"))
     try:
         for part in parts:
             if not part or part in (".", "..") or "/" in part:
@@ -98,7 +101,7 @@ class BlobFolder:
         """
         expected = target.nbytes
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), dir_fd=self.fd)
+            fd = os.open(name, os.O_RDONLY | open_flag("O_NOFOLLOW") | open_flag("O_NONBLOCK") | open_flag("O_CLOEXEC"), dir_fd=self.fd)
         except OSError as exc:
             raise BridgeError(f"the tensor file {name} cannot be read ({exc.strerror})") from None
         try:
@@ -119,7 +122,7 @@ class BlobFolder:
         """A new file (``O_EXCL``: never one the kernel prepared) holding ``raw``; its name."""
         name = secrets.token_hex(8) + ".in"
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644, dir_fd=self.fd)
+            fd = os.open(name, _NEW_FILE_FLAGS, 0o644, dir_fd=self.fd)
         except OSError as exc:
             raise BridgeError(f"the grader could not hand a tensor to the kernel ({exc.strerror})") from None
         try:
@@ -147,7 +150,7 @@ def pin_socket(folder_fd: int, name: str) -> int | None:
     Connecting to ``/proc/self/fd/N`` reaches exactly this inode, whatever is later put at ``name``.
     """
     try:
-        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=folder_fd)
+        fd = os.open(name, open_flag("O_PATH") | open_flag("O_NOFOLLOW") | open_flag("O_CLOEXEC"), dir_fd=folder_fd)
     except OSError:
         return None
     if not stat.S_ISSOCK(os.fstat(fd).st_mode):

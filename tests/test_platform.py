@@ -1,0 +1,106 @@
+"""Windows and macOS laptops (issue 30, item 3): where the system has no sandbox the kernel runs plainly, and says so.
+
+These tests run on Linux only (this project's CI has no other system), so the other systems are **simulated**:
+``GRADER_SIMULATE_PLATFORM=Windows`` makes :func:`grader.sandbox.platform.current` report what Windows lacks (fork,
+rlimits, bubblewrap, cgroups, IPC sockets), and the grader then takes the very branch it takes on Windows: no
+launcher, TCP on 127.0.0.1, the clean room without a fork. What a simulation cannot show (Windows' own paths,
+its missing ``O_`` flags at import) is what docs/workflows/selfcheck.yml runs on real windows-latest and
+macos-latest machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.run.cli import main
+from grader.sandbox import platform
+from grader.sandbox.confinement import Confinement, Limits
+
+DEMO = Path(__file__).resolve().parent.parent / "assignments" / "demo" / "solution.ipynb"
+
+
+@pytest.fixture
+def windows(monkeypatch):
+    """A simulated Windows (this machine is Linux): the grader's plain branch, with the sandbox not required."""
+    monkeypatch.setenv(platform.SIMULATE_VARIABLE, "Windows")
+    monkeypatch.delenv(platform.REQUIRE_SANDBOX_VARIABLE, raising=False)
+
+
+def test_linux_keeps_the_sandbox_branch():
+    if sys.platform != "linux":
+        pytest.skip("the real system is not Linux")
+    host = platform.current()
+    assert host.name == "Linux" and not host.plain and host.transport == "ipc" and host.fork
+
+
+def test_a_simulated_windows_lacks_fork_rlimits_sandbox_and_ipc(windows):
+    host = platform.current()
+    assert (host.name, host.simulated, host.plain, host.fork, host.transport) == ("Windows", True, True, False, "tcp")
+    assert host.isolation.startswith("self-check on Windows (simulated on Linux): no isolation")
+    assert "one process (no fork)" in host.isolation
+
+
+def test_a_simulated_macos_runs_plainly_but_keeps_ipc_sockets(monkeypatch):
+    monkeypatch.setenv(platform.SIMULATE_VARIABLE, "macOS")
+    host = platform.current()
+    assert (host.name, host.plain, host.fork, host.transport) == ("macOS", True, False, "ipc")
+
+
+def test_a_flag_the_system_lacks_is_zero():
+    assert platform.open_flag("O_NO_SUCH_FLAG_ANYWHERE") == 0
+    assert platform.open_flag("O_RDONLY") == os.O_RDONLY
+
+
+def test_plainly_the_kernel_is_launched_as_it_is_over_tcp_loopback(windows, tmp_path):
+    confinement = Confinement.create(tmp_path, Limits(memory_bytes=1 << 30), readonly=[], hidden=[])
+    try:
+        command = [sys.executable, "-m", "ipykernel_launcher", "-f", "conn.json"]
+        assert confinement.wrap(command, "conn.json") == command  # no launcher: it needs rlimits and prctl
+        assert (confinement.transport, confinement.kernel_ip(1)) == ("tcp", "127.0.0.1")
+        assert confinement.isolation.startswith("self-check on Windows (simulated on Linux): no isolation")
+        assert not confinement.cgroups and confinement.bwrap is None
+    finally:
+        confinement.close()
+
+
+def test_the_sandbox_required_refuses_plain_mode(windows, monkeypatch, tmp_path):
+    from grader.errors import EnvironmentProblem
+
+    monkeypatch.setenv(platform.REQUIRE_SANDBOX_VARIABLE, "1")
+    with pytest.raises(EnvironmentProblem, match="nothing is graded unconfined"):
+        Confinement.create(tmp_path, Limits(), readonly=[], hidden=[])
+
+
+@pytest.mark.slow
+def test_a_simulated_windows_self_check_grades_the_demo_end_to_end_over_tcp_and_the_report_says_no_isolation(windows, tmp_path, data_dir):
+    notebook = nbformat.read(DEMO, as_version=4)
+    # Which transport the kernel was started with, printed by the kernel itself into the executed notebook.
+    last = [cell for cell in notebook.cells if cell.cell_type == "code"][-1]
+    last.source += "\nfrom ipykernel.kernelapp import IPKernelApp\nprint('transport:', IPKernelApp.instance().transport)"
+    nbformat.write(notebook, tmp_path / "mine.ipynb")
+    args = [str(tmp_path / "mine.ipynb"), "--out", str(tmp_path / "out"), "--assignment", "demo", "--budget", "quick"]
+    assert main([*args, "--device", "cpu", "--data-dir", str(data_dir)]) == 0
+    result = json.loads((tmp_path / "out" / "mine.json").read_text())
+    assert result["execution"]["isolation"].startswith("self-check on Windows (simulated on Linux): no isolation")
+    assert {q["id"]: q["status"] for q in result["questions"]} == {"relu": "pass", "softmax": "pass", "softmax_shift": "pass"}
+    executed = (tmp_path / "out" / "notebooks" / "mine.ipynb").read_text()
+    assert "transport: tcp" in executed
+    assert "self-check on Windows (simulated on Linux): no isolation" in (tmp_path / "out" / "mine.html").read_text()
+
+
+@pytest.mark.slow
+def test_with_the_sandbox_required_a_simulated_windows_grades_nothing_and_exits_3(windows, monkeypatch, tmp_path, data_dir):
+    monkeypatch.setenv(platform.REQUIRE_SANDBOX_VARIABLE, "1")
+    shutil.copy(DEMO, tmp_path / "mine.ipynb")
+    args = [str(tmp_path / "mine.ipynb"), "--out", str(tmp_path / "out"), "--assignment", "demo", "--budget", "quick"]
+    assert main([*args, "--device", "cpu", "--data-dir", str(data_dir)]) == 3
+    result = json.loads((tmp_path / "out" / "mine.json").read_text())
+    assert result["execution"]["status"] == "environment_error"
+    assert "nothing is graded unconfined" in result["execution"]["message"]

@@ -134,6 +134,8 @@ class Assignment:
     signatures: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Limits on what a submission may bring (``[limits]``): ``max_notebook_mb`` (see ``grader.source.load``).
     limits: dict[str, float] = field(default_factory=dict)
+    #: Run the visible checks only (a student's self-check), even where ``checks_hidden.py`` is present.
+    visible_only: bool = False
     _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
 
     @property
@@ -157,8 +159,8 @@ class Assignment:
         return getattr(self._module(path), f"check_{question.id}", None)
 
     def runnable(self, question: Question) -> bool:
-        """Hidden questions run only where their checks are present (the TA's copy)."""
-        return not question.hidden or self.hidden_checks_path.is_file()
+        """Hidden questions run only where their checks are present (the TA's copy), and not in a self-check."""
+        return not question.hidden or (not self.visible_only and self.hidden_checks_path.is_file())
 
     @property
     def defined_names(self) -> list[str]:

@@ -261,7 +261,7 @@ def grade_magic(line: str, user_ns: dict[str, Any], executions: Executions) -> G
 
 def register(ipython: Any) -> None:
     """Called by ``%load_ext grader`` (``grader.load_ipython_extension``): the ``%grade`` magic, and the executions it watches."""
-    executions = Executions()
+    executions = Executions([time.time()])  # the cell loading the extension is running now: the hook starts with the next
     ipython.events.register("pre_run_cell", executions.pre_run_cell)
 
     def grade(line: str) -> None:

@@ -61,7 +61,7 @@ class Platform:
     @property
     def isolation(self) -> str:
         """The sentence a result and a report start with in plain mode."""
-        simulated = " (simulated on Linux)" if self.simulated else ""
+        simulated = f" (simulated on {system_name(_platform.system())})" if self.simulated else ""
         shared = "" if self.fork else "; the clean room answered every request in one process (no fork)"
         return (
             f"self-check on {self.name}{simulated}: no isolation -- the kernel ran as you, without sandbox or memory, "
@@ -69,14 +69,15 @@ class Platform:
         )
 
 
-def _named(system: str) -> str:
+def system_name(system: str) -> str:
+    """A system as a student knows it: ``platform.system()``'s ``Darwin`` is macOS."""
     return {"Darwin": "macOS", "Windows": "Windows", "Linux": "Linux"}.get(system, system or "an unknown system")
 
 
 def _detect(system: str) -> Platform:
     linux = system == "Linux"
     return Platform(
-        name=_named(system),
+        name=system_name(system),
         fork=hasattr(os, "fork") and system not in ("Darwin", "Windows"),
         launcher=linux and _has_resource(),
         sandbox=linux,

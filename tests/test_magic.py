@@ -238,3 +238,30 @@ def test_grade_in_a_jupyter_servers_session_shows_progress_the_table_and_the_rep
         m["content"]["data"] for m in again if m["msg_type"] == "display_data" and m["content"]["data"]["text/plain"].startswith("score")
     )
     assert [line.split()[:2] for line in table["text/plain"].splitlines()[1:]] == [["relu", "pass"], ["1", "hidden"]]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX's; Windows terminates the process")
+def test_an_interrupted_grade_ends_the_grading_process_and_what_it_started():
+    code = (
+        "import subprocess, sys, time\n"
+        "stubborn = 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)'\n"
+        "p = subprocess.Popen([sys.executable, '-c', stubborn])\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
+    assert process.stdout is not None
+    started = int(process.stdout.readline())
+    magic.stop(process)
+    assert process.returncode is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{started}/status").read_text()
+        except FileNotFoundError:
+            break
+        if "\nState:\tZ" in state:  # dead, waiting for a parent to reap it
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the process the grading process started is still running")

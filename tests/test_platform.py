@@ -87,12 +87,16 @@ def test_a_simulated_windows_self_check_grades_the_demo_end_to_end_over_tcp_and_
     # Which transport the kernel was started with, printed by the kernel itself into the executed notebook.
     last = [cell for cell in notebook.cells if cell.cell_type == "code"][-1]
     last.source += "\nfrom ipykernel.kernelapp import IPKernelApp\nprint('transport:', IPKernelApp.instance().transport)"
+    # The template's self-check lines: the grader running the notebook must not run %grade inside it.
+    last.source += "\n%load_ext grader\n%grade"
     nbformat.write(notebook, tmp_path / "mine.ipynb")
     args = [str(tmp_path / "mine.ipynb"), "--out", str(tmp_path / "out"), "--assignment", "demo", "--budget", "quick"]
     assert main([*args, "--device", "cpu", "--data-dir", str(data_dir)]) == 0
     result = json.loads((tmp_path / "out" / "mine.json").read_text())
     assert result["execution"]["isolation"].startswith(SAID)
     assert {q["id"]: q["status"] for q in result["questions"]} == {"relu": "pass", "softmax": "pass", "softmax_shift": "pass"}
+    neutralized = [(line["source"], line["reason"]) for line in result["execution"]["neutralized"]]
+    assert neutralized == [("%load_ext grader", "the grader's self-check"), ("%grade", "the grader's self-check")]
     executed = (tmp_path / "out" / "notebooks" / "mine.ipynb").read_text()
     assert "transport: tcp" in executed
     assert SAID in (tmp_path / "out" / "mine.html").read_text()

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,8 @@ from grader.results import GradeResult
 ASK_FOR_PATH = "run `%grade path/to/your_notebook.ipynb` instead"
 #: The progress lines of the grading process (``grader/run/progress.py``'s ``cell_progress``).
 PROGRESS_LINE = re.compile(r": running cell \d+/\d+$")
+#: Seconds an interrupted grading process has to shut its kernels down before its process group is killed.
+STOP_GRACE = 15
 #: Seconds Colab's frontend has to hand over the notebook.
 COLAB_TIMEOUT = 30
 
@@ -172,10 +175,27 @@ def grade_saved(notebook: Path, out: Path, on_line: Any) -> tuple[int, list[str]
                         kept.append(text)
                     on_line(text, progress)
         return process.wait(), kept
-    except BaseException:  # the student interrupted the cell: the grading process and its kernel go too
-        process.kill()
-        process.wait()
+    except BaseException:  # the student interrupted the cell: the grading process and its kernels go too
+        stop(process)
         raise
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End the grading process: first as Ctrl-C would (it shuts its kernels down), then its whole process group."""
+    if sys.platform == "win32":
+        process.terminate()
+        process.wait()
+        return
+    try:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # started in a session of its own: what it started goes too
+    except OSError:
+        pass
+    process.wait()
 
 
 def question_rows(result: GradeResult, only: list[str]) -> list[tuple[str, str, str, str]]:

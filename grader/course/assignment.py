@@ -134,9 +134,9 @@ class Assignment:
     signatures: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Limits on what a submission may bring (``[limits]``): ``max_notebook_mb`` (see ``grader.source.load``).
     limits: dict[str, float] = field(default_factory=dict)
-    #: Run the visible checks only (a student's self-check), even where ``checks_hidden.py`` is present.
-    visible_only: bool = False
     _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
+    #: Run the visible checks only (a student's self-check), even where ``checks_hidden.py`` is present (set after loading, never positionally).
+    visible_only: bool = False
 
     @property
     def checks_path(self) -> Path:

@@ -135,7 +135,7 @@ class Assignment:
     #: Limits on what a submission may bring (``[limits]``): ``max_notebook_mb`` (see ``grader.source.load``).
     limits: dict[str, float] = field(default_factory=dict)
     _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
-    #: Run the visible checks only (a student's self-check), even where ``checks_hidden.py`` is present (set after loading, never positionally).
+    #: Run the visible checks only (a student's self-check), even where ``checks_hidden.py`` is present; set after loading.
     visible_only: bool = False
 
     @property

@@ -111,3 +111,50 @@ def test_with_the_sandbox_required_a_simulated_windows_grades_nothing_and_exits_
     result = json.loads((tmp_path / "out" / "mine.json").read_text())
     assert result["execution"]["status"] == "environment_error"
     assert "nothing is graded unconfined" in result["execution"]["message"]
+
+
+def test_without_dir_fd_the_kernels_tensor_files_are_reached_by_path(windows, tmp_path):
+    """Windows has no ``dir_fd`` (simulated here): the blob folder works by path, and ``readv``'s absence is covered too."""
+    assert not platform.current().descriptors
+    confinement = Confinement.create(tmp_path, Limits(), readonly=[], hidden=[])
+    try:
+        with confinement.open_blob_folder() as blobs:
+            assert blobs._path == str(confinement.blob_dir)  # by path: no descriptor is ever taken
+            name = blobs.write(b"\x01\x02\x03\x04")
+            assert (confinement.blob_dir / name).read_bytes() == b"\x01\x02\x03\x04"
+            target = bytearray(4)
+            blobs.read_into(name, memoryview(target))
+            assert target == b"\x01\x02\x03\x04" and not (confinement.blob_dir / name).exists()
+    finally:
+        confinement.close()
+    view = memoryview(bytearray(3))
+    read, write = os.pipe()
+    os.write(write, b"abc")
+    os.close(write)
+    from grader.sandbox import files
+
+    readv = os.readv
+    try:
+        del os.readv  # as on Windows
+        assert files._read_into(read, view) == 3 and bytes(view) == b"abc"
+    finally:
+        os.readv = readv
+        os.close(read)
+
+
+def test_without_dir_fd_a_folder_is_removed_by_path_and_a_link_in_it_is_not_followed(windows, tmp_path, monkeypatch):
+    from grader.sandbox import cleanup
+    from grader.sandbox.cleanup import remove_tree
+
+    monkeypatch.setattr(cleanup, "_remove", lambda *args: pytest.fail("walked by descriptors, which Windows lacks"))
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    work = tmp_path / "work"
+    (work / "a" / "b").mkdir(parents=True)
+    (work / "a" / "b" / "f.txt").write_text("x")
+    (work / "link").symlink_to(outside)
+    report = remove_tree(work, log=None)
+    assert report.complete and not work.exists()
+    assert (outside / "keep.txt").read_text() == "mine"

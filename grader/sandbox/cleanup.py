@@ -20,6 +20,7 @@ descriptors.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import sys
 import time
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.sandbox.platform import open_flag
+from grader.sandbox.platform import current, open_flag
 
 #: Open folders (descriptors) at most at once; deeper subtrees are moved up first.
 MAX_DEPTH = 32
@@ -96,6 +97,11 @@ def remove_tree(
     written to ``log`` (stderr by default; ``None``: silent).
     """
     report = CleanupReport(str(path))
+    if not current().descriptors:  # Windows: no dir_fd; a self-check's own folders, removed by path
+        _remove_by_path(Path(os.path.abspath(path)), report)
+        if log is not None and not report.complete:
+            log(report.line())
+        return report
     try:
         _remove(Path(os.path.abspath(path)), report, max(2, max_depth), max_entries, time.monotonic() + max_seconds)
     except Exception as exc:  # noqa: BLE001 -- the promise is "never raises"; what happened is in the report
@@ -103,6 +109,17 @@ def remove_tree(
     if log is not None and not report.complete:
         log(report.line())
     return report
+
+
+def _remove_by_path(path: Path, report: CleanupReport) -> None:
+    """Where the system has no ``dir_fd`` (Windows): ``shutil.rmtree``, which does not follow a link to a folder."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        report.failed(str(path), f"{type(exc).__name__}: {exc}")
 
 
 def _remove(path: Path, report: CleanupReport, max_depth: int, max_entries: int, deadline: float) -> None:

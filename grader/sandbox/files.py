@@ -63,11 +63,18 @@ class BlobFolder:
     ``dir_fd`` relative to the descriptor, never by a path.
     """
 
-    def __init__(self, fd: int | None = None, opener: Callable[[], int] | None = None):
+    def __init__(self, fd: int | None = None, opener: Callable[[], int] | None = None, path: str | None = None):
         """``fd``: the folder's descriptor; or ``opener``, which takes it when a tensor first needs the folder
-        (so a request that moves no file -- most do not -- never depends on the folder at all)."""
+        (so a request that moves no file -- most do not -- never depends on the folder at all); or ``path`` where the
+        system has no ``dir_fd`` (Windows: a plain self-check, the kernel unconfined, see ``grader/sandbox/platform.py``)."""
         self._fd = fd
         self._opener = opener
+        self._path = path
+
+    def _open(self, name: str, flags: int, mode: int = 0o777) -> int:
+        if self._path is not None:
+            return os.open(os.path.join(self._path, name), flags | open_flag("O_BINARY"), mode)
+        return os.open(name, flags, mode, dir_fd=self.fd)
 
     @property
     def fd(self) -> int:
@@ -101,7 +108,7 @@ class BlobFolder:
         """
         expected = target.nbytes
         try:
-            fd = os.open(name, os.O_RDONLY | open_flag("O_NOFOLLOW") | open_flag("O_NONBLOCK") | open_flag("O_CLOEXEC"), dir_fd=self.fd)
+            fd = self._open(name, os.O_RDONLY | open_flag("O_NOFOLLOW") | open_flag("O_NONBLOCK") | open_flag("O_CLOEXEC"))
         except OSError as exc:
             raise BridgeError(f"the tensor file {name} cannot be read ({exc.strerror})") from None
         try:
@@ -110,7 +117,7 @@ class BlobFolder:
                 raise BridgeError(f"the tensor file {name} is not a file of {expected} bytes")
             done = 0
             while done < expected:
-                n = os.readv(fd, [target[done:]])
+                n = _read_into(fd, target[done:])
                 if n == 0:
                     raise BridgeError(f"the tensor file {name} ended after {done} of {expected} bytes")
                 done += n
@@ -122,7 +129,7 @@ class BlobFolder:
         """A new file (``O_EXCL``: never one the kernel prepared) holding ``raw``; its name."""
         name = secrets.token_hex(8) + ".in"
         try:
-            fd = os.open(name, _NEW_FILE_FLAGS, 0o644, dir_fd=self.fd)
+            fd = self._open(name, _NEW_FILE_FLAGS, 0o644)
         except OSError as exc:
             raise BridgeError(f"the grader could not hand a tensor to the kernel ({exc.strerror})") from None
         try:
@@ -139,9 +146,21 @@ class BlobFolder:
     def remove(self, name: str) -> None:
         """Remove ``name`` from this folder (an unlink never follows a link); gone already is fine."""
         try:
-            os.unlink(name, dir_fd=self.fd)
+            if self._path is not None:
+                os.unlink(os.path.join(self._path, name))
+            else:
+                os.unlink(name, dir_fd=self.fd)
         except (OSError, BridgeError):
             pass
+
+
+def _read_into(fd: int, view: memoryview) -> int:
+    """Bytes read from ``fd`` straight into ``view`` (``readv``); where the system has none (Windows), through a copy."""
+    if hasattr(os, "readv"):
+        return os.readv(fd, [view])
+    data = os.read(fd, len(view))
+    view[: len(data)] = data
+    return len(data)
 
 
 def pin_socket(folder_fd: int, name: str) -> int | None:

@@ -46,6 +46,9 @@ class Platform:
     sandbox: bool
     #: ZeroMQ's ``ipc`` transport (AF_UNIX sockets by path); otherwise TCP on 127.0.0.1.
     ipc: bool
+    #: Files reached relative to a folder's descriptor (``dir_fd``): not on Windows, where the kernel's folder and the
+    #: grader's temporary folders are reached by path (they are the student's own, on the student's own machine).
+    descriptors: bool = True
     #: Set by :data:`SIMULATE_VARIABLE`: a Linux machine behaving as ``name`` for a test.
     simulated: bool = False
 
@@ -82,6 +85,7 @@ def _detect(system: str) -> Platform:
         launcher=linux and _has_resource(),
         sandbox=linux,
         ipc=system != "Windows" and sys.platform != "win32",
+        descriptors=system != "Windows" and os.open in os.supports_dir_fd and os.unlink in os.supports_dir_fd,
     )
 
 
@@ -107,6 +111,7 @@ def current() -> Platform:
             launcher=pretend.launcher and real.launcher,
             sandbox=pretend.sandbox and real.sandbox,
             ipc=pretend.ipc and real.ipc,
+            descriptors=pretend.descriptors and real.descriptors,
             simulated=True,
         )
     return _detect(_platform.system())

@@ -50,10 +50,10 @@ def test_a_simulated_windows_lacks_fork_rlimits_sandbox_and_ipc(windows):
     assert "one process (no fork)" in host.isolation
 
 
-def test_a_simulated_macos_runs_plainly_but_keeps_ipc_sockets(monkeypatch):
+def test_a_simulated_macos_runs_plainly_over_tcp_but_keeps_descriptors(monkeypatch):
     monkeypatch.setenv(platform.SIMULATE_VARIABLE, "macOS")
     host = platform.current()
-    assert (host.name, host.plain, host.fork, host.transport) == ("macOS", True, False, "ipc")
+    assert (host.name, host.plain, host.fork, host.transport, host.descriptors) == ("macOS", True, False, "tcp", True)
 
 
 def test_a_flag_the_system_lacks_is_zero():

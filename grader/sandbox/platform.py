@@ -44,7 +44,8 @@ class Platform:
     launcher: bool
     #: bubblewrap and cgroups can exist at all (both are Linux's).
     sandbox: bool
-    #: ZeroMQ's ``ipc`` transport (AF_UNIX sockets by path); otherwise TCP on 127.0.0.1.
+    #: ZeroMQ's ``ipc`` transport (AF_UNIX sockets by path); otherwise TCP on 127.0.0.1. Not on Windows (none), nor on
+    #: macOS, where a socket's path may hold 104 bytes and its temporary folder's paths come close to that.
     ipc: bool
     #: Files reached relative to a folder's descriptor (``dir_fd``): not on Windows, where the kernel's folder and the
     #: grader's temporary folders are reached by path (they are the student's own, on the student's own machine).
@@ -84,7 +85,7 @@ def _detect(system: str) -> Platform:
         fork=hasattr(os, "fork") and system not in ("Darwin", "Windows"),
         launcher=linux and _has_resource(),
         sandbox=linux,
-        ipc=system != "Windows" and sys.platform != "win32",
+        ipc=system not in ("Windows", "Darwin") and sys.platform != "win32",
         descriptors=system != "Windows" and os.open in os.supports_dir_fd and os.unlink in os.supports_dir_fd,
     )
 

@@ -21,6 +21,7 @@ run/  Entry points (may import every folder below)
   ``cluster``            the same on a Dask cluster
   ``gpu_admission``      whether CUDA is usable, and how many kernels a GPU holds
   ``progress``           progress bars and per-cell progress on the terminal
+  ``magic``              ``%grade`` in a notebook: the saved file graded in a separate process, the verdicts shown inline
 notebook/  Grading one notebook (may import checking, kernel, sandbox, source, course)
   ``pipeline``           load → neutralize → execute → check → result, for one notebook
   ``snapshot_code``      the grader's code run in the kernel after each cell
@@ -61,6 +62,7 @@ sandbox/  The kernel's confinement (imports no other folder)
   ``cgroups``            memory and process caps through cgroups
   ``limits``             memory, process, disk and output limits per kernel
   ``cleanup``            removing what a kernel wrote, bounded and never raising
+  ``platform``           what this system lacks (fork, rlimits, bubblewrap, IPC sockets): plain self-check mode, said so
 source/  A notebook's source, read from its file (imports no other folder)
   ``load``               bytes in, a v4 notebook or a one-line reason out
   ``neutralize``         lines the sandbox must not run (``!pip``, ``drive.mount``), replaced and recorded
@@ -117,3 +119,10 @@ __version__ = "0.2.0"
 # validation is unchanged without it; jsonschema treats the import as unavailable.
 # None in sys.modules is Python's documented way to make an import fail; typeshed types the values as modules only.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext grader``: the ``%grade`` self-check magic (``grader/run/magic.py``), imported only when loaded."""
+    from grader.run.magic import register
+
+    register(ipython)

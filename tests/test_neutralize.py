@@ -90,3 +90,17 @@ def test_a_shell_line_never_takes_the_python_lines_after_it():
     """A bracket in a shell command opens nothing: only a backslash continues it."""
     result = neutralize_source("!echo (\nx = 1", 0)
     assert [r.line for r in result.lines] == [0] and result.source.splitlines()[1] == "x = 1"
+
+
+def test_the_self_check_magic_and_loading_the_grader_extension_are_neutralized_but_other_extensions_are_kept():
+    source = "%load_ext grader\n%reload_ext grader\n%grade\n%grade q1 q2\n%load_ext autoreload\nx = 1"
+    result = neutralize_source(source, 3)
+    assert [r.source for r in result.lines] == ["%load_ext grader", "%reload_ext grader", "%grade", "%grade q1 q2"]
+    assert {r.reason for r in result.lines} == {"the grader's self-check"}
+    assert result.source.splitlines()[-2:] == ["%load_ext autoreload", "x = 1"]
+
+
+def test_an_extension_whose_name_only_starts_with_grader_is_kept():
+    result = neutralize_source("%load_ext graderx\n%gradebook", 0)
+    assert [r.source for r in result.lines] == ["%gradebook"]  # an unknown magic, neutralized as any other
+    assert result.lines[0].reason == "line magic %gradebook"

@@ -96,7 +96,7 @@ def workflow(request) -> dict:
 
 def test_every_workflow_is_valid_yaml_with_jobs_and_triggers():
     names = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
-    assert names == ["course.yml", "student.yml"]
+    assert names == ["course.yml", "selfcheck.yml", "student.yml"]
     for name in names:
         data = load(name)
         triggers = data.get("on", data.get(True))  # YAML 1.1 reads the key `on` as true
@@ -155,6 +155,18 @@ def test_the_workflows_install_the_releases_the_readme_installs(workflow):
     pins = re.search(r"torch==([\d.]+) torchvision==([\d.]+)", README).groups()
     installs = [c for step in steps(workflow) for c in shell_commands(step.get("run", "")) if c[:2] == ["pip", "install"]]
     assert installs and all(c[2:4] == [f"torch=={pins[0]}", f"torchvision=={pins[1]}"] and "-e" in c for c in installs)
+
+
+def test_the_self_check_workflow_runs_the_self_check_tests_on_windows_and_macos():
+    selfcheck = load("selfcheck.yml")
+    (job,) = selfcheck["jobs"].values()
+    assert job["strategy"]["matrix"]["os"] == ["windows-latest", "macos-latest"] and job["runs-on"] == "${{ matrix.os }}"
+    tests = [c for step in steps(selfcheck) for c in shell_commands(step.get("run", "")) if c[1:4] == ["-m", "pytest", "-q"]]
+    assert tests and {"tests/test_platform.py", "tests/test_magic.py"} <= set(tests[0])
+    assert all((REPO / path).is_file() for path in tests[0][4:])
+    installs = [c for step in steps(selfcheck) for c in shell_commands(step.get("run", "")) if c[:2] == ["pip", "install"]]
+    pins = re.search(r"torch==([\d.]+) torchvision==([\d.]+)", README).groups()
+    assert installs and installs[0][2:4] == [f"torch=={pins[0]}", f"torchvision=={pins[1]}"]
 
 
 def test_the_readme_points_at_the_workflow_files():

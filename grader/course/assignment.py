@@ -139,6 +139,8 @@ class Assignment:
     #: Where the course's student kit is (``[self_check] kit``): the template's self-check cell installs it.
     self_check_kit: str | None = None
     _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
+    #: Run the visible checks only (a student's self-check), even where ``checks_hidden.py`` is present; set after loading.
+    visible_only: bool = False
 
     @property
     def checks_path(self) -> Path:
@@ -161,8 +163,8 @@ class Assignment:
         return getattr(self._module(path), f"check_{question.id}", None)
 
     def runnable(self, question: Question) -> bool:
-        """Hidden questions run only where their checks are present (the TA's copy)."""
-        return not question.hidden or self.hidden_checks_path.is_file()
+        """Hidden questions run only where their checks are present (the TA's copy), and not in a self-check."""
+        return not question.hidden or (not self.visible_only and self.hidden_checks_path.is_file())
 
     @property
     def defined_names(self) -> list[str]:

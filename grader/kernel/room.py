@@ -18,8 +18,9 @@ import json
 import os
 import sys
 
-#: The statements and the cells' text (for tracebacks), set once by room_load.
-ROOM = {"statements": [], "cells": {}}
+#: The statements and the cells' text (for tracebacks), set once by room_load. ``fork``: False where the system has no
+#: safe fork (Windows, macOS: grader/sandbox/platform.py sets it); each request then runs here, in a fresh namespace.
+ROOM = {"statements": [], "cells": {}, "fork": True}
 #: A reply past this many bytes is refused (the grader keeps the last 32 MiB of what a request prints).
 ROOM_REPLY_LIMIT = 30 << 20
 
@@ -59,6 +60,9 @@ def room_request(op, payload, room):
     """Answer ``op`` in a fork that first runs the statements ``room["run"]``; the reply as one line of JSON."""
     import select
     import signal
+
+    if not ROOM["fork"]:
+        return _room_inline(op, payload, room)
 
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -115,15 +119,33 @@ def room_request(op, payload, room):
     return text
 
 
-def _room_answer(op, payload, room):
+def _room_inline(op, payload, room):
+    """Without a fork (a self-check on Windows or macOS): the request answered in this process, in a fresh namespace.
+
+    What the student's statements change outside that namespace (a module patched, a global of torch set) is seen by
+    the next request: the result's isolation line says the requests shared one process. Output still goes nowhere."""
+    dumps = json.dumps
+    saved = sys.stdout, sys.stderr, sys.modules.get("_hwgrader")
+    try:
+        return _room_answer(op, payload, room, inline=True)
+    except BaseException as exc:  # an interrupt (time limit) or the student's SystemExit: a reply, never the kernel's end
+        return dumps(_error(exc))
+    finally:
+        sys.stdout, sys.stderr = saved[0], saved[1]
+        if saved[2] is not None:
+            sys.modules["_hwgrader"] = saved[2]
+
+
+def _room_answer(op, payload, room, inline=False):
     """In the fork: the student's statements in a fresh namespace, then the operation; the reply as JSON text."""
     import builtins
     import linecache
 
     dumps = json.dumps  # taken before the student's code can replace it
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
+    if not inline:  # a fork's own descriptors: the process is gone after the reply
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
     sys.stdout = sys.stderr = _Sink()
     sys.modules.pop("_hwgrader", None)  # not reachable by name from the student's code
     recorder = _recorder() if op in RECORDED_OPS else None  # made before their code can change the dispatch machinery

@@ -165,6 +165,7 @@ class KernelProcess:
         confinement = self.options.confinement
         if confinement is not None:
             km.confinement = confinement
+            km.transport = confinement.transport  # TCP on 127.0.0.1 where the system has no IPC sockets (grader/sandbox/platform.py)
             # The grader's connection file where the kernel cannot write; the sockets where the kernel's files go.
             km.connection_file = str(confinement.connection_file(self.restarts))
             km.ip = confinement.kernel_ip(self.restarts)
@@ -195,7 +196,7 @@ class KernelProcess:
         # JPY_PARENT_PID would make a kernel in another PID namespace think its parent died.
         env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
         confinement = self.options.confinement
-        if confinement is not None:
+        if confinement is not None and confinement.plain is None:  # plainly (a self-check), the student's own environment is kept
             env = {k: v for k, v in env.items() if k in KEPT_ENV or k.startswith("LC_")}
             env["HOME"] = str(confinement.home)
         env.update(self.options.env)

@@ -26,6 +26,7 @@ from grader.course.assignment import Assignment
 from grader.course.d2l_budget import Budget
 from grader.course.data_view import kernel_data_view
 from grader.course.seeds import batch_seed, kernel_seed, kernel_seed_code
+from grader.errors import EnvironmentProblem
 from grader.kernel.deadlines import Deadline
 from grader.kernel.device import (
     PEAK_CODE,
@@ -120,9 +121,16 @@ def _grade_loaded(
     workdir = Path(tempfile.mkdtemp(prefix="hwgrader-"))
     # The kernel is given a view of the data folder: the data set's files only, half of its test split (grader/course/data_view.py).
     data_view = kernel_data_view(options.budget.data_dir, workdir)
-    confinement = Confinement.create(
-        workdir, options.limits or Limits.default(), readonly=[], hidden=_grader_folders(), sandbox=options.sandbox, data=data_view.path
-    )
+    try:
+        confinement = Confinement.create(
+            workdir, options.limits or Limits.default(), readonly=[], hidden=_grader_folders(), sandbox=options.sandbox, data=data_view.path
+        )
+    except EnvironmentProblem as exc:  # GRADER_REQUIRE_SANDBOX=1 on a system without one: not graded, and not the student's doing
+        remove_tree(workdir)
+        result.execution = ExecutionRecord("environment_error", str(exc))
+        result.questions = _not_graded(assignment, str(exc))
+        result.hidden_questions_not_run = _hidden_not_run(assignment)
+        return result
     loop = asyncio.new_event_loop()
     room_confinement: Confinement | None = None
     try:
@@ -244,7 +252,8 @@ def _clean_room(notebook: Any, options: GradeOptions, confinement: Confinement, 
         + confinement.kernel_preamble()
         + _thread_preamble(options)
         + kernel_seed_code(seed)
-        + plan.preamble(),
+        + plan.preamble()
+        + ("" if confinement.plain is None or confinement.plain.fork else "__import__('_hwgrader').ROOM['fork'] = False\n"),
         confinement=confinement,
     )
     return CleanRoom(KernelSession(nbformat.v4.new_notebook(), room_options), plan, nonce, blobs=confinement.open_blob_folder)

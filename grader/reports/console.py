@@ -37,6 +37,8 @@ def print_summary(result: GradeResult, json_path: Path, file=None) -> None:
             "[bold red]NOT GRADED: the grader's environment, not the notebook, stopped it; "
             "nothing was charged, grade it again after the change below.[/bold red]"
         )
+    if execution.isolation.startswith("self-check on "):  # plain mode (grader/sandbox/platform.py): said first, loudly
+        console.print(Text(terminal_text(execution.isolation), style="bold yellow"))
     status = execution.status + (f": {execution.message}" if execution.message else "")
     console.print(Text(terminal_text(f"execution {status} in {execution.seconds:.1f} s; {len(execution.neutralized)} line(s) neutralized")))
     table = Table(show_header=True, header_style="bold")

@@ -99,7 +99,8 @@ def run(request: RunRequest) -> RunOutcome:
             fill_missing(settings, jobs, results, grader_failure(exc))
     elif todo:  # grading here imports torch: a cached rerun must not
         job = todo[0]
-        results[job.stem] = grade_one(settings.worker_job(job), progress=wanted(request.quiet), summary=not request.quiet)
+        shown = wanted(request.quiet) if request.progress is None else request.progress
+        results[job.stem] = grade_one(settings.worker_job(job), progress=shown, summary=not request.quiet)
     if grades is not None:
         apply_manual(request.manual, grades, jobs, results)
     fill_missing(settings, jobs, results, "the grading process left no result")  # never a KeyError: every job has a result
@@ -124,6 +125,9 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if request.visible_only:  # as grade_one keys it: a self-check's result and a TA's never stand for each other
+        for job in jobs:
+            job.key += ":visible-only"
     if not request.quiet:  # said once here: a batch's grading processes write their stderr to their logs
         from grader.course.data_view import warn_once
 
@@ -190,6 +194,9 @@ def grade_one(job: WorkerJob, *, progress: bool, summary: bool) -> GradeResult:
     path = Path(job.notebook)
     planned = batch.plan([path], Path(job.out), lambda p: job.assignment, job.budget, job.device, max_notebook_mb=job.max_notebook_mb)[0]
     planned.stem, planned.target = job.stem, Path(job.out) / f"{job.stem}.json"  # the coordinator chose the result's name
+    if job.visible_only:  # a self-check: the hidden questions are counted as not run, and the result is never a TA's
+        planned.assignment.visible_only = True
+        planned.key += ":visible-only"
     budget = Budget.of(job.budget, Path(job.data_dir), planned.assignment.budgets, job.loader_workers)
     on_cell = cell_progress(path, progress)
     options = GradeOptions(

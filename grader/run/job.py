@@ -35,6 +35,8 @@ class WorkerJob:
     max_notebook_mb: float | None = None
     #: DataLoader workers per data module under ``full`` (None: the notebook's own); see ``grader.course.d2l_budget``.
     loader_workers: int | None = None
+    #: Hidden questions are not run even where ``checks_hidden.py`` is present (a self-check: ``grader/run/magic.py``).
+    visible_only: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

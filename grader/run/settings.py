@@ -48,6 +48,11 @@ class RunRequest:
     summary: bool = False
     gradescope: Path | None = None
     gradescope_note: str = ""
+    #: Only the visible checks (``checks.py``): a student's self-check (``%grade``) is shown what a student may see,
+    #: and its result is never reused for a TA's grading (its cache key differs).
+    visible_only: bool = False
+    #: Per-cell progress on stderr: None shows it on a terminal only; True always (``%grade`` streams it into the notebook).
+    progress: bool | None = None
 
     @property
     def quiet(self) -> bool:
@@ -98,6 +103,7 @@ class RunSettings:
             sandbox=r.sandbox,
             max_notebook_mb=r.max_notebook_mb,
             loader_workers=batch.loader_workers(threads, self.device) if in_batch else self.loader_workers,
+            visible_only=r.visible_only,
         )
 
 

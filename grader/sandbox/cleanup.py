@@ -20,12 +20,15 @@ descriptors.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from grader.sandbox.platform import current, open_flag
 
 #: Open folders (descriptors) at most at once; deeper subtrees are moved up first.
 MAX_DEPTH = 32
@@ -36,7 +39,7 @@ MAX_SECONDS = 120.0
 #: How many error messages a report keeps (the rest are counted).
 KEPT_ERRORS = 5
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | open_flag("O_DIRECTORY") | open_flag("O_NOFOLLOW") | open_flag("O_CLOEXEC")
 
 
 @dataclass
@@ -94,6 +97,11 @@ def remove_tree(
     written to ``log`` (stderr by default; ``None``: silent).
     """
     report = CleanupReport(str(path))
+    if not current().descriptors:  # Windows: no dir_fd; a self-check's own folders, removed by path
+        _remove_by_path(Path(os.path.abspath(path)), report)
+        if log is not None and not report.complete:
+            log(report.line())
+        return report
     try:
         _remove(Path(os.path.abspath(path)), report, max(2, max_depth), max_entries, time.monotonic() + max_seconds)
     except Exception as exc:  # noqa: BLE001 -- the promise is "never raises"; what happened is in the report
@@ -103,9 +111,20 @@ def remove_tree(
     return report
 
 
+def _remove_by_path(path: Path, report: CleanupReport) -> None:
+    """Where the system has no ``dir_fd`` (Windows): ``shutil.rmtree``, which does not follow a link to a folder."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        report.failed(str(path), f"{type(exc).__name__}: {exc}")
+
+
 def _remove(path: Path, report: CleanupReport, max_depth: int, max_entries: int, deadline: float) -> None:
     try:
-        parent_fd = os.open(path.parent, _DIR_FLAGS & ~os.O_NOFOLLOW)  # the caller's own path may go through links
+        parent_fd = os.open(path.parent, _DIR_FLAGS & ~open_flag("O_NOFOLLOW"))  # the caller's own path may go through links
     except FileNotFoundError:
         return
     except OSError as exc:
@@ -154,10 +173,10 @@ def _open_dir(parent_fd: int, name: str, shown: str, report: CleanupReport) -> i
     # The kernel may have taken its own folder's permissions away (same user): give them back through an
     # O_PATH descriptor, which names this very folder, so a link swapped in meanwhile is never followed.
     try:
-        handle = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+        handle = os.open(name, open_flag("O_PATH") | open_flag("O_DIRECTORY") | open_flag("O_NOFOLLOW"), dir_fd=parent_fd)
         try:
             os.chmod(f"/proc/self/fd/{handle}", 0o700)
-            return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_DIRECTORY)
+            return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | open_flag("O_DIRECTORY"))
         finally:
             os.close(handle)
     except OSError as exc:
@@ -307,7 +326,7 @@ def read_tail(path: str | os.PathLike, limit: int = 64 << 10) -> str:
     whatever the file's size.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, os.O_RDONLY | open_flag("O_NOFOLLOW") | open_flag("O_CLOEXEC") | open_flag("O_NONBLOCK"))
     except OSError:
         return ""
     try:

@@ -48,6 +48,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.errors import EnvironmentProblem
 from grader.sandbox import cgroups
 from grader.sandbox.bubblewrap import (
     INSIDE_BLOBS,
@@ -61,6 +62,7 @@ from grader.sandbox.bubblewrap import (
 from grader.sandbox.cgroups import cgroups_turned_off_by_environment, own_cgroup
 from grader.sandbox.cleanup import remove_cgroup
 from grader.sandbox.limits import GiB, Limits, MiB, describe_bytes, machine_memory
+from grader.sandbox.platform import REQUIRE_SANDBOX_VARIABLE, Platform, current, sandbox_required
 from grader.sandbox.watch import SandboxWatch
 
 __all__ = ["Confinement", "GiB", "Limits", "MiB", "bwrap_path", "describe_bytes", "machine_memory", "own_cgroup"]
@@ -133,12 +135,29 @@ class Confinement(SandboxWatch):
     _stopped: str = field(default="", repr=False)
     #: ``O_PATH`` descriptors of the running kernel's sockets (see ``SandboxWatch.pin_sockets``).
     _pinned: list[int] = field(default_factory=list, repr=False)
+    #: Set where this system has no sandbox, launcher or limits (:mod:`grader.sandbox.platform`): the kernel runs plainly.
+    plain: Platform | None = None
 
     @classmethod
     def create(
         cls, workdir: Path, limits: Limits, readonly: list[Path], hidden: list[Path], sandbox: bool = True, data: Path | None = None
     ) -> Confinement:
-        """The confinement of one submission's kernels, with the grader's folders for them made under ``workdir``."""
+        """The confinement of one submission's kernels, with the grader's folders for them made under ``workdir``.
+
+        Where the system has no sandbox at all (Windows, macOS: :mod:`grader.sandbox.platform`) the kernel runs plainly,
+        and the result says so; with ``GRADER_REQUIRE_SANDBOX=1`` that is refused here, before a kernel starts."""
+        host = current()
+        if host.plain:
+            if sandbox_required():
+                raise EnvironmentProblem(
+                    f"{REQUIRE_SANDBOX_VARIABLE}=1, but {host.name} has no sandbox for the kernel (bubblewrap, cgroups, rlimits "
+                    "are Linux's): nothing is graded unconfined"
+                )
+            confinement = cls(limits, workdir, readonly, hidden, None, turned_off=True, data=data, plain=host)
+            confinement.launch_dir.mkdir(parents=True, exist_ok=True)
+            confinement.home.mkdir(parents=True, exist_ok=True)
+            confinement.blob_dir.mkdir(parents=True, exist_ok=True)
+            return confinement
         turned_off = not sandbox or turned_off_by_environment()
         confinement = cls(limits, workdir, readonly, hidden, None if turned_off else bwrap_path(), turned_off=turned_off, data=data)
         confinement.launch_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +200,8 @@ class Confinement(SandboxWatch):
     @property
     def isolation(self) -> str:
         """One line for the result: what was in force for this submission."""
+        if self.plain is not None:
+            return self.plain.isolation
         parts = [
             "bubblewrap sandbox (read-only system, no network, private /tmp)"
             if self.bwrap
@@ -248,7 +269,14 @@ class Confinement(SandboxWatch):
 
     def kernel_ip(self, launch: int) -> str:
         """The sockets' path prefix as the kernel binds them (``ipc`` transport); the grader connects through :attr:`kernel_dir`."""
+        if self.plain is not None and not self.plain.ipc:
+            return "127.0.0.1"  # TCP on the loopback interface: ZeroMQ picks the ports and writes them in the connection file
         return f"{INSIDE_KERNEL}/ipc-{launch}" if self.bwrap else str(self.kernel_dir / f"ipc-{launch}")
+
+    @property
+    def transport(self) -> str:
+        """ZeroMQ's transport for the kernel's sockets: ``ipc`` (socket files in the kernel's folder) unless the system lacks it."""
+        return self.plain.transport if self.plain is not None else "ipc"
 
     def log_file(self, launch: int) -> Path:
         """The launcher's log: its own messages, bubblewrap's, and the first bytes of the kernel's stdout/stderr."""
@@ -266,6 +294,8 @@ class Confinement(SandboxWatch):
         """
         self._launches += 1
         launch = self._launches
+        if self.plain is not None:  # no launcher (it needs rlimits and prctl): the kernel's own command, its time limits kept by the client
+            return command
         launcher = [sys.executable, "-m", "grader.sandbox.launcher", "--parent", str(os.getpid())]
         for folder in dict.fromkeys(self.cgroups.values()):  # v2: one folder holds both limits
             launcher += ["--cgroup", str(folder)]

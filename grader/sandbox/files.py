@@ -29,8 +29,11 @@ import stat
 from collections.abc import Callable, Sequence
 
 from grader.errors import BridgeError
+from grader.sandbox.platform import open_flag
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+#: A tensor file the grader writes: a new one, never one the kernel prepared (``O_EXCL``), never through a link.
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | open_flag("O_NOFOLLOW") | open_flag("O_CLOEXEC")
+_DIR_FLAGS = os.O_RDONLY | open_flag("O_DIRECTORY") | open_flag("O_NOFOLLOW") | open_flag("O_CLOEXEC")
 
 
 def open_folder(base: str, parts: Sequence[str]) -> int:
@@ -39,7 +42,7 @@ def open_folder(base: str, parts: Sequence[str]) -> int:
     ``base`` is the grader's own trusted starting point (``/proc/<pid>/root`` of the sandbox, or the
     grader's work folder) and is opened as named; raises ``OSError`` for a link or a missing folder.
     """
-    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(base, os.O_RDONLY | open_flag("O_DIRECTORY") | open_flag("O_CLOEXEC"))
     try:
         for part in parts:
             if not part or part in (".", "..") or "/" in part:
@@ -60,11 +63,18 @@ class BlobFolder:
     ``dir_fd`` relative to the descriptor, never by a path.
     """
 
-    def __init__(self, fd: int | None = None, opener: Callable[[], int] | None = None):
+    def __init__(self, fd: int | None = None, opener: Callable[[], int] | None = None, path: str | None = None):
         """``fd``: the folder's descriptor; or ``opener``, which takes it when a tensor first needs the folder
-        (so a request that moves no file -- most do not -- never depends on the folder at all)."""
+        (so a request that moves no file -- most do not -- never depends on the folder at all); or ``path`` where the
+        system has no ``dir_fd`` (Windows: a plain self-check, the kernel unconfined, see ``grader/sandbox/platform.py``)."""
         self._fd = fd
         self._opener = opener
+        self._path = path
+
+    def _open(self, name: str, flags: int, mode: int = 0o777) -> int:
+        if self._path is not None:
+            return os.open(os.path.join(self._path, name), flags | open_flag("O_BINARY"), mode)
+        return os.open(name, flags, mode, dir_fd=self.fd)
 
     @property
     def fd(self) -> int:
@@ -98,7 +108,7 @@ class BlobFolder:
         """
         expected = target.nbytes
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), dir_fd=self.fd)
+            fd = self._open(name, os.O_RDONLY | open_flag("O_NOFOLLOW") | open_flag("O_NONBLOCK") | open_flag("O_CLOEXEC"))
         except OSError as exc:
             raise BridgeError(f"the tensor file {name} cannot be read ({exc.strerror})") from None
         try:
@@ -107,7 +117,7 @@ class BlobFolder:
                 raise BridgeError(f"the tensor file {name} is not a file of {expected} bytes")
             done = 0
             while done < expected:
-                n = os.readv(fd, [target[done:]])
+                n = _read_into(fd, target[done:])
                 if n == 0:
                     raise BridgeError(f"the tensor file {name} ended after {done} of {expected} bytes")
                 done += n
@@ -119,7 +129,7 @@ class BlobFolder:
         """A new file (``O_EXCL``: never one the kernel prepared) holding ``raw``; its name."""
         name = secrets.token_hex(8) + ".in"
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644, dir_fd=self.fd)
+            fd = self._open(name, _NEW_FILE_FLAGS, 0o644)
         except OSError as exc:
             raise BridgeError(f"the grader could not hand a tensor to the kernel ({exc.strerror})") from None
         try:
@@ -136,9 +146,21 @@ class BlobFolder:
     def remove(self, name: str) -> None:
         """Remove ``name`` from this folder (an unlink never follows a link); gone already is fine."""
         try:
-            os.unlink(name, dir_fd=self.fd)
+            if self._path is not None:
+                os.unlink(os.path.join(self._path, name))
+            else:
+                os.unlink(name, dir_fd=self.fd)
         except (OSError, BridgeError):
             pass
+
+
+def _read_into(fd: int, view: memoryview) -> int:
+    """Bytes read from ``fd`` straight into ``view`` (``readv``); where the system has none (Windows), through a copy."""
+    if hasattr(os, "readv"):
+        return os.readv(fd, [view])
+    data = os.read(fd, len(view))
+    view[: len(data)] = data
+    return len(data)
 
 
 def pin_socket(folder_fd: int, name: str) -> int | None:
@@ -147,7 +169,7 @@ def pin_socket(folder_fd: int, name: str) -> int | None:
     Connecting to ``/proc/self/fd/N`` reaches exactly this inode, whatever is later put at ``name``.
     """
     try:
-        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=folder_fd)
+        fd = os.open(name, open_flag("O_PATH") | open_flag("O_NOFOLLOW") | open_flag("O_CLOEXEC"), dir_fd=folder_fd)
     except OSError:
         return None
     if not stat.S_ISSOCK(os.fstat(fd).st_mode):

@@ -22,6 +22,7 @@ from grader.errors import BridgeError
 from grader.sandbox.bubblewrap import INSIDE_BLOBS, INSIDE_KERNEL, INSIDE_SHM, INSIDE_TMP, read_info
 from grader.sandbox.files import BlobFolder, open_folder, pin_socket
 from grader.sandbox.limits import Limits, MiB, describe_bytes
+from grader.sandbox.platform import current
 
 #: Free space below which a tmpfs counts as full when a cell ends (the kernel is then stopped).
 FULL_MARGIN = MiB
@@ -41,6 +42,9 @@ class SandboxWatch:
 
         @property
         def kernel_dir(self) -> Path: ...
+
+        @property
+        def blob_dir(self) -> Path: ...
 
         def _info_file(self, launch: int) -> Path: ...
 
@@ -135,6 +139,8 @@ class SandboxWatch:
         root) gets that request refused, never a file on the host. Without the sandbox the walk starts at
         the grader's work folder.
         """
+        if not current().descriptors:  # Windows: no dir_fd; the kernel runs unconfined as the student, its folder reached by path
+            return BlobFolder(path=str(self.blob_dir))
         return BlobFolder(opener=self._blob_folder_fd)
 
     def _blob_folder_fd(self) -> int:

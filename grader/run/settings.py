@@ -14,6 +14,7 @@ from grader.course.assignment import ASSIGNMENTS_DIR
 from grader.errors import ConfigError
 from grader.run import batch
 from grader.run.job import WorkerJob
+from grader.run.slurm import SlurmConfig
 from grader.sandbox.confinement import Limits
 
 
@@ -39,6 +40,8 @@ class RunRequest:
     threads: int | None = None
     jobs_per_gpu: int | None = None
     scheduler: str | None = None
+    #: ``--cluster-config``: the TOML file whose ``[slurm]`` table ``--scheduler slurm`` starts its workers from.
+    cluster_config: Path | None = None
     memory_limit_gib: float | None = None
     sandbox: bool = True
     max_notebook_mb: float | None = None
@@ -69,6 +72,8 @@ class RunSettings:
     jobs_per_gpu: int = 1
     #: DataLoader workers per data module under ``full`` (None: the notebook's own); see ``Budget``.
     loader_workers: int | None = None
+    #: ``--scheduler slurm``: the checked ``[slurm]`` table (``grader/run/slurm.py``).
+    slurm: SlurmConfig | None = None
 
     def worker_job(self, job: batch.Job, alone: bool = False, in_batch: bool = False) -> WorkerJob:
         """The grading process's description of ``job`` (this process, a local child or a Dask worker).

@@ -115,6 +115,8 @@ def test_the_sbatch_header_asks_for_the_partition_cores_memory_walltime_and_gpus
     body = script.split("source /shared/venv/bin/activate", 1)
     assert len(body) == 2 and "distributed.cli.dask_worker" in body[1]  # the prologue runs before the worker starts
     assert "--nthreads 1" in body[1]  # one notebook at a time per job: the job's cores are its kernel's
+    folder = body[1].index("mktemp -d"), body[1].index("trap 'rm -rf"), body[1].index("dask_worker")
+    assert folder == tuple(sorted(folder))  # after the TA's prologue: the job's own temporary folder, removed as the job ends
 
 
 def test_no_gres_line_without_gpus_and_the_logs_go_where_asked(tmp_path):

@@ -17,9 +17,11 @@ normally, on an error or on Ctrl-C -- cancels exactly this run's jobs: ``SLURMCl
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 import uuid
@@ -176,6 +178,15 @@ def load_config(path: Path, notebook_timeout: float) -> SlurmConfig:
     return parse_config(data, notebook_timeout, where=str(path))
 
 
+#: Appended to the prologue: the job's temporary files (the worker's, its grading processes', their kernels') go to a
+#: folder of the job's own, removed when the job ends -- also when it is cancelled mid-notebook (bash runs the trap
+#: once the worker has exited on SLURM's SIGTERM), so no job leaves files on a node's scratch disk.
+JOB_FOLDER = (
+    'export TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/hwg-${SLURM_JOB_ID:-0}-XXXX")"',  # short: kernel sockets live below it
+    "trap 'rm -rf \"$TMPDIR\"' EXIT TERM INT",
+)
+
+
 def cluster_options(config: SlurmConfig, job_name: str) -> dict[str, Any]:
     """Keyword arguments of ``SLURMCluster`` for ``config``: one worker of one thread per job, the job's cores for its kernel."""
     directives = [f"--gres=gpu:{config.gpus_per_job}"] if config.gpus_per_job else []
@@ -191,7 +202,7 @@ def cluster_options(config: SlurmConfig, job_name: str) -> dict[str, Any]:
         "walltime": config.walltime,
         "job_name": job_name,
         "job_extra_directives": directives,
-        "job_script_prologue": list(config.prologue),
+        "job_script_prologue": [*config.prologue, *JOB_FOLDER],
         "python": config.python,
         "log_directory": config.log_directory,
     }
@@ -199,9 +210,22 @@ def cluster_options(config: SlurmConfig, job_name: str) -> dict[str, Any]:
 
 def job_script(config: SlurmConfig, job_name: str = "hwgrader", scheduler: str = "tcp://coordinator:8786") -> str:
     """The batch script a worker job runs (its ``#SBATCH`` header first), as dask-jobqueue writes it."""
-    from dask_jobqueue.slurm import SLURMJob
+    return str(jobqueue().slurm.SLURMJob(scheduler=scheduler, name="worker", **cluster_options(config, job_name)).job_script())
 
-    return str(SLURMJob(scheduler=scheduler, name="worker", **cluster_options(config, job_name)).job_script())
+
+def jobqueue() -> Any:
+    """``dask_jobqueue``, imported without the Ctrl-C handler its runner module installs on import.
+
+    That handler (``sys.exit()``) would turn Ctrl-C into a silent exit 0 -- a TA would read "done" -- instead of
+    KeyboardInterrupt: exit 130 and "interrupted", with every finished result kept and the jobs cancelled.
+    """
+    interrupt = signal.getsignal(signal.SIGINT)
+    import dask_jobqueue
+    import dask_jobqueue.slurm
+
+    if threading.current_thread() is threading.main_thread() and interrupt is not None:
+        signal.signal(signal.SIGINT, interrupt)
+    return dask_jobqueue
 
 
 def _run(command: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -261,12 +285,23 @@ def queue_state(job_name: str) -> QueueState:
     return QueueState(running, pending, tuple(reasons))
 
 
-def cancel_jobs(job_name: str) -> None:
-    """Cancel every job of this run still known to SLURM (the fallback after ``SLURMCluster.close``)."""
+def cancel_jobs(job_name: str, wait: float = 60.0) -> None:
+    """Cancel every job of this run still known to SLURM (the fallback after ``SLURMCluster.close``), and wait up to
+    ``wait`` seconds for them to leave the queue, so that when ``grade`` returns no job of it runs or completes."""
     try:
         _run(["scancel", f"--name={job_name}"])
+        deadline = time.monotonic() + wait
+        while _run(["squeue", "--noheader", f"--name={job_name}", "--format=%i"]).stdout.strip():
+            if time.monotonic() > deadline:
+                print(f"grade: SLURM jobs named {job_name} are still ending (squeue --name={job_name})", file=sys.stderr)
+                return
+            time.sleep(0.5)
     except (OSError, subprocess.TimeoutExpired) as exc:
         print(f"grade: could not cancel the SLURM jobs named {job_name}: {exc}; run `scancel --name={job_name}`", file=sys.stderr)
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @dataclass
@@ -282,8 +317,11 @@ class SlurmWorkers:
         """Submit the jobs and wait for the first worker; the client to grade with."""
         import dask
         from dask.distributed import Client
-        from dask_jobqueue import SLURMCluster
 
+        SLURMCluster = jobqueue().SLURMCluster  # noqa: N806 -- the class
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (kill, or the coordinator's own SLURM job at its walltime) cleans up as Ctrl-C does.
+            signal.signal(signal.SIGTERM, _interrupted)
         settings = {"distributed.scheduler.allowed-failures": allowed_failures, "distributed.scheduler.worker-saturation": 1.0}
         with dask.config.set(settings):
             self.cluster = SLURMCluster(dashboard_address=None, **cluster_options(self.config, self.job_name))
@@ -314,6 +352,8 @@ class SlurmWorkers:
 
     def close(self) -> None:
         """Close the client and the cluster (which cancels the jobs it knows), then cancel any job of this run left."""
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is _interrupted:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
             if self.client is not None:
                 self.client.close()

@@ -170,3 +170,21 @@ def test_slurm_without_a_cluster_config_and_a_config_without_slurm_are_usage_err
     assert "--scheduler slurm needs --cluster-config" in capsys.readouterr().err
     assert main([str(notebook), "--out", out, "--cluster-config", "c.toml", "--budget", "quick"]) == 2
     assert "--cluster-config is read by --scheduler slurm only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("gpus", "device"), [(0, "cpu"), (1, "cuda")])
+def test_jobs_with_gpus_are_planned_for_cuda_even_from_a_coordinator_without_one(tmp_path, notebook, monkeypatch, gpus, device):
+    """`--device auto` on a login node without a GPU: the jobs' GPUs decide, not the coordinator's lack of one."""
+    from grader.run.grading_run import plan
+    from grader.run.settings import RunRequest
+
+    checked = []
+    monkeypatch.setattr("grader.run.slurm.require_slurm", lambda: None)
+    monkeypatch.setattr("grader.run.slurm.check_submission", checked.append)  # no SLURM here: what would be submitted
+    monkeypatch.setattr("grader.run.grading_run.resolve_device", lambda asked: "cpu" if asked == "auto" else asked)
+    config = tmp_path / "cluster.toml"
+    config.write_text(f'[slurm]\npartition = "gpu"\ncores = 3\nmemory = "10GB"\ngpus_per_job = {gpus}\n', encoding="utf-8")
+    request = RunRequest(paths=(str(notebook),), out=tmp_path / "out", budget="quick", scheduler="slurm", cluster_config=config)
+    settings, jobs = plan(request, [notebook])
+    assert settings.device == device and len(jobs) == 1 and checked and checked[-1].gpus_per_job == gpus
+    assert settings.threads == 3 and settings.memory_bytes == 8 * 10**9  # the job's cores; 80 % of its memory for the kernel

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grader.course.d2l_budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
@@ -129,6 +129,9 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
         raise UsageError(str(exc)) from None
     if request.scheduler == SCHEDULER or request.cluster_config:
         settings.slurm = slurm_config(request, jobs, budget)
+        if settings.slurm.gpus_per_job and request.device == "auto" and device != "cuda":
+            # The coordinator (a login node) may have no GPU; the jobs it starts do: planned for theirs, not its own.
+            return plan(replace(request, device="cuda"), paths)
         if settings.slurm.data_dir and not request.data_dir:
             settings.data_dir = Path(settings.slurm.data_dir)
     if not request.quiet:  # said once here: a batch's grading processes write their stderr to their logs

@@ -19,6 +19,7 @@ run/  Entry points (may import every folder below)
   ``job``                the job description (WorkerJob) and the grading process's command line
   ``batch``              planning jobs, cache keys, local grading processes at most N at a time
   ``cluster``            the same on a Dask cluster
+  ``slurm``              workers as SLURM jobs: the [slurm] table checked, jobs started, watched and cancelled
   ``gpu_admission``      whether CUDA is usable, and how many kernels a GPU holds
   ``progress``           progress bars and per-cell progress on the terminal
   ``magic``              ``%grade`` in a notebook: the saved file graded in a separate process, the verdicts shown inline

@@ -84,6 +84,37 @@ def fixture_batch(tmp_path_factory, data_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def slurm():
+    """A one-node SLURM cluster for the session (tests/slurm_node.py), found through ``SLURM_CONF``; stopped and removed after.
+
+    Skipped, with the reason, where SLURM cannot run (not installed, not root); ``GRADER_REQUIRE_SLURM=1`` (CI sets it)
+    makes that a failure.
+    """
+    import tempfile
+
+    from tests.slurm_node import SlurmNode, why_not_here
+
+    reason = why_not_here()
+    if reason:
+        if os.environ.get("GRADER_REQUIRE_SLURM") == "1":
+            pytest.fail(f"GRADER_REQUIRE_SLURM=1 but SLURM cannot run here: {reason}")
+        pytest.skip(f"SLURM cannot run here: {reason}")
+    node = SlurmNode(Path(tempfile.mkdtemp(prefix="hwgrader-slurm-")))
+    before = os.environ.get("SLURM_CONF")
+    try:
+        node.write_configs()
+        os.environ["SLURM_CONF"] = str(node.conf)  # for grade's own sbatch/squeue/scancel, and its children
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before
+
+
 def with_thresholds(assignment, settings: dict):
     """``assignment`` with some questions' ``full_threshold`` replaced: tests that must not follow the config's calibration."""
     from dataclasses import replace
@@ -120,6 +151,7 @@ SLOW_MODULES = frozenset(
         "test_forgery",  # forged kernel replies, graded in a kernel
         "test_grade",  # real and hostile notebooks through the whole pipeline
         "test_sandbox",  # hostile notebooks against bubblewrap and the limits
+        "test_slurm_cluster",  # grading through a one-node SLURM started by the `slurm` fixture
     }
 )
 

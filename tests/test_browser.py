@@ -90,6 +90,20 @@ def test_the_class_summary_sorts_by_a_clicked_column(browser, fixture_batch):
     assert ascending[0] < ascending[-1]  # the solution (100%) and a student (< 100%) really were reordered
 
 
+def test_the_class_summary_filters_its_rows_by_what_is_typed(browser, fixture_batch):
+    visit = browser.visit(fixture_batch / "index.html")
+    visible = "Array.from(document.querySelectorAll('#gradebook tbody tr')).filter(r => !r.hidden).map(r => r.cells[0].textContent.trim())"
+    typed = (
+        "(function (text) { var f = document.getElementById('gradebook-filter'); f.value = text; f.dispatchEvent(new Event('input')); })"
+    )
+    browser.evaluate(f"{typed}('STUDENT_')")
+    assert sorted(browser.evaluate(visible)) == ["student_a.ipynb", "student_b.ipynb"]  # any case; the solution hidden
+    assert browser.evaluate("document.getElementById('gradebook-shown').textContent") == "2 of 3 shown"
+    browser.evaluate(f"{typed}('')")
+    assert len(browser.evaluate(visible)) == 3
+    assert visit.console_errors == []  # the script ran under the page's CSP
+
+
 def test_the_browser_helper_sees_a_request_and_a_console_error(browser, tmp_path):
     """The two checks above could not pass by accident: a page that fetches and logs an error is caught."""
     page = tmp_path / "bad.html"

@@ -36,6 +36,7 @@ def test_ci_runs_the_readme_commands_verbatim():
 def test_ci_installs_the_browser_packages_the_readme_documents():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    packages = "--no-install-recommends chromium fonts-noto-cjk bubblewrap"
+    packages = "--no-install-recommends chromium fonts-noto-cjk bubblewrap slurmctld slurmd slurm-client munge"
     assert packages in readme and packages in ci
-    assert "export GRADER_REQUIRE_BROWSER=1 GRADER_REQUIRE_SANDBOX=1" in ci  # in CI neither may be skipped
+    assert "command -v slurmctld" in ci  # the guard installs them where SLURM is missing too
+    assert "export GRADER_REQUIRE_BROWSER=1 GRADER_REQUIRE_SANDBOX=1 GRADER_REQUIRE_SLURM=1" in ci  # in CI none may be skipped

@@ -364,6 +364,14 @@ def test_the_class_summary_links_every_report_and_flags_execution_problems(tmp_p
     assert f'<script nonce="{nonce}">' in page
 
 
+def test_the_class_summary_has_a_filter_box_for_its_table_and_no_script_from_elsewhere(tmp_path):
+    results = [(small("a", "pass"), tmp_path / "a.json"), (small("b", "fail", "timeout"), tmp_path / "b.json")]
+    page = render_summary(results)
+    assert '<input type="search" id="gradebook-filter"' in page and ">2 of 2 shown<" in page
+    assert 'getElementById("gradebook-filter")' in page and "row.hidden" in page
+    assert page.count("<script") == 1 and "src=" not in page.split("<script", 1)[1].split(">", 1)[0]
+
+
 # --------------------------------------------------------------------------- a TA's manual grades
 
 

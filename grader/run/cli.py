@@ -39,6 +39,7 @@ def _grade(args: argparse.Namespace) -> int:
         threads=args.threads,
         jobs_per_gpu=args.jobs_per_gpu,
         scheduler=args.scheduler,
+        cluster_config=Path(args.cluster_config) if args.cluster_config else None,
         memory_limit_gib=args.memory_limit,
         sandbox=not args.no_sandbox,
         max_notebook_mb=args.max_notebook_mb,
@@ -195,7 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with CUDA: K kernels on each visible GPU, each held to 1/K of its memory (sets --jobs; lowered "
         "where K x the assignment's measured GPU peak does not fit)",
     )
-    grade.add_argument("--scheduler", metavar="ADDRESS", help="grade on a Dask cluster: tcp://host:8786, or local:N for a LocalCluster")
+    grade.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on a Dask cluster: tcp://host:8786, local:N for a LocalCluster, or slurm (workers as SLURM jobs, see --cluster-config)",
+    )
+    grade.add_argument(
+        "--cluster-config", metavar="TOML", help="with --scheduler slurm: the [slurm] table (partition, cores, memory, walltime, jobs, ...)"
+    )
     grade.add_argument("--memory-limit", type=float, metavar="GIB", help="memory per kernel (default: a share of the machine, at least 6)")
     grade.add_argument("--no-sandbox", action="store_true", help="run kernels without bubblewrap (limits still apply)")
     grade.add_argument(

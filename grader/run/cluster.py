@@ -12,13 +12,15 @@ A worker that dies mid-task is replaced by Dask and the task rescheduled on
 another, up to ``allowed_failures`` times; after that the submission is
 recorded as ``crashed`` -- never lost. Workers need the same hw-grader
 version installed and the data folder at the same path (a shared file
-system, as on a SLURM cluster).
+system, as on a SLURM cluster). ``--scheduler slurm`` starts the workers as SLURM jobs first
+(``grader/run/slurm.py``) and cancels them when the run ends, however it ends.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -29,6 +31,7 @@ from grader.reports.html_report import html_path, notebook_path
 from grader.results import GradeResult, write_atomic, write_result
 from grader.run.batch import RETRIED_ALONE, exit_message
 from grader.run.job import WorkerJob, worker_command
+from grader.run.slurm import SCHEDULER, SlurmConfig, SlurmConfigError, SlurmWorkers
 
 #: Times a task may lose its worker before the submission is recorded as crashed.
 ALLOWED_FAILURES = 2
@@ -56,22 +59,49 @@ def grade_on_worker(name: str, notebook: bytes, job_json: str) -> dict[str, Any]
         return {kind: file.read_text(encoding="utf-8") if file.is_file() else None for kind, file in files.items()}
 
 
-def open_client(address: str):
-    """A ``dask.distributed`` client for ``tcp://...`` (an existing scheduler) or ``local:N`` (a LocalCluster)."""
+def say(line: str) -> None:
+    """The coordinator's progress while it waits for workers (stderr: ``--json`` keeps stdout for results)."""
+    print(f"grade: {line}", file=sys.stderr, flush=True)
+
+
+def open_client(address: str, slurm: SlurmConfig | None = None) -> tuple[Any, Callable[[], None]]:
+    """A ``dask.distributed`` client, and what closes it and whatever was started for it.
+
+    ``tcp://...``: an existing scheduler; ``local:N``: a LocalCluster here; ``slurm``: workers started as SLURM
+    jobs from ``slurm`` (the checked ``[slurm]`` table), cancelled by the closer.
+    """
     try:
         import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise SystemExit("grade: --scheduler needs Dask: pip install 'hw-grader[cluster]'") from None
+    if address == SCHEDULER:
+        if slurm is None:
+            raise SlurmConfigError("--scheduler slurm needs --cluster-config FILE (a TOML file with a [slurm] table)")
+        workers = SlurmWorkers(slurm)
+        try:
+            return workers.start(say, ALLOWED_FAILURES), workers.close
+        except BaseException:  # Ctrl-C or no job started: the jobs already submitted are cancelled
+            workers.close()
+            raise
     if address.startswith("local:"):
-        workers = int(address.split(":", 1)[1] or 1)
+        workers_count = int(address.split(":", 1)[1] or 1)
         # Saturation 1.0: a worker holds only the task it runs. Dask's default (1.1) queues a second
         # notebook on each one-thread worker, which can sit there minutes while another worker idles.
         settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, "distributed.scheduler.worker-saturation": 1.0}
         with dask.config.set(settings):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        return Client(cluster)
-    return Client(address)
+            cluster = LocalCluster(n_workers=workers_count, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(address)
+
+    def close() -> None:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+    return client, close
 
 
 def run_on_cluster(
@@ -80,6 +110,7 @@ def run_on_cluster(
     describe: Callable[..., WorkerJob],
     crashed: Callable[[Any, str], GradeResult],
     on_done: Callable[[Any, GradeResult], None] | None = None,
+    slurm: SlurmConfig | None = None,
 ) -> dict[str, GradeResult]:
     """Grade ``jobs`` (see ``batch.Job``) on the cluster at ``address``; write and return results by stem.
 
@@ -89,7 +120,7 @@ def run_on_cluster(
     """
     from dask.distributed import as_completed
 
-    client = open_client(address)
+    client, close = open_client(address, slurm)
     results: dict[str, GradeResult] = {}
     retried: set[str] = set()
 
@@ -130,8 +161,5 @@ def run_on_cluster(
             if on_done:
                 on_done(job, result)
     finally:
-        cluster = getattr(client, "cluster", None)
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        close()
     return results

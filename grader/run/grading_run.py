@@ -11,10 +11,11 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grader.course.d2l_budget import DEFAULT_DATA_CACHE, Budget, resolve_budget, resolve_device
+from grader.errors import ConfigError
 from grader.reports.console import print_summary, summary_line
 from grader.reports.html_report import html_path, notebook_path, read_executed, render_report
 from grader.reports.text_safety import terminal_text
@@ -25,6 +26,7 @@ from grader.run.job import WorkerJob
 from grader.run.outputs import apply_manual, fill_missing, grader_failure, read_manual, write_outputs
 from grader.run.progress import BatchProgress, cell_progress, wanted
 from grader.run.settings import RunRequest, RunSettings, UsageError
+from grader.run.slurm import SCHEDULER, SlurmConfig, load_config
 from grader.sandbox.confinement import GiB, Limits
 
 
@@ -89,10 +91,10 @@ def run(request: RunRequest) -> RunOutcome:
     grades = read_manual(request.manual)  # before grading: a bad file should not wait for the batch to say so
     settings, jobs = plan(request, paths)
     results, todo = reuse(settings, jobs)
-    if request.scheduler or len(todo) > 1:  # a batch: every notebook in its own grading process, none can take others down
+    if todo and (request.scheduler or len(todo) > 1):  # a batch: every notebook in its own grading process, none can take others down
         try:
             results.update(grade_batch(settings, todo))
-        except (UsageError, KeyboardInterrupt):
+        except (ConfigError, KeyboardInterrupt):  # a mistake of the user's (or no SLURM job started): exit 2, nothing written
             raise
         except Exception as exc:  # noqa: BLE001 -- the class-wide files are still written, from what was graded
             print(f"grade: the batch stopped early: {type(exc).__name__}: {exc}"[:500], file=sys.stderr)
@@ -113,7 +115,8 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
     device = resolve_device(request.device)
     if request.device == "cuda" and not request.scheduler:  # a cluster's coordinator may have no GPU (its workers' kernels report theirs)
         gpu_admission.require_cuda()
-    settings = RunSettings(request, device, resolve_budget(request.budget, device), data_dir_of(request.data_dir))
+    budget = resolve_budget(request.budget, device)
+    settings = RunSettings(request, device, budget, data_dir_of(request.data_dir))
     try:
         jobs = batch.plan(
             paths,
@@ -128,6 +131,13 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
     if request.visible_only:  # as grade_one keys it: a self-check's result and a TA's never stand for each other
         for job in jobs:
             job.key += ":visible-only"
+    if request.scheduler == SCHEDULER or request.cluster_config:
+        settings.slurm = slurm_config(request, jobs, budget)
+        if settings.slurm.gpus_per_job and request.device == "auto" and device != "cuda":
+            # The coordinator (a login node) may have no GPU; the jobs it starts do: planned for theirs, not its own.
+            return plan(replace(request, device="cuda"), paths)
+        if settings.slurm.data_dir and not request.data_dir:
+            settings.data_dir = Path(settings.slurm.data_dir)
     if not request.quiet:  # said once here: a batch's grading processes write their stderr to their logs
         from grader.course.data_view import warn_once
 
@@ -142,7 +152,33 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
     if request.threads or at_once > 1:  # kernels share the cores: loader workers too
         settings.loader_workers = batch.loader_workers(settings.threads, device)
     settings.memory_bytes = int(request.memory_limit_gib * GiB) if request.memory_limit_gib else Limits.default(at_once).memory_bytes or 0
+    if settings.slurm:  # each notebook has a job of its own: its cores, most of its memory (the worker and grading process need some)
+        settings.threads = request.threads or settings.slurm.cores
+        settings.loader_workers = batch.loader_workers(settings.threads, device)
+        if not request.memory_limit_gib:
+            settings.memory_bytes = int(settings.slurm.memory_bytes * SLURM_KERNEL_SHARE)
     return settings, jobs
+
+
+#: The part of a SLURM job's memory its notebook's kernel may use; the rest is the Dask worker's and the grading process's.
+SLURM_KERNEL_SHARE = 0.8
+
+
+def slurm_config(request: RunRequest, jobs: list[batch.Job], budget: str) -> SlurmConfig:
+    """The checked ``[slurm]`` table of ``--cluster-config``, before anything is submitted (a :class:`ConfigError` if wrong)."""
+    from grader.kernel.session import DEFAULT_NOTEBOOK_TIMEOUT
+    from grader.run.slurm import check_submission, require_slurm
+
+    if request.scheduler != SCHEDULER:
+        raise UsageError("--cluster-config is read by --scheduler slurm only")
+    if request.cluster_config is None:
+        raise UsageError("--scheduler slurm needs --cluster-config FILE (a TOML file with a [slurm] table)")
+    # The longest a notebook of this run may take: the job's walltime must outlast it.
+    timeout = request.timeout or max(float(j.assignment.budgets.get(budget, {}).get("timeout", DEFAULT_NOTEBOOK_TIMEOUT)) for j in jobs)
+    config = load_config(request.cluster_config, timeout)
+    require_slurm()
+    check_submission(config)
+    return config
 
 
 def reuse(settings: RunSettings, jobs: list[batch.Job]) -> tuple[dict[str, GradeResult], list[batch.Job]]:
@@ -178,7 +214,7 @@ def grade_batch(settings: RunSettings, todo: list[batch.Job]) -> dict[str, Grade
             return settings.worker_job(job, alone, in_batch=True)
 
         if request.scheduler:
-            return run_on_cluster(todo, request.scheduler, describe, crashed, on_done)
+            return run_on_cluster(todo, request.scheduler, describe, crashed, on_done, settings.slurm)
         # As many kernels per GPU as were admitted (grader/run/gpu_admission.py), each held to its share of the memory.
         slots = batch.gpu_slots(batch.visible_gpus(), settings.jobs_per_gpu) if settings.device == "cuda" and request.jobs_per_gpu else None
         return batch.run_in_subprocesses(todo, settings.parallel, describe, settings.budget, settings.device, on_done, slots)

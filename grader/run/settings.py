@@ -15,6 +15,7 @@ from grader.course.installed import installed_assignments
 from grader.errors import ConfigError
 from grader.run import batch
 from grader.run.job import WorkerJob
+from grader.run.slurm import SlurmConfig
 from grader.sandbox.confinement import Limits
 
 
@@ -40,6 +41,8 @@ class RunRequest:
     threads: int | None = None
     jobs_per_gpu: int | None = None
     scheduler: str | None = None
+    #: ``--cluster-config``: the TOML file whose ``[slurm]`` table ``--scheduler slurm`` starts its workers from.
+    cluster_config: Path | None = None
     memory_limit_gib: float | None = None
     sandbox: bool = True
     max_notebook_mb: float | None = None
@@ -75,6 +78,8 @@ class RunSettings:
     jobs_per_gpu: int = 1
     #: DataLoader workers per data module under ``full`` (None: the notebook's own); see ``Budget``.
     loader_workers: int | None = None
+    #: ``--scheduler slurm``: the checked ``[slurm]`` table (``grader/run/slurm.py``).
+    slurm: SlurmConfig | None = None
 
     def worker_job(self, job: batch.Job, alone: bool = False, in_batch: bool = False) -> WorkerJob:
         """The grading process's description of ``job`` (this process, a local child or a Dask worker).

@@ -1,0 +1,155 @@
+"""A class of N submissions graded three ways: --jobs 2, Dask local:2, and a one-node SLURM (issue 31).
+
+    python tests/benchmarks/bench_class.py [--count 300] [--data-dir ../shared/data] [--modes jobs,dask,slurm]
+
+The class (tests/class_notebooks.py) is the fixture hand-ins cut before LeNet, in four mutations each, with a
+hostile notebook every 50th (a kernel that kills itself, a flood of output, a look at the home folder), so one
+grades in seconds. Each mode grades the same folder cold (``--force``, its own output folder and cache of
+reference runs) with ``grade`` in a child process, and this prints per mode: wall time, notebooks per hour,
+the coordinator's peak resident memory (VmHWM), the seconds spent writing the class-wide files (gradebook,
+similarity, summary: ``write_outputs``), the summary page's size -- and each mode's ratios to the ``--jobs 2``
+run of the same process. Verdicts must be identical in every mode. ``slurm`` starts a one-node SLURM
+(tests/slurm_node.py: root and Debian's slurmctld/slurmd/munge) unless ``SLURM_CONF`` names one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.class_notebooks import write_class  # noqa: E402 -- after the path that finds tests/
+
+#: Runs ``grade`` with its class-wide files timed: the one function that writes them, wrapped.
+TIMED_GRADE = """
+import sys, time
+import grader.run.grading_run as run
+from grader.run.cli import main
+write = run.write_outputs
+def timed(*args, **kwargs):
+    start = time.perf_counter()
+    write(*args, **kwargs)
+    print(f"BENCH class_files_s={time.perf_counter() - start:.3f}", file=sys.stderr, flush=True)
+run.write_outputs = timed
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@dataclass
+class Measured:
+    mode: str
+    seconds: float
+    peak_rss: int
+    class_files: float
+    summary_bytes: int
+    verdicts: dict[str, list[tuple[str, str]]]
+
+    def line(self, count: int, base: Measured | None) -> str:
+        ratio = f"  ({self.seconds / base.seconds:.2f}x the time of --jobs 2)" if base and base is not self else ""
+        return (
+            f"{self.mode:>14}: {self.seconds:7.1f} s{ratio}, {count / self.seconds * 3600:6.0f} notebooks/h, "
+            f"coordinator peak RSS {self.peak_rss / 2**20:.0f} MiB, class-wide files {self.class_files:.2f} s "
+            f"({100 * self.class_files / self.seconds:.1f} % of the wall time), summary page {self.summary_bytes / 1024:.0f} KiB"
+        )
+
+
+def peak_rss(pid: int, until: threading.Event, seen: list[int]) -> None:
+    """The process's VmHWM (its peak resident set), read until it exits."""
+    while not until.wait(0.25):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return
+        found = re.search(r"VmHWM:\s+(\d+) kB", status)
+        if found:
+            seen.append(int(found.group(1)) * 1024)
+
+
+def grade(mode: str, folder: Path, out: Path, data_dir: str, *extra: str, env: dict[str, str] | None = None) -> Measured:
+    command = [sys.executable, "-c", TIMED_GRADE, str(folder), "--out", str(out), "--budget", "quick", "--device", "cpu"]
+    command += ["--data-dir", data_dir, "--json", "--force", *extra]
+    env = {**(env or os.environ), "GRADER_CACHE_DIR": str(out.parent / f"cache-{out.name}")}
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    done, seen = threading.Event(), [0]
+    sampler = threading.Thread(target=peak_rss, args=(child.pid, done, seen), daemon=True)
+    sampler.start()
+    stdout, stderr = child.communicate()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if child.returncode not in (0, 3):
+        raise SystemExit(f"{mode}: grade exited {child.returncode}:\n{stderr[-3000:]}")
+    timed = re.findall(r"BENCH class_files_s=([\d.]+)", stderr)
+    results = json.loads(stdout)
+    verdicts = {Path(r["submission"]).name: [(q["id"], q["status"]) for q in r["questions"]] for r in results}
+    return Measured(mode, seconds, max(seen), float(timed[-1]) if timed else float("nan"), (out / "index.html").stat().st_size, verdicts)
+
+
+def slurm_env(tmp: Path) -> tuple[dict[str, str], object | None]:
+    """An environment that finds a SLURM: the one ``SLURM_CONF`` names, else a one-node cluster started here."""
+    if os.environ.get("SLURM_CONF"):
+        return dict(os.environ), None
+    from tests.slurm_node import SlurmNode, why_not_here
+
+    reason = why_not_here()
+    if reason:
+        raise SystemExit(f"slurm: {reason}")
+    node = SlurmNode(Path(tempfile.mkdtemp(prefix="hwgrader-slurm-", dir=tmp)))
+    node.write_configs()
+    node.start()
+    return node.env, node
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--modes", default="jobs,dask,slurm", help="comma-separated: jobs (--jobs 2), dask (local:2), slurm")
+    parser.add_argument("--hostile-every", type=int, default=50, help="one hostile notebook every N (default 50)")
+    parser.add_argument("--slurm-jobs", type=int, default=2, help="SLURM jobs (one notebook at a time each)")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+    with tempfile.TemporaryDirectory(prefix="bench-class-") as tmp_name:
+        tmp = Path(tmp_name)
+        folder = tmp / "class"
+        write_class(folder, args.count, args.hostile_every)
+        print(f"{args.count} notebooks (cut fixtures x mutations, a hostile one every {args.hostile_every}), quick budget, CPU", flush=True)
+        measured: list[Measured] = []
+        base = None
+        if "jobs" in modes:
+            base = grade("--jobs 2", folder, tmp / "jobs", args.data_dir, "--jobs", "2")
+            measured.append(base)
+            print(base.line(args.count, base), flush=True)
+        if "dask" in modes:
+            measured.append(grade("local:2", folder, tmp / "dask", args.data_dir, "--scheduler", "local:2"))
+            print(measured[-1].line(args.count, base), flush=True)
+        if "slurm" in modes:
+            env, node = slurm_env(tmp)
+            config = tmp / "cluster.toml"
+            config.write_text(f'[slurm]\npartition = "debug"\njobs = {args.slurm_jobs}\nmemory = "5GB"\nwalltime = "04:00:00"\n')
+            try:
+                measured.append(
+                    grade("slurm", folder, tmp / "slurm", args.data_dir, "--scheduler", "slurm", "--cluster-config", str(config), env=env)
+                )
+            finally:
+                if node is not None:
+                    node.stop()  # type: ignore[attr-defined]
+            print(measured[-1].line(args.count, base), flush=True)
+        same = all(m.verdicts == measured[0].verdicts for m in measured)
+        print(f"identical verdicts in every mode: {same}")
+
+
+if __name__ == "__main__":
+    main()

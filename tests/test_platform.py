@@ -158,3 +158,22 @@ def test_without_dir_fd_a_folder_is_removed_by_path_and_a_link_in_it_is_not_foll
     report = remove_tree(work, log=None)
     assert report.complete and not work.exists()
     assert (outside / "keep.txt").read_text() == "mine"
+
+
+def test_a_temporary_folder_too_deep_for_a_kernels_socket_is_swapped_for_a_short_one(tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * (platform.SOCKET_PATH_LIMIT - platform.SOCKET_PATH_BELOW))
+    deep.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(deep))
+    root = platform.scratch_root()
+    assert root in platform.SHORT_TEMPORARY_FOLDERS
+    assert len(os.fsencode(root)) + platform.SOCKET_PATH_BELOW <= platform.SOCKET_PATH_LIMIT
+
+
+def test_a_temporary_folder_short_enough_for_a_kernels_socket_is_kept(tmp_path, monkeypatch):
+    short = Path("/tmp") / tmp_path.name[:20]
+    short.mkdir(exist_ok=True)
+    monkeypatch.setattr("tempfile.tempdir", str(short))
+    try:
+        assert platform.scratch_root() == str(short)
+    finally:
+        short.rmdir()

@@ -314,3 +314,13 @@ def test_the_empty_folder_over_a_hidden_one_is_read_only_so_it_holds_no_uncapped
 def test_the_sandboxs_root_and_dev_are_remounted_read_only_after_everything_else(tmp_path):
     args = Confinement(Limits(), tmp_path / "work", bwrap="bwrap")._bwrap_args()
     assert args[-4:] == ["--remount-ro", "/dev", "--remount-ro", "/"]
+
+
+def test_the_kernel_is_given_library_sites_on_the_path_but_not_a_checkout_an_editable_install_put_there(tmp_path, monkeypatch):
+    from grader.sandbox.bubblewrap import library_folders
+
+    checkout, site = tmp_path / "course", tmp_path / "user" / "site-packages"
+    checkout.mkdir()
+    site.mkdir(parents=True)
+    monkeypatch.setattr("sys.path", [str(checkout), str(site), str(tmp_path / "gone" / "site-packages")])
+    assert library_folders() == [site]

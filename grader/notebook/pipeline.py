@@ -44,6 +44,7 @@ from grader.notebook.snapshot_code import after_cell_code
 from grader.results import ExecutionRecord, GradeResult, PhaseClock, QuestionResult, QuestionStatus, write_atomic
 from grader.sandbox.cleanup import remove_tree
 from grader.sandbox.confinement import Confinement, Limits
+from grader.sandbox.platform import scratch_root
 from grader.source.clean_room import plan_room
 from grader.source.load import load_notebook, max_notebook_bytes
 from grader.source.neutralize import neutralize
@@ -118,7 +119,7 @@ def _grade_loaded(
     source = index_notebook(notebook)  # what the notebook defines, read here from the file: the kernel is not asked
     clock.lap("load")
     budget_config = assignment.budgets.get(options.budget.name, {})
-    workdir = Path(tempfile.mkdtemp(prefix="hwgrader-"))
+    workdir = Path(tempfile.mkdtemp(prefix="hwgrader-", dir=scratch_root()))  # short enough for the kernel's sockets
     # The kernel is given a view of the data folder: the data set's files only, half of its test split (grader/course/data_view.py).
     data_view = kernel_data_view(options.budget.data_dir, workdir)
     try:

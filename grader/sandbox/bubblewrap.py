@@ -99,7 +99,7 @@ def bwrap_args(limits: Limits, readonly: list[Path], hidden: list[Path], data: P
             args += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
-    bound = dict.fromkeys([Path(sys.prefix), Path(sys.base_prefix), *map(Path, readonly)])
+    bound = dict.fromkeys([Path(sys.prefix), Path(sys.base_prefix), *library_folders(), *map(Path, readonly)])
     for folder in bound:
         real, given = folder.resolve(), Path(os.path.abspath(folder))
         args += ["--ro-bind-try", str(real), str(real)]
@@ -133,3 +133,13 @@ def bwrap_args(limits: Limits, readonly: list[Path], hidden: list[Path], data: P
     # Last: bubblewrap's root and /dev are tmpfs it made writable and uncapped; nothing is written there after setup.
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     return args
+
+
+def library_folders() -> list[Path]:
+    """The installed libraries' folders on this process's path outside its prefixes: a user site
+    (``pip install --user``), or a site a ``.pth`` line adds. The kernel runs this interpreter and needs them
+    (ipykernel, torch); without them it dies before its first reply. Only folders named as sites are given:
+    a checkout's root that an editable install puts on the path holds the grader and the course's hidden checks.
+    """
+    found = [Path(entry) for entry in sys.path if entry and Path(entry).name in ("site-packages", "dist-packages")]
+    return [folder for folder in found if folder.is_dir()]

@@ -23,12 +23,20 @@ from __future__ import annotations
 import os
 import platform as _platform
 import sys
+import tempfile
 from dataclasses import dataclass
 
 #: The environment variable that simulates another system (tests only): ``Windows``, ``macOS``.
 SIMULATE_VARIABLE = "GRADER_SIMULATE_PLATFORM"
 #: The environment variable under which running without the sandbox is refused.
 REQUIRE_SANDBOX_VARIABLE = "GRADER_REQUIRE_SANDBOX"
+#: The longest path a Unix socket may have (``sun_path`` holds 108 bytes on Linux, its NUL included).
+SOCKET_PATH_LIMIT = 107
+#: What the grader adds below its scratch folder on the way to a kernel's socket
+#: (``hwgrader-XXXXXXXX/room/launch/sockets-1/k-4`` is 44 bytes), with room to spare.
+SOCKET_PATH_BELOW = 56
+#: Short temporary folders a scratch folder may move to when the system's own is too deep for a socket below it.
+SHORT_TEMPORARY_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,23 @@ def current() -> Platform:
             simulated=True,
         )
     return _detect(_platform.system())
+
+
+def scratch_root() -> str:
+    """The folder the grader's working folders are made in: the system's temporary folder, unless it is so deep
+    that a kernel's socket below it would pass a Unix socket's path limit -- then a short one beside it.
+
+    Why: ZeroMQ refuses such a path ("File name too long") and the notebook is then a grader failure, not graded.
+    A deep ``TMPDIR`` is common where it matters least to the student: a test's temporary folder, a Jupyter
+    server's or a cluster job's (each gets a folder of its own below the system's).
+    """
+    base = tempfile.gettempdir()
+    if not current().ipc or len(os.fsencode(base)) + SOCKET_PATH_BELOW <= SOCKET_PATH_LIMIT:
+        return base
+    for folder in SHORT_TEMPORARY_FOLDERS:
+        if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    return base  # none writable: the kernel's start then says why, as a grader failure
 
 
 def sandbox_required() -> bool:

@@ -48,12 +48,19 @@ class Job:
 
 
 def plan(
-    paths: Sequence[Path], out: Path, assignment_of: Callable[[Path], str], budget: str, device: str, max_notebook_mb: float | None = None
+    paths: Sequence[Path],
+    out: Path,
+    assignment_of: Callable[[Path], str],
+    budget: str,
+    device: str,
+    max_notebook_mb: float | None = None,
+    visible_only: bool = False,
 ) -> list[Job]:
     """One job per notebook, with its unique result name and cache key; raises ValueError for an unknown assignment.
 
     ``max_notebook_mb`` (``--max-notebook-mb``) is part of the key when given: a notebook refused as too
-    large is graded again under a larger limit, not reused.
+    large is graded again under a larger limit, not reused. ``visible_only`` (a student's self-check) counts the
+    hidden questions as not run and keys the result apart: a self-check's result and a TA's never stand for each other.
     """
     loaded: dict[str, Assignment] = {}
     jobs = []
@@ -61,9 +68,10 @@ def plan(
         name = assignment_of(path)
         if name not in loaded:
             loaded[name] = load_assignment(name)
+            loaded[name].visible_only = visible_only
         assignment = loaded[name]
         fingerprint = assignment.fingerprint + (f";max_notebook_mb={max_notebook_mb:g}" if max_notebook_mb else "")
-        key = cache_key(sha256_of(path), fingerprint, budget, device, __version__)
+        key = cache_key(sha256_of(path), fingerprint, budget, device, __version__) + (":visible-only" if visible_only else "")
         jobs.append(Job(path, stem, assignment, key, out / f"{stem}.json"))
     return jobs
 

@@ -125,12 +125,10 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
             settings.budget,
             device,
             max_notebook_mb=request.max_notebook_mb,
+            visible_only=request.visible_only,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if request.visible_only:  # as grade_one keys it: a self-check's result and a TA's never stand for each other
-        for job in jobs:
-            job.key += ":visible-only"
     if request.scheduler == SCHEDULER or request.cluster_config:
         settings.slurm = slurm_config(request, jobs, budget)
         if settings.slurm.gpus_per_job and request.device == "auto" and device != "cuda":
@@ -228,11 +226,16 @@ def grade_one(job: WorkerJob, *, progress: bool, summary: bool) -> GradeResult:
     from grader.notebook.pipeline import GradeOptions, grade_notebook  # imports torch: only when something is graded
 
     path = Path(job.notebook)
-    planned = batch.plan([path], Path(job.out), lambda p: job.assignment, job.budget, job.device, max_notebook_mb=job.max_notebook_mb)[0]
+    planned = batch.plan(
+        [path],
+        Path(job.out),
+        lambda p: job.assignment,
+        job.budget,
+        job.device,
+        max_notebook_mb=job.max_notebook_mb,
+        visible_only=job.visible_only,
+    )[0]
     planned.stem, planned.target = job.stem, Path(job.out) / f"{job.stem}.json"  # the coordinator chose the result's name
-    if job.visible_only:  # a self-check: the hidden questions are counted as not run, and the result is never a TA's
-        planned.assignment.visible_only = True
-        planned.key += ":visible-only"
     budget = Budget.of(job.budget, Path(job.data_dir), planned.assignment.budgets, job.loader_workers)
     on_cell = cell_progress(path, progress)
     options = GradeOptions(

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.class_notebooks import write_class  # noqa: E402 -- after the path that finds tests/
+from tests.browser import Browser  # noqa: E402 -- after the path that finds tests/
+from tests.class_notebooks import write_class  # noqa: E402
 
 #: Runs ``grade`` with its class-wide files timed: the one function that writes them, wrapped.
 TIMED_GRADE = """
@@ -54,6 +56,8 @@ class Measured:
     class_files: float
     summary_bytes: int
     verdicts: dict[str, list[tuple[str, str]]]
+    page: Path  # its summary page
+    resumed: str = ""  # with --kill-at: what the interrupted leg wrote and what the rerun regraded
 
     def line(self, count: int, base: Measured | None) -> str:
         ratio = f"  ({self.seconds / base.seconds:.2f}x the time of --jobs 2)" if base and base is not self else ""
@@ -61,6 +65,7 @@ class Measured:
             f"{self.mode:>14}: {self.seconds:7.1f} s{ratio}, {count / self.seconds * 3600:6.0f} notebooks/h, "
             f"coordinator peak RSS {self.peak_rss / 2**20:.0f} MiB, class-wide files {self.class_files:.2f} s "
             f"({100 * self.class_files / self.seconds:.1f} % of the wall time), summary page {self.summary_bytes / 1024:.0f} KiB"
+            + (f"\n{'':>16}{self.resumed}" if self.resumed else "")
         )
 
 
@@ -76,25 +81,101 @@ def peak_rss(pid: int, until: threading.Event, seen: list[int]) -> None:
             seen.append(int(found.group(1)) * 1024)
 
 
-def grade(mode: str, folder: Path, out: Path, data_dir: str, *extra: str, env: dict[str, str] | None = None) -> Measured:
-    command = [sys.executable, "-c", TIMED_GRADE, str(folder), "--out", str(out), "--budget", "quick", "--device", "cpu"]
-    command += ["--data-dir", data_dir, "--json", "--force", *extra]
-    env = {**(env or os.environ), "GRADER_CACHE_DIR": str(out.parent / f"cache-{out.name}")}
-    start = time.perf_counter()
+def run_grade(command: list[str], env: dict[str, str], out: Path, kill_at: int = 0) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Runs ``grade`` (its peak resident memory sampled); with ``kill_at``, a SIGINT once that many results exist."""
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     done, seen = threading.Event(), [0]
     sampler = threading.Thread(target=peak_rss, args=(child.pid, done, seen), daemon=True)
     sampler.start()
+    if kill_at:
+        while child.poll() is None and len(list(out.glob("*.json"))) < kill_at:
+            time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
     stdout, stderr = child.communicate()
-    seconds = time.perf_counter() - start
     done.set()
     sampler.join()
-    if child.returncode not in (0, 3):
-        raise SystemExit(f"{mode}: grade exited {child.returncode}:\n{stderr[-3000:]}")
-    timed = re.findall(r"BENCH class_files_s=([\d.]+)", stderr)
-    results = json.loads(stdout)
+    return subprocess.CompletedProcess(command, child.returncode, stdout, stderr), max(seen)
+
+
+def grade(mode: str, folder: Path, out: Path, data_dir: str, *extra: str, env: dict[str, str] | None = None, kill_at: int = 0) -> Measured:
+    command = [sys.executable, "-c", TIMED_GRADE, str(folder), "--out", str(out), "--budget", "quick", "--device", "cpu"]
+    command += ["--data-dir", data_dir, "--json", *extra]
+    env = {**(env or os.environ), "GRADER_CACHE_DIR": str(out.parent / f"cache-{out.name}")}
+    start = time.perf_counter()
+    resumed = ""
+    if kill_at:
+        first, first_rss = run_grade([*command, "--force"], env, out, kill_at)
+        if first.returncode != 130:
+            raise SystemExit(f"{mode}: the interrupted grade exited {first.returncode}, not 130:\n{first.stderr[-3000:]}")
+        kept = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+        interrupted = time.perf_counter() - start
+        finished, rss = run_grade(command, env, out)  # the same command, without --force: a TA's rerun
+        rss = max(rss, first_rss)
+        touched = [name for name, mtime in kept.items() if (out / name).stat().st_mtime_ns != mtime]
+        rerun = time.perf_counter() - start - interrupted
+        resumed = (
+            f"interrupted after {interrupted:.0f} s with {len(kept)} results; the rerun took {rerun:.0f} s, "
+            f"rewrote {len(touched)} of those {len(kept)} and graded the other {len(list(out.glob('*.json'))) - len(kept)}"
+        )
+        if touched:
+            raise SystemExit(f"{mode}: the rerun regraded results it already had: {touched[:5]}")
+    else:
+        finished, rss = run_grade([*command, "--force"], env, out)
+    seconds = time.perf_counter() - start
+    if finished.returncode not in (0, 3):
+        raise SystemExit(f"{mode}: grade exited {finished.returncode}:\n{finished.stderr[-3000:]}")
+    timed = re.findall(r"BENCH class_files_s=([\d.]+)", finished.stderr)
+    results = json.loads(finished.stdout)
     verdicts = {Path(r["submission"]).name: [(q["id"], q["status"]) for q in r["questions"]] for r in results}
-    return Measured(mode, seconds, max(seen), float(timed[-1]) if timed else float("nan"), (out / "index.html").stat().st_size, verdicts)
+    page = out / "index.html"
+    return Measured(mode, seconds, rss, float(timed[-1]) if timed else float("nan"), page.stat().st_size, verdicts, page, resumed)
+
+
+#: Run in the page after it loaded: milliseconds for a sort by score, by name (twice: reversed), and a filter.
+PAGE_ACTIONS = """(() => {
+  const headers = Array.from(document.querySelectorAll('#gradebook th[data-sort]'));
+  const time = (act) => { const t = performance.now(); act(); document.body.offsetHeight; return performance.now() - t; };
+  const filter = document.getElementById('gradebook-filter');
+  const typed = (text) => () => { filter.value = text; filter.dispatchEvent(new Event('input')); };
+  const nav = performance.getEntriesByType('navigation')[0];
+  return {
+    rows: document.querySelectorAll('#gradebook tbody tr').length,
+    load: nav.loadEventEnd - nav.startTime,
+    sort_score: time(() => headers[1].click()),
+    sort_name: time(() => headers[0].click()),
+    sort_name_reversed: time(() => headers[0].click()),
+    first_after_sort: document.querySelector('#gradebook tbody tr td').textContent.trim(),
+    filter: time(typed('crashed')),
+    shown: document.querySelectorAll('#gradebook tbody tr:not([hidden])').length,
+    unfilter: time(typed('')),
+  };
+})()"""
+
+
+def page_timings(page: Path) -> str:
+    """The summary page in headless Chromium: load and interaction times, against a one-row page in the same browser."""
+    with tempfile.TemporaryDirectory(prefix="bench-page-") as tmp:
+        small = Path(tmp) / "one_row.html"
+        html = page.read_text()
+        head, body = html.split("<tbody>", 1)
+        rows, tail = body.split("</tbody>", 1)
+        small.write_text(head + "<tbody>" + rows.split("</tr>", 1)[0] + "</tr></tbody>" + tail)
+        with Browser() as browser:
+            measured = {}
+            for name, path in (("one row", small), ("page", page), ("page again", page)):
+                start = time.perf_counter()
+                visit = browser.visit(path)
+                wall = time.perf_counter() - start
+                measured[name] = (wall, browser.evaluate(PAGE_ACTIONS), visit.console_errors)
+    wall, got, errors = measured["page again"]
+    base_wall, base, _ = measured["one row"]
+    return (
+        f"summary page in headless Chromium: {got['rows']} rows, load {got['load']:.0f} ms (one row: {base['load']:.0f} ms, "
+        f"{got['load'] / max(base['load'], 1e-3):.1f}x; first visit {measured['page'][0] * 1000:.0f} ms wall), "
+        f"sort by score {got['sort_score']:.0f} ms, by name {got['sort_name']:.0f} ms, reversed {got['sort_name_reversed']:.0f} ms "
+        f"(first row then {got['first_after_sort']!r}), filter 'crashed' {got['filter']:.0f} ms -> {got['shown']} rows, "
+        f"cleared {got['unfilter']:.0f} ms; console errors: {len(errors)}"
+    )
 
 
 def slurm_env(tmp: Path) -> tuple[dict[str, str], object | None]:
@@ -119,7 +200,12 @@ def main() -> None:
     parser.add_argument("--modes", default="jobs,dask,slurm", help="comma-separated: jobs (--jobs 2), dask (local:2), slurm")
     parser.add_argument("--hostile-every", type=int, default=50, help="one hostile notebook every N (default 50)")
     parser.add_argument("--slurm-jobs", type=int, default=2, help="SLURM jobs (one notebook at a time each)")
+    parser.add_argument("--kill-at", type=int, default=0, help="Ctrl-C each coordinator after K results, then rerun (0: no)")
+    parser.add_argument("--page", type=Path, help="only time this summary page in Chromium")
     args = parser.parse_args()
+    if args.page:
+        print(page_timings(args.page))
+        return
     modes = args.modes.split(",")
     with tempfile.TemporaryDirectory(prefix="bench-class-") as tmp_name:
         tmp = Path(tmp_name)
@@ -129,11 +215,11 @@ def main() -> None:
         measured: list[Measured] = []
         base = None
         if "jobs" in modes:
-            base = grade("--jobs 2", folder, tmp / "jobs", args.data_dir, "--jobs", "2")
+            base = grade("--jobs 2", folder, tmp / "jobs", args.data_dir, "--jobs", "2", kill_at=args.kill_at)
             measured.append(base)
             print(base.line(args.count, base), flush=True)
         if "dask" in modes:
-            measured.append(grade("local:2", folder, tmp / "dask", args.data_dir, "--scheduler", "local:2"))
+            measured.append(grade("local:2", folder, tmp / "dask", args.data_dir, "--scheduler", "local:2", kill_at=args.kill_at))
             print(measured[-1].line(args.count, base), flush=True)
         if "slurm" in modes:
             env, node = slurm_env(tmp)
@@ -141,7 +227,18 @@ def main() -> None:
             config.write_text(f'[slurm]\npartition = "debug"\njobs = {args.slurm_jobs}\nmemory = "5GB"\nwalltime = "04:00:00"\n')
             try:
                 measured.append(
-                    grade("slurm", folder, tmp / "slurm", args.data_dir, "--scheduler", "slurm", "--cluster-config", str(config), env=env)
+                    grade(
+                        "slurm",
+                        folder,
+                        tmp / "slurm",
+                        args.data_dir,
+                        "--scheduler",
+                        "slurm",
+                        "--cluster-config",
+                        str(config),
+                        env=env,
+                        kill_at=args.kill_at,
+                    )
                 )
             finally:
                 if node is not None:
@@ -149,6 +246,7 @@ def main() -> None:
             print(measured[-1].line(args.count, base), flush=True)
         same = all(m.verdicts == measured[0].verdicts for m in measured)
         print(f"identical verdicts in every mode: {same}")
+        print(page_timings(measured[-1].page))
 
 
 if __name__ == "__main__":

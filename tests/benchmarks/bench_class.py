@@ -15,6 +15,7 @@ run of the same process. Verdicts must be identical in every mode. ``slurm`` sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -201,14 +202,15 @@ def main() -> None:
     parser.add_argument("--hostile-every", type=int, default=50, help="one hostile notebook every N (default 50)")
     parser.add_argument("--slurm-jobs", type=int, default=2, help="SLURM jobs (one notebook at a time each)")
     parser.add_argument("--kill-at", type=int, default=0, help="Ctrl-C each coordinator after K results, then rerun (0: no)")
+    parser.add_argument("--work", type=Path, help="keep the class, outputs and verdicts.json here (default: a temporary folder)")
     parser.add_argument("--page", type=Path, help="only time this summary page in Chromium")
     args = parser.parse_args()
     if args.page:
         print(page_timings(args.page))
         return
     modes = args.modes.split(",")
-    with tempfile.TemporaryDirectory(prefix="bench-class-") as tmp_name:
-        tmp = Path(tmp_name)
+    with contextlib.ExitStack() as stack:
+        tmp = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-class-")))
         folder = tmp / "class"
         write_class(folder, args.count, args.hostile_every)
         print(f"{args.count} notebooks (cut fixtures x mutations, a hostile one every {args.hostile_every}), quick budget, CPU", flush=True)
@@ -244,6 +246,8 @@ def main() -> None:
                 if node is not None:
                     node.stop()  # type: ignore[attr-defined]
             print(measured[-1].line(args.count, base), flush=True)
+        for m in measured:
+            (m.page.parent / "verdicts.json").write_text(json.dumps(m.verdicts, indent=1))
         same = all(m.verdicts == measured[0].verdicts for m in measured)
         print(f"identical verdicts in every mode: {same}")
         print(page_timings(measured[-1].page))

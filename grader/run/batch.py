@@ -11,6 +11,7 @@ goes on. A single notebook (a student's self-check) is graded in-process.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from grader.results import (
     unique_stems,
     write_result,
 )
-from grader.run.job import WorkerJob, worker_command
+from grader.run.job import WorkerJob, hung_message, worker_command
 from grader.sandbox.cleanup import read_tail, remove_tree
 from grader.sandbox.confinement import GiB, machine_memory
 
@@ -170,6 +171,8 @@ def run_in_subprocesses(
     queue = list(jobs)
     free = [dict(s) for s in slots] if slots else [{} for _ in range(max(1, parallel))]
     running: dict[subprocess.Popen, tuple[Job, dict[str, str]]] = {}
+    started: dict[subprocess.Popen, float] = {}
+    limits: dict[subprocess.Popen, float] = {}  # a child still running this long is taken for hung (job.process_limit)
     results: dict[str, GradeResult] = {}
     retries: list[Job] = []
     retried: set[str] = set()
@@ -179,7 +182,8 @@ def run_in_subprocesses(
     env = {**os.environ, "TMPDIR": scratch}
 
     def start(job: Job, slot: dict[str, str], alone: bool) -> None:
-        command = worker_command(describe(job, alone=True) if alone else describe(job))
+        described = describe(job, alone=True) if alone else describe(job)
+        command = worker_command(described)
         log = Path(scratch) / f"{job.stem}.stderr"  # a file, not a pipe: a chatty child can never block on it
         try:
             with open(log, "wb") as err:
@@ -189,20 +193,27 @@ def run_in_subprocesses(
             finish(job, crashed_result(job, budget, device, f"the grading process could not be started: {exc}"))
             return
         running[process] = (job, slot)
+        started[process] = time.monotonic()
+        limits[process] = described.stop_after or math.inf
+
+    def hung(process: subprocess.Popen) -> bool:
+        """Still running long past its notebook's limit: stuck in the grader's own work."""
+        return time.monotonic() - started[process] > limits[process]
 
     def finish(job: Job, result: GradeResult) -> None:
         results[job.stem] = result
         if on_done:
             on_done(job, result)
 
-    def collect(job: Job, returncode: int) -> None:
-        """A child's result, or a ``crashed`` one saying how it ended; what cannot be written is still kept in memory."""
+    def collect(job: Job, returncode: int, why: str = "") -> None:
+        """A child's result (a hung one may have written it before its report), or a ``crashed`` one saying how it
+        ended (``why``, else its exit); what cannot be written is still kept in memory."""
         try:
             result = cached_result(job.target, job.key)
         except Exception:  # noqa: BLE001 -- e.g. a result too large to read back: the child's, not the batch's, problem
             result = None
         if result is None:
-            result = crashed_result(job, budget, device, exit_message(returncode, Path(scratch) / f"{job.stem}.stderr"))
+            result = crashed_result(job, budget, device, why or exit_message(returncode, Path(scratch) / f"{job.stem}.stderr"))
             _write_or_warn(result, job.target)
         if result.environment_problem and job.stem not in retried:
             retries.append(job)
@@ -221,10 +232,16 @@ def run_in_subprocesses(
                 retried.add(job.stem)
                 start(job, free.pop(0), alone=True)
             time.sleep(0.1)
-            for process in [p for p in running if p.poll() is not None]:
+            for process in [p for p in running if p.poll() is not None or hung(p)]:
                 job, slot = running.pop(process)
                 free.append(slot)
-                collect(job, process.returncode)
+                why = ""
+                if process.poll() is None:  # hung: stopped, its kernel with it (the sandbox dies with its parent)
+                    process.kill()
+                    process.wait()
+                    why = hung_message(time.monotonic() - started[process])
+                del started[process], limits[process]
+                collect(job, process.returncode, why)
     finally:
         for process in running:  # Ctrl-C: children get it too; make sure none outlives us
             process.terminate()

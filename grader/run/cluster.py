@@ -22,6 +22,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 from grader.reports.html_report import html_path, notebook_path
 from grader.results import GradeResult, write_atomic, write_result
 from grader.run.batch import RETRIED_ALONE, exit_message
-from grader.run.job import WorkerJob, worker_command
+from grader.run.job import WorkerJob, hung_message, worker_command
 from grader.run.slurm import SCHEDULER, SlurmConfig, SlurmConfigError, SlurmWorkers
 
 #: Times a task may lose its worker before the submission is recorded as crashed.
@@ -50,8 +51,12 @@ def grade_on_worker(name: str, notebook: bytes, job_json: str) -> dict[str, Any]
         out = Path(tmp) / "out"
         job = replace(WorkerJob.from_json(job_json), notebook=str(path), out=str(out))
         log = Path(tmp) / "stderr.log"
+        started = time.monotonic()
         with open(log, "wb") as err:
-            process = subprocess.run(worker_command(job), stdout=subprocess.DEVNULL, stderr=err)
+            try:  # past job.stop_after it is taken for hung: killed, its kernel with it, so the worker is free again
+                process = subprocess.run(worker_command(job), stdout=subprocess.DEVNULL, stderr=err, timeout=job.stop_after)
+            except subprocess.TimeoutExpired:
+                return {"json": None, "error": hung_message(time.monotonic() - started)}
         result = out / f"{job.stem}.json"
         if not result.is_file():
             return {"json": None, "error": exit_message(process.returncode, log)}

@@ -130,7 +130,7 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if request.scheduler == SCHEDULER or request.cluster_config:
-        settings.slurm = slurm_config(request, jobs, budget)
+        settings.slurm = slurm_config(settings, jobs)
         if settings.slurm.gpus_per_job and request.device == "auto" and device != "cuda":
             # The coordinator (a login node) may have no GPU; the jobs it starts do: planned for theirs, not its own.
             return plan(replace(request, device="cuda"), paths)
@@ -162,18 +162,17 @@ def plan(request: RunRequest, paths: list[Path]) -> tuple[RunSettings, list[batc
 SLURM_KERNEL_SHARE = 0.8
 
 
-def slurm_config(request: RunRequest, jobs: list[batch.Job], budget: str) -> SlurmConfig:
+def slurm_config(settings: RunSettings, jobs: list[batch.Job]) -> SlurmConfig:
     """The checked ``[slurm]`` table of ``--cluster-config``, before anything is submitted (a :class:`ConfigError` if wrong)."""
-    from grader.kernel.session import DEFAULT_NOTEBOOK_TIMEOUT
     from grader.run.slurm import check_submission, require_slurm
 
+    request = settings.request
     if request.scheduler != SCHEDULER:
         raise UsageError("--cluster-config is read by --scheduler slurm only")
     if request.cluster_config is None:
         raise UsageError("--scheduler slurm needs --cluster-config FILE (a TOML file with a [slurm] table)")
     # The longest a notebook of this run may take: the job's walltime must outlast it.
-    timeout = request.timeout or max(float(j.assignment.budgets.get(budget, {}).get("timeout", DEFAULT_NOTEBOOK_TIMEOUT)) for j in jobs)
-    config = load_config(request.cluster_config, timeout)
+    config = load_config(request.cluster_config, max(settings.notebook_limit(j) for j in jobs))
     require_slurm()
     check_submission(config)
     return config

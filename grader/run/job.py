@@ -37,6 +37,8 @@ class WorkerJob:
     loader_workers: int | None = None
     #: Hidden questions are not run even where ``checks_hidden.py`` is present (a self-check: ``grader/run/magic.py``).
     visible_only: bool = False
+    #: Seconds after which whoever started the grading process stops it as hung (:func:`process_limit`); None: never.
+    stop_after: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -49,6 +51,30 @@ class WorkerJob:
         if unknown:
             raise ValueError(f"unknown job fields: {sorted(unknown)}")
         return cls(**data)
+
+
+#: How much longer than twice its notebook's limit a grading process may run -- two kernels to start, a cold cache's
+#: reference runs to train, the report to draw -- before it is taken for hung.
+PROCESS_GRACE = 1800.0
+
+
+def process_limit(notebook_seconds: float) -> float:
+    """The most a grading process may run, given its notebook's limit (``--timeout`` or the budget's).
+
+    Why a second bound: the notebook's limit already bounds the student's cells and every call the checks make
+    into them (``grader/kernel/deadlines.py``), so a grading process still running long after it is stuck in the
+    grader's own work -- seen once: waiting in ``poll()`` on a kernel that had died. Unbounded, it would hold its
+    slot (a local job, a Dask worker, a SLURM job) until the batch or the job's walltime ends.
+    """
+    return 2 * notebook_seconds + PROCESS_GRACE
+
+
+def hung_message(seconds: float) -> str:
+    """The record of a grading process stopped by :func:`process_limit`: the grader's fault, said as such."""
+    return (
+        f"the grading process was still running after {seconds:.0f} s, far past its notebook's limit, and was stopped "
+        "(a fault of the grader, not of the notebook: grade it again, and report it if it happens again)"
+    )
 
 
 def worker_command(job: WorkerJob) -> list[str]:

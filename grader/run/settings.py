@@ -14,7 +14,7 @@ from grader.course.assignment import ASSIGNMENTS_DIR
 from grader.course.installed import installed_assignments
 from grader.errors import ConfigError
 from grader.run import batch
-from grader.run.job import WorkerJob
+from grader.run.job import WorkerJob, process_limit
 from grader.run.slurm import SlurmConfig
 from grader.sandbox.confinement import Limits
 
@@ -109,7 +109,14 @@ class RunSettings:
             max_notebook_mb=r.max_notebook_mb,
             loader_workers=batch.loader_workers(threads, self.device) if in_batch else self.loader_workers,
             visible_only=r.visible_only,
+            stop_after=process_limit(self.notebook_limit(job)) if in_batch else None,
         )
+
+    def notebook_limit(self, job: batch.Job) -> float:
+        """The notebook's time limit: ``--timeout``, else its assignment's for this budget, else the kernel's default."""
+        from grader.kernel.session import DEFAULT_NOTEBOOK_TIMEOUT  # nbclient's import: only when a job is described
+
+        return float(self.request.timeout or job.assignment.budgets.get(self.budget, {}).get("timeout", DEFAULT_NOTEBOOK_TIMEOUT))
 
 
 def assignment_reference(folder: Path) -> str:

@@ -16,6 +16,7 @@ import nbformat
 from grader.run.batch import default_jobs, gpu_slots, threads_per_job, visible_gpus
 from grader.run.cli import main
 from tests.notebook_sources import CORR2D as GOOD
+from tests.processes import command_line, descendants, running, start_stoppable
 
 #: The kernel's parent is its launcher (grader.sandbox.launcher); the launcher's parent is the grading process.
 KILLS_ITS_GRADER = (
@@ -135,3 +136,32 @@ def test_killing_a_batch_with_sigkill_and_rerunning_grades_only_what_is_missing(
     assert "a.ipynb: unchanged since it was graded" in rerun.stdout
     assert "b.ipynb: unchanged" not in rerun.stdout and "c.ipynb: unchanged" not in rerun.stdout
     assert all(verdicts(out, name)[1]["corr2d"] == "pass" for name in "abc")
+
+
+def kernels_below(pid: int) -> set[int]:
+    """The Jupyter kernels a coordinator's grading processes run (not the bubblewrap processes around them)."""
+    return {p for p in descendants(pid) if "ipykernel_launcher" in command_line(p) and "bwrap" not in command_line(p).split(" ")[0]}
+
+
+def test_kill_stops_a_batch_as_ctrl_c_does_and_nothing_it_started_outlives_it(tmp_path, data_dir):
+    """`kill` (SIGTERM) on the coordinator: exit 143, the way to resume said, no grading process or kernel left."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    for name in "ab":
+        write(subs, name, "import time\ntime.sleep(300)")
+    command = [sys.executable, "-m", "grader.run.cli", str(subs), "--out", str(out), "--jobs", "2"]
+    command += ["--budget", "quick", "--device", "cpu", "--data-dir", str(data_dir)]
+    batch = start_stoppable(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while len(kernels_below(batch.pid)) < 2 and time.monotonic() < deadline and batch.poll() is None:
+        time.sleep(0.5)
+    started = descendants(batch.pid)
+    assert len(kernels_below(batch.pid)) >= 2, "the two kernels never started"
+    batch.terminate()
+    _, err = batch.communicate(timeout=60)
+    assert batch.returncode == 143, err
+    assert "grade: terminated; every finished result is saved, and a rerun grades only the rest" in err
+    deadline = time.monotonic() + 15
+    while [p for p in started if running(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [(p, command_line(p)[:80]) for p in started if running(p)] == []

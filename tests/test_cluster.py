@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import dask.distributed  # noqa: F401 -- the README's set-up installs the [cluster] extra: no skip, a failure without it
 import nbformat
 
 from grader.run.cli import main
 from tests.notebook_sources import CORR2D as GOOD
+from tests.processes import command_line, descendants, running, start_stoppable
 
 #: Kills the Dask worker that runs the grading process that runs this kernel (only possible without the sandbox):
 #: kernel -> its launcher (grader.sandbox.launcher) -> the grading process -> the worker.
@@ -103,3 +110,34 @@ def test_a_notebook_whose_cuda_failed_on_its_worker_is_submitted_once_more_alone
     status, questions, data = graded(out, "good")
     assert code == 3 and status == "environment_error" and set(questions.values()) == {"environment"}
     assert data["execution"]["message"].endswith("graded again alone, with the same outcome")
+
+
+def test_a_cluster_run_interrupted_halfway_and_started_again_regrades_only_what_has_no_result(tmp_path, data_dir):
+    """Issue 31, item 4 on Dask: Ctrl-C closes the cluster (no worker left); the same command grades only the rest."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    for name, source in (("a", GOOD), ("b", "import time\ntime.sleep(6)\n" + GOOD), ("c", GOOD.replace("- h + 1", "- h"))):
+        write(subs, name, source)
+    command = [str(subs), "--out", str(out), "--scheduler", "local:1", "--budget", "quick", "--device", "cpu"]
+    command += ["--data-dir", str(data_dir)]
+    coordinator = start_stoppable([sys.executable, "-m", "grader.run.cli", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("*.json")) and time.monotonic() < deadline and coordinator.poll() is None:
+        time.sleep(0.2)
+    started = descendants(coordinator.pid)  # the LocalCluster's worker, its grading process and kernel
+    coordinator.send_signal(signal.SIGINT)  # Ctrl-C, with one result written and the next notebook on the worker
+    _, err = coordinator.communicate(timeout=120)
+    assert coordinator.returncode == 130, err.decode()
+    first = {p.stem: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    assert 1 <= len(first) < 3 and started
+    deadline = time.monotonic() + 15
+    while [p for p in started if running(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [(p, command_line(p)[:80]) for p in started if running(p)] == []
+    rerun = io.StringIO()
+    with contextlib.redirect_stdout(rerun), contextlib.redirect_stderr(io.StringIO()):
+        assert main(command) == 0
+    reused = {line.split(":")[0] for line in rerun.getvalue().splitlines() if "unchanged since it was graded" in line}
+    assert reused == {str(subs / f"{stem}.ipynb") for stem in first}
+    assert all((out / f"{stem}.json").stat().st_mtime_ns == mtime for stem, mtime in first.items())
+    assert {name: graded(out, name)[1]["corr2d"] for name in "abc"} == {"a": "pass", "b": "pass", "c": "fail"}

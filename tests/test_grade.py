@@ -23,6 +23,7 @@ from grader.reports.html_report import render_report
 from grader.results import PHASES, GradeResult
 from tests.conftest import FIXTURES, with_thresholds
 from tests.notebook_sources import CORR2D, POOL2D_AVG_IS_MAX
+from tests.processes import start_stoppable
 
 
 @pytest.fixture(scope="session")
@@ -401,7 +402,7 @@ def test_ctrl_c_leaves_no_kernel_and_says_how_to_resume(tmp_path, tmp_path_facto
     import time
 
     path = notebook_file(tmp_path_factory, "slow", "import time\ntime.sleep(60)")
-    process = subprocess.Popen(
+    process = start_stoppable(
         [
             sys.executable,
             "-m",

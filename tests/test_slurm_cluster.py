@@ -26,6 +26,7 @@ import pytest
 from grader.run.cli import main
 from tests.class_notebooks import FIXTURES, hostile, mutated
 from tests.notebook_sources import CORR2D
+from tests.processes import start_stoppable
 from tests.slurm_node import CLOSED_PARTITION, PARTITION, SlurmNode
 
 #: The shared batch's notebooks: the solution, a hand-in with an off-by-one corr2d, and a kernel that kills itself.
@@ -192,7 +193,7 @@ def test_a_batch_interrupted_halfway_and_started_again_regrades_only_what_has_no
     config = write_config(tmp_path / "cluster.toml", work, jobs=1)
     out = tmp_path / "out"
     command = [str(subs), "--out", str(out), "--scheduler", "slurm", "--cluster-config", str(config), *common(data_dir)]
-    coordinator = subprocess.Popen([sys.executable, "-m", "grader.run.cli", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    coordinator = start_stoppable([sys.executable, "-m", "grader.run.cli", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
     while not list(out.glob("*.json")) and time.monotonic() < deadline and coordinator.poll() is None:
         time.sleep(0.2)

@@ -4,15 +4,19 @@ Only arguments are parsed here: each subcommand calls a keyword-only function of
 the errors a user can fix (:class:`~grader.errors.ConfigError`) become exit status 2 in one place,
 :func:`main`. Exit statuses: 0 done; 1 a check failed (``--fail-under``, a claim, ``check-assignment``);
 2 a usage or configuration error, nothing done; 3 written, but some notebooks are not graded because of
-the grader's environment (or, for ``export``, not graded yet); 130 interrupted.
+the grader's environment (or, for ``export``, not graded yet); 130 interrupted (Ctrl-C); 143 terminated
+(``kill``, or the time limit of a SLURM job the coordinator runs in).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -306,6 +310,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is, so that it ends as Ctrl-C does.
+
+    Python's default for SIGTERM is to die on the spot: grading processes, a Dask cluster's workers or SLURM
+    jobs would outlive the coordinator. As a KeyboardInterrupt every backend's ``finally`` runs: children
+    stopped, workers closed, jobs cancelled; finished results are already on disk.
+    """
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` inside the block (main thread only, and only where it would kill)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 SUBCOMMANDS = {"run", "claims", "assign", "check-assignment", "calibrate", "export", "gradescope", "kit"}
 
 
@@ -318,14 +348,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     batch_seed()  # drawn here, once per run, so that every grading process of a batch shares it
     try:
-        return args.run(args)
+        with sigterm_as_interrupt():
+            return args.run(args)
     except ConfigError as exc:  # the one place a user's mistake becomes exit status 2
         prefix = "grade" if args.command == "run" else f"grade {args.command}"
         print(terminal_text(f"{prefix}: {exc}", newlines=True), file=sys.stderr)  # may quote a notebook's metadata or a file
         return 2
-    except KeyboardInterrupt:
-        print("\ngrade: interrupted; every finished result is saved, and a rerun grades only the rest", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\ngrade: {how}; every finished result is saved, and a rerun grades only the rest", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":

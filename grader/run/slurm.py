@@ -300,10 +300,6 @@ def cancel_jobs(job_name: str, wait: float = 60.0) -> None:
         print(f"grade: could not cancel the SLURM jobs named {job_name}: {exc}; run `scancel --name={job_name}`", file=sys.stderr)
 
 
-def _interrupted(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @dataclass
 class SlurmWorkers:
     """A ``SLURMCluster`` of this run, its client, and the name its jobs share; :meth:`close` leaves no job behind."""
@@ -319,9 +315,6 @@ class SlurmWorkers:
         from dask.distributed import Client
 
         SLURMCluster = jobqueue().SLURMCluster  # noqa: N806 -- the class
-        if threading.current_thread() is threading.main_thread():
-            # SIGTERM (kill, or the coordinator's own SLURM job at its walltime) cleans up as Ctrl-C does.
-            signal.signal(signal.SIGTERM, _interrupted)
         settings = {"distributed.scheduler.allowed-failures": allowed_failures, "distributed.scheduler.worker-saturation": 1.0}
         with dask.config.set(settings):
             self.cluster = SLURMCluster(dashboard_address=None, **cluster_options(self.config, self.job_name))
@@ -352,8 +345,6 @@ class SlurmWorkers:
 
     def close(self) -> None:
         """Close the client and the cluster (which cancels the jobs it knows), then cancel any job of this run left."""
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is _interrupted:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
             if self.client is not None:
                 self.client.close()

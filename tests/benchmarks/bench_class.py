@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.browser import Browser  # noqa: E402 -- after the path that finds tests/
 from tests.class_notebooks import write_class  # noqa: E402
+from tests.processes import start_stoppable  # noqa: E402
 
 #: Runs ``grade`` with its class-wide files timed: the one function that writes them, wrapped.
 TIMED_GRADE = """
@@ -84,7 +85,8 @@ def peak_rss(pid: int, until: threading.Event, seen: list[int]) -> None:
 
 def run_grade(command: list[str], env: dict[str, str], out: Path, kill_at: int = 0) -> tuple[subprocess.CompletedProcess[str], int]:
     """Runs ``grade`` (its peak resident memory sampled); with ``kill_at``, a SIGINT once that many results exist."""
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    # Ctrl-C must reach it even when this bench runs in the background (`bench_class.py ... &` ignores SIGINT).
+    child = start_stoppable(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     done, seen = threading.Event(), [0]
     sampler = threading.Thread(target=peak_rss, args=(child.pid, done, seen), daemon=True)
     sampler.start()

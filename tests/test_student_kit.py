@@ -205,6 +205,11 @@ def test_the_installed_kit_grades_the_template_and_the_solution_outside_any_chec
     by_name = {Path(r["submission"]).name: r for r in json.loads(run.stdout)}
     graded_template, graded_solution = by_name["hw2.ipynb"], by_name["solution.ipynb"]
     assert graded_template["score"] == 0
+    # Zero for its blanks, not for a kit that could not grade: it ran, and the checks judged what it defines.
+    assert graded_template["execution"]["status"] == "error" and "NotImplementedError" in graded_template["execution"]["message"]
+    by_question = {q["id"]: q for q in graded_template["questions"]}
+    assert "is not implemented yet: it raises NotImplementedError" in by_question["corr2d"]["message"]
+    assert {q["status"] for q in by_question.values()} <= {"error", "missing", "manual"}
     skipped = [n for n in graded_template["execution"]["neutralized"] if n["reason"] == SELF_CHECK_REASON]
     assert [n["cell"] for n in skipped] == [len(nbformat.read(template, as_version=4).cells) - 1]  # its last cell, not run
     assert graded_solution["score"] == graded_solution["max_score"] > 0

@@ -60,3 +60,24 @@ def test_no_sandbox_turns_off_only_this_run_and_the_result_says_so(tmp_path, dat
     assert "GRADER_NO_SANDBOX" not in os.environ
     isolation = json.loads((tmp_path / "out" / "a.json").read_text())["execution"]["isolation"]
     assert isolation.startswith("no sandbox (turned off)")
+
+
+def test_grade_claims_where_the_claims_are_not_installed_says_why_and_exits_2(capsys, monkeypatch):
+    """A student kit leaves reference/claims.py out (it states the answers): a clear error, not a traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "reference.claims", None)  # what an installed kit looks like to an import
+    assert main(["claims"]) == 2
+    err = capsys.readouterr().err
+    assert "reference.claims is not installed here" in err and "student kit leaves the exercise claims out" in err
+
+
+def test_a_claims_module_that_fails_to_import_is_not_mistaken_for_a_missing_one(tmp_path, monkeypatch):
+    import pytest
+
+    from grader.run.api import check_claims
+
+    (tmp_path / "broken_claims.py").write_text("import no_such_dependency_of_the_claims\nCLAIMS = []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_of_the_claims"):
+        check_claims(module="broken_claims")

@@ -95,9 +95,18 @@ def test_no_line_of_the_hidden_checks_or_of_the_solutions_code_is_inside_the_whe
 def test_the_kit_carries_only_the_reference_modules_the_visible_checks_need(tmp_path):
     kit = build_kit("hw2", tmp_path)
     carried = {name for name in kit.carried if name.startswith("reference/")}
-    assert {"reference/ops.py", "reference/models.py", "reference/claims.py", "reference/formulas.py"} <= carried
+    assert {"reference/ops.py", "reference/models.py", "reference/formulas.py"} <= carried
     assert "reference/densenet_claims.py" not in carried  # hw3's claims: hw2's checks never import it
-    assert "reference/densenet_claims.py" in dict(kit.left_out)
+    assert {"reference/densenet_claims.py", "reference/claims.py"} <= set(dict(kit.left_out))
+
+
+def test_hw2s_kit_carries_neither_exercise_answer(tmp_path):
+    """The two exercises whose check is their answer are hidden, and the claims that state the answers stay home."""
+    kit = build_kit("hw2", tmp_path)
+    texts = wheel_text(kit.path)
+    assert "hw2/checks_hidden.py" in dict(kit.left_out)
+    for answer in ("k1 + k2 - 1", 'OUTPUT_SHAPE_FORMULA = "', "check_ex_output_shape", "check_ex_composed_kernel"):
+        assert [name for name, text in texts.items() if answer in text] == [], answer
 
 
 def test_the_same_assignment_gives_the_same_wheel(tmp_path):
@@ -213,6 +222,7 @@ def test_the_installed_kit_grades_the_template_and_the_solution_outside_any_chec
     skipped = [n for n in graded_template["execution"]["neutralized"] if n["reason"] == SELF_CHECK_REASON]
     assert [n["cell"] for n in skipped] == [len(nbformat.read(template, as_version=4).cells) - 1]  # its last cell, not run
     assert graded_solution["score"] == graded_solution["max_score"] > 0
+    assert graded_solution["hidden_questions_not_run"] == 2  # ex_output_shape, ex_composed_kernel: their checks are answers
     assert not [q["id"] for q in graded_solution["questions"] if q["status"] not in ("pass", "manual")]
     print(
         f"kit {kit.size_bytes / 1e6:.2f} MB built in {kit.seconds:.2f} s; install and both grades in {time.perf_counter() - started:.0f} s"

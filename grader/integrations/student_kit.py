@@ -101,11 +101,10 @@ def build_kit(assignment: str | Path, output: Path) -> Kit:
 
     grader_root = Path(grader.__file__).resolve().parent
     reference_root = Path(reference.__file__).resolve().parent
-    needed = _reference_closure(
-        [p.read_text(encoding="utf-8") for p in source_files(grader_root) if p.suffix == ".py"] + [checks],
-        reference_root,
-        extra=[loaded.claims_module] if loaded.claims_module else [],
-    )
+    # Not the config's claims module: the claims state the exercises' answers, and only the course's own
+    # `grade claims` / `check-assignment` prove them.
+    grader_sources = [p.read_text(encoding="utf-8") for p in source_files(grader_root) if p.suffix == ".py"]
+    needed = _reference_closure([*grader_sources, checks], reference_root)
     distribution, package = kit_names(loaded.name)
     members: dict[str, bytes] = {}
     for path in source_files(grader_root):
@@ -163,9 +162,9 @@ def _imported_modules(source: str) -> list[str]:
     return names
 
 
-def _reference_closure(sources: list[str], root: Path, extra: list[str]) -> set[str]:
+def _reference_closure(sources: list[str], root: Path) -> set[str]:
     """The files of ``reference/`` (relative paths) that ``sources`` import, directly or through each other."""
-    wanted = [name for source in sources for name in _imported_modules(source)] + extra
+    wanted = [name for source in sources for name in _imported_modules(source)]
     needed: set[str] = {"__init__.py"}
     while wanted:
         name = wanted.pop()

@@ -98,7 +98,15 @@ def check_claims(
     """Run the exercise claims of ``module`` (its ``CLAIMS``), or only those named; unknown names are a ConfigError.
 
     ``on_result(result, seconds)`` is told of each claim as soon as it is checked (some take seconds)."""
-    claims = importlib.import_module(module).CLAIMS
+    try:
+        claims = importlib.import_module(module).CLAIMS
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise  # the claims module is there, but something it imports is not
+        raise ConfigError(
+            f"{module} is not installed here: a student kit leaves the exercise claims out (they state the answers); "
+            "run this in the course's checkout"
+        ) from None
     wanted = set(only)
     unknown = wanted - {c.__name__ for c in claims}
     if unknown:

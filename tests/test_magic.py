@@ -25,6 +25,7 @@ import pytest
 
 from grader.results import ExecutionRecord, GradeResult, QuestionResult, QuestionStatus
 from grader.run import magic
+from tests.processes import running
 
 DEMO = Path(__file__).resolve().parent.parent / "assignments" / "demo" / "solution.ipynb"
 
@@ -255,13 +256,6 @@ def test_an_interrupted_grade_ends_the_grading_process_and_what_it_started():
     magic.stop(process)
     assert process.returncode is not None
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{started}/status").read_text()
-        except FileNotFoundError:
-            break
-        if "\nState:\tZ" in state:  # dead, waiting for a parent to reap it
-            break
+    while running(started) and time.monotonic() < deadline:  # a zombie is dead, waiting for a parent to reap it
         time.sleep(0.1)
-    else:
-        pytest.fail("the process the grading process started is still running")
+    assert not running(started), "the process the grading process started is still running"

@@ -81,3 +81,22 @@ def test_a_claims_module_that_fails_to_import_is_not_mistaken_for_a_missing_one(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError, match="no_such_dependency_of_the_claims"):
         check_claims(module="broken_claims")
+
+
+def test_kill_raises_terminated_once_and_a_second_kill_does_not_cut_the_clean_up_short():
+    import os
+    import signal
+
+    import pytest
+
+    from grader.run.cli import Terminated, sigterm_as_interrupt
+
+    cleaned_up = False
+    with pytest.raises(Terminated), sigterm_as_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            pytest.fail("SIGTERM did not raise")  # Python runs the handler before os.kill returns
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # during the clean-up: ignored
+            cleaned_up = True
+    assert cleaned_up and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

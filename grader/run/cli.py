@@ -320,6 +320,7 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one (SLURM repeats it) must not cut the clean-up short
     raise Terminated(signum)
 
 

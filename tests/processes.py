@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +56,11 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def still_running(pids: Iterable[int], within: float) -> list[tuple[int, str]]:
+    """Of ``pids``, those still running after waiting up to ``within`` seconds for them to end, with their command lines."""
+    deadline = time.monotonic() + within
+    while (left := [pid for pid in pids if running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [(pid, command_line(pid)[:80]) for pid in left]

@@ -16,7 +16,7 @@ import nbformat
 from grader.run.batch import default_jobs, gpu_slots, threads_per_job, visible_gpus
 from grader.run.cli import main
 from tests.notebook_sources import CORR2D as GOOD
-from tests.processes import command_line, descendants, running, start_stoppable
+from tests.processes import command_line, descendants, start_stoppable, still_running
 
 #: The kernel's parent is its launcher (grader.sandbox.launcher); the launcher's parent is the grading process.
 KILLS_ITS_GRADER = (
@@ -161,7 +161,4 @@ def test_kill_stops_a_batch_as_ctrl_c_does_and_nothing_it_started_outlives_it(tm
     _, err = batch.communicate(timeout=60)
     assert batch.returncode == 143, err
     assert "grade: terminated; every finished result is saved, and a rerun grades only the rest" in err
-    deadline = time.monotonic() + 15
-    while [p for p in started if running(p)] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert [(p, command_line(p)[:80]) for p in started if running(p)] == []
+    assert still_running(started, within=15) == []

@@ -15,7 +15,7 @@ import nbformat
 
 from grader.run.cli import main
 from tests.notebook_sources import CORR2D as GOOD
-from tests.processes import command_line, descendants, running, start_stoppable
+from tests.processes import descendants, start_stoppable, still_running
 
 #: Kills the Dask worker that runs the grading process that runs this kernel (only possible without the sandbox):
 #: kernel -> its launcher (grader.sandbox.launcher) -> the grading process -> the worker.
@@ -130,10 +130,7 @@ def test_a_cluster_run_interrupted_halfway_and_started_again_regrades_only_what_
     assert coordinator.returncode == 130, err.decode()
     first = {p.stem: p.stat().st_mtime_ns for p in out.glob("*.json")}
     assert 1 <= len(first) < 3 and started
-    deadline = time.monotonic() + 15
-    while [p for p in started if running(p)] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert [(p, command_line(p)[:80]) for p in started if running(p)] == []
+    assert still_running(started, within=15) == []
     rerun = io.StringIO()
     with contextlib.redirect_stdout(rerun), contextlib.redirect_stderr(io.StringIO()):
         assert main(command) == 0

@@ -48,10 +48,10 @@ QUESTIONS = (
 # --------------------------------------------------------------------------- the assignment as written
 
 
-def test_hw3_loads_with_its_stable_question_ids_one_hidden_and_one_manual():
+def test_hw3_loads_with_its_stable_question_ids_three_hidden_and_one_manual():
     hw3 = load_assignment("hw3")
     assert tuple(q.id for q in hw3.questions) == QUESTIONS
-    assert [q.id for q in hw3.questions if q.hidden] == ["inception_unusual"]
+    assert [q.id for q in hw3.questions if q.hidden] == ["inception_unusual", "ex_dense_block_params", "ex_densenet_side"]
     assert [q.id for q in hw3.questions if q.kind == "manual"] == ["ex_bn_modes"]
     assert hw3.claims_module == "reference.densenet_claims"
 

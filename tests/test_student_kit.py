@@ -109,6 +109,16 @@ def test_hw2s_kit_carries_neither_exercise_answer(tmp_path):
         assert [name for name, text in texts.items() if answer in text] == [], answer
 
 
+def test_hw3s_kit_carries_neither_dense_net_exercise_answer_nor_hw2s_claims(tmp_path):
+    """hw3's two formula exercises are hidden, so densenet_claims (their answers) and claims (hw2's) stay home."""
+    kit = build_kit("hw3", tmp_path)
+    texts = wheel_text(kit.path)
+    assert {"reference/densenet_claims.py", "reference/claims.py"} <= set(dict(kit.left_out))
+    answers = ('DENSE_BLOCK_PARAMS_FORMULA = "', 'DENSENET_SIDE_FORMULA = "', "floor((n + 3) / 32)", "k1 + k2 - 1")
+    for answer in (*answers, "check_ex_dense_block_params", "check_ex_densenet_side"):
+        assert [name for name, text in texts.items() if answer in text] == [], answer
+
+
 def test_the_same_assignment_gives_the_same_wheel(tmp_path):
     first = build_kit("demo", tmp_path / "a").path.read_bytes()
     assert build_kit("demo", tmp_path / "b").path.read_bytes() == first

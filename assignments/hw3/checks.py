@@ -17,16 +17,14 @@ from grader.checks import (
     Fail,
     QuestionContext,
     Submission,
-    answered,
     check_training,
-    expect_formula,
     expect_tensor,
     property_check,
     run_seed,
     same_architecture,
     same_function,
 )
-from reference import densenet_claims, models
+from reference import models
 
 #: Options of HW3's own that config.toml's questions may carry (the grader's own are in grader/course/question_options.py).
 OPTIONS = {"running_steps": "int"}
@@ -297,28 +295,3 @@ def check_densenet_arch(sub: Submission):
 
 def check_densenet_train(sub: Submission, ctx: QuestionContext):
     return check_training(sub, ctx, "DenseNet", models.DenseNet)
-
-
-# --------------------------------------------------------------------------- exercises
-
-
-def _formula(sub: Submission, key: str, name: str, truth: str, symbols: tuple[str, ...], domain) -> dict:
-    formula = answered(sub.values(key)["formula"], name)
-    return expect_formula(formula, truth, symbols, domain, name)
-
-
-def check_ex_dense_block_params(sub: Submission):
-    return _formula(
-        sub,
-        "dense_block_params",
-        "ANSWER_DENSE_BLOCK_PARAMS",
-        densenet_claims.DENSE_BLOCK_PARAMS_FORMULA,
-        ("c", "g", "m"),
-        densenet_claims.DENSE_BLOCK_PARAMS_DOMAIN,
-    )
-
-
-def check_ex_densenet_side(sub: Submission):
-    return _formula(
-        sub, "densenet_side", "ANSWER_DENSENET_SIDE", densenet_claims.DENSENET_SIDE_FORMULA, ("n",), densenet_claims.DENSENET_SIDE_DOMAIN
-    )

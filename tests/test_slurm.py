@@ -6,11 +6,17 @@ a real SLURM is tests/test_slurm_cluster.py.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from grader.errors import ConfigError
 from grader.run.cli import main
-from grader.run.slurm import SlurmConfig, SlurmConfigError, job_script, load_config, parse_config, queue_state, walltime_seconds
+from grader.run.slurm import JOB_FOLDER, SlurmConfig, SlurmConfigError, job_script, load_config, parse_config, queue_state, walltime_seconds
+from grader.sandbox.platform import SOCKET_PATH_BELOW, SOCKET_PATH_LIMIT
 
 HOUR = 3600.0
 
@@ -117,6 +123,36 @@ def test_the_sbatch_header_asks_for_the_partition_cores_memory_walltime_and_gpus
     assert "--nthreads 1" in body[1]  # one notebook at a time per job: the job's cores are its kernel's
     folder = body[1].index("mktemp -d"), body[1].index("trap 'rm -rf"), body[1].index("dask_worker")
     assert folder == tuple(sorted(folder))  # after the TA's prologue: the job's own temporary folder, removed as the job ends
+
+
+def job_folder_of(node_tmpdir: Path) -> tuple[Path, bool]:
+    """Runs the job script's folder lines as a job would (bash, SLURM's job id, the node's TMPDIR): the folder made,
+    and whether it was gone once the job's shell had exited."""
+    lines = "\n".join([*JOB_FOLDER, 'touch "$TMPDIR/kernel-file"', 'echo "$TMPDIR"'])
+    env = {**os.environ, "TMPDIR": str(node_tmpdir), "SLURM_JOB_ID": "4242424242"}
+    done = subprocess.run(["bash", "-c", lines], env=env, capture_output=True, text=True, check=True, timeout=30)
+    folder = Path(done.stdout.strip())
+    return folder, not folder.exists()
+
+
+def test_a_jobs_folder_is_below_the_nodes_tmpdir_and_removed_when_the_job_ends():
+    node_tmpdir = Path(tempfile.mkdtemp(prefix="n-", dir="/tmp"))  # short, as on most nodes
+    try:
+        folder, removed = job_folder_of(node_tmpdir)
+        assert folder.parent == node_tmpdir and folder.name.startswith("hwg-4242424242-")
+        assert removed
+    finally:
+        node_tmpdir.rmdir()
+
+
+def test_a_deep_node_tmpdir_moves_the_job_folder_where_a_kernels_socket_fits_so_the_trap_still_removes_everything(tmp_path):
+    """Below a deep TMPDIR each grading process would put its kernel's folder in /tmp, outside the job's folder."""
+    node_tmpdir = tmp_path / ("job-scratch-" + "d" * 60)
+    node_tmpdir.mkdir()
+    folder, removed = job_folder_of(node_tmpdir)
+    assert not folder.is_relative_to(node_tmpdir) and folder.parent == Path("/tmp")
+    assert len(os.fsencode(folder)) + SOCKET_PATH_BELOW <= SOCKET_PATH_LIMIT  # scratch_root keeps the grading below it
+    assert removed
 
 
 def test_no_gres_line_without_gpus_and_the_logs_go_where_asked(tmp_path):

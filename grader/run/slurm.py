@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import ConfigError
+from grader.sandbox.platform import SHORT_TEMPORARY_FOLDERS, SOCKET_PATH_BELOW, SOCKET_PATH_LIMIT
 
 #: The keys of the ``[slurm]`` table, each with what it means (shown when a key is unknown).
 KEYS = {
@@ -178,13 +179,32 @@ def load_config(path: Path, notebook_timeout: float) -> SlurmConfig:
     return parse_config(data, notebook_timeout, where=str(path))
 
 
-#: Appended to the prologue: the job's temporary files (the worker's, its grading processes', their kernels') go to a
-#: folder of the job's own, removed when the job ends -- also when it is cancelled mid-notebook (bash runs the trap
-#: once the worker has exited on SLURM's SIGTERM), so no job leaves files on a node's scratch disk.
-JOB_FOLDER = (
-    'export TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/hwg-${SLURM_JOB_ID:-0}-XXXX")"',  # short: kernel sockets live below it
-    "trap 'rm -rf \"$TMPDIR\"' EXIT TERM INT",
-)
+#: The job folder's own name below its base: ``/hwg-<job id>-XXXX``, a job id of up to ten digits.
+JOB_FOLDER_NAME = len("/hwg-0123456789-XXXX")
+
+
+def _job_folder_lines() -> tuple[str, ...]:
+    """The job's temporary files (the worker's, its grading processes', their kernels') go to a folder of the job's
+    own, removed when the job ends -- also when it is cancelled mid-notebook (bash runs the trap once the worker has
+    exited on SLURM's SIGTERM), so no job leaves files on a node's scratch disk.
+
+    Why the base may move: a node's ``TMPDIR`` is often a deep per-job folder. A job folder below it would be too
+    deep for a kernel's socket, and each grading process would then make its working folder in ``/tmp``
+    (:func:`grader.sandbox.platform.scratch_root`), outside the folder the trap removes. So the job folder itself
+    goes to the first short temporary folder instead, by the same rule, and everything stays below it.
+    """
+    deepest = SOCKET_PATH_LIMIT - SOCKET_PATH_BELOW - JOB_FOLDER_NAME
+    short = " ".join(SHORT_TEMPORARY_FOLDERS)
+    return (
+        'hwg_base="${TMPDIR:-/tmp}"',
+        f'if [ "${{#hwg_base}}" -gt {deepest} ]; then for d in {short}; do [ -d "$d" ] && [ -w "$d" ] && hwg_base="$d" && break; done; fi',
+        'export TMPDIR="$(mktemp -d "$hwg_base/hwg-${SLURM_JOB_ID:-0}-XXXX")"',
+        "trap 'rm -rf \"$TMPDIR\"' EXIT TERM INT",
+    )
+
+
+#: Appended to the prologue: the job's own temporary folder (see :func:`_job_folder_lines`).
+JOB_FOLDER = _job_folder_lines()
 
 
 def cluster_options(config: SlurmConfig, job_name: str) -> dict[str, Any]:

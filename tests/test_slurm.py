@@ -7,6 +7,7 @@ a real SLURM is tests/test_slurm_cluster.py.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -142,7 +143,7 @@ def test_a_jobs_folder_is_below_the_nodes_tmpdir_and_removed_when_the_job_ends()
         assert folder.parent == node_tmpdir and folder.name.startswith("hwg-4242424242-")
         assert removed
     finally:
-        node_tmpdir.rmdir()
+        shutil.rmtree(node_tmpdir, ignore_errors=True)
 
 
 def test_a_deep_node_tmpdir_moves_the_job_folder_where_a_kernels_socket_fits_so_the_trap_still_removes_everything(tmp_path):

@@ -197,8 +197,11 @@ def _job_folder_lines() -> tuple[str, ...]:
     short = " ".join(SHORT_TEMPORARY_FOLDERS)
     return (
         'hwg_base="${TMPDIR:-/tmp}"',
-        f'if [ "${{#hwg_base}}" -gt {deepest} ]; then for d in {short}; do [ -d "$d" ] && [ -w "$d" ] && hwg_base="$d" && break; done; fi',
+        f'if [ "$(printf %s "$hwg_base" | wc -c)" -gt {deepest} ]; then  # bytes, as a socket\'s path limit counts',
+        f'  for hwg_dir in {short}; do [ -d "$hwg_dir" ] && [ -w "$hwg_dir" ] && hwg_base="$hwg_dir" && break; done',
+        "fi",
         'export TMPDIR="$(mktemp -d "$hwg_base/hwg-${SLURM_JOB_ID:-0}-XXXX")"',
+        "unset hwg_base hwg_dir",
         "trap 'rm -rf \"$TMPDIR\"' EXIT TERM INT",
     )
 

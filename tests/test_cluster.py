@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import dask.distributed  # noqa: F401 -- the README's set-up installs the [cluster] extra: no skip, a failure without it
 import nbformat
@@ -120,7 +124,11 @@ def test_a_cluster_run_interrupted_halfway_and_started_again_regrades_only_what_
         write(subs, name, source)
     command = [str(subs), "--out", str(out), "--scheduler", "local:1", "--budget", "quick", "--device", "cpu"]
     command += ["--data-dir", str(data_dir)]
-    coordinator = start_stoppable([sys.executable, "-m", "grader.run.cli", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    temporary = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))  # short: the grading stays below it (scratch_root)
+    environment = {**os.environ, "TMPDIR": str(temporary)}
+    coordinator = start_stoppable(
+        [sys.executable, "-m", "grader.run.cli", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment
+    )
     deadline = time.monotonic() + 300
     while not list(out.glob("*.json")) and time.monotonic() < deadline and coordinator.poll() is None:
         time.sleep(0.2)
@@ -131,6 +139,10 @@ def test_a_cluster_run_interrupted_halfway_and_started_again_regrades_only_what_
     first = {p.stem: p.stat().st_mtime_ns for p in out.glob("*.json")}
     assert 1 <= len(first) < 3 and started
     assert still_running(started, within=15) == []
+    # Dask's own lock files of its shared scratch space (one fixed name, reused by every run) may stay.
+    left = sorted(str(path.relative_to(temporary)) for path in temporary.rglob("*") if "dask-scratch-space" not in path.parts)
+    shutil.rmtree(temporary, ignore_errors=True)
+    assert left == []  # the worker stopped mid-notebook left neither its copy of it nor its grading's folder
     rerun = io.StringIO()
     with contextlib.redirect_stdout(rerun), contextlib.redirect_stderr(io.StringIO()):
         assert main(command) == 0

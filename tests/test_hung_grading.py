@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
+from dataclasses import replace
 
 import nbformat
 import pytest
@@ -17,6 +20,7 @@ import pytest
 from grader.run.cli import main
 from grader.run.cluster import grade_on_worker
 from grader.run.job import WorkerJob
+from tests.processes import still_running
 
 #: Seconds a grading process may run in these tests: long enough to start its kernel, far shorter than the sleep.
 LIMIT = 20.0
@@ -87,3 +91,46 @@ def test_a_grading_process_is_given_twice_its_notebooks_limit_and_a_grace():
     from grader.run.job import PROCESS_GRACE, process_limit
 
     assert process_limit(1500) == 3000 + PROCESS_GRACE
+
+
+#: The grading process's parent in the next test: starts it as a batch or a Dask worker does, says its pid, waits.
+PARENT = """
+import subprocess, sys
+from grader.run.job import WorkerJob, worker_command
+child = subprocess.Popen(worker_command(WorkerJob.from_json(sys.argv[1])))
+print(child.pid, flush=True)
+child.wait()
+"""
+
+
+def test_a_grading_process_and_its_kernel_die_with_the_process_that_started_it(tmp_path, data_dir, unsandboxed):
+    """A Dask worker closed on Ctrl-C (or any parent killed) leaves no grading process running on, orphaned."""
+    pid_file, out = tmp_path / "kernel.pid", tmp_path / "out"
+    notebook = sleeper(tmp_path, pid_file)
+    job = WorkerJob(
+        notebook=str(notebook), out=str(out), stem="sleeper", assignment="hw2", budget="quick", device="cpu",
+        data_dir=str(data_dir), threads=1, memory_bytes=0, sandbox=False,
+    )  # fmt: skip
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, job.to_json()], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    grading = int(parent.stdout.readline())
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:  # the kernel is running the student's sleep
+        time.sleep(0.2)
+    assert pid_file.exists()
+    parent.kill()
+    parent.wait()
+    assert still_running([grading], within=15) == []
+    assert gone(pid_file)  # its kernel went with it
+    assert not (out / "sleeper.json").exists()
+
+
+def test_a_grading_process_whose_parent_has_already_ended_grades_nothing(tmp_path, data_dir):
+    job = WorkerJob(
+        notebook=str(tmp_path / "a.ipynb"), out=str(tmp_path / "out"), stem="a", assignment="hw2", budget="quick",
+        device="cpu", data_dir=str(data_dir), threads=1, memory_bytes=0,
+    )  # fmt: skip
+    orphan = replace(job, parent=os.getpid() + 1_000_000)  # not its parent: the one that started it is gone
+    done = subprocess.run([sys.executable, "-m", "grader.run.worker", orphan.to_json()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "has already ended; nothing graded" in done.stderr
+    assert not (tmp_path / "out").exists()

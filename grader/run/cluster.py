@@ -19,6 +19,7 @@ system, as on a SLURM cluster). ``--scheduler slurm`` starts the workers as SLUR
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from grader.results import GradeResult, write_atomic, write_result
 from grader.run.batch import RETRIED_ALONE, exit_message
 from grader.run.job import WorkerJob, hung_message, worker_command
 from grader.run.slurm import SCHEDULER, SlurmConfig, SlurmConfigError, SlurmWorkers
+from grader.sandbox.platform import scratch_root
 
 #: Times a task may lose its worker before the submission is recorded as crashed.
 ALLOWED_FAILURES = 2
@@ -94,10 +96,25 @@ def open_client(address: str, slurm: SlurmConfig | None = None) -> tuple[Any, Ca
         # Saturation 1.0: a worker holds only the task it runs. Dask's default (1.1) queues a second
         # notebook on each one-thread worker, which can sit there minutes while another worker idles.
         settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, "distributed.scheduler.worker-saturation": 1.0}
-        with dask.config.set(settings):
-            cluster = LocalCluster(n_workers=workers_count, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
+        # The workers' temporary files (a notebook's copy, its grading process's folder, Dask's own) go to a folder
+        # of the run's, removed with the cluster: a worker stopped mid-notebook (Ctrl-C, kill) cannot clean up.
+        scratch = tempfile.mkdtemp(prefix="hwgrader-local-", dir=scratch_root())
+        try:
+            with dask.config.set(settings):
+                cluster = LocalCluster(
+                    n_workers=workers_count,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    local_directory=scratch,
+                    env={"TMPDIR": scratch},
+                )
+            client = Client(cluster)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
     else:
+        scratch = None
         client = Client(address)
 
     def close() -> None:
@@ -105,6 +122,8 @@ def open_client(address: str, slurm: SlurmConfig | None = None) -> tuple[Any, Ca
         client.close()
         if cluster is not None:
             cluster.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     return client, close
 

@@ -8,8 +8,9 @@ one JSON argument of ``python -m grader.run.worker`` (``grader/run/worker.py``, 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class WorkerJob:
     visible_only: bool = False
     #: Seconds after which whoever started the grading process stops it as hung (:func:`process_limit`); None: never.
     stop_after: float | None = None
+    #: The process that started the grading process (set by :func:`worker_command`): the grading process dies with it.
+    parent: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -78,5 +81,10 @@ def hung_message(seconds: float) -> str:
 
 
 def worker_command(job: WorkerJob) -> list[str]:
-    """The one place a grading process's command line is written (local batch and Dask worker alike)."""
-    return [sys.executable, "-m", "grader.run.worker", job.to_json()]
+    """The one place a grading process's command line is written (local batch and Dask worker alike).
+
+    Called by the process that starts it, whose pid goes along: a coordinator or Dask worker stopped for good (a
+    Dask worker closed on Ctrl-C, anything killed) would otherwise leave the grading process and its kernel running
+    on, orphaned, for up to :func:`process_limit` -- and writing into folders already removed.
+    """
+    return [sys.executable, "-m", "grader.run.worker", replace(job, parent=os.getpid()).to_json()]

@@ -9,17 +9,20 @@ which budget, device, limits -- in one JSON argument, built by :func:`grader.run
 
 The worker prints nothing on stdout; its stderr goes to the coordinator's log of it. Exit status 0 once
 a result is written (whatever the verdict), 2 for a job description it cannot use; anything else (an
-assignment it cannot load) leaves no result, and the coordinator records the notebook as ``crashed`` with
-the tail of this process's stderr.
+assignment it cannot load, a parent gone before it started) leaves no result, and the coordinator records the notebook as ``crashed`` with
+the tail of this process's stderr. It dies with the process that started it (``PR_SET_PDEATHSIG``, as the
+sandbox's launcher does): what started it is the only one that can still use its result.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
 from grader.run.grading_run import grade_one
 from grader.run.job import WorkerJob
+from grader.sandbox.launcher import die_with_parent
 
 
 def grade_job(job: WorkerJob) -> None:
@@ -37,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         print(f"grader.run.worker: not a job description: {exc}", file=sys.stderr)
         return 2
+    if job.parent is not None and not die_with_parent(signal.SIGKILL, job.parent):
+        print("grader.run.worker: the process that started it has already ended; nothing graded", file=sys.stderr)
+        return 1
     from grader.course.seeds import batch_seed
 
     batch_seed()  # inherited from the coordinator's environment: the whole batch shares the reference's training

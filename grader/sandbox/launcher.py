@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command to run")
-    if args.parent and not _die_with_parent(signal.SIGTERM, args.parent):
+    if args.parent and not die_with_parent(signal.SIGTERM, args.parent):
         sys.exit(1)  # the grader is already gone: nobody would read this kernel
     for folder in args.cgroup:
         with open(os.path.join(folder, "cgroup.procs"), "w") as procs:
@@ -78,12 +78,12 @@ def main(argv: list[str] | None = None) -> None:
         command = sandboxed(args.bwrap, args.bwrap_args, args.info, args.copy_in, command)
     if not args.output_limit:
         if args.parent:
-            _die_with_parent(signal.SIGKILL)  # kept across exec: the kernel itself dies with the grader
+            die_with_parent(signal.SIGKILL)  # kept across exec: the kernel itself dies with the grader
         os.execvp(command[0], command)
     sys.exit(run_draining(command, args.output_limit, args.stopped, args.cgroup if args.parent else None))
 
 
-def _die_with_parent(sig: int, parent: int | None = None) -> bool:
+def die_with_parent(sig: int, parent: int | None = None) -> bool:
     """Ask for ``sig`` when this process's parent dies; False if ``parent`` is no longer it (it died already).
 
     Linux only (prctl); elsewhere there is nothing to ask and the answer is True.
@@ -149,7 +149,7 @@ def run_draining(command: list[str], limit: int, stopped: str | None, parent_cgr
     if child == 0:
         try:
             if parent_cgroups is not None:
-                _die_with_parent(signal.SIGKILL)  # the kernel (or bubblewrap) dies with this launcher
+                die_with_parent(signal.SIGKILL)  # the kernel (or bubblewrap) dies with this launcher
             os.dup2(write_end, 1)
             os.dup2(write_end, 2)
             os.close(read_end)

@@ -59,6 +59,7 @@ sandbox/  The kernel's confinement (imports no other folder)
   ``watch``              the running sandbox: found once launched, stopped when its disk is full, why the kernel died
   ``files``              the kernel's IPC folder reached by descriptors, never through a link the kernel planted
   ``launcher``           the launcher run as the kernel's parent inside its cgroups
+  ``parent``             a process that dies with its parent (the launcher, a grading process)
   ``bubblewrap``         bubblewrap's options for a kernel
   ``cgroups``            memory and process caps through cgroups
   ``limits``             memory, process, disk and output limits per kernel

@@ -16,13 +16,12 @@ sandbox's launcher does): what started it is the only one that can still use its
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Sequence
 
 from grader.run.grading_run import grade_one
 from grader.run.job import WorkerJob
-from grader.sandbox.launcher import die_with_parent
+from grader.sandbox.parent import die_with_parent
 
 
 def grade_job(job: WorkerJob) -> None:
@@ -40,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         print(f"grader.run.worker: not a job description: {exc}", file=sys.stderr)
         return 2
-    if job.parent is not None and not die_with_parent(signal.SIGKILL, job.parent):
+    if job.parent is not None and not die_with_parent(parent=job.parent):
         print("grader.run.worker: the process that started it has already ended; nothing graded", file=sys.stderr)
         return 1
     from grader.course.seeds import batch_seed

@@ -26,7 +26,6 @@ joins or limits is inherited by the sandbox and by every process the notebook st
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import resource
 import select
@@ -34,12 +33,12 @@ import signal
 import sys
 import time
 
+from grader.sandbox.parent import die_with_parent
+
 #: Bytes of the kernel's own output kept in the log (what the grader shows when a kernel dies at start).
 KEPT_OUTPUT = 2**20
 #: After the kernel's launcher child has exited, how long to read what is still in the pipe.
 DRAIN_SECONDS = 1.0
-#: prctl(2)'s option: the signal this process gets when its parent dies.
-PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,19 +80,6 @@ def main(argv: list[str] | None = None) -> None:
             die_with_parent(signal.SIGKILL)  # kept across exec: the kernel itself dies with the grader
         os.execvp(command[0], command)
     sys.exit(run_draining(command, args.output_limit, args.stopped, args.cgroup if args.parent else None))
-
-
-def die_with_parent(sig: int, parent: int | None = None) -> bool:
-    """Ask for ``sig`` when this process's parent dies; False if ``parent`` is no longer it (it died already).
-
-    Linux only (prctl); elsewhere there is nothing to ask and the answer is True.
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    except (OSError, AttributeError):
-        return True
-    return parent is None or os.getppid() == parent
 
 
 def _kill_everything(child: int, cgroups: list[str]) -> None:

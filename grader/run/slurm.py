@@ -179,7 +179,8 @@ def load_config(path: Path, notebook_timeout: float) -> SlurmConfig:
     return parse_config(data, notebook_timeout, where=str(path))
 
 
-#: The job folder's own name below its base: ``/hwg-<job id>-XXXX``, a job id of up to ten digits.
+#: The job folder's own name below its base: ``/hwg-<job id>-XXXX`` (XXXX: the random part mktemp fills in), a
+#: job id of up to ten digits.
 JOB_FOLDER_NAME = len("/hwg-0123456789-XXXX")
 
 
